@@ -1,0 +1,126 @@
+"""The disparity GeoTIFF format shared by correlation, de-ramping and velocity.
+
+Layout (REFERENCE §5.1), float32, NaN nodata, on the reference CRS:
+
+=====  ==================================================================
+band   content
+=====  ==================================================================
+1      dx: column offset in *reference pixels*, + right (a feature at
+       reference (col, row) is found at (col + dx, row + dy) in the secondary)
+2      dy: row offset in reference pixels, + down (south on north-up grids)
+3      valid mask, 1 = valid, 0 = invalid (dx, dy are NaN where 0)
+4      peak zero-normalised cross-correlation (ZNCC), -1..1
+5+     further quality bands, found by their description
+=====  ==================================================================
+
+The grid may be the reference grid subsampled by ``step`` (tag
+``SM_STEP``); dx and dy stay in reference pixels whatever the step, so the
+reference pixel geometry is the output geotransform's linear terms / step.
+
+A 3-band file without band descriptions is read as an Ames Stereo Pipeline
+``-F.tif`` (band 3 = good-pixel mask, dx/dy set to NaN where it is 0, step 1).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+from affine import Affine
+
+from .errors import UserInputError
+from .raster_io import open_raster, require_crs
+
+DX = "dx (reference px, + right)"
+DY = "dy (reference px, + down)"
+VALID = "valid (1 = valid, 0 = invalid)"
+PEAK = "peak ZNCC"
+BASE_DESCRIPTIONS = (DX, DY, VALID, PEAK)
+
+#: Metadata tag names written into disparity GeoTIFFs.
+TAG_STEP = "SM_STEP"
+TAG_REF_ID = "SM_REF_ID"
+TAG_SEC_ID = "SM_SEC_ID"
+TAG_REF_DATE = "SM_REF_DATE"
+TAG_SEC_DATE = "SM_SEC_DATE"
+TAG_DT_DAYS = "SM_DT_DAYS"
+
+
+@dataclass
+class DisparityInfo:
+    """What a reader needs to interpret a disparity raster."""
+
+    path: str
+    width: int
+    height: int
+    crs: object
+    transform: Affine
+    step: int
+    is_asp: bool
+    tags: Dict[str, str] = field(default_factory=dict)
+    descriptions: Tuple[str, ...] = ()
+
+    @property
+    def pixel_transform(self) -> Affine:
+        """Linear part of the *reference* pixel geometry (grid terms / step)."""
+        t = self.transform
+        s = float(self.step)
+        return Affine(t.a / s, t.b / s, 0.0, t.d / s, t.e / s, 0.0)
+
+
+def describe_disparity(path: str) -> DisparityInfo:
+    """Inspect ``path`` and tell whether it is one of ours or an ASP ``-F.tif``."""
+    with open_raster(path) as ds:
+        require_crs(ds, "disparity raster")
+        descriptions = tuple(d or "" for d in ds.descriptions)
+        tags = ds.tags()
+        ours = ds.count >= 3 and descriptions[0] == DX and descriptions[1] == DY
+        asp = ds.count == 3 and not any(descriptions)
+        if not (ours or asp):
+            raise UserInputError(
+                f"'{path}' is not a disparity raster: expected the output of "
+                "surfacemotion:correlatepair (bands dx, dy, valid, ...) or an Ames Stereo "
+                f"Pipeline -F.tif (3 bands without descriptions); it has {ds.count} band(s)"
+                + (f" described {list(descriptions)}." if any(descriptions) else ".")
+            )
+        step = int(float(tags.get(TAG_STEP, 1))) if ours else 1
+        return DisparityInfo(path, ds.width, ds.height, ds.crs, ds.transform, step,
+                             not ours, tags, descriptions)
+
+
+def read_offsets(ds, window=None, is_asp: bool = False) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read (dx, dy, valid) from an open disparity dataset; dx, dy NaN where invalid."""
+    dx = ds.read(1, window=window).astype(np.float64)
+    dy = ds.read(2, window=window).astype(np.float64)
+    mask = ds.read(3, window=window)
+    valid = np.isfinite(mask) & (mask != 0) & np.isfinite(dx) & np.isfinite(dy)
+    if is_asp and ds.nodata is not None and not np.isnan(ds.nodata):
+        valid &= (dx != ds.nodata) & (dy != ds.nodata)
+    dx[~valid] = np.nan
+    dy[~valid] = np.nan
+    return dx, dy, valid
+
+
+def grid_transform(ref_transform: Affine, col0: float, row0: float, chip: int, step: int) -> Affine:
+    """Geotransform of a chip-centre grid (REFERENCE §5.1).
+
+    Chip (i, j) starts at reference pixel (col0 + j*step, row0 + i*step) and is
+    centred at (col0 + chip/2 + j*step, row0 + chip/2 + i*step); the output
+    pixel is centred there and is ``step`` reference pixels wide.
+    """
+    origin_col = col0 + chip / 2.0 - step / 2.0
+    origin_row = row0 + chip / 2.0 - step / 2.0
+    return ref_transform * Affine.translation(origin_col, origin_row) * Affine.scale(step)
+
+
+def disparity_tags(step: int, ref_id: Optional[str] = None, sec_id: Optional[str] = None,
+                   ref_date: Optional[str] = None, sec_date: Optional[str] = None,
+                   dt_days: Optional[float] = None, **params) -> Dict[str, str]:
+    """Tags to write into a disparity GeoTIFF (None values are left out)."""
+    tags = {TAG_STEP: str(int(step))}
+    for key, value in ((TAG_REF_ID, ref_id), (TAG_SEC_ID, sec_id), (TAG_REF_DATE, ref_date),
+                       (TAG_SEC_DATE, sec_date), (TAG_DT_DAYS, dt_days)):
+        if value is not None:
+            tags[key] = str(value)
+    tags.update({f"SM_{k.upper()}": str(v) for k, v in params.items() if v is not None})
+    return tags
