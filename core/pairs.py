@@ -1,0 +1,242 @@
+"""Image pair tables from PlanetScope scene names (REFERENCE §3).
+
+A pair is (ref, sec): the correlator looks for each reference feature in the
+secondary image. ``dt_days`` = time of sec minus time of ref in fractional
+days from the full UTC timestamps (signed: negative when sec is older).
+"""
+from __future__ import annotations
+
+import glob
+import math
+import os
+from typing import List, Optional, Sequence, Tuple
+
+import pandas as pd
+
+from .errors import UserInputError
+from .planetscope import SceneId, days_between, find_scene_ids, iso_utc, parse_scene_id
+from .raster_io import atomic_output
+
+PAIR_COLUMNS = ["ref", "sec", "ref_id", "sec_id", "ref_date", "sec_date", "dt_days"]
+MODES = ("all", "reference")
+
+# Timestamps have 10 ms resolution (1.2e-7 d); this tolerance only absorbs float
+# rounding so that dt limits typed by the user are inclusive at exact boundaries.
+_DT_TOLERANCE_DAYS = 1e-9
+
+Scene = Tuple[str, SceneId]  # (absolute path, parsed id)
+
+
+def list_scenes(folder: str, pattern: str = "*_b2.tif") -> List[str]:
+    """Sorted absolute paths of the files in ``folder`` matching the glob ``pattern``."""
+    folder = os.path.abspath(folder)
+    if not os.path.isdir(folder):
+        raise UserInputError(f"The scene folder '{folder}' does not exist. Choose an existing folder.")
+    paths = sorted(p for p in glob.glob(os.path.join(folder, pattern)) if os.path.isfile(p))
+    if not paths:
+        raise UserInputError(
+            f"No file in '{folder}' matches the pattern '{pattern}'. Check the pattern "
+            "(e.g. *_b2.tif for the output of surfacemotion:extractband) or the folder.")
+    return paths
+
+
+def build_pairs(paths: Sequence[str], mode: str = "all", dt_min_days: float = 0.0,
+                dt_max_days: Optional[float] = None, reference: Optional[str] = None) -> pd.DataFrame:
+    """Pair table (columns :data:`PAIR_COLUMNS`) of the scenes in ``paths``.
+
+    * ``mode="all"``: every scene with every *later* scene (n(n-1)/2 pairs,
+      ref older than sec, never reversed duplicates).
+    * ``mode="reference"``: ``reference`` (a path or a scene id; default the
+      oldest scene) as ref against every other scene; dt_days is negative for
+      scenes older than the reference.
+
+    Pairs are kept when ``dt_min_days <= |dt_days| <= dt_max_days`` (inclusive;
+    ``dt_max_days=None`` = no upper limit). Rows are in chronological order of
+    ref, then sec. No pair within the limits gives an empty table, not an error.
+    """
+    if mode not in MODES:
+        raise UserInputError(f"Unknown pairing mode '{mode}'; use one of {', '.join(MODES)}.")
+    _check_dt_limits(dt_min_days, dt_max_days)
+    scenes = _parse_scenes(paths)
+    if mode == "all":
+        candidates = [(scenes[i], scenes[j]) for i in range(len(scenes)) for j in range(i + 1, len(scenes))]
+    else:
+        ref = _find_reference(scenes, reference)
+        candidates = [(ref, other) for other in scenes if other is not ref]
+    rows = [_pair_row(ref, sec) for ref, sec in candidates]
+    rows = [row for row in rows if _within(abs(row["dt_days"]), dt_min_days, dt_max_days)]
+    return _table(rows)
+
+
+def _check_dt_limits(dt_min_days: float, dt_max_days: Optional[float]) -> None:
+    if not math.isfinite(dt_min_days) or dt_min_days < 0:
+        raise UserInputError(f"The minimum time separation must be a number >= 0 days; got {dt_min_days}.")
+    if dt_max_days is None:
+        return
+    if math.isnan(dt_max_days):
+        raise UserInputError("The maximum time separation is not a number; leave it empty for no limit.")
+    if dt_min_days > dt_max_days:
+        raise UserInputError(
+            f"The minimum time separation ({dt_min_days} days) is larger than the maximum "
+            f"({dt_max_days} days); lower the minimum or raise the maximum.")
+
+
+def _parse_scenes(paths: Sequence[str]) -> List[Scene]:
+    """Parse, de-duplicate identical paths, validate and sort chronologically (ties by id)."""
+    unique_paths = list(dict.fromkeys(os.path.abspath(p) for p in paths))
+    scenes = [(path, parse_scene_id(path)) for path in unique_paths]
+    if len(scenes) < 2:
+        raise UserInputError(
+            f"At least 2 scenes are needed to build pairs; got {len(scenes)}"
+            + (f" ({scenes[0][0]})." if scenes else ".") + " Add more scenes.")
+    _refuse_mixed_forms(scenes)
+    _refuse_duplicate_ids(scenes)
+    return sorted(scenes, key=lambda scene: (scene[1].acquired, scene[1].scene_id))
+
+
+def _refuse_mixed_forms(scenes: Sequence[Scene]) -> None:
+    first_of_form = {}
+    for path, scene in scenes:
+        first_of_form.setdefault(scene.id_form, path)
+    if len(first_of_form) > 1:
+        raise UserInputError(
+            "The scenes mix sensors: 3-token PS2 (Dove Classic) ids, e.g. "
+            f"'{first_of_form['PS2']}', and 4-token SuperDove (PS2.SD/PSB.SD) ids, e.g. "
+            f"'{first_of_form['SD']}'. Their bands and geometry differ; pair scenes of one sensor only.")
+
+
+def _refuse_duplicate_ids(scenes: Sequence[Scene]) -> None:
+    seen = {}
+    for path, scene in scenes:
+        if scene.scene_id in seen:
+            raise UserInputError(
+                f"The scene id {scene.scene_id} occurs twice: '{seen[scene.scene_id]}' and '{path}'. "
+                "Keep one file per scene (e.g. one band of one product).")
+        seen[scene.scene_id] = path
+
+
+def _find_reference(scenes: Sequence[Scene], reference: Optional[str]) -> Scene:
+    """The scene given by path or scene id; the oldest one when ``reference`` is None."""
+    if reference is None or str(reference).strip() == "":
+        return scenes[0]
+    wanted = str(reference).strip()
+    for scene in scenes:
+        if scene[0] == os.path.abspath(wanted) or scene[1].scene_id == wanted:
+            return scene
+    raise UserInputError(
+        f"The reference scene '{reference}' is not among the {len(scenes)} input scenes; "
+        "give the path or scene id of one of them, or leave it empty to use the oldest.")
+
+
+def _pair_row(ref: Scene, sec: Scene) -> dict:
+    (ref_path, ref_id), (sec_path, sec_id) = ref, sec
+    return {
+        "ref": ref_path,
+        "sec": sec_path,
+        "ref_id": ref_id.scene_id,
+        "sec_id": sec_id.scene_id,
+        "ref_date": iso_utc(ref_id.acquired),
+        "sec_date": iso_utc(sec_id.acquired),
+        "dt_days": days_between(ref_id.acquired, sec_id.acquired),
+    }
+
+
+def _within(dt: float, dt_min: float, dt_max: Optional[float]) -> bool:
+    if dt < dt_min - _DT_TOLERANCE_DAYS:
+        return False
+    return dt_max is None or dt <= dt_max + _DT_TOLERANCE_DAYS
+
+
+def _table(rows: List[dict]) -> pd.DataFrame:
+    """DataFrame with exactly :data:`PAIR_COLUMNS` (strings + float dt_days), even when empty."""
+    return _table_with_types(pd.DataFrame(rows, columns=PAIR_COLUMNS))
+
+
+def write_pair_table(df: pd.DataFrame, csv_path: str) -> str:
+    """Write ``df`` as CSV (columns :data:`PAIR_COLUMNS`, dt_days with 6 decimals); return the path."""
+    missing = [column for column in PAIR_COLUMNS if column not in df.columns]
+    if missing:
+        raise UserInputError(f"The pair table lacks the column(s) {missing}; it has {list(df.columns)}.")
+    out = df[PAIR_COLUMNS].copy()
+    out["dt_days"] = [f"{value:.6f}" if pd.notna(value) else "" for value in out["dt_days"].astype(float)]
+    csv_path = os.path.abspath(csv_path)
+    with atomic_output(csv_path) as tmp:
+        out.to_csv(tmp, index=False)
+    return csv_path
+
+
+def read_pair_table(csv_path: str) -> pd.DataFrame:
+    """Read a pair CSV: ours, or the tutorials' ``all_matches.csv`` with only ``ref,sec``.
+
+    Relative paths are resolved against the CSV's folder. Missing id/date/dt
+    columns are filled from PlanetScope ids in the file names; names without an
+    id get empty ids/dates and a NaN dt_days (the velocity step then asks for dates).
+    """
+    csv_path = os.path.abspath(csv_path)
+    if not os.path.isfile(csv_path):
+        raise UserInputError(f"The pair table '{csv_path}' does not exist. Check the path.")
+    try:
+        raw = pd.read_csv(csv_path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UserInputError(f"Cannot read the pair table '{csv_path}' as CSV: {exc}") from exc
+    raw.columns = [str(column).strip() for column in raw.columns]
+    missing = [column for column in ("ref", "sec") if column not in raw.columns]
+    if missing:
+        raise UserInputError(
+            f"The pair table '{csv_path}' lacks the column(s) {missing}; columns found: "
+            f"{list(raw.columns)}. It needs 'ref' and 'sec' (paths of the reference and secondary images).")
+    for column in ("ref", "sec"):
+        empty = [index + 2 for index, value in enumerate(raw[column]) if not str(value).strip()]
+        if empty:
+            raise UserInputError(
+                f"The pair table '{csv_path}' has an empty '{column}' on line(s) {empty[:10]}; "
+                "every row needs a reference and a secondary image path.")
+    folder = os.path.dirname(csv_path)
+    table = pd.DataFrame({
+        "ref": [_resolve(path, folder) for path in raw["ref"]],
+        "sec": [_resolve(path, folder) for path in raw["sec"]],
+    })
+    absent = [column for column in PAIR_COLUMNS[2:] if column not in raw.columns]
+    from_names = [_names_row(ref, sec) for ref, sec in zip(table["ref"], table["sec"])] if absent else []
+    for index, column in enumerate(PAIR_COLUMNS[2:]):
+        if column in absent:
+            table[column] = [row[index] for row in from_names]
+        elif column == "dt_days":
+            table[column] = pd.to_numeric(raw[column].replace("", "nan"), errors="coerce")
+        else:
+            table[column] = raw[column]
+    for column in raw.columns:
+        if column not in PAIR_COLUMNS:
+            table[column] = raw[column]
+    return _table_with_types(table)
+
+
+def _resolve(path: str, folder: str) -> str:
+    path = os.path.expanduser(str(path).strip())
+    return os.path.normpath(path if os.path.isabs(path) else os.path.join(folder, path))
+
+
+def _names_row(ref: str, sec: str) -> tuple:
+    """(ref_id, sec_id, ref_date, sec_date, dt_days) from the file names, if they carry ids."""
+    ref_id, sec_id = _id_of(ref), _id_of(sec)
+    if ref_id is None or sec_id is None:
+        return ("", "", "", "", float("nan"))
+    return (ref_id.scene_id, sec_id.scene_id, iso_utc(ref_id.acquired), iso_utc(sec_id.acquired),
+            days_between(ref_id.acquired, sec_id.acquired))
+
+
+def _id_of(path: str) -> Optional[SceneId]:
+    """Scene id at the start of the name (with level), else the first id anywhere in it."""
+    try:
+        return parse_scene_id(path)
+    except UserInputError:
+        found = find_scene_ids(path)
+        return found[0] if found else None
+
+
+def _table_with_types(table: pd.DataFrame) -> pd.DataFrame:
+    """:data:`PAIR_COLUMNS` first (text as object, dt_days float), then any extra columns."""
+    for column in PAIR_COLUMNS[:-1]:
+        table[column] = table[column].astype(object)
+    table["dt_days"] = table["dt_days"].astype(float)
+    return table[PAIR_COLUMNS + [c for c in table.columns if c not in PAIR_COLUMNS]]
