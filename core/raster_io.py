@@ -53,6 +53,9 @@ def atomic_output(path: str) -> Iterator[str]:
     On any exception (including :class:`core.errors.Cancelled`) the temporary
     file is removed and an existing file at ``path`` is left untouched.
     """
+    if not path or os.path.isdir(path):
+        raise UserInputError(
+            f"The output '{path}' is a folder or empty; give a file name (e.g. result.tif).")
     path = os.path.abspath(path)
     folder = ensure_writable_dir(os.path.dirname(path))
     stem, ext = os.path.splitext(os.path.basename(path))

@@ -1,0 +1,64 @@
+# Surface Motion Toolbox — set-up, demo and tests on Debian bookworm (QGIS 3.22 LTR from apt).
+# `make demo` and `make test` install what they need themselves.
+
+SHELL := /bin/bash
+PY_SYSTEM := /usr/bin/python3
+BUILD := $(CURDIR)/.build
+VENV := $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+PLUGIN_DIR := $(BUILD)/plugins
+APT_PACKAGES := qgis qgis-providers python3-qgis python3-numpy python3-scipy python3-pandas \
+	python3-rasterio python3-gdal python3-pytest python3-pip python3-venv python3-matplotlib \
+	python3-skimage python3-opencv xauth
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+export QT_QPA_PLATFORM ?= offscreen
+export XDG_RUNTIME_DIR ?= /tmp/runtime-$(shell id -u)
+
+.PHONY: all deps system-deps venv plugin test demo sample styles bench clean
+
+all: deps
+
+deps: system-deps venv plugin
+
+# Debian packages: QGIS, its Python bindings and the scientific stack QGIS is built against.
+system-deps: $(BUILD)/system-deps.ok
+$(BUILD)/system-deps.ok:
+	@mkdir -p $(BUILD)
+	@if ! command -v qgis_process.bin >/dev/null || ! $(PY_SYSTEM) -c "import qgis.core, rasterio, scipy, pandas, skimage, cv2, pytest, matplotlib" 2>/dev/null; then \
+		echo "Installing Debian packages: $(APT_PACKAGES)"; \
+		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $(APT_PACKAGES); \
+	fi
+	@touch $@
+
+# Virtual environment that sees Debian's packages; pip adds only what Debian lacks and a
+# constraints file pins Debian's numpy/GDAL/... so pip can never replace them.
+venv: $(VENV)/.ok
+$(VENV)/.ok: requirements-test.txt tools/debian_constraints.py $(BUILD)/system-deps.ok
+	$(PY_SYSTEM) -m venv --system-site-packages $(VENV)
+	$(PY_SYSTEM) tools/debian_constraints.py > $(BUILD)/constraints.txt
+	$(PY) -m pip install -q --disable-pip-version-check -c $(BUILD)/constraints.txt -r requirements-test.txt
+	@touch $@
+
+# QGIS finds the plugin as `surface_motion` through QGIS_PLUGINPATH.
+plugin:
+	@mkdir -p $(PLUGIN_DIR)
+	@ln -sfn $(CURDIR) $(PLUGIN_DIR)/surface_motion
+
+test: deps
+	QGIS_PLUGINPATH=$(PLUGIN_DIR) $(PY) -m pytest -p no:cacheprovider tests
+
+demo: deps
+	QGIS_PLUGINPATH=$(PLUGIN_DIR) $(PY) tools/demo.py --plugin-path $(PLUGIN_DIR) --out $(CURDIR)/demo_output
+
+# Regenerate the embedded sample (needs ../shared/data/sentinel2).
+sample: system-deps
+	$(PY_SYSTEM) tools/make_sample.py
+
+styles: system-deps
+	$(PY_SYSTEM) tools/make_styles.py
+
+bench: deps
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(BUILD) $(VENV) demo_output

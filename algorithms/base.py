@@ -1,0 +1,182 @@
+"""Shared plumbing for the thin Processing adapters: core calls, errors, outputs."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from typing import Callable, List, Optional, Sequence, Tuple
+
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsGeometry,
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsRasterLayer,
+)
+from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtGui import QIcon
+
+from ..core.errors import Cancelled, UserInputError
+from ..core.raster_io import ensure_writable_dir
+
+PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STYLES_DIR = os.path.join(PLUGIN_DIR, "ui", "styles")
+ICON_PATH = os.path.join(PLUGIN_DIR, "ui", "icons", "surface_motion.svg")
+
+GROUPS = {
+    "preparation": "Preparation",
+    "offsettracking": "Offset tracking",
+    "postprocessing": "Post-processing",
+}
+
+
+class SurfaceMotionAlgorithm(QgsProcessingAlgorithm):
+    """Base class: translation, grouping, icon, and running core functions."""
+
+    group_id = "offsettracking"
+
+    def tr(self, text: str) -> str:
+        return QCoreApplication.translate("SurfaceMotion", text)
+
+    def createInstance(self):  # noqa: N802 (QGIS API name)
+        return type(self)()
+
+    def group(self):
+        return self.tr(GROUPS[self.group_id])
+
+    def groupId(self):  # noqa: N802 (QGIS API name)
+        return self.group_id
+
+    def icon(self):
+        return QIcon(ICON_PATH)
+
+    def flags(self):
+        return super().flags()
+
+
+def run_core(function: Callable, feedback, *args, progress_range=(0.0, 100.0), **kwargs):
+    """Call a core function with progress/cancel wired to ``feedback``.
+
+    ``progress_range`` maps the core's 0-100 % into a part of the algorithm's
+    progress bar. Core errors become ``QgsProcessingException`` with the core's
+    message, which already says what is wrong and how to fix it.
+    """
+    start, stop = progress_range
+
+    def progress(percent: float) -> None:
+        if feedback is not None:
+            feedback.setProgress(start + (stop - start) * max(0.0, min(100.0, percent)) / 100.0)
+
+    def is_canceled() -> bool:
+        return feedback is not None and feedback.isCanceled()
+
+    with core_errors_as_processing_errors():
+        return function(*args, progress=progress, is_canceled=is_canceled, **kwargs)
+
+
+@contextlib.contextmanager
+def core_errors_as_processing_errors():
+    """Re-raise core errors as ``QgsProcessingException`` with the core's message."""
+    try:
+        yield
+    except UserInputError as exc:
+        raise QgsProcessingException(str(exc)) from exc
+    except Cancelled as exc:
+        raise QgsProcessingException("Cancelled by the user: no output was written.") from exc
+
+
+def prepare_output_folder(folder: str) -> str:
+    """Create the output folder and check it is writable, with a clear error if not."""
+    with core_errors_as_processing_errors():
+        return ensure_writable_dir(folder)
+
+
+def write_sidecar_style(raster_path: str, style_name: str) -> str:
+    """Copy ``ui/styles/<style_name>.qml`` next to ``raster_path`` (QGIS loads it as default style)."""
+    target = os.path.splitext(raster_path)[0] + ".qml"
+    shutil.copyfile(os.path.join(STYLES_DIR, style_name + ".qml"), target)
+    return target
+
+
+class StylePostProcessor(QgsProcessingLayerPostProcessorInterface):
+    """Styles a raster loaded on completion from ``ui/styles/<style>.qml``.
+
+    ``companions`` adds more views of the same file, each with its own style,
+    e.g. the flow azimuth (band 2) next to the speed (band 1) of a velocity file.
+    """
+
+    _keep_alive: List["StylePostProcessor"] = []  # Processing holds only a raw pointer
+
+    def __init__(self, style_name: str, companions: Sequence[Tuple[str, str]] = ()):
+        super().__init__()
+        self.style_name = style_name
+        self.companions = tuple(companions)
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS API name)
+        if not isinstance(layer, QgsRasterLayer):
+            return
+        layer.loadNamedStyle(os.path.join(STYLES_DIR, self.style_name + ".qml"))
+        layer.triggerRepaint()
+        project = context.project()
+        for layer_name, style_name in self.companions:
+            companion = QgsRasterLayer(layer.source(), layer_name, "gdal")
+            companion.loadNamedStyle(os.path.join(STYLES_DIR, style_name + ".qml"))
+            if project is not None and companion.isValid():
+                project.addMapLayer(companion)
+
+    @classmethod
+    def create(cls, style_name: str, companions: Sequence[Tuple[str, str]] = ()) -> "StylePostProcessor":
+        instance = cls(style_name, companions)
+        cls._keep_alive.append(instance)
+        return instance
+
+
+def load_on_completion(context: QgsProcessingContext, path: str, name: str, output_name: str,
+                       style_name: Optional[str] = None,
+                       companions: Sequence[Tuple[str, str]] = ()) -> None:
+    """Ask Processing to add ``path`` to the project when the algorithm finishes."""
+    details = QgsProcessingContext.LayerDetails(name, context.project(), output_name)
+    if style_name:
+        details.setPostProcessor(StylePostProcessor.create(style_name, companions))
+    context.addLayerToLoadOnCompletion(path, details)
+
+
+def load_disparity_on_completion(context: QgsProcessingContext, path: str, output_name: str) -> None:
+    """Load a disparity raster styled on dx, with a second view styled on dy."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    load_on_completion(context, path, stem + " dx", output_name, "disparity_dx",
+                       companions=[(stem + " dy", "disparity_dy")])
+
+
+def layer_paths(layers) -> List[str]:
+    """File paths of raster layers from a multiple-layer parameter, without duplicates."""
+    paths = []
+    for layer in layers:
+        path = layer.source().split("|")[0]
+        if path not in paths:
+            paths.append(path)
+    return paths
+
+
+def polygons_in_crs(source, crs_wkt: str, context) -> List[dict]:
+    """GeoJSON geometries of a polygon feature source, reprojected to ``crs_wkt``."""
+    target = QgsCoordinateReferenceSystem.fromWkt(crs_wkt)
+    transform = QgsCoordinateTransform(source.sourceCrs(), target, context.transformContext())
+    geometries = []
+    for feature in source.getFeatures():
+        geometry = QgsGeometry(feature.geometry())
+        if geometry.isEmpty():
+            continue
+        geometry.transform(transform)
+        geometries.append(json.loads(geometry.asJson()))
+    return geometries
+
+
+def output_path_for(folder: str, source_path: str, suffix: str) -> str:
+    """``<folder>/<source stem><suffix>.tif``."""
+    stem = os.path.splitext(os.path.basename(source_path))[0]
+    return os.path.join(folder, f"{stem}{suffix}.tif")

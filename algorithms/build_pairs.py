@@ -1,0 +1,123 @@
+"""surfacemotion:buildpairs — pair table from PlanetScope scene names."""
+from qgis.core import (
+    QgsFeature,
+    QgsFeatureSink,
+    QgsField,
+    QgsFields,
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
+    QgsWkbTypes,
+)
+from qgis.PyQt.QtCore import QVariant
+
+from ..core.pairs import PAIR_COLUMNS, build_pairs, list_scenes, write_pair_table
+from .base import SurfaceMotionAlgorithm, core_errors_as_processing_errors, layer_paths
+
+MODES = ("all", "reference")
+
+
+def pair_fields() -> QgsFields:
+    """Attribute table of the pair layer (same columns as the CSV)."""
+    fields = QgsFields()
+    for name in PAIR_COLUMNS:
+        fields.append(QgsField(name, QVariant.Double if name == "dt_days" else QVariant.String))
+    return fields
+
+
+class BuildPairsAlgorithm(SurfaceMotionAlgorithm):
+    INPUTS = "INPUTS"
+    FOLDER = "FOLDER"
+    PATTERN = "PATTERN"
+    MODE = "MODE"
+    DT_MIN = "DT_MIN"
+    DT_MAX = "DT_MAX"
+    OUTPUT = "OUTPUT"
+    OUTPUT_CSV = "OUTPUT_CSV"
+    N_PAIRS = "N_PAIRS"
+
+    group_id = "preparation"
+
+    def name(self):
+        return "buildpairs"
+
+    def displayName(self):  # noqa: N802 (QGIS API name)
+        return self.tr("Build image pairs")
+
+    def shortHelpString(self):  # noqa: N802 (QGIS API name)
+        return self.tr(
+            "Builds the table of image pairs to correlate from single-band scenes given as a folder "
+            "(with a file pattern, default *_b2.tif) and/or a list of rasters.\n\n"
+            "Acquisition times come from the PlanetScope scene id at the start of each file name, "
+            "in both forms: PS2 YYYYMMDD_HHMMSS_SSSS (3 tokens) and SuperDove PS2.SD/PSB.SD "
+            "YYYYMMDD_HHMMSS_FF_SSSS (4 tokens), followed by _3B_ or _1B_. Mixing the two forms "
+            "(different sensors) is refused.\n"
+            "Modes: all pairs older -> newer (each scene with every later scene, never reversed "
+            "duplicates), or one reference (the oldest scene against every other scene).\n"
+            "dt_days is the time separation in fractional days from the full UTC timestamps; pairs "
+            "are kept when DT_MIN <= dt_days <= DT_MAX (inclusive; DT_MAX empty = no limit). Choose "
+            "DT_MIN so the expected displacement exceeds the 1-2 px noise.\n"
+            "Outputs a table layer and a CSV with columns ref, sec, ref_id, sec_id, ref_date, "
+            "sec_date (ISO 8601 UTC), dt_days."
+        )
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+        self.addParameter(QgsProcessingParameterMultipleLayers(
+            self.INPUTS, self.tr("Single-band scenes"), QgsProcessing.TypeRaster, optional=True))
+        self.addParameter(QgsProcessingParameterFile(
+            self.FOLDER, self.tr("Folder of single-band scenes"),
+            behavior=QgsProcessingParameterFile.Folder, optional=True))
+        self.addParameter(QgsProcessingParameterString(
+            self.PATTERN, self.tr("File pattern in the folder"), "*_b2.tif"))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.MODE, self.tr("Pairing mode"),
+            [self.tr("All pairs older -> newer"), self.tr("One reference (oldest scene)")], defaultValue=0))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.DT_MIN, self.tr("Minimum time separation (days)"),
+            QgsProcessingParameterNumber.Double, 0.0, minValue=0.0))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.DT_MAX, self.tr("Maximum time separation (days; empty = no limit)"),
+            QgsProcessingParameterNumber.Double, None, optional=True, minValue=0.0))
+        self.addParameter(QgsProcessingParameterFeatureSink(
+            self.OUTPUT, self.tr("Pair table"), QgsProcessing.TypeVector))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            self.OUTPUT_CSV, self.tr("Pair table CSV"), self.tr("CSV files (*.csv)")))
+        self.addOutput(QgsProcessingOutputNumber(self.N_PAIRS, self.tr("Number of pairs")))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+        paths = layer_paths(self.parameterAsLayerList(parameters, self.INPUTS, context) or [])
+        folder = self.parameterAsFile(parameters, self.FOLDER, context)
+        pattern = self.parameterAsString(parameters, self.PATTERN, context) or "*_b2.tif"
+        dt_max = parameters.get(self.DT_MAX)
+        dt_max = None if dt_max in (None, "") else self.parameterAsDouble(parameters, self.DT_MAX, context)
+        with core_errors_as_processing_errors():
+            if folder:
+                paths += [p for p in list_scenes(folder, pattern) if p not in paths]
+            if not paths:
+                raise QgsProcessingException(self.tr(
+                    "No scenes given: choose a folder (and file pattern) or a list of rasters."))
+            table = build_pairs(paths, mode=MODES[self.parameterAsEnum(parameters, self.MODE, context)],
+                                dt_min_days=self.parameterAsDouble(parameters, self.DT_MIN, context),
+                                dt_max_days=dt_max)
+            csv_path = write_pair_table(table, self.parameterAsFileOutput(parameters, self.OUTPUT_CSV, context))
+        if table.empty:
+            feedback.reportError(self.tr(
+                "No pair satisfies the time-separation limits; lower DT_MIN or raise DT_MAX."), False)
+        feedback.pushInfo(self.tr("{} scenes -> {} pairs").format(len(paths), len(table)))
+
+        sink, sink_id = self.parameterAsSink(parameters, self.OUTPUT, context, pair_fields(),
+                                             QgsWkbTypes.NoGeometry)
+        for row in table.itertuples(index=False):
+            feature = QgsFeature(pair_fields())
+            feature.setAttributes([getattr(row, name) if name != "dt_days" else float(row.dt_days)
+                                   for name in PAIR_COLUMNS])
+            sink.addFeature(feature, QgsFeatureSink.FastInsert)
+        feedback.setProgress(100)
+        return {self.OUTPUT: sink_id, self.OUTPUT_CSV: csv_path, self.N_PAIRS: len(table)}

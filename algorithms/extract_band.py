@@ -1,0 +1,89 @@
+"""surfacemotion:extractband — multi-band scenes to single-band GeoTIFFs."""
+import os
+
+from qgis.core import (
+    QgsProcessingException,
+    QgsProcessingOutputMultipleLayers,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
+    QgsProcessing,
+)
+
+from ..core.bands import extract_band, find_udm2_for, output_name_for
+from .base import (SurfaceMotionAlgorithm, layer_paths, load_on_completion,
+                   prepare_output_folder, run_core)
+
+
+class ExtractBandAlgorithm(SurfaceMotionAlgorithm):
+    INPUT = "INPUT"
+    BAND = "BAND"
+    USE_UDM2 = "USE_UDM2"
+    KEEP_SNOW = "KEEP_SNOW"
+    OUTPUT_FOLDER = "OUTPUT_FOLDER"
+    OUTPUT_LAYERS = "OUTPUT_LAYERS"
+
+    group_id = "preparation"
+
+    def name(self):
+        return "extractband"
+
+    def displayName(self):  # noqa: N802 (QGIS API name)
+        return self.tr("Extract band (PlanetScope scenes)")
+
+    def shortHelpString(self):  # noqa: N802 (QGIS API name)
+        return self.tr(
+            "Writes one band of each multi-band scene to a single-band GeoTIFF named "
+            "<input stem>_b<N>.tif in the output folder; correlation needs single-band images.\n\n"
+            "Band: 1-based. Default 2 = green for 4-band PlanetScope (1 blue, 2 green, 3 red, 4 NIR); "
+            "for 8-band scenes green is band 4.\n"
+            "Use UDM2 mask: the usable-data mask <id>_3B_udm2_clip.tif (or _1B_udm2.tif) next to each "
+            "scene is found by name; pixels that are not clear become nodata. With 'Keep snow' "
+            "(default) pixels flagged snow/ice are kept too, otherwise glaciers and snowfields would "
+            "be erased.\n"
+            "Data type, CRS, geotransform, RPC metadata and nodata are kept (nodata 0 for unsigned "
+            "integers when the input declares none). All outputs load on the canvas."
+        )
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+        self.addParameter(QgsProcessingParameterMultipleLayers(
+            self.INPUT, self.tr("Multi-band scenes"), QgsProcessing.TypeRaster))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.BAND, self.tr("Band number (1-based; 2 = green in 4-band PlanetScope)"),
+            QgsProcessingParameterNumber.Integer, 2, minValue=1))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.USE_UDM2, self.tr("Mask with the UDM2 file next to each scene (not clear -> nodata)"), False))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.KEEP_SNOW, self.tr("Keep pixels flagged snow/ice in UDM2 as usable"), True))
+        self.addParameter(QgsProcessingParameterFolderDestination(
+            self.OUTPUT_FOLDER, self.tr("Output folder")))
+        self.addOutput(QgsProcessingOutputMultipleLayers(self.OUTPUT_LAYERS, self.tr("Single-band rasters")))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+        sources = layer_paths(self.parameterAsLayerList(parameters, self.INPUT, context))
+        if not sources:
+            raise QgsProcessingException(self.tr("No input scenes were given."))
+        band = self.parameterAsInt(parameters, self.BAND, context)
+        use_udm2 = self.parameterAsBool(parameters, self.USE_UDM2, context)
+        keep_snow = self.parameterAsBool(parameters, self.KEEP_SNOW, context)
+        folder = prepare_output_folder(self.parameterAsString(parameters, self.OUTPUT_FOLDER, context))
+
+        udm2_paths = [find_udm2_for(src) if use_udm2 else None for src in sources]
+        missing = [src for src, udm2 in zip(sources, udm2_paths) if use_udm2 and udm2 is None]
+        if missing:
+            raise QgsProcessingException(self.tr(
+                "No UDM2 file found next to: {}. Expected e.g. <id>_3B_udm2_clip.tif in the same "
+                "folder; untick 'Mask with the UDM2 file' or download the udm2 asset.").format(
+                    ", ".join(missing)))
+
+        outputs = []
+        for index, (src, udm2) in enumerate(zip(sources, udm2_paths)):
+            dst = os.path.join(folder, output_name_for(src, band))
+            feedback.pushInfo(self.tr("{} -> {}").format(src, dst))
+            share = 100.0 / len(sources)
+            run_core(extract_band, feedback, src, dst, band=band, udm2_path=udm2,
+                     keep_snow=keep_snow, progress_range=(index * share, (index + 1) * share))
+            outputs.append(dst)
+            load_on_completion(context, dst, os.path.splitext(os.path.basename(dst))[0], self.OUTPUT_LAYERS)
+        return {self.OUTPUT_FOLDER: folder, self.OUTPUT_LAYERS: outputs}

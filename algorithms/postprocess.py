@@ -1,0 +1,230 @@
+"""surfacemotion:polyfit and surfacemotion:velocity — de-ramping and velocity maps."""
+import os
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingOutputMultipleLayers,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterDateTime,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
+)
+from qgis.PyQt.QtCore import Qt
+
+from ..core.disparity import describe_disparity
+from ..core.polyfit import deramp_file, moving_mask_from_geometries, moving_mask_from_raster
+from ..core.velocity import velocity_file
+from .base import (SurfaceMotionAlgorithm, core_errors_as_processing_errors, layer_paths,
+                   load_disparity_on_completion, load_on_completion, output_path_for, polygons_in_crs, prepare_output_folder,
+                   run_core, write_sidecar_style)
+
+MOVING_MASK_HELP = (
+    "Moving-area mask (optional): polygons (any CRS, reprojected) or a raster (nonzero = moving, "
+    "resampled nearest-neighbour) covering the area that moves; it is left out so only stable ground "
+    "is used."
+)
+
+
+def moving_mask_for(algorithm, parameters, context, disparity_path: str):
+    """Boolean moving-area mask on the disparity grid from MASK / MASK_RASTER, or None."""
+    polygons = algorithm.parameterAsSource(parameters, "MASK", context)
+    raster = algorithm.parameterAsRasterLayer(parameters, "MASK_RASTER", context)
+    mask = None
+    with core_errors_as_processing_errors():
+        if polygons is not None:
+            crs_wkt = describe_disparity(disparity_path).crs.to_wkt()
+            mask = moving_mask_from_geometries(polygons_in_crs(polygons, crs_wkt, context), disparity_path)
+        if raster is not None:
+            raster_mask = moving_mask_from_raster(raster.source(), disparity_path)
+            mask = raster_mask if mask is None else (mask | raster_mask)
+    return mask
+
+
+def add_moving_mask_parameters(algorithm) -> None:
+    tr = algorithm.tr
+    algorithm.addParameter(QgsProcessingParameterFeatureSource(
+        "MASK", tr("Moving area (polygons, excluded)"), [QgsProcessing.TypeVectorPolygon], optional=True))
+    algorithm.addParameter(QgsProcessingParameterRasterLayer(
+        "MASK_RASTER", tr("Moving area raster (nonzero = moving, excluded)"), optional=True))
+
+
+class PolyfitAlgorithm(SurfaceMotionAlgorithm):
+    INPUT = "INPUT"
+    ORDER = "ORDER"
+    DEM = "DEM"
+    PERCENTILE_LOW = "PERCENTILE_LOW"
+    PERCENTILE_HIGH = "PERCENTILE_HIGH"
+    OUTPUT_FOLDER = "OUTPUT_FOLDER"
+    OUTPUT_LAYERS = "OUTPUT_LAYERS"
+
+    group_id = "postprocessing"
+
+    def name(self):
+        return "polyfit"
+
+    def displayName(self):  # noqa: N802 (QGIS API name)
+        return self.tr("Remove ramp (polynomial fit on stable ground)")
+
+    def shortHelpString(self):  # noqa: N802 (QGIS API name)
+        return self.tr(
+            "Removes the co-registration and orthorectification ramp from disparity maps (ours or Ames "
+            "Stereo Pipeline -F.tif): dx and dy are each fitted separately by least squares with a 2-D "
+            "polynomial of order 1 (3 terms: 1, x, y), 2 (6 terms) or 3 (10 terms) in column x and row "
+            "y scaled to 0..1 over the grid, optionally with a DEM elevation term z (all monomials of "
+            "x, y, z up to the order: 4, 10, 20 terms); the DEM is resampled bilinearly to the disparity "
+            "grid and its nodata honoured. The fit uses stable ground only: invalid cells are dropped, "
+            "the moving area is dropped, then values below the low or above the high percentile "
+            "(default 5 and 95) of each component. The fitted surface is evaluated on the full grid "
+            "and subtracted; offsets stay in reference pixels (same conventions as the input). "
+            "Outputs are named <input stem>_polyfit.tif.\n\n" + MOVING_MASK_HELP)
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+        self.addParameter(QgsProcessingParameterMultipleLayers(
+            self.INPUT, self.tr("Disparity rasters"), QgsProcessing.TypeRaster))
+        self.addParameter(QgsProcessingParameterEnum(
+            self.ORDER, self.tr("Polynomial order"), [self.tr("1: plane (3 terms)"), self.tr("2: quadratic (6 terms)"), self.tr("3: cubic (10 terms)")],
+            defaultValue=1))
+        add_moving_mask_parameters(self)
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            self.DEM, self.tr("DEM (adds an elevation term)"), optional=True))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.PERCENTILE_LOW, self.tr("Lower percentile cut"), QgsProcessingParameterNumber.Double,
+            5.0, minValue=0.0, maxValue=100.0))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.PERCENTILE_HIGH, self.tr("Upper percentile cut"), QgsProcessingParameterNumber.Double,
+            95.0, minValue=0.0, maxValue=100.0))
+        self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, self.tr("Output folder")))
+        self.addOutput(QgsProcessingOutputMultipleLayers(self.OUTPUT_LAYERS, self.tr("De-ramped disparity rasters")))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+        inputs = layer_paths(self.parameterAsLayerList(parameters, self.INPUT, context))
+        if not inputs:
+            raise QgsProcessingException(self.tr("No disparity raster was given."))
+        folder = prepare_output_folder(self.parameterAsString(parameters, self.OUTPUT_FOLDER, context))
+        dem = self.parameterAsRasterLayer(parameters, self.DEM, context)
+        settings = {
+            "order": self.parameterAsEnum(parameters, self.ORDER, context) + 1,
+            "dem_path": dem.source() if dem is not None else None,
+            "percentile_low": self.parameterAsDouble(parameters, self.PERCENTILE_LOW, context),
+            "percentile_high": self.parameterAsDouble(parameters, self.PERCENTILE_HIGH, context),
+        }
+        outputs = []
+        for index, source in enumerate(inputs):
+            output = output_path_for(folder, source, "_polyfit")
+            share = 100.0 / len(inputs)
+            report = run_core(deramp_file, feedback, source, output,
+                              moving_mask=moving_mask_for(self, parameters, context, source),
+                              progress_range=(index * share, (index + 1) * share), **settings)
+            feedback.pushInfo(self.tr(
+                "{}: fit RMS dx {:.3f} -> {:.3f} px, dy {:.3f} -> {:.3f} px ({} / {} points)").format(
+                    os.path.basename(output), report["rms_before_dx"], report["rms_after_dx"],
+                    report["rms_before_dy"], report["rms_after_dy"],
+                    report["n_fit_points_dx"], report["n_fit_points_dy"]))
+            write_sidecar_style(output, "disparity_dx")
+            outputs.append(output)
+            load_disparity_on_completion(context, output, self.OUTPUT_LAYERS)
+        return {self.OUTPUT_FOLDER: folder, self.OUTPUT_LAYERS: outputs}
+
+
+class VelocityAlgorithm(SurfaceMotionAlgorithm):
+    INPUT = "INPUT"
+    DT_DAYS = "DT_DAYS"
+    REF_DATE = "REF_DATE"
+    SEC_DATE = "SEC_DATE"
+    MEDIAN_SHIFT = "MEDIAN_SHIFT"
+    MIN_PEAK = "MIN_PEAK"
+    OUTPUT_FOLDER = "OUTPUT_FOLDER"
+    OUTPUT_LAYERS = "OUTPUT_LAYERS"
+
+    group_id = "postprocessing"
+
+    def name(self):
+        return "velocity"
+
+    def displayName(self):  # noqa: N802 (QGIS API name)
+        return self.tr("Velocity from disparity")
+
+    def shortHelpString(self):  # noqa: N802 (QGIS API name)
+        return self.tr(
+            "Converts disparity maps (ours, de-ramped or not, or an Ames Stereo Pipeline -F.tif) to "
+            "velocity. Output <input stem>_velocity.tif, float32, NaN nodata, on the disparity grid:\n"
+            "band 1 speed (m/yr); band 2 flow azimuth in degrees clockwise from grid north (0 = north, "
+            "90 = east, 180 = south, 270 = west); band 3 east (grid x) velocity (m/yr); band 4 north "
+            "(grid y) velocity (m/yr).\n"
+            "Offsets in reference pixels are converted to metres through the geotransform, so any "
+            "north-up (or rotated) projected grid is right; geographic (degree) CRSs are refused. "
+            "A year is 365.25 days. The time separation comes from, in order: DT_DAYS; REF_DATE and "
+            "SEC_DATE; the dates stored by the correlation; the two PlanetScope scene ids in the file "
+            "name. DT_DAYS and the dates apply to every input.\n"
+            "Median shift (default on): the median dx and dy over stable ground (valid cells outside "
+            "the moving area, or all valid cells without a mask) are subtracted first.\n"
+            "Minimum peak correlation (optional): cells with a lower peak ZNCC become nodata.\n\n"
+            + MOVING_MASK_HELP)
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+        self.addParameter(QgsProcessingParameterMultipleLayers(
+            self.INPUT, self.tr("Disparity rasters"), QgsProcessing.TypeRaster))
+        self.addParameter(QgsProcessingParameterNumber(
+            self.DT_DAYS, self.tr("Time separation (days; empty = from dates or file names)"),
+            QgsProcessingParameterNumber.Double, None, optional=True))
+        self.addParameter(QgsProcessingParameterDateTime(
+            self.REF_DATE, self.tr("Reference acquisition time (UTC)"), optional=True))
+        self.addParameter(QgsProcessingParameterDateTime(
+            self.SEC_DATE, self.tr("Secondary acquisition time (UTC)"), optional=True))
+        self.addParameter(QgsProcessingParameterBoolean(
+            self.MEDIAN_SHIFT, self.tr("Subtract the median offset of stable ground"), True))
+        add_moving_mask_parameters(self)
+        self.addParameter(QgsProcessingParameterNumber(
+            self.MIN_PEAK, self.tr("Minimum peak correlation (empty = keep all valid cells)"),
+            QgsProcessingParameterNumber.Double, None, optional=True, minValue=-1.0, maxValue=1.0))
+        self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, self.tr("Output folder")))
+        self.addOutput(QgsProcessingOutputMultipleLayers(self.OUTPUT_LAYERS, self.tr("Velocity rasters")))
+
+    def optional_double(self, parameters, name, context):
+        value = parameters.get(name)
+        return None if value in (None, "") else self.parameterAsDouble(parameters, name, context)
+
+    def optional_datetime(self, parameters, name, context):
+        value = parameters.get(name)
+        if value in (None, ""):
+            return None
+        moment = self.parameterAsDateTime(parameters, name, context)
+        if not moment.isValid():
+            raise QgsProcessingException(self.tr("{} is not a valid date and time.").format(name))
+        return moment.toUTC().toString(Qt.ISODate)
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+        inputs = layer_paths(self.parameterAsLayerList(parameters, self.INPUT, context))
+        if not inputs:
+            raise QgsProcessingException(self.tr("No disparity raster was given."))
+        folder = prepare_output_folder(self.parameterAsString(parameters, self.OUTPUT_FOLDER, context))
+        settings = {
+            "dt_days": self.optional_double(parameters, self.DT_DAYS, context),
+            "ref_date": self.optional_datetime(parameters, self.REF_DATE, context),
+            "sec_date": self.optional_datetime(parameters, self.SEC_DATE, context),
+            "median_shift": self.parameterAsBool(parameters, self.MEDIAN_SHIFT, context),
+            "min_peak": self.optional_double(parameters, self.MIN_PEAK, context),
+        }
+        if (settings["ref_date"] is None) != (settings["sec_date"] is None):
+            raise QgsProcessingException(self.tr("Give both REF_DATE and SEC_DATE, or neither."))
+        outputs = []
+        for index, source in enumerate(inputs):
+            output = output_path_for(folder, source, "_velocity")
+            moving = moving_mask_for(self, parameters, context, source)
+            share = 100.0 / len(inputs)
+            report = run_core(velocity_file, feedback, source, output,
+                              stable_mask=None if moving is None else ~moving,
+                              progress_range=(index * share, (index + 1) * share), **settings)
+            feedback.pushInfo(self.tr("{}: dt = {:.3f} days, median shift dx {:.3f} px, dy {:.3f} px").format(
+                os.path.basename(output), report["dt_days"], report["median_dx"], report["median_dy"]))
+            write_sidecar_style(output, "velocity_speed")
+            outputs.append(output)
+            stem = os.path.splitext(os.path.basename(output))[0]
+            load_on_completion(context, output, stem + " speed", self.OUTPUT_LAYERS, "velocity_speed",
+                               companions=[(stem + " azimuth", "velocity_azimuth")])
+        return {self.OUTPUT_FOLDER: folder, self.OUTPUT_LAYERS: outputs}
