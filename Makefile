@@ -13,6 +13,8 @@ APT_PACKAGES := qgis qgis-providers python3-qgis python3-numpy python3-scipy pyt
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export QT_QPA_PLATFORM ?= offscreen
 export XDG_RUNTIME_DIR ?= /tmp/runtime-$(shell id -u)
+# keep GDAL from writing .aux.xml statistics next to the sample and test data
+export GDAL_PAM_ENABLED ?= NO
 
 .PHONY: all deps system-deps venv plugin test demo sample styles bench clean
 

@@ -15,6 +15,10 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingLayerPostProcessorInterface,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingUtils,
+    QgsMapLayer,
     QgsRasterLayer,
 )
 from qgis.PyQt.QtCore import QCoreApplication
@@ -56,6 +60,16 @@ class SurfaceMotionAlgorithm(QgsProcessingAlgorithm):
 
     def flags(self):
         return super().flags()
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API name)
+        """Name the unreadable file instead of Processing's generic 'Incorrect parameter value'."""
+        for definition in self.parameterDefinitions():
+            if isinstance(definition, (QgsProcessingParameterMultipleLayers, QgsProcessingParameterRasterLayer)):
+                for value in input_values(parameters.get(definition.name())):
+                    problem = unreadable_input_problem(value, context)
+                    if problem:
+                        return False, f"{definition.description()}: {problem}"
+        return super().checkParameterValues(parameters, context)
 
 
 def run_core(function: Callable, feedback, *args, progress_range=(0.0, 100.0), **kwargs):
@@ -152,10 +166,35 @@ def load_disparity_on_completion(context: QgsProcessingContext, path: str, outpu
                        companions=[(stem + " dy", "disparity_dy")])
 
 
-def layer_paths(layers) -> List[str]:
-    """File paths of raster layers from a multiple-layer parameter, without duplicates."""
+def input_values(value) -> list:
+    """The entries of a layer parameter value (one value or a list)."""
+    if value is None or value == "":
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def unreadable_input_problem(value, context) -> Optional[str]:
+    """Why a layer parameter entry cannot be used, or None if it loads."""
+    if isinstance(value, QgsMapLayer):
+        return None if value.isValid() else f"layer '{value.name()}' is not valid"
+    if not isinstance(value, str):
+        return None  # e.g. a model child output definition, resolved later by Processing
+    layer = QgsProcessingUtils.mapLayerFromString(value, context)
+    if layer is not None and layer.isValid():
+        return None
+    path = value.split("|")[0]
+    if os.path.exists(path):
+        return f"'{path}' cannot be read: it is not a GDAL/OGR-readable file (corrupt or unsupported)."
+    return f"'{path}' does not exist. Check the path."
+
+
+def layer_paths(parameters, name: str, context) -> List[str]:
+    """File paths of the layers of a multiple-layer parameter, without duplicates."""
     paths = []
-    for layer in layers:
+    for value in input_values(parameters.get(name)):
+        layer = value if isinstance(value, QgsMapLayer) else QgsProcessingUtils.mapLayerFromString(str(value), context)
+        if layer is None or not layer.isValid():
+            raise QgsProcessingException(unreadable_input_problem(value, context))
         path = layer.source().split("|")[0]
         if path not in paths:
             paths.append(path)

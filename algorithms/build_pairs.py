@@ -92,7 +92,7 @@ class BuildPairsAlgorithm(SurfaceMotionAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.N_PAIRS, self.tr("Number of pairs")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
-        paths = layer_paths(self.parameterAsLayerList(parameters, self.INPUTS, context) or [])
+        paths = layer_paths(parameters, self.INPUTS, context)
         folder = self.parameterAsFile(parameters, self.FOLDER, context)
         pattern = self.parameterAsString(parameters, self.PATTERN, context) or "*_b2.tif"
         dt_max = parameters.get(self.DT_MAX)

@@ -61,7 +61,7 @@ class ExtractBandAlgorithm(SurfaceMotionAlgorithm):
         self.addOutput(QgsProcessingOutputMultipleLayers(self.OUTPUT_LAYERS, self.tr("Single-band rasters")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
-        sources = layer_paths(self.parameterAsLayerList(parameters, self.INPUT, context))
+        sources = layer_paths(parameters, self.INPUT, context)
         if not sources:
             raise QgsProcessingException(self.tr("No input scenes were given."))
         band = self.parameterAsInt(parameters, self.BAND, context)

@@ -102,7 +102,7 @@ class PolyfitAlgorithm(SurfaceMotionAlgorithm):
         self.addOutput(QgsProcessingOutputMultipleLayers(self.OUTPUT_LAYERS, self.tr("De-ramped disparity rasters")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
-        inputs = layer_paths(self.parameterAsLayerList(parameters, self.INPUT, context))
+        inputs = layer_paths(parameters, self.INPUT, context)
         if not inputs:
             raise QgsProcessingException(self.tr("No disparity raster was given."))
         folder = prepare_output_folder(self.parameterAsString(parameters, self.OUTPUT_FOLDER, context))
@@ -199,7 +199,7 @@ class VelocityAlgorithm(SurfaceMotionAlgorithm):
         return moment.toUTC().toString(Qt.ISODate)
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
-        inputs = layer_paths(self.parameterAsLayerList(parameters, self.INPUT, context))
+        inputs = layer_paths(parameters, self.INPUT, context)
         if not inputs:
             raise QgsProcessingException(self.tr("No disparity raster was given."))
         folder = prepare_output_folder(self.parameterAsString(parameters, self.OUTPUT_FOLDER, context))
