@@ -9,7 +9,9 @@ PY := $(VENV)/bin/python
 PLUGIN_DIR := $(BUILD)/plugins
 APT_PACKAGES := qgis qgis-providers python3-qgis python3-numpy python3-scipy python3-pandas \
 	python3-rasterio python3-gdal python3-pytest python3-pip python3-venv python3-matplotlib \
-	python3-skimage python3-opencv xauth
+	python3-skimage python3-opencv python3-xarray python3-zarr python3-fsspec python3-netcdf4 \
+	python3-dask python3-distributed python3-aiohttp python3-requests python3-pil python3-shapely \
+	python3-pyproj python3-geopandas xauth
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export QT_QPA_PLATFORM ?= offscreen
 export XDG_RUNTIME_DIR ?= /tmp/runtime-$(shell id -u)
@@ -26,7 +28,7 @@ deps: system-deps venv plugin
 system-deps: $(BUILD)/system-deps.ok
 $(BUILD)/system-deps.ok:
 	@mkdir -p $(BUILD)
-	@if ! command -v qgis_process.bin >/dev/null || ! $(PY_SYSTEM) -c "import qgis.core, rasterio, scipy, pandas, skimage, cv2, pytest, matplotlib" 2>/dev/null; then \
+	@if ! command -v qgis_process.bin >/dev/null || ! $(PY_SYSTEM) -c "import qgis.core, rasterio, scipy, pandas, skimage, cv2, pytest, matplotlib, xarray, zarr, fsspec, netCDF4, dask.distributed, aiohttp, geopandas" 2>/dev/null; then \
 		echo "Installing Debian packages: $(APT_PACKAGES)"; \
 		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $(APT_PACKAGES); \
 	fi
@@ -35,10 +37,10 @@ $(BUILD)/system-deps.ok:
 # Virtual environment that sees Debian's packages; pip adds only what Debian lacks and a
 # constraints file pins Debian's numpy/GDAL/... so pip can never replace them.
 venv: $(VENV)/.ok
-$(VENV)/.ok: requirements-test.txt tools/debian_constraints.py $(BUILD)/system-deps.ok
+$(VENV)/.ok: requirements-test.txt requirements-plugin.txt tools/debian_constraints.py $(BUILD)/system-deps.ok
 	$(PY_SYSTEM) -m venv --system-site-packages $(VENV)
 	$(PY_SYSTEM) tools/debian_constraints.py > $(BUILD)/constraints.txt
-	$(PY) -m pip install -q --disable-pip-version-check -c $(BUILD)/constraints.txt -r requirements-test.txt
+	$(PY) -m pip install -q --disable-pip-version-check -c $(BUILD)/constraints.txt -r requirements-test.txt -r requirements-plugin.txt
 	@touch $@
 
 # QGIS finds the plugin as `surface_motion` through QGIS_PLUGINPATH.

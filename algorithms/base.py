@@ -35,6 +35,8 @@ GROUPS = {
     "preparation": "Preparation",
     "offsettracking": "Offset tracking",
     "postprocessing": "Post-processing",
+    "itslive": "ITS_LIVE glacier velocity",
+    "sentinel1": "Sentinel-1 time series",
 }
 
 

@@ -6,6 +6,7 @@ from qgis.core import QgsProcessingModelAlgorithm, QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from ..algorithms import ALGORITHM_CLASSES
+from .settings import register_settings, unregister_settings
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ICON_PATH = os.path.join(PLUGIN_DIR, "ui", "icons", "surface_motion.svg")
@@ -29,6 +30,14 @@ class SurfaceMotionProvider(QgsProcessingProvider):
 
     def svgIconPath(self):  # noqa: N802 (QGIS API name)
         return ICON_PATH
+
+    def load(self):
+        register_settings(self.name(), self.icon())
+        self.refreshAlgorithms()
+        return True
+
+    def unload(self):
+        unregister_settings()
 
     def loadAlgorithms(self):  # noqa: N802 (QGIS API name)
         for algorithm_class in ALGORITHM_CLASSES:

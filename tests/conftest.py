@@ -57,11 +57,12 @@ def run_algorithm(provider):
 
 
 @pytest.fixture(scope="session")
-def qgis_process_env(tmp_path_factory):
+def qgis_process_env():
     """Environment for `qgis_process.bin` with the plugin discoverable and enabled."""
-    config_dir = tmp_path_factory.mktemp("qgis-config")
-    env = dict(os.environ, QGIS_PLUGINPATH=PLUGIN_PARENT, QGIS_CUSTOM_CONFIG_PATH=str(config_dir),
-               QT_QPA_PLATFORM="offscreen")
+    sys.path.insert(0, os.path.join(REPO, "tools"))
+    import demo
+
+    env = demo.qgis_process_env(PLUGIN_PARENT)
     done = subprocess.run(["qgis_process.bin", "plugins", "enable", "surface_motion"], env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr

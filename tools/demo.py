@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 
 import numpy as np
@@ -28,9 +29,12 @@ MODEL_OUTPUTS = {"pairs:PAIRS_CSV": "pairs.csv", "correlate:DISPARITY_FOLDER": "
 
 
 def qgis_process_env(plugin_path: str) -> dict:
+    """Environment for qgis_process.bin: plugin discoverable, throw-away profile, and the
+    packages pip added to this (virtual) environment visible to QGIS's Python."""
     config = tempfile.mkdtemp(prefix="sm-qgis-config-")
+    python_path = [sysconfig.get_paths()["purelib"], os.environ.get("PYTHONPATH", "")]
     return dict(os.environ, QGIS_PLUGINPATH=plugin_path, QGIS_CUSTOM_CONFIG_PATH=config,
-                QT_QPA_PLATFORM="offscreen")
+                QT_QPA_PLATFORM="offscreen", PYTHONPATH=os.pathsep.join(p for p in python_path if p))
 
 
 def run_model(out_dir: str, env: dict) -> dict:
