@@ -66,3 +66,15 @@ bench: deps
 
 clean:
 	rm -rf $(BUILD) $(VENV) demo_output
+
+# Optional sarsen engine for surfacemotion:s1grdtoard (Sentinel-1 GRD -> GTC/RTC without SNAP).
+# sarsen needs numpy>=1.26, pandas>=2.2, scipy>=1.13 (newer than Debian's), so it gets its own
+# isolated venv (no system site packages); the plugin runs it as a subprocess
+# (provider setting SURFACEMOTION_SARSEN_PYTHON, default .venv-sarsen/bin/python).
+SARSEN_VENV := $(CURDIR)/.venv-sarsen
+sarsen: $(SARSEN_VENV)/.ok
+$(SARSEN_VENV)/.ok:
+	$(PY_SYSTEM) -m venv $(SARSEN_VENV)
+	$(SARSEN_VENV)/bin/python -m pip install -q --disable-pip-version-check "sarsen>=0.9.6,<0.10" rioxarray
+	$(SARSEN_VENV)/bin/python -c "import sarsen, rioxarray; print('sarsen', sarsen.__version__)"
+	@touch $@

@@ -1,0 +1,69 @@
+"""Acquisition dates and polarisations from ARD file names or band descriptions (REFERENCE §2.2)."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from typing import Optional
+
+from ..errors import UserInputError
+
+POLARISATIONS = ("VV", "VH", "HH", "HV")
+
+_DATE_PATTERNS = (
+    (re.compile(r"(?<!\d)(\d{8})T(\d{6})(?!\d)"), "%Y%m%d%H%M%S"),
+    (re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):?(\d{2}):?(\d{2}))?"), None),
+    (re.compile(r"(?<!\d)(\d{8})(?!\d)"), "%Y%m%d"),
+    (re.compile(r"\.(\d{6})\."), "%y%m%d"),  # OST time series: NN.<YYMMDD>.TC.<POL>.tif
+)
+_POL_PATTERN = re.compile(r"(?<![A-Za-z])(VV|VH|HH|HV)(?![A-Za-z])", re.IGNORECASE)
+
+
+def _valid_datetime(text: str, fmt: str) -> Optional[dt.datetime]:
+    try:
+        value = dt.datetime.strptime(text, fmt)
+    except ValueError:
+        return None
+    return value if 1990 <= value.year <= 2100 else None
+
+
+def parse_datetime(text: str) -> Optional[dt.datetime]:
+    """First acquisition time (naive UTC) found in ``text``, or None.
+
+    Tried in order: ``YYYYMMDDTHHMMSS``, ISO ``YYYY-MM-DD[THH:MM:SS]``, ``YYYYMMDD``,
+    OST ``.YYMMDD.`` (read as 20YY).
+    """
+    for pattern, fmt in _DATE_PATTERNS:
+        for match in pattern.finditer(text):
+            if fmt is None:
+                parts = [p or "00" for p in match.groups()]
+                value = _valid_datetime("".join(parts), "%Y%m%d%H%M%S")
+            else:
+                value = _valid_datetime("".join(match.groups()), fmt)
+            if value is not None:
+                return value
+    return None
+
+
+def parse_polarisation(text: str) -> Optional[str]:
+    """Polarisation token (VV, VH, HH, HV; upper case) in ``text``, or None."""
+    match = _POL_PATTERN.search(os.path.basename(text))
+    return match.group(1).upper() if match else None
+
+
+def acquisition_datetime(path: str, override: Optional[str] = None) -> dt.datetime:
+    """Acquisition time of one ARD file from its name (or ``override``), else a clear error."""
+    value = parse_datetime(override or os.path.basename(path))
+    if value is None:
+        raise UserInputError(
+            f"No acquisition date found in the file name '{os.path.basename(path)}'. Names must contain "
+            "YYYYMMDDTHHMMSS, YYYY-MM-DD, YYYYMMDD or the OST form .YYMMDD. (e.g. "
+            "S1A_IW_GRDH_1SDV_20230105T053012_..._VV.tif); rename the file.")
+    return value
+
+
+def decimal_year(value: dt.datetime) -> float:
+    """Decimal year, e.g. 2023-07-02T12:00 -> 2023.5 (length of the actual year)."""
+    start = dt.datetime(value.year, 1, 1)
+    end = dt.datetime(value.year + 1, 1, 1)
+    return value.year + (value - start).total_seconds() / (end - start).total_seconds()

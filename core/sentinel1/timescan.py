@@ -1,0 +1,389 @@
+"""Timescan metrics of a backscatter stack, block by block (REFERENCE §9.4–9.5).
+
+Per pixel the valid dates (finite, not nodata) are, when outlier removal is on and at
+least :data:`MIN_DATES_FOR_OUTLIERS` dates are valid, first trimmed to [p5, p95] and
+then to |x − mean| ≤ k·std of the trimmed values (k = 2). Every metric, percentiles
+included, uses the kept dates. Statistics are computed in linear power:
+
+* avg, median, min, max, p<q> (linear interpolation between order statistics): written in dB;
+* std (population, ddof = 0): linear power; std_db: std of the dB values;
+* cov = std / avg (linear); pdiff = p_hi(dB) − p_lo(dB); count = kept dates;
+* harmonics, in dB: y(t) = trend·(t − t̄) + c·cos 2πt + s·sin 2πt + model_mean with t in
+  decimal years (t̄ = mean acquisition time of the stack, so model_mean is the level at
+  t̄); amplitude = √(c² + s²) dB, phase = atan2(s, c) rad (the seasonal peak falls at
+  phase/2π of a year after 1 January), trend in dB/yr, residuals = √(SSR/n) dB;
+  NaN where fewer than :data:`MIN_DATES_FOR_HARMONICS` dates are kept.
+
+The input block is never modified (the original OST overwrote NaNs in place).
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import os
+import threading
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+import rasterio
+
+from ..errors import UserInputError, check_canceled
+from ..raster_io import FLOAT_GTIFF_PROFILE, atomic_output, ensure_writable_dir, row_blocks
+from .naming import decimal_year
+from .stack import StackReader, collect_layers, require_same_grid, require_stack
+from .units import DN_MAX, gdal_scale_offset, metric_range, power_to_db, to_dn
+from .vrt import VrtBand, write_band_vrt
+
+BASIC_METRICS = ("avg", "max", "min", "median", "std", "std_db", "cov", "pdiff", "count")
+HARMONIC_METRICS = ("amplitude", "phase", "trend", "residuals", "model_mean")
+DEFAULT_METRICS = ("avg", "max", "min", "median", "std", "cov", "percentiles", "pdiff", "count", "harmonics")
+METRIC_CHOICES = BASIC_METRICS + ("percentiles", "harmonics")
+DB_LEVEL_METRICS = ("avg", "max", "min", "median")
+MIN_DATES_FOR_OUTLIERS = 5
+MIN_DATES_FOR_HARMONICS = 6
+OUTLIER_TRIM_PERCENTILES = (5.0, 95.0)
+
+
+def percentile_name(q: float) -> str:
+    return f"p{q:g}"
+
+
+def expand_metrics(metrics: Sequence[str], percentiles: Sequence[float]) -> List[str]:
+    """Output metric names in a fixed order (``percentiles`` and ``harmonics`` expand)."""
+    unknown = [m for m in metrics if m not in METRIC_CHOICES]
+    if unknown:
+        raise UserInputError(f"Unknown timescan metric(s) {unknown}; choose from {list(METRIC_CHOICES)}.")
+    if "pdiff" in metrics and len(percentiles) < 2:
+        raise UserInputError("pdiff needs two percentiles (low and high).")
+    for q in percentiles:
+        if not 0.0 <= q <= 100.0:
+            raise UserInputError(f"Percentile {q} is outside 0..100.")
+    names: List[str] = [m for m in ("avg", "max", "min", "median", "std", "std_db", "cov") if m in metrics]
+    if "percentiles" in metrics:
+        names += [percentile_name(q) for q in sorted(set(percentiles))]
+    names += [m for m in ("pdiff", "count") if m in metrics]
+    if "harmonics" in metrics:
+        names += list(HARMONIC_METRICS)
+    return names
+
+
+def _order_statistic(sorted_values: np.ndarray, first: np.ndarray, count: np.ndarray, q: float) -> np.ndarray:
+    """Percentile ``q`` (linear interpolation) of ``sorted_values[first_j:first_j+count_j, j]``
+    (dates sorted along axis 0, one column per pixel)."""
+    pixels = sorted_values.shape[1]
+    span = np.maximum(count - 1, 0)
+    position = first + (q / 100.0) * span
+    below = np.floor(position).astype(np.int64)
+    above = np.minimum(below + 1, first + span)
+    fraction = (position - below).astype(np.float32)
+    columns = np.arange(pixels, dtype=np.int64)
+    flat = sorted_values.reshape(-1)
+    low = flat[below * pixels + columns]
+    high = flat[above * pixels + columns]
+    result = low + fraction * (high - low)
+    result[count == 0] = np.nan
+    return result
+
+
+def _range_moments(cumulative: np.ndarray, cumulative_sq: np.ndarray, first: np.ndarray, stop: np.ndarray):
+    """Mean and population std of sorted columns over [first, stop) from cumulative sums."""
+    columns = np.arange(cumulative.shape[1])
+    n = stop - first
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (cumulative[stop, columns] - cumulative[first, columns]) / n
+        mean_sq = (cumulative_sq[stop, columns] - cumulative_sq[first, columns]) / n
+        std = np.sqrt(np.maximum(mean_sq - mean * mean, 0.0))
+    return mean, std
+
+
+def _cumulative_sums(sorted_values: np.ndarray):
+    """float64 cumulative sums of values and squares along the dates (NaN counts as 0);
+    row k holds the sum of the first k dates. A row loop is much faster than np.cumsum here."""
+    dates, pixels = sorted_values.shape
+    cumulative = np.zeros((dates + 1, pixels), dtype=np.float64)
+    cumulative_sq = np.zeros((dates + 1, pixels), dtype=np.float64)
+    value = np.empty(pixels, dtype=np.float64)
+    for k in range(dates):
+        np.copyto(value, sorted_values[k])
+        np.nan_to_num(value, copy=False, nan=0.0)
+        np.add(cumulative[k], value, out=cumulative[k + 1])
+        value *= value
+        np.add(cumulative_sq[k], value, out=cumulative_sq[k + 1])
+    return cumulative, cumulative_sq
+
+
+def _count_below(sorted_values: np.ndarray, threshold: np.ndarray, inclusive: bool) -> np.ndarray:
+    """Number of values < threshold (<= with ``inclusive``) per sorted column (NaN never counts)."""
+    with np.errstate(invalid="ignore"):
+        if inclusive:
+            return np.count_nonzero(sorted_values <= threshold.astype(np.float32), axis=0)
+        return np.count_nonzero(sorted_values < threshold.astype(np.float32), axis=0)
+
+
+def _kept_range(sorted_values, valid_count, remove_outliers, k, cumulative, cumulative_sq):
+    """[first, stop) of the kept dates in each sorted column: the kept set is contiguous in
+    sorted order because both the percentile trim and the k·std trim remove extremes."""
+    first = np.zeros(valid_count.shape, dtype=np.int64)
+    stop = valid_count.astype(np.int64)
+    if not remove_outliers:
+        return first, stop
+    eligible = valid_count >= MIN_DATES_FOR_OUTLIERS
+    lo = _order_statistic(sorted_values, first, stop, OUTLIER_TRIM_PERCENTILES[0])
+    hi = _order_statistic(sorted_values, first, stop, OUTLIER_TRIM_PERCENTILES[1])
+    trim_first = _count_below(sorted_values, lo, inclusive=False)
+    trim_stop = _count_below(sorted_values, hi, inclusive=True)
+    mean, std = _range_moments(cumulative, cumulative_sq, trim_first, trim_stop)
+    # bounds in float32 like the values they are compared with
+    lower = (mean - k * std).astype(np.float32)
+    upper = (mean + k * std).astype(np.float32)
+    kept_first = np.maximum(trim_first, _count_below(sorted_values, lower, inclusive=False))
+    kept_stop = np.minimum(trim_stop, _count_below(sorted_values, upper, inclusive=True))
+    kept_stop = np.maximum(kept_stop, kept_first)
+    return np.where(eligible, kept_first, first), np.where(eligible, kept_stop, stop)
+
+
+def _solve_4x4(normal: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve many symmetric positive definite 4×4 systems: normal (4, 4, N), rhs (4, N) ->
+    (4, N), by vectorised Gaussian elimination (no pivoting needed for SPD matrices)."""
+    a = normal.astype(np.float64)
+    b = rhs.astype(np.float64)
+    size = 4
+    for col in range(size):
+        pivot = a[col, col]
+        for row in range(col + 1, size):
+            factor = a[row, col] / pivot
+            a[row, col:] -= factor * a[col, col:]
+            b[row] -= factor * b[col]
+    x = np.empty_like(b)
+    for row in range(size - 1, -1, -1):
+        total = b[row].copy()
+        for col in range(row + 1, size):
+            total -= a[row, col] * x[col]
+        x[row] = total / a[row, row]
+    return x
+
+
+def _harmonics(db_values: np.ndarray, keep: np.ndarray, years: np.ndarray) -> Dict[str, np.ndarray]:
+    """Per-pixel least squares of the seasonal model on the kept dates.
+
+    ``db_values`` and ``keep`` are (dates, pixels); returns float32 arrays (pixels,).
+    """
+    centred = years - years.mean()
+    design = np.stack([centred, np.cos(2 * np.pi * years), np.sin(2 * np.pi * years),
+                       np.ones_like(years)], axis=1)  # (dates, 4)
+    dates = len(years)
+    weights = keep.astype(np.float32)
+    products = (design[:, :, None] * design[:, None, :]).reshape(dates, 16).T.astype(np.float32)
+    normal = (products @ weights).reshape(4, 4, -1)
+    y = np.where(keep, db_values, np.float32(0))
+    rhs = design.T.astype(np.float32) @ y  # (4, pixels)
+    n = normal[3, 3].astype(np.float64)
+    usable = n >= MIN_DATES_FOR_HARMONICS
+    normal = normal.astype(np.float64)
+    for i in range(4):  # identity where unusable keeps the elimination finite
+        normal[i, :, ~usable] = 0.0
+        normal[i, i, ~usable] = 1.0
+    coefficients = _solve_4x4(normal, rhs)
+    # SSR = yᵀWy − cᵀ(AᵀWy) at the least-squares solution
+    ssr = np.einsum("ij,ij->j", y, y, dtype=np.float64) - np.einsum("ij,ij->j", coefficients, rhs)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        result = {
+            "amplitude": np.hypot(coefficients[1], coefficients[2]),
+            "phase": np.arctan2(coefficients[2], coefficients[1]),
+            "trend": coefficients[0],
+            "residuals": np.sqrt(np.maximum(ssr, 0.0) / n),
+            "model_mean": coefficients[3],
+        }
+    return {name: np.where(usable, values, np.nan).astype(np.float32) for name, values in result.items()}
+
+
+def timescan_block(power: np.ndarray, years: Optional[np.ndarray], metrics: Sequence[str],
+                   percentiles: Sequence[float] = (5.0, 95.0), remove_outliers: bool = True,
+                   outlier_k: float = 2.0, db_values: Optional[np.ndarray] = None) -> Dict[str, np.ndarray]:
+    """Timescan metrics of a block ``power`` (dates, ...) in linear power, NaN = no data.
+
+    Returns ``{metric name: float32 array of shape power.shape[1:]}`` for the names of
+    :func:`expand_metrics`. ``years`` are the decimal years of the dates (needed for
+    harmonics); ``db_values`` optionally gives the block already in dB (saves a log10).
+    ``power`` is not modified.
+    """
+    names = expand_metrics(metrics, percentiles)
+    dates = power.shape[0]
+    spatial = power.shape[1:]
+    original = power.reshape(dates, -1)
+    rows = np.sort(original.astype(np.float32, copy=False), axis=0)  # a sorted copy, NaN last
+    valid_count = np.count_nonzero(rows == rows, axis=0)
+    cumulative, cumulative_sq = _cumulative_sums(rows)
+    first, stop = _kept_range(rows, valid_count, remove_outliers, outlier_k, cumulative, cumulative_sq)
+    count = stop - first
+    last = np.maximum(stop - 1, first)
+    mean, std = _range_moments(cumulative, cumulative_sq, first, stop)
+    del cumulative, cumulative_sq
+    no_data = count == 0
+    out: Dict[str, np.ndarray] = {}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for name in names:
+            if name == "avg":
+                out[name] = power_to_db(mean)
+            elif name == "min":
+                out[name] = power_to_db(_order_statistic(rows, first, count, 0.0))
+            elif name == "max":
+                out[name] = power_to_db(_order_statistic(rows, first, count, 100.0))
+            elif name == "median":
+                out[name] = power_to_db(_order_statistic(rows, first, count, 50.0))
+            elif name == "std":
+                out[name] = std
+            elif name == "cov":
+                out[name] = std / mean
+            elif name == "count":
+                out[name] = count.astype(np.float32)
+            elif name == "pdiff":
+                q_lo, q_hi = min(percentiles), max(percentiles)
+                out[name] = (power_to_db(_order_statistic(rows, first, count, q_hi))
+                             - power_to_db(_order_statistic(rows, first, count, q_lo)))
+            elif name.startswith("p") and name not in HARMONIC_METRICS:
+                out[name] = power_to_db(_order_statistic(rows, first, count, float(name[1:])))
+        if "std_db" in names or "harmonics" in metrics:
+            low = _order_statistic(rows, first, count, 0.0)
+            high = _order_statistic(rows, first, count, 100.0)
+            keep = (original >= low) & (original <= high)  # NaN and no-data pixels compare False
+            db = power_to_db(original) if db_values is None else db_values.reshape(dates, -1)
+        if "std_db" in names:
+            kept_db = np.where(keep, db, np.float32(0))
+            mean_db = kept_db.sum(axis=0, dtype=np.float64) / count
+            mean_sq_db = np.einsum("ij,ij->j", kept_db, kept_db, dtype=np.float64) / count
+            out["std_db"] = np.sqrt(np.maximum(mean_sq_db - mean_db * mean_db, 0.0))
+    if "harmonics" in metrics:
+        if years is None:
+            raise UserInputError("Harmonics need the acquisition dates of the stack.")
+        out.update(_harmonics(db, keep, np.asarray(years, dtype=np.float64)))
+    result = {}
+    for name in names:
+        values = np.asarray(out[name], dtype=np.float32)
+        if name != "count":
+            values = np.where(no_data, np.float32(np.nan), values)
+        result[name] = values.reshape(spatial)
+    return result
+
+
+def rows_per_block(dates: int, width: int, memory_mb: float, workers: int) -> int:
+    """Rows per block so that ``workers`` blocks in flight stay within ``memory_mb``.
+
+    About 14 float32-sized working copies of a block are alive at the peak.
+    """
+    per_row = dates * width * 4 * 14
+    return max(1, int(memory_mb * 1024 * 1024 / (per_row * max(1, workers))))
+
+
+def timescan(inputs: Sequence[str], output_folder: str, metrics: Sequence[str] = DEFAULT_METRICS,
+             percentiles: Sequence[float] = (5.0, 95.0), unit: str = "db", remove_outliers: bool = True,
+             outlier_k: float = 2.0, output_dtype: str = "float32", prefix: Optional[str] = None,
+             memory_mb: float = 512.0, workers: int = 2,
+             progress: Optional[Callable[[float], None]] = None,
+             is_canceled: Optional[Callable[[], bool]] = None) -> Dict[str, object]:
+    """Write one GeoTIFF per metric ``NN.<prefix>.<metric>.tif`` and ``Timescan.<prefix>.vrt``.
+
+    ``inputs``: files or folders of one stack (single-date files dated by name, or a
+    time-series VRT with date band descriptions), all on one grid and one polarisation.
+    ``unit``: how the stack stores backscatter, ``"db"`` or ``"linear"`` (power).
+    ``output_dtype``: ``float32`` or ``uint8``/``uint16`` scaled per §9.5 (0 = nodata,
+    GDAL scale/offset give physical values). Returns paths and the metric names.
+    """
+    if output_dtype not in ("float32", *DN_MAX):
+        raise UserInputError(f"Output type '{output_dtype}' is not one of float32, uint8, uint16.")
+    layers = collect_layers(inputs)
+    polarisation = require_stack(layers)
+    profile = require_same_grid(layers)
+    names = expand_metrics(metrics, percentiles)
+    years = np.array([decimal_year(layer.when) for layer in layers])
+    if "harmonics" in metrics and len(layers) < MIN_DATES_FOR_HARMONICS:
+        raise UserInputError(
+            f"Harmonics need at least {MIN_DATES_FOR_HARMONICS} dates; the stack has {len(layers)}. "
+            "Untick harmonics or add dates.")
+    folder = ensure_writable_dir(output_folder)
+    prefix = prefix or polarisation
+    paths = {name: os.path.join(folder, f"{i:02d}.{prefix}.{name}.tif") for i, name in enumerate(names, 1)}
+    vrt_path = os.path.join(folder, f"Timescan.{prefix}.vrt")
+    out_profile = _output_profile(profile, output_dtype)
+    block = rows_per_block(len(layers), profile["width"], memory_mb, workers)
+    blocks = list(row_blocks(profile["height"], block))
+    with contextlib.ExitStack() as stack:
+        reader = stack.enter_context(StackReader(layers, unit))
+        temporary = {name: stack.enter_context(atomic_output(path)) for name, path in paths.items()}
+        writers = {name: stack.enter_context(rasterio.open(tmp, "w", **out_profile))
+                   for name, tmp in temporary.items()}
+        bands = []
+        for name, ds in writers.items():
+            ds.set_band_description(1, name)
+            scale, offset = _scale_offset(name, output_dtype)
+            if output_dtype != "float32":
+                ds.scales, ds.offsets = (scale,), (offset,)
+            bands.append(VrtBand(paths[name], name, out_profile["dtype"], out_profile["nodata"], scale, offset))
+        read_lock = threading.Lock()
+
+        def compute(rows):
+            check_canceled(is_canceled)
+            with read_lock:  # GDAL handles are not shared between threads
+                power = reader.read_rows(*rows)
+            return rows, timescan_block(power, years, metrics, percentiles, remove_outliers, outlier_k)
+
+        for done, ((start, stop), values) in enumerate(
+                _ordered_parallel(compute, blocks, workers), start=1):
+            window = rasterio.windows.Window(0, start, profile["width"], stop - start)
+            for name, ds in writers.items():
+                ds.write(_encode(name, values[name], output_dtype), 1, window=window)
+            check_canceled(is_canceled)
+            if progress:
+                progress(100.0 * done / len(blocks))
+        for ds in writers.values():
+            ds.close()
+        with atomic_output(vrt_path) as tmp_vrt:
+            write_band_vrt(tmp_vrt, bands, profile["width"], profile["height"], profile["crs"].to_wkt(),
+                           profile["transform"], relative_to=vrt_path)
+    return {"metrics": names, "paths": [paths[name] for name in names], "vrt": vrt_path,
+            "polarisation": polarisation, "dates": [layer.label for layer in layers]}
+
+
+def _output_profile(profile: dict, output_dtype: str) -> dict:
+    out = dict(FLOAT_GTIFF_PROFILE)
+    out.update(width=profile["width"], height=profile["height"], count=1, crs=profile["crs"],
+               transform=profile["transform"])
+    if output_dtype != "float32":
+        out.update(dtype=output_dtype, nodata=0, predictor=2)
+    return out
+
+
+def _ordered_parallel(function, items, workers: int):
+    """Yield ``function(item)`` in order, with at most ``workers`` items in flight."""
+    workers = max(1, int(workers))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        pending = []
+        iterator = iter(items)
+        try:
+            for item in iterator:
+                pending.append(pool.submit(function, item))
+                if len(pending) >= workers:
+                    break
+            while pending:
+                result = pending.pop(0).result()
+                item = next(iterator, None)
+                if item is not None:
+                    pending.append(pool.submit(function, item))
+                yield result
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def _scale_offset(name: str, output_dtype: str):
+    if output_dtype == "float32" or name == "count":
+        return 1.0, 0.0
+    return gdal_scale_offset(metric_range(name), output_dtype)
+
+
+def _encode(name: str, values: np.ndarray, output_dtype: str) -> np.ndarray:
+    if output_dtype == "float32":
+        return values.astype(np.float32, copy=False)
+    if name == "count":
+        return np.clip(values, 0, DN_MAX[output_dtype]).astype(output_dtype)
+    return to_dn(values, metric_range(name), output_dtype)
