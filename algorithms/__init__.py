@@ -2,7 +2,9 @@
 from .build_pairs import BuildPairsAlgorithm
 from .correlate import CorrelatePairAlgorithm, CorrelatePairsAlgorithm
 from .extract_band import ExtractBandAlgorithm
+from .itslive_analysis import FluxDivergenceAlgorithm, StrainRatesAlgorithm, TrackParticlesAlgorithm
 from .postprocess import PolyfitAlgorithm, VelocityAlgorithm
+from .sentinel1 import S1MtSpeckleAlgorithm, S1TimescanAlgorithm, S1TimeSeriesAlgorithm
 
 ALGORITHM_CLASSES = (
     ExtractBandAlgorithm,
@@ -11,4 +13,6 @@ ALGORITHM_CLASSES = (
     CorrelatePairsAlgorithm,
     PolyfitAlgorithm,
     VelocityAlgorithm,
+    StrainRatesAlgorithm, FluxDivergenceAlgorithm, TrackParticlesAlgorithm,
+    S1TimeSeriesAlgorithm, S1MtSpeckleAlgorithm, S1TimescanAlgorithm,
 )

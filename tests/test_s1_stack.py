@@ -62,7 +62,7 @@ def test_time_series_common_extent_ls_mask_db_and_vrt(tmp_path):
     vv = result["VV"]
     assert [os.path.basename(p) for p in vv["paths"]] == [f"{i:02d}.{w:%Y%m%d}.VV.tif" for i, w in enumerate(WHEN, 1)]
     with rasterio.open(vv["vrt"]) as vrt:
-        assert list(vrt.descriptions) == [f"{w:%Y-%m-%d}" for w in WHEN]
+        assert list(vrt.descriptions) == [w.isoformat() for w in WHEN]
         stack = vrt.read()
         # common extent: the last date is shifted 2 rows down and 3 columns right
         assert vrt.shape == (28, 37)
@@ -147,4 +147,4 @@ def test_quegan_keeps_a_changing_date_and_file_blocks_equal_whole_image(tmp_path
     result = mt_speckle_filter([str(folder)], str(tmp_path / "spk"), unit="db", window=5, memory_mb=0.02)
     with rasterio.open(result["vrt"]) as vrt:
         np.testing.assert_allclose(vrt.read(), power_to_db(quegan_filter(power, 5)), atol=2e-4)
-        assert vrt.descriptions[0] == "2022-01-05"
+        assert vrt.descriptions[0] == "2022-01-05T00:00:00"

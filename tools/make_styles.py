@@ -47,20 +47,61 @@ def pseudocolor(layer, band: int, ramp, minimum: float, maximum: float):
 
 def main(tmp_dir: str) -> None:
     path = os.path.join(tmp_dir, "template.tif")
-    with rasterio.open(path, "w", driver="GTiff", width=4, height=4, count=4, dtype="float32",
+    with rasterio.open(path, "w", driver="GTiff", width=4, height=4, count=13, dtype="float32",
                        crs="EPSG:32618", transform=from_origin(0, 4, 1, 1), nodata=float("nan")) as ds:
-        ds.write(np.zeros((4, 4, 4), "float32"))
+        ds.write(np.zeros((13, 4, 4), "float32"))
     specs = {
         "disparity_dx": (1, named_ramp("RdBu", invert=True), -3.0, 3.0),
         "disparity_dy": (2, named_ramp("RdBu", invert=True), -3.0, 3.0),
         "velocity_speed": (1, named_ramp("Viridis"), 0.0, 10.0),
         "velocity_azimuth": (2, cyclic_ramp(), 0.0, 360.0),
+        # ITS_LIVE analyses (surfacemotion:strainrates bands 4/7/9, fluxdivergence band 1, cube speed)
+        "strain_effective": (7, named_ramp("Magma"), 0.0, 0.2),
+        "strain_longitudinal": (9, named_ramp("RdBu", invert=True), -0.1, 0.1),
+        "strain_e1": (4, named_ramp("RdBu", invert=True), -0.1, 0.1),
+        "flux_divergence": (1, named_ramp("RdBu", invert=True), -20.0, 20.0),
+        "itslive_speed": (1, named_ramp("Viridis"), 0.0, 1000.0),
+        # Sentinel-1 time series and timescans (algorithms/sentinel1.py)
+        "s1_backscatter_db": (1, named_ramp("Greys", invert=True), -25.0, 0.0),
+        "s1_backscatter_linear": (1, named_ramp("Greys", invert=True), 0.0, 0.3),
+        "s1_std": (1, named_ramp("Viridis"), 0.0, 0.1),
+        "s1_std_db": (1, named_ramp("Viridis"), 0.0, 5.0),
+        "s1_cov": (1, named_ramp("Viridis"), 0.0, 1.0),
+        "s1_pdiff": (1, named_ramp("Magma"), 0.0, 15.0),
+        "s1_count": (1, named_ramp("Viridis"), 0.0, 100.0),
+        "s1_amplitude": (1, named_ramp("Magma"), 0.0, 4.0),
+        "s1_phase": (1, cyclic_ramp(), -3.14159, 3.14159),
+        "s1_trend": (1, named_ramp("RdBu"), -2.0, 2.0),
+        "s1_residuals": (1, named_ramp("Viridis"), 0.0, 3.0),
     }
     for name, (band, ramp, minimum, maximum) in specs.items():
         layer = QgsRasterLayer(path, name)
         pseudocolor(layer, band, ramp, minimum, maximum)
         message, ok = layer.saveNamedStyle(os.path.join(STYLES, name + ".qml"))
         print(name, ok, message)
+    track_styles()
+
+
+def track_styles() -> None:
+    """surfacemotion:trackparticles: dark red track lines; vertices coloured by speed (m/yr)."""
+    from qgis.core import (QgsGraduatedSymbolRenderer, QgsLineSymbol, QgsMarkerSymbol, QgsRendererRange,
+                           QgsSingleSymbolRenderer, QgsVectorLayer)
+
+    lines = QgsVectorLayer("LineString?crs=EPSG:3413&field=track_id:integer", "tracks", "memory")
+    lines.setRenderer(QgsSingleSymbolRenderer(QgsLineSymbol.createSimple(
+        {"line_color": "#b2182b", "line_width": "0.6"})))
+    print("tracks_lines", lines.saveNamedStyle(os.path.join(STYLES, "tracks_lines.qml")))
+    points = QgsVectorLayer("Point?crs=EPSG:3413&field=speed:double", "vertices", "memory")
+    ramp = named_ramp("Viridis")
+    ranges = []
+    bounds = [0, 100, 200, 400, 700, 1000, 1e9]
+    for k in range(len(bounds) - 1):
+        symbol = QgsMarkerSymbol.createSimple({"name": "circle", "size": "1.4", "outline_style": "no"})
+        symbol.setColor(ramp.color(k / (len(bounds) - 2)))
+        label = f"{bounds[k]:g}-{bounds[k + 1]:g} m/yr" if bounds[k + 1] < 1e9 else f"> {bounds[k]:g} m/yr"
+        ranges.append(QgsRendererRange(bounds[k], bounds[k + 1], symbol, label))
+    points.setRenderer(QgsGraduatedSymbolRenderer("speed", ranges))
+    print("tracks_points", points.saveNamedStyle(os.path.join(STYLES, "tracks_points.qml")))
 
 
 if __name__ == "__main__":

@@ -55,10 +55,10 @@ def check_output_dtype(output_dtype: str, to_db: bool) -> None:
 
 def write_time_series_vrt(path: str, date_paths: Sequence[str], layers: Sequence[Layer], profile: dict,
                           relative_to: Optional[str] = None) -> str:
-    """Band k = file k, band descriptions = ISO dates (YYYY-MM-DD)."""
+    """Band k = file k, band descriptions = ISO acquisition times (YYYY-MM-DDTHH:MM:SS, UTC)."""
     scale, offset = (1.0, 0.0) if profile["dtype"] == "float32" else gdal_scale_offset(
         BACKSCATTER_DB_RANGE, profile["dtype"])
-    bands = [VrtBand(p, layer.label, profile["dtype"], profile["nodata"], scale, offset)
+    bands = [VrtBand(p, layer.when.isoformat(), profile["dtype"], profile["nodata"], scale, offset)
              for p, layer in zip(date_paths, layers)]
     return write_band_vrt(path, bands, profile["width"], profile["height"], profile["crs"].to_wkt()
                           if hasattr(profile["crs"], "to_wkt") else str(profile["crs"]),

@@ -172,11 +172,12 @@ def _harmonics(db_values: np.ndarray, keep: np.ndarray, years: np.ndarray) -> Di
     design = np.stack([centred, np.cos(2 * np.pi * years), np.sin(2 * np.pi * years),
                        np.ones_like(years)], axis=1)  # (dates, 4)
     dates = len(years)
-    weights = keep.astype(np.float32)
-    products = (design[:, :, None] * design[:, None, :]).reshape(dates, 16).T.astype(np.float32)
+    # float64 normal equations: short or gappy series make them ill-conditioned in float32
+    weights = keep.astype(np.float64)
+    products = (design[:, :, None] * design[:, None, :]).reshape(dates, 16).T
     normal = (products @ weights).reshape(4, 4, -1)
-    y = np.where(keep, db_values, np.float32(0))
-    rhs = design.T.astype(np.float32) @ y  # (4, pixels)
+    y = np.where(keep, db_values, np.float32(0)).astype(np.float64)
+    rhs = design.T @ y  # (4, pixels)
     n = normal[3, 3].astype(np.float64)
     usable = n >= MIN_DATES_FOR_HARMONICS
     normal = normal.astype(np.float64)

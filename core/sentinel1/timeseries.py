@@ -5,7 +5,7 @@ grid = the first date's pixel grid cropped to the intersection of all footprints
 date resampled (bilinear, NaN-aware) onto it; pixels not valid at every date of every
 polarisation set to nodata (common valid extent); optional layover/shadow mask (union of
 the masks, nonzero = layover or shadow) removed; optional dB; optional uint8/uint16.
-Outputs ``NN.<YYYYMMDD>.<POL>.tif`` + ``Timeseries.<POL>.vrt`` (band descriptions = dates).
+Outputs ``NN.<YYYYMMDD>.<POL>.tif`` + ``Timeseries.<POL>.vrt`` (band descriptions = ISO acquisition times).
 """
 from __future__ import annotations
 

@@ -1,0 +1,262 @@
+"""Sentinel-1 time series without SNAP: s1timeseries, s1mtspeckle, s1timescan (REFERENCE §9)."""
+import os
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingOutputMultipleLayers,
+    QgsProcessingOutputRasterLayer,
+    QgsProcessingParameterBoolean,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterMultipleLayers,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
+)
+
+from ..core.sentinel1.speckle import mt_speckle_filter
+from ..core.sentinel1.timescan import METRIC_CHOICES, timescan
+from ..core.sentinel1.timeseries import build_time_series
+from .base import SurfaceMotionAlgorithm, layer_paths, load_on_completion, prepare_output_folder, run_core, write_sidecar_style
+
+UNITS = ("db", "linear")
+UNIT_LABELS = ("dB", "linear power (γ⁰/σ⁰)")
+OUTPUT_TYPES = ("float32", "uint8", "uint16")
+POLARISATIONS = ("VV", "VH", "HH", "HV")
+DEFAULT_TIMESCAN_METRICS = ("avg", "max", "min", "median", "std", "cov", "percentiles", "pdiff", "count", "harmonics")
+
+#: Style (ui/styles/<name>.qml) of each timescan metric; percentiles use the backscatter style.
+METRIC_STYLES = {
+    "avg": "s1_backscatter_db", "max": "s1_backscatter_db", "min": "s1_backscatter_db",
+    "median": "s1_backscatter_db", "model_mean": "s1_backscatter_db", "std": "s1_std",
+    "std_db": "s1_std_db", "cov": "s1_cov", "pdiff": "s1_pdiff", "count": "s1_count",
+    "amplitude": "s1_amplitude", "phase": "s1_phase", "trend": "s1_trend", "residuals": "s1_residuals",
+}
+
+STACK_HELP = (
+    "Stack input: the time-series VRT of surfacemotion:s1timeseries (band descriptions = dates) or "
+    "single-date rasters (layers and/or a folder) whose names contain the date (YYYYMMDDTHHMMSS, "
+    "YYYY-MM-DD, YYYYMMDD or OST .YYMMDD.) and one polarisation (VV, VH, HH or HV), all on one grid. "
+    "Integer rasters are read through their GDAL scale/offset with 0 = nodata; float nodata and NaN "
+    "are no data; in linear power an exact 0 is no data and negatives are floored at 1e-5 (−50 dB).")
+
+
+def metric_style(name: str) -> str:
+    return METRIC_STYLES.get(name, "s1_backscatter_db")
+
+
+def add_stack_inputs(algorithm, layers_label: str) -> None:
+    algorithm.addParameter(QgsProcessingParameterMultipleLayers(
+        "INPUT", algorithm.tr(layers_label), QgsProcessing.TypeRaster, optional=True))
+    algorithm.addParameter(QgsProcessingParameterFile(
+        "FOLDER", algorithm.tr("…or a folder of single-date rasters (.tif, .tiff, .vrt)"),
+        behavior=QgsProcessingParameterFile.Folder, optional=True))
+
+
+def stack_inputs(algorithm, parameters, context) -> list:
+    paths = layer_paths(parameters, "INPUT", context)
+    folder = algorithm.parameterAsFile(parameters, "FOLDER", context)
+    if folder:
+        paths.append(folder)
+    if not paths:
+        raise QgsProcessingException(algorithm.tr("Give input rasters or a folder of single-date rasters."))
+    return paths
+
+
+def load_stack(context, paths, output_name, style, vrt=None, label=None):
+    """Sidecar styles on every file; load the VRT (or else the files) on completion."""
+    for path in paths:
+        write_sidecar_style(path, style)
+    if vrt:
+        write_sidecar_style(vrt, style)
+        load_on_completion(context, vrt, label or os.path.splitext(os.path.basename(vrt))[0], output_name, style)
+
+
+class S1TimeSeriesAlgorithm(SurfaceMotionAlgorithm):
+    group_id = "sentinel1"
+
+    def name(self):
+        return "s1timeseries"
+
+    def displayName(self):  # noqa: N802 (QGIS API name)
+        return self.tr("Sentinel-1 time series (stack ARD)")
+
+    def shortHelpString(self):  # noqa: N802 (QGIS API name)
+        return self.tr(
+            "Builds one stack per polarisation from single-date analysis-ready backscatter GeoTIFFs of any "
+            "source (surfacemotion:s1grdtoard, OST/SNAP, sarsen, ASF HyP3 RTC, OPERA RTC-S1, Earth Engine).\n"
+            "Dates and polarisations come from the file names (YYYYMMDDTHHMMSS, YYYY-MM-DD, YYYYMMDD or OST "
+            ".YYMMDD.; VV/VH/HH/HV). All inputs must share one CRS. The grid is the first date's pixel grid "
+            "cropped to the intersection of all footprints; other dates are resampled bilinearly onto it. "
+            "Pixels not valid at every date of every polarisation become nodata (common valid extent).\n"
+            "Layover/shadow: files whose name contains lsmask, ls_mask or layover (or the masks given) are "
+            "unioned (nonzero = layover or shadow, e.g. SNAP codes 1, 2, 3) and removed when enabled.\n"
+            "Input unit: linear power (exact 0 = nodata, negatives floored at 1e-5) or dB. dB = 10·log10(power). "
+            "Integer output maps −30…5 dB to DN 1…255 (uint8) or 1…65535 (uint16), 0 = nodata, with GDAL "
+            "scale/offset so QGIS shows dB.\n"
+            "Outputs per polarisation: NN.<YYYYMMDD>.<POL>.tif (NaN nodata for float) and Timeseries.<POL>.vrt "
+            "(band k = date k, band descriptions = acquisition times YYYY-MM-DDTHH:MM:SS UTC).")
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+        add_stack_inputs(self, "Single-date ARD backscatter rasters")
+        self.addParameter(QgsProcessingParameterEnum(
+            "UNIT", self.tr("Unit of the inputs"), [self.tr(u) for u in UNIT_LABELS], defaultValue=1))
+        self.addParameter(QgsProcessingParameterMultipleLayers(
+            "LS_MASKS", self.tr("Layover/shadow masks (nonzero = layover or shadow)"), QgsProcessing.TypeRaster,
+            optional=True))
+        self.addParameter(QgsProcessingParameterBoolean("APPLY_LS_MASK", self.tr("Remove layover/shadow"), True))
+        self.addParameter(QgsProcessingParameterBoolean("TO_DB", self.tr("Write dB (else linear power)"), True))
+        self.addParameter(QgsProcessingParameterEnum(
+            "OUTPUT_TYPE", self.tr("Output data type"), list(OUTPUT_TYPES), defaultValue=0))
+        self.addParameter(QgsProcessingParameterEnum(
+            "POLARISATION", self.tr("Polarisation of inputs without one in their name"),
+            [self.tr("from file names")] + list(POLARISATIONS), defaultValue=0))
+        self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", self.tr("Output folder")))
+        self.addOutput(QgsProcessingOutputMultipleLayers("OUTPUT_VRTS", self.tr("Time-series VRTs (one per polarisation)")))
+        self.addOutput(QgsProcessingOutputMultipleLayers("OUTPUT_LAYERS", self.tr("Time-series rasters")))
+        for pol in POLARISATIONS:
+            self.addOutput(QgsProcessingOutputRasterLayer(f"{pol}_VRT", self.tr("{} time series (VRT)").format(pol)))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+        inputs = stack_inputs(self, parameters, context)
+        folder = prepare_output_folder(self.parameterAsString(parameters, "OUTPUT_FOLDER", context))
+        pol_index = self.parameterAsEnum(parameters, "POLARISATION", context)
+        to_db = self.parameterAsBool(parameters, "TO_DB", context)
+        results = run_core(
+            build_time_series, feedback, inputs, folder,
+            unit=UNITS[self.parameterAsEnum(parameters, "UNIT", context)],
+            ls_masks=layer_paths(parameters, "LS_MASKS", context),
+            apply_ls_mask=self.parameterAsBool(parameters, "APPLY_LS_MASK", context), to_db=to_db,
+            output_dtype=OUTPUT_TYPES[self.parameterAsEnum(parameters, "OUTPUT_TYPE", context)],
+            polarisation=POLARISATIONS[pol_index - 1] if pol_index else None)
+        outputs = {"OUTPUT_FOLDER": folder, "OUTPUT_VRTS": [], "OUTPUT_LAYERS": []}
+        for pol in POLARISATIONS:
+            outputs[f"{pol}_VRT"] = None
+        style = "s1_backscatter_db" if to_db else "s1_backscatter_linear"
+        for pol, result in results.items():
+            feedback.pushInfo(self.tr("{}: {} dates {} … {}").format(
+                pol, len(result["dates"]), result["dates"][0], result["dates"][-1]))
+            load_stack(context, result["paths"], "OUTPUT_VRTS", style, result["vrt"])
+            outputs["OUTPUT_VRTS"].append(result["vrt"])
+            outputs["OUTPUT_LAYERS"].extend(result["paths"])
+            outputs[f"{pol}_VRT"] = result["vrt"]
+        return outputs
+
+
+class S1MtSpeckleAlgorithm(SurfaceMotionAlgorithm):
+    group_id = "sentinel1"
+
+    def name(self):
+        return "s1mtspeckle"
+
+    def displayName(self):  # noqa: N802 (QGIS API name)
+        return self.tr("Sentinel-1 multi-temporal speckle filter (Quegan)")
+
+    def shortHelpString(self):  # noqa: N802 (QGIS API name)
+        return self.tr(
+            "Quegan-type multi-temporal speckle filter of one co-registered stack (one track, one polarisation): "
+            "J_k = E[I_k] / N · Σ_i I_i / E[I_i], computed in linear power, with E[·] a NaN-aware w×w boxcar mean "
+            "(default 7×7) and N the valid dates of the pixel. It keeps the mean backscatter of every date and "
+            "divides the speckle variance of homogeneous areas by up to N (about 1/N + (1 − 1/N)/w² of the "
+            "input variance for uncorrelated single-look speckle), with less blurring than a single-date filter; "
+            "changes on one date are kept.\n"
+            "Output: the time-series format (NN.<YYYYMMDD>.<POL>.tif + Timeseries.<POL>.vrt, float32, NaN "
+            "nodata) in the input unit.\n\n" + STACK_HELP)
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+        add_stack_inputs(self, "Time-series VRT or single-date rasters")
+        self.addParameter(QgsProcessingParameterEnum(
+            "UNIT", self.tr("Unit of the stack"), [self.tr(u) for u in UNIT_LABELS], defaultValue=0))
+        self.addParameter(QgsProcessingParameterNumber(
+            "WINDOW", self.tr("Window size (odd, pixels)"), QgsProcessingParameterNumber.Integer, 7, minValue=1,
+            maxValue=51))
+        self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", self.tr("Output folder")))
+        self.addOutput(QgsProcessingOutputRasterLayer("OUTPUT_VRT", self.tr("Filtered time series (VRT)")))
+        self.addOutput(QgsProcessingOutputMultipleLayers("OUTPUT_LAYERS", self.tr("Filtered rasters")))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+        inputs = stack_inputs(self, parameters, context)
+        folder = prepare_output_folder(self.parameterAsString(parameters, "OUTPUT_FOLDER", context))
+        unit = UNITS[self.parameterAsEnum(parameters, "UNIT", context)]
+        window = self.parameterAsInt(parameters, "WINDOW", context)
+        if window % 2 == 0:
+            raise QgsProcessingException(self.tr("The window size must be odd (e.g. 5, 7, 9)."))
+        result = run_core(mt_speckle_filter, feedback, inputs, folder, unit=unit, window=window)
+        load_stack(context, result["paths"], "OUTPUT_VRT",
+                   "s1_backscatter_db" if unit == "db" else "s1_backscatter_linear", result["vrt"])
+        return {"OUTPUT_FOLDER": folder, "OUTPUT_VRT": result["vrt"], "OUTPUT_LAYERS": result["paths"]}
+
+
+class S1TimescanAlgorithm(SurfaceMotionAlgorithm):
+    group_id = "sentinel1"
+
+    def name(self):
+        return "s1timescan"
+
+    def displayName(self):  # noqa: N802 (QGIS API name)
+        return self.tr("Sentinel-1 timescan (multi-temporal metrics)")
+
+    def shortHelpString(self):  # noqa: N802 (QGIS API name)
+        return self.tr(
+            "Per-pixel statistics of a backscatter stack (one track, one polarisation), block by block.\n"
+            "Outlier removal (default on, only where ≥ 5 dates are valid): keep [p5, p95], then |x − mean| ≤ "
+            "k·std of those (k = 2); every metric, percentiles included, uses the kept dates (min/max become "
+            "near-extremes).\n"
+            "Computed in linear power: avg, median, min, max and percentiles (linear interpolation), written in "
+            "dB; std (population) in linear power; std_db = std of the dB values; cov = std/avg; pdiff = "
+            "p_high(dB) − p_low(dB) in dB (OST's pDiff was linear); count = dates used.\n"
+            "Harmonics (≥ 6 dates, in dB): y(t) = trend·(t − t̄) + c·cos 2πt + s·sin 2πt + model_mean, t in "
+            "decimal years, t̄ = mean date of the stack. amplitude = √(c² + s²) dB; phase = atan2(s, c) in "
+            "radians (the seasonal peak is phase/2π of a year after 1 January); trend in dB/yr; model_mean in "
+            "dB at t̄; residuals = √(SSR/n) dB.\n"
+            "Integer output (DN 1…max, 0 = nodata, GDAL scale/offset = physical values): avg/max/min/median/"
+            "percentiles/model_mean −30…5 dB, std 1e-5…0.2, cov 1e-5…1, std_db 0…15 dB, pdiff 0…35 dB, "
+            "amplitude and trend −5…5, residuals −10…10, phase −π…π; count unscaled.\n"
+            "Outputs: NN.<POL>.<metric>.tif per metric and Timescan.<POL>.vrt (band descriptions = metrics).\n\n"
+            + STACK_HELP)
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+        add_stack_inputs(self, "Time-series VRT or single-date rasters")
+        self.addParameter(QgsProcessingParameterEnum(
+            "UNIT", self.tr("Unit of the stack"), [self.tr(u) for u in UNIT_LABELS], defaultValue=0))
+        self.addParameter(QgsProcessingParameterEnum(
+            "METRICS", self.tr("Metrics"), list(METRIC_CHOICES), allowMultiple=True,
+            defaultValue=[METRIC_CHOICES.index(m) for m in DEFAULT_TIMESCAN_METRICS]))
+        self.addParameter(QgsProcessingParameterString(
+            "PERCENTILES", self.tr("Percentiles (comma-separated, 0-100)"), "5, 95"))
+        self.addParameter(QgsProcessingParameterBoolean(
+            "REMOVE_OUTLIERS", self.tr("Remove outliers ([p5, p95] then k·std)"), True))
+        self.addParameter(QgsProcessingParameterNumber(
+            "OUTLIER_K", self.tr("Outlier threshold k (× std)"), QgsProcessingParameterNumber.Double, 2.0,
+            minValue=0.5, maxValue=10.0))
+        self.addParameter(QgsProcessingParameterEnum(
+            "OUTPUT_TYPE", self.tr("Output data type"), list(OUTPUT_TYPES), defaultValue=0))
+        self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", self.tr("Output folder")))
+        self.addOutput(QgsProcessingOutputRasterLayer("OUTPUT_VRT", self.tr("Timescan (VRT, one band per metric)")))
+        self.addOutput(QgsProcessingOutputMultipleLayers("OUTPUT_LAYERS", self.tr("Timescan metric rasters")))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+        inputs = stack_inputs(self, parameters, context)
+        folder = prepare_output_folder(self.parameterAsString(parameters, "OUTPUT_FOLDER", context))
+        metrics = [METRIC_CHOICES[i] for i in self.parameterAsEnums(parameters, "METRICS", context)]
+        if not metrics:
+            raise QgsProcessingException(self.tr("Choose at least one metric."))
+        text = self.parameterAsString(parameters, "PERCENTILES", context)
+        try:
+            percentiles = [float(v) for v in text.replace(";", ",").split(",") if v.strip()]
+        except ValueError:
+            raise QgsProcessingException(self.tr(
+                "Percentiles must be numbers separated by commas, e.g. '5, 95' (got '{}').").format(text))
+        result = run_core(
+            timescan, feedback, inputs, folder, metrics=metrics, percentiles=percentiles,
+            unit=UNITS[self.parameterAsEnum(parameters, "UNIT", context)],
+            remove_outliers=self.parameterAsBool(parameters, "REMOVE_OUTLIERS", context),
+            outlier_k=self.parameterAsDouble(parameters, "OUTLIER_K", context),
+            output_dtype=OUTPUT_TYPES[self.parameterAsEnum(parameters, "OUTPUT_TYPE", context)])
+        for name, path in zip(result["metrics"], result["paths"]):
+            write_sidecar_style(path, metric_style(name))
+            load_on_completion(context, path, f"{result['polarisation']} {name}", "OUTPUT_LAYERS", metric_style(name))
+        write_sidecar_style(result["vrt"], metric_style(result["metrics"][0]))
+        feedback.pushInfo(self.tr("{} metrics from {} dates").format(len(result["metrics"]), len(result["dates"])))
+        return {"OUTPUT_FOLDER": folder, "OUTPUT_VRT": result["vrt"], "OUTPUT_LAYERS": result["paths"]}
