@@ -1,0 +1,332 @@
+"""surfacemotion:strainrates, surfacemotion:fluxdivergence and surfacemotion:trackparticles —
+analyses of ITS_LIVE (or any vx/vy) velocity fields."""
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsFeature,
+    QgsFeatureSink,
+    QgsField,
+    QgsFields,
+    QgsGeometry,
+    QgsLineString,
+    QgsPoint,
+    QgsPointXY,
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingParameterDateTime,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsWkbTypes,
+)
+from qgis.PyQt.QtCore import QDateTime, Qt, QVariant
+
+from ..core.itslive.flux import flux_divergence_file
+from ..core.itslive.grids import read_velocity
+from ..core.itslive.strain import METHODS, strain_rates_file
+from ..core.itslive.tracking import line_summary, track_particles, track_rows
+from .base import (StylePostProcessor, SurfaceMotionAlgorithm, core_errors_as_processing_errors,
+                   polygons_in_crs, run_core, write_sidecar_style)
+
+STRAIN_STYLE = "strain_effective"
+STRAIN_COMPANIONS = (("longitudinal", "strain_longitudinal"), ("e1", "strain_e1"))
+FLUX_STYLE = "flux_divergence"
+
+SIGN_HELP = ("x = grid east (columns), y = grid north; on north-up rasters ∂/∂y = −∂/∂row / |Δy| "
+             "(the ITS_LIVE notebooks forgot this sign and swapped Δx/Δy). ")
+
+
+def add_velocity_parameters(algorithm, band_help: str) -> None:
+    tr = algorithm.tr
+    algorithm.addParameter(QgsProcessingParameterRasterLayer("VX", tr("vx raster (m/yr, grid x / east)")))
+    algorithm.addParameter(QgsProcessingParameterRasterLayer("VY", tr("vy raster (m/yr, grid y / north)")))
+    algorithm.addParameter(QgsProcessingParameterNumber(
+        "BAND", tr(band_help), QgsProcessingParameterNumber.Integer, 1, minValue=1))
+
+
+def raster_source(algorithm, parameters, name, context):
+    layer = algorithm.parameterAsRasterLayer(parameters, name, context)
+    return layer.source() if layer is not None else None
+
+
+def tif_output(algorithm, parameters, name, context) -> str:
+    output = algorithm.parameterAsOutputLayer(parameters, name, context)
+    if not output.lower().endswith((".tif", ".tiff")):
+        raise QgsProcessingException(algorithm.tr("The output must be a GeoTIFF (.tif)."))
+    return output
+
+
+def style_output(context, output: str, style: str, companions=()) -> None:
+    write_sidecar_style(output, style)
+    if context.willLoadLayerOnCompletion(output):
+        details = context.layerToLoadOnCompletionDetails(output)
+        details.setPostProcessor(StylePostProcessor.create(
+            style, [(f"{details.name} {label}", companion) for label, companion in companions]))
+
+
+class StrainRatesAlgorithm(SurfaceMotionAlgorithm):
+    OUTPUT = "OUTPUT"
+    group_id = "itslive"
+
+    def name(self):
+        return "strainrates"
+
+    def displayName(self):  # noqa: N802 (QGIS API name)
+        return self.tr("Strain rates")
+
+    def shortHelpString(self):  # noqa: N802 (QGIS API name)
+        return self.tr(
+            "Surface strain rates of a velocity field (vx, vy in m/yr, e.g. ITS_LIVE; BAND picks the time "
+            "step of multi-band/cube rasters). Output: one float32 GeoTIFF (NaN nodata), units 1/yr, "
+            "extension positive, compression negative; bands: 1 exx, 2 eyy, 3 exy, 4 e1, 5 e2 (principal, "
+            "e1 ≥ e2), 6 theta_p (direction of e1, degrees counter-clockwise from grid x), 7 effective "
+            "√(½(exx²+eyy²+ezz²)+exy²), 8 spin ½(∂vy/∂x − ∂vx/∂y), 9 longitudinal, 10 transverse, 11 shear "
+            "(rotated to the local flow direction θ = atan2(vy, vx)), 12 ezz = −(exx+eyy), and 13 uncertainty "
+            "√(δvx²+δvy²)/(2·r·Δ) when both error rasters are given. " + SIGN_HELP +
+            "\nMethod nominal: centred differences over ±r pixels, r = max(1, round(LENGTH_SCALE/Δ)). "
+            "Method logarithmic (Alley et al. 2018): virtual stakes at ±r pixels (LENGTH_SCALE is the HALF "
+            "length scale) advected through the field; NaN within 2r of the edges.\n"
+            "UPSCALE u > 1 keeps the notebooks' meaning: the field is decimated v[::u, ::u] (no averaging) "
+            "and differentiated on that coarse grid (derivatives span 2·u native cells); the output is on "
+            "the coarse grid. Prefer LENGTH_SCALE or the logarithmic method.")
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+        add_velocity_parameters(self, "Band (time step) of the vx/vy rasters")
+        self.addParameter(QgsProcessingParameterEnum(
+            "METHOD", self.tr("Method"), [self.tr("Nominal (centred differences)"),
+                                          self.tr("Logarithmic (Alley et al. 2018 virtual stakes)")], defaultValue=0))
+        self.addParameter(QgsProcessingParameterNumber(
+            "LENGTH_SCALE", self.tr("Half length scale (m; 0 = one pixel)"), QgsProcessingParameterNumber.Double,
+            0.0, minValue=0.0))
+        self.addParameter(QgsProcessingParameterNumber(
+            "UPSCALE", self.tr("Upscale (notebook decimation factor; 1 = native grid)"),
+            QgsProcessingParameterNumber.Integer, 1, minValue=1))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            "VX_ERROR", self.tr("vx error raster (m/yr, 1-sigma)"), optional=True))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            "VY_ERROR", self.tr("vy error raster (m/yr, 1-sigma)"), optional=True))
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Strain rates")))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+        output = tif_output(self, parameters, self.OUTPUT, context)
+        summary = run_core(
+            strain_rates_file, feedback, raster_source(self, parameters, "VX", context),
+            raster_source(self, parameters, "VY", context), output,
+            method=METHODS[self.parameterAsEnum(parameters, "METHOD", context)],
+            length_scale_m=self.parameterAsDouble(parameters, "LENGTH_SCALE", context),
+            upscale=self.parameterAsInt(parameters, "UPSCALE", context),
+            band=self.parameterAsInt(parameters, "BAND", context),
+            vx_error_path=raster_source(self, parameters, "VX_ERROR", context),
+            vy_error_path=raster_source(self, parameters, "VY_ERROR", context))
+        feedback.pushInfo(self.tr("Strain rates on a {} x {} grid of {:g} m, differencing radius {} px").format(
+            summary["shape"][0], summary["shape"][1], summary["pixel_size_m"], summary["radius_px"]))
+        style_output(context, output, STRAIN_STYLE, STRAIN_COMPANIONS)
+        return {self.OUTPUT: output}
+
+
+class FluxDivergenceAlgorithm(SurfaceMotionAlgorithm):
+    OUTPUT = "OUTPUT"
+    group_id = "itslive"
+
+    def name(self):
+        return "fluxdivergence"
+
+    def displayName(self):  # noqa: N802 (QGIS API name)
+        return self.tr("Flux divergence (dynamic thinning)")
+
+    def shortHelpString(self):  # noqa: N802 (QGIS API name)
+        return self.tr(
+            "∇·(H v) = ∂(f·H·vx)/∂x + ∂(f·H·vy)/∂y in m/yr on the velocity grid; positive = divergence = "
+            "dynamic thinning (∂H/∂t = ḃ − ∇·(H v)). " + SIGN_HELP +
+            "Centred differences over ±r pixels, r = max(1, round(LENGTH_SCALE/Δ)). The ice thickness (m, "
+            "any CRS) is resampled bilinearly onto the velocity grid; its nodata stays nodata (never zero). "
+            "f = COLUMN_FACTOR converts surface speed to column-mean speed (default 1.0; typically 0.8-1.0). "
+            "The glacier outline (a polygon layer, any CRS, or the notebooks' CSV of outline vertices with "
+            "columns x, y — or the last two columns — in the velocity CRS, several polygons by fid) limits "
+            "the output; without it the whole grid is kept. Output float32 GeoTIFF: band 1 flux divergence "
+            "(m/yr), 2 thickness on the velocity grid (m), 3 qx, 4 qy (m²/yr).")
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+        self.addParameter(QgsProcessingParameterRasterLayer("THICKNESS", self.tr("Ice thickness (m)")))
+        add_velocity_parameters(self, "Band (time step) of the vx/vy rasters")
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            "OUTLINE", self.tr("Glacier outline (polygons)"), [QgsProcessing.TypeVectorPolygon], optional=True))
+        self.addParameter(QgsProcessingParameterFile(
+            "OUTLINE_CSV", self.tr("Glacier outline vertices (CSV, velocity CRS)"), extension="csv", optional=True))
+        self.addParameter(QgsProcessingParameterNumber(
+            "LENGTH_SCALE", self.tr("Half length scale (m; 0 = one pixel)"), QgsProcessingParameterNumber.Double,
+            0.0, minValue=0.0))
+        self.addParameter(QgsProcessingParameterNumber(
+            "COLUMN_FACTOR", self.tr("Column-mean / surface speed factor"), QgsProcessingParameterNumber.Double,
+            1.0, minValue=0.0, maxValue=1.5))
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, self.tr("Flux divergence")))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+        output = tif_output(self, parameters, self.OUTPUT, context)
+        vx_layer = self.parameterAsRasterLayer(parameters, "VX", context)
+        outline = self.parameterAsSource(parameters, "OUTLINE", context)
+        polygons = polygons_in_crs(outline, vx_layer.crs().toWkt(), context) if outline is not None else None
+        summary = run_core(
+            flux_divergence_file, feedback, raster_source(self, parameters, "THICKNESS", context),
+            vx_layer.source(), raster_source(self, parameters, "VY", context), output,
+            outline_polygons=polygons,
+            outline_csv=self.parameterAsFile(parameters, "OUTLINE_CSV", context) or None,
+            band=self.parameterAsInt(parameters, "BAND", context),
+            length_scale_m=self.parameterAsDouble(parameters, "LENGTH_SCALE", context),
+            column_factor=self.parameterAsDouble(parameters, "COLUMN_FACTOR", context))
+        feedback.pushInfo(self.tr("{} glacier cells, median flux divergence {:.2f} m/yr").format(
+            summary["n_cells"], summary["median_m_per_yr"]))
+        style_output(context, output, FLUX_STYLE)
+        return {self.OUTPUT: output}
+
+
+def point_fields() -> QgsFields:
+    fields = QgsFields()
+    fields.append(QgsField("track_id", QVariant.Int))
+    fields.append(QgsField("step", QVariant.Int))
+    fields.append(QgsField("date", QVariant.DateTime))
+    for name in ("t_yr", "x", "y", "vx", "vy", "speed", "cum_dist_m"):
+        fields.append(QgsField(name, QVariant.Double))
+    return fields
+
+
+def line_fields() -> QgsFields:
+    fields = QgsFields()
+    fields.append(QgsField("track_id", QVariant.Int))
+    fields.append(QgsField("start_date", QVariant.DateTime))
+    fields.append(QgsField("end_date", QVariant.DateTime))
+    fields.append(QgsField("n_steps", QVariant.Int))
+    fields.append(QgsField("length_m", QVariant.Double))
+    fields.append(QgsField("stop_reason", QVariant.String))
+    return fields
+
+
+def utc(iso: str) -> QDateTime:
+    moment = QDateTime.fromString(iso, Qt.ISODate)
+    moment.setTimeSpec(Qt.UTC)
+    return moment
+
+
+class TrackParticlesAlgorithm(SurfaceMotionAlgorithm):
+    SEEDS = "SEEDS"
+    OUTPUT_LINES = "OUTPUT_LINES"
+    OUTPUT_POINTS = "OUTPUT_POINTS"
+    group_id = "itslive"
+
+    def name(self):
+        return "trackparticles"
+
+    def displayName(self):  # noqa: N802 (QGIS API name)
+        return self.tr("Track particles")
+
+    def shortHelpString(self):  # noqa: N802 (QGIS API name)
+        return self.tr(
+            "Advects seed points through a velocity field (vx, vy in m/yr): single-band rasters (steady field) "
+            "or multi-band stacks / downloaded cubes (surfacemotion:itslivedownload GeoTIFFs) whose band "
+            "descriptions hold each layer's start date (YYYY-MM-DD); layer k covers [date k, date k+1), the last "
+            "one as long as the one before. Classical RK4 in float64 map coordinates, bilinear velocity (NaN if "
+            "any corner is nodata), sub-steps of at most CFL × pixel / maximum speed (CFL ≤ 0.5) and never "
+            "across a layer boundary (a vertex is written there). TIME_INTERPOLATION: nearest layer, or linear "
+            "between layer start dates. A negative DURATION (years of 365.25 d) tracks backwards. START_DATE "
+            "defaults to the first layer (forwards) or the end of the record (backwards). Particles stop at "
+            "nodata, at the grid edge, at the end time or at the end of the record (stop_reason).\n"
+            "Outputs in the velocity CRS: points (track_id, step, date UTC, t_yr decimal year, x, y, vx, vy, "
+            "speed m/yr, cum_dist_m) and lines (track_id, start_date, end_date, n_steps, length_m, stop_reason).")
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            self.SEEDS, self.tr("Seed points"), [QgsProcessing.TypeVectorPoint]))
+        self.addParameter(QgsProcessingParameterRasterLayer("VX", self.tr("vx raster or stack (m/yr)")))
+        self.addParameter(QgsProcessingParameterRasterLayer("VY", self.tr("vy raster or stack (m/yr)")))
+        self.addParameter(QgsProcessingParameterDateTime(
+            "START_DATE", self.tr("Start date (UTC; empty = start of the record)"), optional=True))
+        self.addParameter(QgsProcessingParameterNumber(
+            "DURATION", self.tr("Duration (years; negative = backwards)"), QgsProcessingParameterNumber.Double, 1.0))
+        self.addParameter(QgsProcessingParameterEnum(
+            "TIME_INTERPOLATION", self.tr("Time interpolation"),
+            [self.tr("Nearest layer (piecewise constant)"), self.tr("Linear between layers")], defaultValue=0))
+        self.addParameter(QgsProcessingParameterNumber(
+            "CFL", self.tr("Maximum step (fraction of a pixel)"), QgsProcessingParameterNumber.Double, 0.5,
+            minValue=0.01, maxValue=0.5))
+        self.addParameter(QgsProcessingParameterFeatureSink(
+            self.OUTPUT_LINES, self.tr("Tracks (lines)"), QgsProcessing.TypeVectorLine))
+        self.addParameter(QgsProcessingParameterFeatureSink(
+            self.OUTPUT_POINTS, self.tr("Track vertices (points)"), QgsProcessing.TypeVectorPoint))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+        vx_layer = self.parameterAsRasterLayer(parameters, "VX", context)
+        vy_layer = self.parameterAsRasterLayer(parameters, "VY", context)
+        seeds = self.parameterAsSource(parameters, self.SEEDS, context)
+        with core_errors_as_processing_errors():
+            grid = read_velocity(vx_layer.source(), vy_layer.source())
+        crs = QgsCoordinateReferenceSystem.fromWkt(grid.crs_wkt)
+        transform = QgsCoordinateTransform(seeds.sourceCrs(), crs, context.transformContext())
+        xs, ys = [], []
+        for feature in seeds.getFeatures():
+            geometry = QgsGeometry(feature.geometry())
+            if geometry.isEmpty():
+                continue
+            geometry.transform(transform)
+            for point in (geometry.asMultiPoint() if geometry.isMultipart() else [geometry.asPoint()]):
+                xs.append(point.x())
+                ys.append(point.y())
+        if not xs:
+            raise QgsProcessingException(self.tr("The seed layer has no points."))
+        start = None
+        if parameters.get("START_DATE") not in (None, ""):
+            moment = self.parameterAsDateTime(parameters, "START_DATE", context)
+            if not moment.isValid():
+                raise QgsProcessingException(self.tr("START_DATE is not a valid date."))
+            start = moment.toUTC().toPyDateTime().replace(tzinfo=None)
+        tracks = run_core(track_particles, feedback, grid, xs, ys, start=start,
+                          duration_years=self.parameterAsDouble(parameters, "DURATION", context),
+                          cfl=self.parameterAsDouble(parameters, "CFL", context),
+                          time_interpolation=("nearest", "linear")[self.parameterAsEnum(
+                              parameters, "TIME_INTERPOLATION", context)],
+                          progress_range=(0.0, 90.0))
+        lines, lines_id = self.parameterAsSink(parameters, self.OUTPUT_LINES, context, line_fields(),
+                                               QgsWkbTypes.LineString, crs)
+        points, points_id = self.parameterAsSink(parameters, self.OUTPUT_POINTS, context, point_fields(),
+                                                 QgsWkbTypes.Point, crs)
+        for row in track_rows(tracks):
+            feature = QgsFeature(point_fields())
+            feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(row["x"], row["y"])))
+            feature.setAttributes([row["track_id"], row["step"], utc(row["date"])] +
+                                  [row[k] for k in ("t_yr", "x", "y", "vx", "vy", "speed", "cum_dist_m")])
+            points.addFeature(feature, QgsFeatureSink.FastInsert)
+        for track in tracks:
+            summary = line_summary(track)
+            feature = QgsFeature(line_fields())
+            vertices = [QgsPoint(x, y) for x, y in zip(track.x, track.y)]
+            if len(vertices) == 1:
+                vertices.append(QgsPoint(vertices[0]))  # a particle that could not move: zero-length line
+            feature.setGeometry(QgsGeometry(QgsLineString(vertices)))
+            feature.setAttributes([summary["track_id"], utc(summary["start_date"]), utc(summary["end_date"]),
+                                   summary["n_steps"], summary["length_m"], summary["stop_reason"]])
+            lines.addFeature(feature, QgsFeatureSink.FastInsert)
+        reasons = {}
+        for track in tracks:
+            reasons[track.stop_reason] = reasons.get(track.stop_reason, 0) + 1
+        feedback.pushInfo(self.tr("{} tracks; stop reasons: {}").format(
+            len(tracks), ", ".join(f"{k}: {v}" for k, v in sorted(reasons.items()))))
+        for output, style in ((lines_id, "tracks_lines"), (points_id, "tracks_points")):
+            if context.willLoadLayerOnCompletion(output):
+                context.layerToLoadOnCompletionDetails(output).setPostProcessor(VectorStyle.create(style))
+        feedback.setProgress(100)
+        return {self.OUTPUT_LINES: lines_id, self.OUTPUT_POINTS: points_id}
+
+
+class VectorStyle(StylePostProcessor):
+    """Loads ``ui/styles/<style>.qml`` onto a vector layer loaded on completion."""
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS API name)
+        import os
+
+        from .base import STYLES_DIR
+
+        layer.loadNamedStyle(os.path.join(STYLES_DIR, self.style_name + ".qml"))
+        layer.triggerRepaint()
