@@ -1,4 +1,4 @@
-"""Sentinel-1 time series without SNAP: s1timeseries, s1mtspeckle, s1timescan (REFERENCE §9)."""
+"""Sentinel-1 time series without SNAP: s1timeseries, s1mtspeckle, s1timescan, s1animation, s1mosaic (REFERENCE §9)."""
 import os
 
 from qgis.core import (
@@ -7,8 +7,10 @@ from qgis.core import (
     QgsProcessingOutputMultipleLayers,
     QgsProcessingOutputRasterLayer,
     QgsProcessingParameterBoolean,
+    QgsProcessingParameterCrs,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
@@ -259,4 +261,129 @@ class S1TimescanAlgorithm(SurfaceMotionAlgorithm):
             load_on_completion(context, path, f"{result['polarisation']} {name}", "OUTPUT_LAYERS", metric_style(name))
         write_sidecar_style(result["vrt"], metric_style(result["metrics"][0]))
         feedback.pushInfo(self.tr("{} metrics from {} dates").format(len(result["metrics"]), len(result["dates"])))
+        return {"OUTPUT_FOLDER": folder, "OUTPUT_VRT": result["vrt"], "OUTPUT_LAYERS": result["paths"]}
+
+
+class S1AnimationAlgorithm(SurfaceMotionAlgorithm):
+    group_id = "sentinel1"
+
+    def name(self):
+        return "s1animation"
+
+    def displayName(self):  # noqa: N802 (QGIS API name)
+        return self.tr("Sentinel-1 time-series animation (GIF)")
+
+    def shortHelpString(self):  # noqa: N802 (QGIS API name)
+        return self.tr(
+            "Animated GIF of a time series, one frame per date with the date (YYYY-MM-DD, UTC) burnt in at the "
+            "top left, looping. With a co- (VV or HH) and a cross-polarised (VH or HV) stack: R = co-pol dB "
+            "stretched −20…0, G = cross-pol dB −25…−5, B = co − cross (ratio in dB) 1…15; dates are paired by "
+            "UTC day. With one stack: grey, −25…0 dB. No data is black. Reads are averaged down so the longer "
+            "side has at most the maximum size in pixels.\n\n" + STACK_HELP)
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+        self.addParameter(QgsProcessingParameterMultipleLayers(
+            "INPUT", self.tr("Co-polarised stack (VV/HH: time-series VRT or date rasters)"), QgsProcessing.TypeRaster))
+        self.addParameter(QgsProcessingParameterMultipleLayers(
+            "CROSS", self.tr("Cross-polarised stack (VH/HV), optional"), QgsProcessing.TypeRaster, optional=True))
+        self.addParameter(QgsProcessingParameterEnum(
+            "UNIT", self.tr("Unit of the stacks"), [self.tr(u) for u in UNIT_LABELS], defaultValue=0))
+        self.addParameter(QgsProcessingParameterNumber(
+            "MAX_SIZE", self.tr("Maximum frame size (pixels, longer side)"), QgsProcessingParameterNumber.Integer,
+            800, minValue=16, maxValue=8000))
+        self.addParameter(QgsProcessingParameterNumber(
+            "FRAME_MS", self.tr("Frame duration (milliseconds)"), QgsProcessingParameterNumber.Integer, 700,
+            minValue=20, maxValue=60000))
+        self.addParameter(QgsProcessingParameterBoolean("SHOW_DATES", self.tr("Burn in the dates"), True))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            "OUTPUT", self.tr("Animation"), self.tr("GIF files (*.gif)")))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+        from ..core.sentinel1.animation import make_animation
+
+        co = layer_paths(parameters, "INPUT", context)
+        if not co:
+            raise QgsProcessingException(self.tr("Give the co-polarised stack."))
+        output = self.parameterAsFileOutput(parameters, "OUTPUT", context)
+        result = run_core(
+            make_animation, feedback, co, output, cross_inputs=layer_paths(parameters, "CROSS", context),
+            unit=UNITS[self.parameterAsEnum(parameters, "UNIT", context)],
+            max_size=self.parameterAsInt(parameters, "MAX_SIZE", context),
+            frame_ms=self.parameterAsInt(parameters, "FRAME_MS", context),
+            show_dates=self.parameterAsBool(parameters, "SHOW_DATES", context))
+        feedback.pushInfo(self.tr("{} frames of {}×{} pixels").format(
+            len(result["dates"]), result["size"][1], result["size"][0]))
+        return {"OUTPUT": output}
+
+
+class S1MosaicAlgorithm(SurfaceMotionAlgorithm):
+    group_id = "sentinel1"
+
+    def name(self):
+        return "s1mosaic"
+
+    def displayName(self):  # noqa: N802 (QGIS API name)
+        return self.tr("Sentinel-1 mosaic of tracks (time series or timescans)")
+
+    def shortHelpString(self):  # noqa: N802 (QGIS API name)
+        return self.tr(
+            "Mosaics time series or timescans of several tracks with GDAL and numpy (no Orfeo ToolBox).\n"
+            "Grid: CRS and pixel size of the first input unless given, union extent; inputs are warped "
+            "bilinearly with NaN nodata. Feathering: weight = distance (pixels) to the nearest no-data pixel, "
+            "capped at the feather width; values are blended as Σw·x/Σw, in linear power for dB backscatter "
+            "levels (time series in dB; timescan avg, max, min, median, percentiles, model_mean) and as they are "
+            "for other metrics.\n"
+            "Harmonisation (dB levels only): the mean dB difference on each overlap of ≥ 50 pixels gives "
+            "offsets o_i minimising Σ(d_ij + o_i − o_j)² with Σo_i = 0, added before blending.\n"
+            "Time series (all band descriptions or names are dates): acquisitions of all tracks within the date "
+            "window of the window's first date form one mosaic (one acquisition per track), dated by that first "
+            "date: NN.<YYYYMMDD>.<POL>.mosaic.tif + Timeseries.<POL>.mosaic.vrt. Timescans: one mosaic per metric "
+            "present in all inputs: NN.mosaic.<metric>.tif + Timescan.mosaic.vrt.")
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+        self.addParameter(QgsProcessingParameterMultipleLayers(
+            "INPUT", self.tr("Time series or timescans of the tracks (VRTs or rasters)"), QgsProcessing.TypeRaster))
+        self.addParameter(QgsProcessingParameterEnum(
+            "UNIT", self.tr("Unit of time-series values"), [self.tr(u) for u in UNIT_LABELS], defaultValue=0))
+        self.addParameter(QgsProcessingParameterBoolean(
+            "HARMONISE", self.tr("Harmonise radiometry on overlaps"), True))
+        self.addParameter(QgsProcessingParameterNumber(
+            "FEATHER", self.tr("Feather width (pixels)"), QgsProcessingParameterNumber.Double, 50.0, minValue=0.0))
+        self.addParameter(QgsProcessingParameterNumber(
+            "DATE_WINDOW", self.tr("Date window for time series (days)"), QgsProcessingParameterNumber.Double, 6.0,
+            minValue=0.0))
+        self.addParameter(QgsProcessingParameterCrs("CRS", self.tr("Output CRS (default: first input)"),
+                                                    optional=True))
+        self.addParameter(QgsProcessingParameterNumber(
+            "RESOLUTION", self.tr("Pixel size in CRS units (0 = first input's)"), QgsProcessingParameterNumber.Double,
+            0.0, minValue=0.0))
+        self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", self.tr("Output folder")))
+        self.addOutput(QgsProcessingOutputRasterLayer("OUTPUT_VRT", self.tr("Mosaic (VRT)")))
+        self.addOutput(QgsProcessingOutputMultipleLayers("OUTPUT_LAYERS", self.tr("Mosaic rasters")))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+        from ..core.sentinel1.mosaic import mosaic
+
+        inputs = layer_paths(parameters, "INPUT", context)
+        folder = prepare_output_folder(self.parameterAsString(parameters, "OUTPUT_FOLDER", context))
+        crs = self.parameterAsCrs(parameters, "CRS", context)
+        result = run_core(
+            mosaic, feedback, inputs, folder, unit=UNITS[self.parameterAsEnum(parameters, "UNIT", context)],
+            harmonise=self.parameterAsBool(parameters, "HARMONISE", context),
+            feather_px=self.parameterAsDouble(parameters, "FEATHER", context),
+            date_window_days=self.parameterAsDouble(parameters, "DATE_WINDOW", context),
+            crs=crs.toWkt() if crs.isValid() else None,
+            resolution=self.parameterAsDouble(parameters, "RESOLUTION", context) or None)
+        for name, offsets in result["offsets"].items():
+            if any(offsets):
+                feedback.pushInfo(self.tr("{}: harmonisation offsets (dB) {}").format(name, offsets))
+        if result["kind"] == "timescan":
+            for name, path in zip(result["names"], result["paths"]):
+                write_sidecar_style(path, metric_style(name))
+                load_on_completion(context, path, f"mosaic {name}", "OUTPUT_LAYERS", metric_style(name))
+            write_sidecar_style(result["vrt"], metric_style(result["names"][0]))
+        else:
+            style = "s1_backscatter_db" if UNITS[self.parameterAsEnum(parameters, "UNIT", context)] == "db" \
+                else "s1_backscatter_linear"
+            load_stack(context, result["paths"], "OUTPUT_VRT", style, result["vrt"])
         return {"OUTPUT_FOLDER": folder, "OUTPUT_VRT": result["vrt"], "OUTPUT_LAYERS": result["paths"]}

@@ -5,7 +5,7 @@ time-series format (``NN.<YYYYMMDD>.VV.tif``, DEFLATE + float predictor, 256×25
 NaN nodata, as written by surfacemotion:s1timeseries), then in ONE process:
 
 1. reads the whole stack once, block by block, exactly as the timescan reads it
-   (``StackReader.read_rows`` in the same row blocks, one thread) -> read time;
+   (``StackReader.read_window_stored`` in the same tile-aligned windows, one thread) -> read time;
 2. runs the timescan with the default metrics (avg, max, min, median, std, cov, p5, p95,
    pdiff, count, harmonics; outlier removal on) -> timescan time;
 
@@ -30,9 +30,9 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from core.raster_io import FLOAT_GTIFF_PROFILE, row_blocks  # noqa: E402
+from core.raster_io import FLOAT_GTIFF_PROFILE  # noqa: E402
 from core.sentinel1.stack import StackReader, collect_layers  # noqa: E402
-from core.sentinel1.timescan import rows_per_block, timescan  # noqa: E402
+from core.sentinel1.timescan import block_windows, timescan  # noqa: E402
 
 
 def date_of(index: int) -> dt.date:
@@ -85,12 +85,15 @@ def peak_rss_mb() -> float:
 
 
 def read_once(paths: list, memory_mb: float, workers: int) -> float:
+    """Read every date of the stack once in the timescan's block-aligned windows (stored dB)."""
+    import rasterio
+
     layers = collect_layers(paths)
     start = time.perf_counter()
-    with StackReader(layers, "db") as reader:
-        block = rows_per_block(len(layers), reader.width, memory_mb, workers)
-        for first, stop in row_blocks(reader.height, block):
-            reader.read_rows(first, stop, as_db=True)
+    with rasterio.Env(GDAL_CACHEMAX=64), StackReader(layers, "db") as reader:
+        for window in block_windows(reader.height, reader.width, reader.block_shape(), len(layers), memory_mb,
+                                    workers):
+            reader.read_window_stored(window)
     return time.perf_counter() - start
 
 

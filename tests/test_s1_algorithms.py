@@ -13,6 +13,7 @@ from rasterio.transform import from_origin
 from core.sentinel1.naming import decimal_year
 from core.sentinel1.speckle import quegan_filter
 from core.sentinel1.timescan import timescan_block
+from core.sentinel1.units import db_to_power, power_to_db
 
 WHEN = [dt.datetime(2022, 1, 2, 5, 30) + dt.timedelta(days=24 * i) for i in range(8)]
 
@@ -78,9 +79,10 @@ def test_timeseries_speckle_timescan_chain(run_algorithm, tmp_path):
     assert names[:2] == ["01.VV.avg.tif", "02.VV.max.tif"] and "08.VV.p90.tif" in names
     assert "15.VV.model_mean.tif" == names[-1]
     years = np.array([decimal_year(w) for w in WHEN])
-    reference = timescan_block(10 ** (np.float32(10 * np.log10(filtered)) / 10), years,
+    stored_db = power_to_db(filtered)  # what s1mtspeckle wrote and s1timescan reads
+    reference = timescan_block(db_to_power(stored_db), years,
                                ("avg", "max", "min", "median", "std", "cov", "percentiles", "pdiff", "count",
-                                "harmonics"), (10.0, 90.0))
+                                "harmonics"), (10.0, 90.0), db_values=stored_db)
     with rasterio.open(scan["OUTPUT_VRT"]) as vrt:
         assert vrt.count == 15 and vrt.descriptions[0] == "avg"
         for band, name in enumerate(vrt.descriptions, start=1):
@@ -163,7 +165,7 @@ def test_s1_algorithms_from_qgis_process(qgis_process_env, tmp_path):
 
     listing = subprocess.run(["qgis_process.bin", "list"], env=qgis_process_env, capture_output=True, text=True,
                              timeout=600).stdout
-    for algorithm_id in ("s1timeseries", "s1mtspeckle", "s1timescan"):
+    for algorithm_id in ("s1timeseries", "s1mtspeckle", "s1timescan", "s1animation", "s1mosaic"):
         assert f"surfacemotion:{algorithm_id}\t" in listing
     series = run("surfacemotion:s1timeseries", {"FOLDER": str(tmp_path / "ard"), "UNIT": 1, "OUTPUT_TYPE": 2,
                                                 "OUTPUT_FOLDER": str(tmp_path / "ts")})
@@ -174,3 +176,43 @@ def test_s1_algorithms_from_qgis_process(qgis_process_env, tmp_path):
         assert ds.dtypes[0] == "uint8" and ds.nodata == 0
         avg = ds.read(1).astype(float) * ds.scales[0] + ds.offsets[0]
     assert np.nanmean(avg[2:]) == pytest.approx(-10.0, abs=0.5)  # VV level 0.1 = −10 dB
+
+
+def test_animation_and_mosaic_from_processing(run_algorithm, tmp_path):
+    from PIL import Image
+
+    write_ard(str(tmp_path / "ard"))
+    series, _, _ = run_algorithm("surfacemotion:s1timeseries", {
+        "FOLDER": str(tmp_path / "ard"), "UNIT": 1, "OUTPUT_FOLDER": str(tmp_path / "ts")})
+    gif = str(tmp_path / "anim.gif")
+    result, _, _ = run_algorithm("surfacemotion:s1animation", {
+        "INPUT": [series["VV_VRT"]], "CROSS": [series["VH_VRT"]], "MAX_SIZE": 16, "OUTPUT": gif})
+    with Image.open(result["OUTPUT"]) as image:
+        assert image.n_frames == len(WHEN) and image.size == (16, 13)
+
+    # a second "track" starting 10 columns east, seeing the same ground with a +1.5 dB bias
+    shifted = tmp_path / "track2"
+    shifted.mkdir()
+    with rasterio.open(series["VV_VRT"]) as vrt:
+        stack, transform, crs = vrt.read(), vrt.transform, vrt.crs
+    for when, image in zip(WHEN, stack):
+        with rasterio.open(str(shifted / f"{when:%Y%m%dT%H%M%S}_VV.tif"), "w", driver="GTiff", width=24, height=20,
+                           count=1, dtype="float32", crs=crs, nodata=float("nan"),
+                           transform=transform * transform.translation(10, 0)) as ds:
+            ds.write(np.concatenate([image[:, 10:], image[:, :10]], axis=1) + 1.5, 1)  # same ground + 1.5 dB
+    scans = []
+    for index, source in enumerate((series["VV_VRT"], str(shifted))):
+        parameters = {"UNIT": 0, "METRICS": [0, 8], "REMOVE_OUTLIERS": False,
+                      "OUTPUT_FOLDER": str(tmp_path / f"scan{index}")}
+        parameters.update({"INPUT": [source]} if index == 0 else {"FOLDER": source})
+        scans.append(run_algorithm("surfacemotion:s1timescan", parameters)[0]["OUTPUT_VRT"])
+    mosaic, context, _ = run_algorithm("surfacemotion:s1mosaic", {
+        "INPUT": scans, "FEATHER": 3, "OUTPUT_FOLDER": str(tmp_path / "mosaic")})
+    with rasterio.open(mosaic["OUTPUT_VRT"]) as vrt:
+        assert list(vrt.descriptions) == ["avg", "count"] and vrt.shape == (20, 34)
+        avg = vrt.read(1)
+    with rasterio.open(scans[0]) as first:
+        reference = first.read(1)
+    # harmonised: both tracks move by 0.75 dB towards each other, so track 1 reads +0.75 dB
+    np.testing.assert_allclose(avg[2:, :24], reference[2:] + 0.75, atol=1e-3)
+    assert styled_min_max(mosaic["OUTPUT_LAYERS"][0]) == ("singlebandpseudocolor", -25.0, 0.0)

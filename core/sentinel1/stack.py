@@ -184,12 +184,20 @@ class StackReader:
             ds.close()
         self._datasets.clear()
 
-    def read_rows(self, start: int, stop: int, as_db: bool = False) -> np.ndarray:
-        """``(dates, stop-start, width)`` float32: linear power, or dB with ``as_db``."""
-        window = Window(0, start, self.width, stop - start)
-        out = np.empty((len(self.layers), stop - start, self.width), dtype=np.float32)
+    def block_shape(self) -> tuple:
+        """(rows, cols) of the first file's internal blocks (tiles or strips)."""
+        return self._datasets[self.layers[0].path].block_shapes[self.layers[0].band - 1]
+
+    def read_window_stored(self, window: Window) -> np.ndarray:
+        """``(dates, rows, cols)`` float32 in the stored unit (dB or linear), NaN = no data."""
+        out = np.empty((len(self.layers), int(window.height), int(window.width)), dtype=np.float32)
         for index, layer in enumerate(self.layers):
             out[index] = self._read_physical(layer, window)
+        return out
+
+    def read_rows(self, start: int, stop: int, as_db: bool = False) -> np.ndarray:
+        """``(dates, stop-start, width)`` float32: linear power, or dB with ``as_db``."""
+        out = self.read_window_stored(Window(0, start, self.width, stop - start))
         if self.unit == "db" and not as_db:
             return db_to_power(out)
         if self.unit == "linear":

@@ -22,16 +22,17 @@ import concurrent.futures
 import contextlib
 import os
 import threading
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import rasterio
+from rasterio.windows import Window
 
 from ..errors import UserInputError, check_canceled
-from ..raster_io import FLOAT_GTIFF_PROFILE, atomic_output, ensure_writable_dir, row_blocks
+from ..raster_io import FLOAT_GTIFF_PROFILE, atomic_output, ensure_writable_dir
 from .naming import decimal_year
 from .stack import StackReader, collect_layers, require_same_grid, require_stack
-from .units import DN_MAX, gdal_scale_offset, metric_range, power_to_db, to_dn
+from .units import DN_MAX, clean_linear, db_to_power, gdal_scale_offset, metric_range, power_to_db, to_dn
 from .vrt import VrtBand, write_band_vrt
 
 BASIC_METRICS = ("avg", "max", "min", "median", "std", "std_db", "cov", "pdiff", "count")
@@ -267,13 +268,23 @@ def timescan_block(power: np.ndarray, years: Optional[np.ndarray], metrics: Sequ
     return result
 
 
-def rows_per_block(dates: int, width: int, memory_mb: float, workers: int) -> int:
-    """Rows per block so that ``workers`` blocks in flight stay within ``memory_mb``.
-
-    About 14 float32-sized working copies of a block are alive at the peak.
-    """
-    per_row = dates * width * 4 * 14
-    return max(1, int(memory_mb * 1024 * 1024 / (per_row * max(1, workers))))
+def block_windows(height: int, width: int, block_shape: Tuple[int, int], dates: int, memory_mb: float,
+                  workers: int) -> List[Window]:
+    """Windows covering the grid, aligned to the inputs' internal blocks (so every tile or
+    strip is decompressed once) and small enough that ``workers`` blocks in flight stay
+    within ``memory_mb`` (about 16 float32-sized working copies of a block at the peak)."""
+    block_rows, block_cols = max(1, block_shape[0]), max(1, block_shape[1])
+    max_pixels = max(1, int(memory_mb * 2 ** 20 / (dates * 4 * 16 * max(1, workers))))
+    if block_cols >= width or max_pixels >= block_rows * width:  # strips, or whole rows of tiles fit
+        rows = max(1, max_pixels // width)
+        if rows >= block_rows:
+            rows -= rows % block_rows
+        cols = width
+    else:
+        rows = min(block_rows, max(1, max_pixels // block_cols))
+        cols = max(block_cols, (max_pixels // rows) // block_cols * block_cols)
+    return [Window(col, row, min(cols, width - col), min(rows, height - row))
+            for row in range(0, height, rows) for col in range(0, width, cols)]
 
 
 def timescan(inputs: Sequence[str], output_folder: str, metrics: Sequence[str] = DEFAULT_METRICS,
@@ -306,10 +317,12 @@ def timescan(inputs: Sequence[str], output_folder: str, metrics: Sequence[str] =
     paths = {name: os.path.join(folder, f"{i:02d}.{prefix}.{name}.tif") for i, name in enumerate(names, 1)}
     vrt_path = os.path.join(folder, f"Timescan.{prefix}.vrt")
     out_profile = _output_profile(profile, output_dtype)
-    block = rows_per_block(len(layers), profile["width"], memory_mb, workers)
-    blocks = list(row_blocks(profile["height"], block))
     with contextlib.ExitStack() as stack:
+        # a small GDAL cache: block-aligned windows decompress every tile once
+        stack.enter_context(rasterio.Env(GDAL_CACHEMAX=64))
         reader = stack.enter_context(StackReader(layers, unit))
+        blocks = block_windows(profile["height"], profile["width"], reader.block_shape(), len(layers), memory_mb,
+                               workers)
         temporary = {name: stack.enter_context(atomic_output(path)) for name, path in paths.items()}
         writers = {name: stack.enter_context(rasterio.open(tmp, "w", **out_profile))
                    for name, tmp in temporary.items()}
@@ -322,15 +335,17 @@ def timescan(inputs: Sequence[str], output_folder: str, metrics: Sequence[str] =
             bands.append(VrtBand(paths[name], name, out_profile["dtype"], out_profile["nodata"], scale, offset))
         read_lock = threading.Lock()
 
-        def compute(rows):
+        def compute(window):
             check_canceled(is_canceled)
             with read_lock:  # GDAL handles are not shared between threads
-                power = reader.read_rows(*rows)
-            return rows, timescan_block(power, years, metrics, percentiles, remove_outliers, outlier_k)
+                stored = reader.read_window_stored(window)
+            if unit == "db":
+                return window, timescan_block(db_to_power(stored), years, metrics, percentiles, remove_outliers,
+                                              outlier_k, db_values=stored)
+            return window, timescan_block(clean_linear(stored), years, metrics, percentiles, remove_outliers,
+                                          outlier_k)
 
-        for done, ((start, stop), values) in enumerate(
-                _ordered_parallel(compute, blocks, workers), start=1):
-            window = rasterio.windows.Window(0, start, profile["width"], stop - start)
+        for done, (window, values) in enumerate(_ordered_parallel(compute, blocks, workers), start=1):
             for name, ds in writers.items():
                 ds.write(_encode(name, values[name], output_dtype), 1, window=window)
             check_canceled(is_canceled)
