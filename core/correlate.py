@@ -1,0 +1,694 @@
+"""Offset tracking: FFT zero-normalised cross-correlation with sub-pixel refinement.
+
+Geometry (REFERENCE §5.1): the chip of output cell (i, j) covers reference
+pixels ``[row0 + i*step, row0 + i*step + chip) x [col0 + j*step, col0 + j*step + chip)``
+and is centred at pixel-corner coordinates ``(col0 + j*step + chip/2, row0 + i*step + chip/2)``.
+
+Sign convention: ``dx`` is the column offset (+ right) and ``dy`` the row
+offset (+ down), in reference pixels: the feature at reference (col, row) is
+found at (col + dx, row + dy) in the secondary.
+
+Engine, per chip:
+
+1. Integer search (Lewis 1995): the zero-mean, unit-norm template is
+   cross-correlated with the search window (chip + 2 * search_range) by batched
+   real FFTs; the denominator comes from float64 summed-area tables of the
+   secondary and its square. Positions whose footprint touches an invalid
+   secondary pixel are excluded; a peak on the border of the search range is
+   rejected (the true offset may lie beyond it).
+2. Sub-pixel: a 3x3 Gaussian (log-quadratic) peak fit, then, for
+   ``subpixel="lk"``, inverse-compositional Lucas-Kanade translation refinement
+   with a gain and bias term (so brightness changes do not bias the offset),
+   sampling a cubic-spline model of the secondary (``ndimage.spline_filter``
+   once per block; each iteration evaluates the spline for all chips of the
+   block at once, with the separable form of ``map_coordinates(order=3,
+   prefilter=False)`` that a single shift per chip allows, about 3x faster).
+
+Images are processed in blocks of output cells (reference rows/columns plus a
+margin, secondary plus the search halo) so memory stays bounded (about 200 MB
+whatever the image size); the result does not depend on the block layout.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator, Optional, Tuple
+
+import numpy as np
+import rasterio
+import scipy.fft
+from rasterio.windows import Window
+from scipy import ndimage
+
+from .disparity import BASE_DESCRIPTIONS, disparity_tags, grid_transform
+from .errors import UserInputError, check_canceled
+from .raster_io import (FLOAT_GTIFF_PROFILE, atomic_output, open_raster, require_crs,
+                        require_single_band, set_band_descriptions, valid_mask_from_nodata)
+
+SUBPIXEL_METHODS = ("lk", "gaussian")
+
+#: Working-memory budget of one block of chips (bytes); the block size follows from it.
+_BLOCK_MEMORY_BYTES = 120_000_000
+#: Extra rows/columns read around a block (reference) and its search windows (secondary)
+#: so the cubic-spline prefilter's boundary effect (decaying as 0.268**distance) is
+#: negligible where sampled: results do not depend on the block layout.
+_SPLINE_MARGIN = 10
+_FFT_WORKERS = 2
+_LK_MAX_ITERATIONS = 6
+_LK_TOLERANCE_PX = 1e-3
+#: A refinement still moving by more than this after the last iteration has not converged.
+_LK_NOT_CONVERGED_PX = 0.05
+_LK_MAX_DEPARTURE_PX = 1.5
+#: Relative variance below which a template or footprint counts as texture-less.
+_FLAT_RELATIVE_VARIANCE = 1e-10
+#: Smallest eigenvalue ratio of the LK translation Hessian before it counts as singular.
+_SINGULAR_EIGEN_RATIO = 1e-6
+_EXCLUDED = -np.inf
+
+
+@dataclass
+class CorrelationResult:
+    """Offsets on the chip grid: float32 arrays, NaN where ``valid`` is False.
+
+    dx: column offset in reference pixels (+ right); dy: row offset (+ down);
+    peak: ZNCC at the matched position (-1..1); valid: bool.
+    """
+
+    dx: np.ndarray
+    dy: np.ndarray
+    peak: np.ndarray
+    valid: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Params:
+    chip: int
+    search: int
+    step: int
+    subpixel: str
+
+    @property
+    def window(self) -> int:
+        """Side of the search window in pixels."""
+        return self.chip + 2 * self.search
+
+    @property
+    def halo(self) -> int:
+        """Secondary pixels read on each side of a block's reference pixels."""
+        return self.search + _SPLINE_MARGIN
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def correlate_arrays(ref: np.ndarray, sec: np.ndarray, chip_size: int, search_range: int, step: int,
+                     ref_valid: Optional[np.ndarray] = None, sec_valid: Optional[np.ndarray] = None,
+                     subpixel: str = "lk", progress=None, is_canceled=None) -> CorrelationResult:
+    """Correlate two co-registered 2-D images (same shape, same pixel grid).
+
+    Cell (i, j) covers ``ref[i*step : i*step+chip, j*step : j*step+chip]``;
+    ``n_rows = (H - chip)//step + 1`` and likewise for columns. ``ref_valid`` and
+    ``sec_valid`` (bool, same shape) flag usable pixels; non-finite values are
+    always invalid. Offsets are in pixels, dx + right, dy + down (see the
+    module docstring).
+    """
+    params = _check_parameters(chip_size, search_range, step, subpixel)
+    ref = np.asarray(ref)
+    sec = np.asarray(sec)
+    if ref.ndim != 2 or ref.shape != sec.shape:
+        raise UserInputError(
+            f"The reference and secondary arrays must be 2-D with the same shape; got {ref.shape} "
+            f"and {sec.shape}. Resample both onto one pixel grid first.")
+    n_rows, n_cols = _grid_shape(ref.shape[0], ref.shape[1], params)
+    ref_source = _ArraySource(ref, ref_valid)
+    sec_source = _ArraySource(sec, sec_valid)
+    result = CorrelationResult(*(np.full((n_rows, n_cols), np.nan, np.float32) for _ in range(3)),
+                               np.zeros((n_rows, n_cols), bool))
+
+    def store(rows: slice, cols: slice, block: CorrelationResult) -> None:
+        for name in ("dx", "dy", "peak", "valid"):
+            getattr(result, name)[rows, cols] = getattr(block, name)
+
+    _run_blocks(ref_source, sec_source, n_rows, n_cols, params, store, progress, is_canceled)
+    return result
+
+
+def correlate_files(ref_path: str, sec_path: str, out_path: str, chip_size: int = 32, search_range: int = 8,
+                    step: int = 4, subpixel: str = "lk", tags: Optional[dict] = None,
+                    progress=None, is_canceled=None) -> str:
+    """Correlate two single-band rasters on a common pixel grid into a disparity GeoTIFF.
+
+    The rasters must share CRS and pixel size and be aligned to whole pixels;
+    with different extents their overlap is used. The output (REFERENCE §5.1)
+    has bands dx, dy (reference px, + right / + down), valid (1/0) and peak
+    ZNCC, NaN where invalid, on ``grid_transform(ref.transform, col0, row0,
+    chip_size, step)`` where (col0, row0) is the overlap's first reference pixel.
+    ``tags`` are written as given after the standard disparity tags. Returns
+    ``out_path``.
+    """
+    params = _check_parameters(chip_size, search_range, step, subpixel)
+    with open_raster(ref_path) as ref_ds, open_raster(sec_path) as sec_ds:
+        for ds, what in ((ref_ds, "reference image"), (sec_ds, "secondary image")):
+            require_crs(ds, what)
+            require_single_band(ds, what)
+        _require_common_grid(ref_ds, sec_ds)
+        col_off, row_off = _secondary_offset(ref_ds, sec_ds)
+        col0, row0, width, height = _overlap(ref_ds, sec_ds, col_off, row_off, params)
+        n_rows, n_cols = _grid_shape(height, width, params)
+        ref_source = _RasterSource(ref_ds, row0, col0)
+        sec_source = _RasterSource(sec_ds, row0 - row_off, col0 - col_off)
+        profile = dict(FLOAT_GTIFF_PROFILE, count=len(BASE_DESCRIPTIONS), width=n_cols, height=n_rows,
+                       crs=ref_ds.crs, transform=grid_transform(ref_ds.transform, col0, row0,
+                                                                params.chip, params.step))
+        out_tags = disparity_tags(params.step, chip_size=params.chip, search_range=params.search,
+                                  subpixel=params.subpixel)
+        out_tags.update({str(key): str(value) for key, value in (tags or {}).items() if value is not None})
+        with atomic_output(out_path) as tmp, rasterio.open(tmp, "w", **profile) as out:
+            set_band_descriptions(out, BASE_DESCRIPTIONS)
+            out.update_tags(**out_tags)
+
+            def write(rows: slice, cols: slice, block: CorrelationResult) -> None:
+                window = Window(cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start)
+                bands = (block.dx, block.dy, block.valid.astype(np.float32), block.peak)
+                for index, band in enumerate(bands, start=1):
+                    out.write(band, index, window=window)
+
+            _run_blocks(ref_source, sec_source, n_rows, n_cols, params, write, progress, is_canceled)
+    return out_path
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _check_parameters(chip_size: int, search_range: int, step: int, subpixel: str) -> _Params:
+    if int(chip_size) != chip_size or chip_size < 8:
+        raise UserInputError(f"Chip size must be a whole number of pixels >= 8; got {chip_size}.")
+    if int(search_range) != search_range or search_range < 1:
+        raise UserInputError(f"Search range must be a whole number of pixels >= 1; got {search_range}.")
+    if int(step) != step or step < 1:
+        raise UserInputError(f"Step must be a whole number of pixels >= 1; got {step}.")
+    if subpixel not in SUBPIXEL_METHODS:
+        raise UserInputError(
+            f"Unknown sub-pixel method '{subpixel}'; use one of {', '.join(SUBPIXEL_METHODS)}.")
+    return _Params(int(chip_size), int(search_range), int(step), subpixel)
+
+
+def _grid_shape(height: int, width: int, params: _Params) -> Tuple[int, int]:
+    if height < params.chip or width < params.chip:
+        raise UserInputError(
+            f"The image area ({width} x {height} px) is smaller than one chip ({params.chip} px). "
+            "Use a smaller chip size or larger images.")
+    return (height - params.chip) // params.step + 1, (width - params.chip) // params.step + 1
+
+
+def _require_common_grid(ref_ds, sec_ds) -> None:
+    if ref_ds.crs != sec_ds.crs:
+        raise UserInputError(
+            f"The reference is in {ref_ds.crs.to_string()} but the secondary is in "
+            f"{sec_ds.crs.to_string()}. Reproject the secondary onto the reference grid, "
+            "e.g. with gdalwarp -t_srs <reference CRS> -tr <reference pixel size> -tap.")
+    ref_terms = np.array([ref_ds.transform.a, ref_ds.transform.b, ref_ds.transform.d, ref_ds.transform.e])
+    sec_terms = np.array([sec_ds.transform.a, sec_ds.transform.b, sec_ds.transform.d, sec_ds.transform.e])
+    if not np.allclose(ref_terms, sec_terms, rtol=0.0, atol=1e-6 * np.abs(ref_terms).max()):
+        raise UserInputError(
+            f"The reference pixel size is {_pixel_size_text(ref_ds)} but the secondary's is "
+            f"{_pixel_size_text(sec_ds)}. Resample the secondary onto the reference grid, e.g. with "
+            "gdalwarp -tr <reference pixel size> -tap.")
+
+
+def _pixel_size_text(ds) -> str:
+    t = ds.transform
+    text = f"{abs(t.a):g} x {abs(t.e):g}"
+    if t.b or t.d:
+        text += f" (rotated grid, terms {t.a:g}, {t.b:g}, {t.d:g}, {t.e:g})"
+    return text
+
+
+def _secondary_offset(ref_ds, sec_ds) -> Tuple[int, int]:
+    """Position (col, row) of the secondary's first pixel in reference pixels; must be whole."""
+    col, row = ~ref_ds.transform * (sec_ds.transform.c, sec_ds.transform.f)
+    if abs(col - round(col)) > 1e-3 or abs(row - round(row)) > 1e-3:
+        raise UserInputError(
+            f"The secondary grid is shifted by ({col - round(col):+.3f}, {row - round(row):+.3f}) px "
+            "from the reference grid: the pixels are not aligned. Resample the secondary onto the "
+            "reference grid, e.g. with gdalwarp -tr <reference pixel size> -tap.")
+    return int(round(col)), int(round(row))
+
+
+def _overlap(ref_ds, sec_ds, col_off: int, row_off: int, params: _Params) -> Tuple[int, int, int, int]:
+    """(col0, row0, width, height) of the overlap in reference pixels."""
+    col0, col1 = max(0, col_off), min(ref_ds.width, col_off + sec_ds.width)
+    row0, row1 = max(0, row_off), min(ref_ds.height, row_off + sec_ds.height)
+    if col1 <= col0 or row1 <= row0:
+        raise UserInputError(
+            f"The reference '{ref_ds.name}' and secondary '{sec_ds.name}' do not overlap. "
+            "Choose two images of the same area.")
+    needed = params.window
+    if col1 - col0 < needed or row1 - row0 < needed:
+        raise UserInputError(
+            f"The images overlap by only {col1 - col0} x {row1 - row0} px; at least chip size + "
+            f"2 x search range = {needed} px is needed in each direction. Use images that overlap "
+            "more, or a smaller chip size or search range.")
+    return col0, row0, col1 - col0, row1 - row0
+
+
+# --------------------------------------------------------------------------- pixel sources
+
+
+class _ArraySource:
+    """Reads windows of an in-memory image; pixels outside it come back invalid."""
+
+    def __init__(self, values: np.ndarray, valid: Optional[np.ndarray]):
+        self.values = values
+        self.valid = np.ones(values.shape, bool) if valid is None else np.asarray(valid, bool)
+        if np.issubdtype(values.dtype, np.floating):
+            self.valid = self.valid & np.isfinite(values)
+
+    def read(self, row0: int, row1: int, col0: int, col1: int) -> Tuple[np.ndarray, np.ndarray]:
+        height, width = self.values.shape
+        r0, r1, c0, c1 = max(row0, 0), min(row1, height), max(col0, 0), min(col1, width)
+        return _pad_to_window(self.values[r0:r1, c0:c1], self.valid[r0:r1, c0:c1],
+                              row0, row1, col0, col1, r0, c0)
+
+
+class _RasterSource:
+    """Reads windows of band 1 of an open raster in a shifted pixel frame."""
+
+    def __init__(self, ds, row_origin: int, col_origin: int):
+        self.ds = ds
+        self.row_origin = row_origin
+        self.col_origin = col_origin
+        self.use_mask = any(flag.name == "per_dataset" for flag in ds.mask_flag_enums[0])
+
+    def read(self, row0: int, row1: int, col0: int, col1: int) -> Tuple[np.ndarray, np.ndarray]:
+        """Pixels [row0, row1) x [col0, col1) of the frame; outside the raster = invalid."""
+        ds = self.ds
+        a0, a1 = row0 + self.row_origin, row1 + self.row_origin
+        b0, b1 = col0 + self.col_origin, col1 + self.col_origin
+        r0, r1, c0, c1 = max(a0, 0), min(a1, ds.height), max(b0, 0), min(b1, ds.width)
+        if r1 <= r0 or c1 <= c0:
+            values = np.zeros((0, 0))
+            valid = np.zeros((0, 0), bool)
+            r0, c0 = a0, b0
+        else:
+            window = Window(c0, r0, c1 - c0, r1 - r0)
+            values = ds.read(1, window=window)
+            valid = valid_mask_from_nodata(values, ds.nodata)
+            if self.use_mask:
+                valid &= ds.read_masks(1, window=window) != 0
+        return _pad_to_window(values, valid, a0, a1, b0, b1, r0, c0)
+
+
+def _pad_to_window(values: np.ndarray, valid: np.ndarray, row0: int, row1: int, col0: int, col1: int,
+                   read_row0: int, read_col0: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Place a read at (read_row0, read_col0) into the window [row0, row1) x [col0, col1).
+
+    Invalid pixels (nodata, NaN, outside the image) get the value of the
+    nearest valid pixel: they are excluded from matching anyway, and
+    continuous values keep them from ringing into valid pixels through the
+    spline prefilter, whatever the block layout.
+    """
+    shape = (row1 - row0, col1 - col0)
+    if values.size == 0 or not valid.any():
+        return np.zeros(shape), np.zeros(shape, bool)
+    values = values.astype(np.float64)
+    if not valid.all():
+        nearest = ndimage.distance_transform_edt(~valid, return_distances=False, return_indices=True)
+        values = values[tuple(nearest)]
+    top, left = read_row0 - row0, read_col0 - col0
+    pad = ((top, shape[0] - top - values.shape[0]), (left, shape[1] - left - values.shape[1]))
+    return np.pad(values, pad, mode="edge"), np.pad(valid, pad, mode="constant", constant_values=False)
+
+
+# --------------------------------------------------------------------------- block driver
+
+
+def _chips_per_block(params: _Params) -> int:
+    """Chips per block so the working memory stays near ``_BLOCK_MEMORY_BYTES``."""
+    span = 2 * params.search + 1
+    bytes_per_chip = (40 * params.window ** 2 + 48 * span ** 2 + 120 * params.chip ** 2
+                      + 80 * params.step ** 2)
+    return max(1, int(_BLOCK_MEMORY_BYTES // bytes_per_chip))
+
+
+def _blocks(n_rows: int, n_cols: int, chips: int) -> Iterator[Tuple[slice, slice]]:
+    block_cols = min(n_cols, chips)
+    block_rows = max(1, chips // block_cols)
+    for i0 in range(0, n_rows, block_rows):
+        for j0 in range(0, n_cols, block_cols):
+            yield slice(i0, min(n_rows, i0 + block_rows)), slice(j0, min(n_cols, j0 + block_cols))
+
+
+def _run_blocks(ref_source, sec_source, n_rows: int, n_cols: int, params: _Params,
+                sink: Callable[[slice, slice, CorrelationResult], None], progress, is_canceled) -> None:
+    blocks = list(_blocks(n_rows, n_cols, _chips_per_block(params)))
+    for done, (rows, cols) in enumerate(blocks):
+        check_canceled(is_canceled)
+        row0, col0 = rows.start * params.step, cols.start * params.step
+        row1 = (rows.stop - 1) * params.step + params.chip
+        col1 = (cols.stop - 1) * params.step + params.chip
+        g = _SPLINE_MARGIN
+        ref, ref_valid = ref_source.read(row0 - g, row1 + g, col0 - g, col1 + g)
+        h = params.halo
+        sec, sec_valid = sec_source.read(row0 - h, row1 + h, col0 - h, col1 + h)
+        sink(rows, cols, _correlate_block(ref, ref_valid, sec, sec_valid, params))
+        if progress is not None:
+            progress(100.0 * (done + 1) / len(blocks))
+
+
+# --------------------------------------------------------------------------- block engine
+
+
+def _correlate_block(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec_valid: np.ndarray,
+                     params: _Params) -> CorrelationResult:
+    """Correlate every chip of one block.
+
+    ``ref`` holds the block's reference pixels plus ``_SPLINE_MARGIN`` pixels
+    on every side (its first chip starts at (_SPLINE_MARGIN, _SPLINE_MARGIN));
+    ``sec`` the same area with ``params.halo`` pixels on every side.
+    """
+    p = params
+    g = _SPLINE_MARGIN
+    inner = (slice(g, ref.shape[0] - g), slice(g, ref.shape[1] - g))
+    n_rows = (ref.shape[0] - 2 * g - p.chip) // p.step + 1
+    n_cols = (ref.shape[1] - 2 * g - p.chip) // p.step + 1
+    templates = _chip_stack(ref[inner].astype(np.float32), p.chip, p.step, n_rows, n_cols)
+    ref_ok = _box_sums(~ref_valid[inner], p.chip)[::p.step, ::p.step][:n_rows, :n_cols].ravel() == 0
+
+    sec_centred = _demeaned(sec, sec_valid)
+    sec_invalid_sums = _box_sums(~sec_valid, p.chip)
+    zncc, template_ok = _integer_zncc(templates, sec_centred, sec_invalid_sums, p, n_rows, n_cols)
+    ok = ref_ok & template_ok
+    peak_index, peak_value, ok = _integer_peaks(zncc, ok, p.search)
+    fit, ok = _fit_peaks(zncc, peak_index, ok)
+    offset = peak_index - p.search + fit  # (B, 2): (dy, dx)
+
+    if p.subpixel == "lk":
+        offset, peak_value, ok = _refine_lucas_kanade(
+            ref, ref_valid, templates, sec_centred, sec_invalid_sums, offset, peak_index - p.search, ok,
+            p, n_rows, n_cols)
+
+    shape = (n_rows, n_cols)
+    dy = np.where(ok, offset[:, 0], np.nan).astype(np.float32).reshape(shape)
+    dx = np.where(ok, offset[:, 1], np.nan).astype(np.float32).reshape(shape)
+    peak = np.where(ok, peak_value, np.nan).astype(np.float32).reshape(shape)
+    return CorrelationResult(dx, dy, peak, ok.reshape(shape))
+
+
+def _chip_stack(image: np.ndarray, size: int, step: int, n_rows: int, n_cols: int) -> np.ndarray:
+    """Windows of ``size`` starting every ``step`` pixels, as a contiguous (B, size, size) stack."""
+    view = np.lib.stride_tricks.sliding_window_view(image, (size, size))[::step, ::step][:n_rows, :n_cols]
+    return np.ascontiguousarray(view).reshape(n_rows * n_cols, size, size)
+
+
+def _box_sums(image: np.ndarray, size: int) -> np.ndarray:
+    """Sums over every size x size footprint, indexed by its first pixel (summed-area table)."""
+    if image.dtype == bool and not image.any():
+        return np.zeros((image.shape[0] - size + 1, image.shape[1] - size + 1), np.int32)
+    table = np.zeros((image.shape[0] + 1, image.shape[1] + 1),
+                     np.int32 if image.dtype == bool else np.float64)
+    np.cumsum(image, axis=0, out=table[1:, 1:])
+    np.cumsum(table[1:, 1:], axis=1, out=table[1:, 1:])
+    return table[size:, size:] - table[:-size, size:] - table[size:, :-size] + table[:-size, :-size]
+
+
+def _demeaned(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """``image`` minus the mean of its valid pixels (float64), which keeps the
+    float64 summed-area tables precise; gain/bias-invariant matching ignores it."""
+    return image - (image[valid].mean() if valid.any() else 0.0)
+
+
+def _integer_zncc(templates: np.ndarray, sec: np.ndarray, sec_invalid_sums: np.ndarray, p: _Params,
+                  n_rows: int, n_cols: int) -> Tuple[np.ndarray, np.ndarray]:
+    """ZNCC over all integer offsets: (B, 2S+1, 2S+1), excluded positions = -inf.
+
+    Index (v, u) is the offset (dy, dx) = (v - S, u - S). Also returns which
+    templates have texture.
+    """
+    n = p.chip * p.chip
+    span = 2 * p.search + 1
+    centred = templates - templates.mean(axis=(1, 2), keepdims=True, dtype=np.float64).astype(np.float32)
+    energy = np.einsum("bij,bij->b", centred, centred, dtype=np.float64)
+    scale = np.einsum("bij,bij->b", templates, templates, dtype=np.float64)
+    textured = energy > _FLAT_RELATIVE_VARIANCE * scale
+    unit = centred / np.sqrt(np.where(textured, energy, 1.0)).astype(np.float32)[:, None, None]
+
+    offset = p.halo - p.search  # first search-window pixel of chip 0 in the secondary block
+    windows = _chip_stack(sec[offset:, offset:].astype(np.float32), p.window, p.step, n_rows, n_cols)
+    windows -= windows.mean(axis=(1, 2), keepdims=True)
+    size = scipy.fft.next_fast_len(p.window, real=True)
+    shape = (size, size)
+    spectrum = scipy.fft.rfft2(windows, s=shape, workers=_FFT_WORKERS)
+    spectrum *= np.conj(scipy.fft.rfft2(unit, s=shape, workers=_FFT_WORKERS))
+    numerator = scipy.fft.irfft2(spectrum, s=shape, workers=_FFT_WORKERS)[:, :span, :span]
+    del spectrum, windows
+
+    sums = _box_sums(sec, p.chip)
+    energy_sec = _box_sums(sec * sec, p.chip)
+    variance_n = energy_sec - sums * sums / n
+    excluded = (sec_invalid_sums > 0) | (variance_n <= _FLAT_RELATIVE_VARIANCE * energy_sec)
+    denominator = np.sqrt(np.where(excluded, 1.0, variance_n)).astype(np.float32)
+    denominator = _chip_stack(denominator[offset:, offset:], span, p.step, n_rows, n_cols)
+    excluded = _chip_stack(excluded[offset:, offset:], span, p.step, n_rows, n_cols)
+    zncc = numerator / denominator
+    zncc[excluded] = _EXCLUDED
+    return zncc, textured
+
+
+def _integer_peaks(zncc: np.ndarray, ok: np.ndarray, search: int
+                   ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Best integer position (B, 2) as (v, u) indices, its ZNCC, and validity."""
+    span = zncc.shape[1]
+    flat = zncc.reshape(len(zncc), -1).argmax(axis=1)
+    index = np.stack(np.divmod(flat, span), axis=1)
+    value = zncc.reshape(len(zncc), -1)[np.arange(len(zncc)), flat]
+    inside = np.all((index > 0) & (index < 2 * search), axis=1)
+    return index, value, ok & np.isfinite(value) & inside
+
+
+_QUADRATIC_FIT = np.linalg.pinv(np.array(
+    [[1.0, x, y, x * x, y * y, x * y] for y in (-1, 0, 1) for x in (-1, 0, 1)]))
+
+
+def _fit_peaks(zncc: np.ndarray, index: np.ndarray, ok: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Sub-pixel (dy, dx) correction of each integer peak from its 3x3 neighbourhood.
+
+    A 2-D quadratic is fitted to log(ZNCC) (a Gaussian peak) where all nine
+    values are positive, to ZNCC itself otherwise; a fit without a maximum
+    inside the 3x3 neighbourhood (ridge-like peaks) falls back to separable
+    3-point parabolas. Chips whose 3x3 neighbourhood has an excluded position
+    become invalid.
+    """
+    b = np.arange(len(zncc))
+    rows = np.clip(index[:, 0], 1, zncc.shape[1] - 2)[:, None, None] + np.arange(-1, 2)[None, :, None]
+    cols = np.clip(index[:, 1], 1, zncc.shape[2] - 2)[:, None, None] + np.arange(-1, 2)[None, None, :]
+    patch = zncc[b[:, None, None], rows, cols].astype(np.float64)
+    ok = ok & np.all(np.isfinite(patch), axis=(1, 2))
+    patch = np.where(np.isfinite(patch), patch, 0.0)
+    positive = np.all(patch > 1e-6, axis=(1, 2))
+    values = np.where(positive[:, None, None], np.log(np.where(positive[:, None, None], patch, 1.0)), patch)
+
+    c = values.reshape(len(values), 9) @ _QUADRATIC_FIT.T  # a, bx, by, cxx, cyy, cxy
+    hxx, hyy, hxy = 2 * c[:, 3], 2 * c[:, 4], c[:, 5]
+    det = hxx * hyy - hxy * hxy
+    maximum = (hxx < 0) & (det > 1e-12)
+    safe = np.where(maximum, det, 1.0)
+    fx = (-hyy * c[:, 1] + hxy * c[:, 2]) / safe
+    fy = (hxy * c[:, 1] - hxx * c[:, 2]) / safe
+    maximum &= (np.abs(fx) <= 1.0) & (np.abs(fy) <= 1.0)
+    fx = np.where(maximum, fx, _parabola_vertex(values[:, 1, 0], values[:, 1, 1], values[:, 1, 2]))
+    fy = np.where(maximum, fy, _parabola_vertex(values[:, 0, 1], values[:, 1, 1], values[:, 2, 1]))
+    return np.clip(np.stack([fy, fx], axis=1), -1.0, 1.0), ok
+
+
+def _parabola_vertex(left: np.ndarray, centre: np.ndarray, right: np.ndarray) -> np.ndarray:
+    curvature = left - 2 * centre + right
+    vertex = 0.5 * (left - right) / np.where(curvature < 0, curvature, -1.0)
+    return np.where(curvature < 0, np.clip(vertex, -0.5, 0.5), 0.0)
+
+
+def _refine_lucas_kanade(ref: np.ndarray, ref_valid: np.ndarray, templates: np.ndarray, sec: np.ndarray,
+                         sec_invalid_sums: np.ndarray, start: np.ndarray, integer_peak: np.ndarray,
+                         ok: np.ndarray, p: _Params, n_rows: int, n_cols: int
+                         ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inverse-compositional Lucas-Kanade translation with gain and bias.
+
+    Model: ``sec(x + offset) = gain * ref(x) + bias``. Linearising the
+    template, ``sec_w = gain*T0 + grad(T).q + bias`` with ``q = gain*delta`` is
+    linear in (q, gain, bias) with a design matrix fixed per chip, so its
+    least-squares operator is computed once; each iteration samples the
+    secondary's cubic spline at the current offsets for all active chips at
+    once and updates ``offset -= q / gain``. Offsets are (dy, dx) in pixels.
+    ``ref`` is the block's reference with its ``_SPLINE_MARGIN``, ``sec`` the
+    demeaned secondary block. A chip becomes invalid when the gain is not
+    positive, the Hessian is singular, the offset departs more than
+    ``_LK_MAX_DEPARTURE_PX`` from the integer peak, it does not converge, or
+    the spline support of its final footprint touches invalid pixels.
+    Returns the offsets, the ZNCC at the last sampled position and validity.
+    """
+    offset = start.astype(np.float64).copy()
+    peak = np.full(len(offset), np.nan)
+    chips = np.flatnonzero(ok)
+    if chips.size == 0:
+        return offset, peak, ok
+    ok = ok.copy()
+    operator, coupling, template_norm, well_posed = _lk_operators(ref, ref_valid, templates[chips], p,
+                                                                  n_rows, n_cols, chips)
+    ok[chips[~well_posed]] = False
+    chips = chips[well_posed]
+    coefficients = ndimage.spline_filter(sec, order=3, mode="mirror", output=np.float64).astype(np.float32)
+    top = (chips // n_cols) * p.step + p.halo
+    left = (chips % n_cols) * p.step + p.halo
+
+    n = p.chip * p.chip
+    active = np.arange(len(chips))  # positions in ``chips`` still iterating
+    state = (operator[well_posed], coupling[well_posed], template_norm[well_posed])
+    last_update = np.zeros(len(chips))
+    for _ in range(_LK_MAX_ITERATIONS):
+        if active.size == 0:
+            break
+        b = chips[active]
+        sampled = _sample_translated(coefficients, top[active], left[active], offset[b], p.chip)
+        sampled = sampled.reshape(len(active), n)
+        op, coup, norm_t = state
+        products = np.einsum("bkn,bn->bk", op, sampled).astype(np.float64)  # q_dy, q_dx, t.s
+        q = products[:, :2]
+        total = sampled.sum(axis=1, dtype=np.float64)
+        energy = np.einsum("bn,bn->b", sampled, sampled).astype(np.float64) - total * total / n
+        peak[b] = products[:, 2] / np.sqrt(np.where(energy > 0, energy, np.inf))
+        gain = products[:, 2] / norm_t - np.einsum("bk,bk->b", coup, q)
+        good = (gain > 0) & np.all(np.isfinite(q), axis=1)
+        update = q / np.where(good, gain, 1.0)[:, None]
+        offset[b] -= np.where(good[:, None], update, 0.0)
+        last_update[active] = np.where(good, np.hypot(update[:, 0], update[:, 1]), np.inf)
+        departed = np.any(np.abs(offset[b] - integer_peak[b]) > _LK_MAX_DEPARTURE_PX, axis=1)
+        ok[b[~good | departed]] = False
+        going = good & ~departed & (last_update[active] >= _LK_TOLERANCE_PX)
+        if not going.all():
+            active = active[going]
+            state = tuple(array[going] for array in state)
+    ok[chips[last_update > _LK_NOT_CONVERGED_PX]] = False
+    ok[chips] &= _spline_support_valid(sec_invalid_sums, top, left, offset[chips], p.chip)
+    return offset, peak, ok
+
+
+def _lk_operators(ref: np.ndarray, ref_valid: np.ndarray, templates: np.ndarray, p: _Params,
+                  n_rows: int, n_cols: int, chips: np.ndarray
+                  ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-chip least-squares operators of the LK model.
+
+    Returns ``operator`` (B, 3, n) float32 whose rows applied to the sampled
+    secondary s give (q_dy, q_dx, t.s) with t the zero-mean unit-norm
+    template; ``coupling`` (B, 2) and ``template_norm`` (B,) such that
+    gain = t.s / template_norm - coupling.q; and the chips whose translation
+    Hessian is well conditioned. The gradient columns are made orthogonal to
+    the template and the constant (Frisch-Waugh-Lovell), which separates the
+    translation from gain and bias. Gradients are the exact derivatives of the
+    reference's cubic-spline interpolant at the pixels.
+    """
+    centred = _demeaned(ref, ref_valid)
+    coefficients = ndimage.spline_filter(centred, order=3, mode="mirror", output=np.float64)
+    # derivative of the cubic B-spline interpolant at the knots: (c[k+1] - c[k-1]) / 2,
+    # for the block's pixels inside the margin (so block edges do not distort gradients)
+    g = _SPLINE_MARGIN
+    height, width = coefficients.shape
+    inner_rows, inner_cols = slice(g, height - g), slice(g, width - g)
+    grad_rows = (0.5 * (coefficients[g + 1:height - g + 1, inner_cols]
+                        - coefficients[g - 1:height - g - 1, inner_cols])).astype(np.float32)
+    grad_cols = (0.5 * (coefficients[inner_rows, g + 1:width - g + 1]
+                        - coefficients[inner_rows, g - 1:width - g - 1])).astype(np.float32)
+    first_row = (chips // n_cols) * p.step
+    first_col = (chips % n_cols) * p.step
+    n = p.chip * p.chip
+    g_rows = _windows_at(grad_rows, p.chip, first_row, first_col).reshape(-1, n)
+    g_cols = _windows_at(grad_cols, p.chip, first_row, first_col).reshape(-1, n)
+
+    t0 = templates.reshape(len(templates), n)
+    t0 = t0 - t0.mean(axis=1, keepdims=True, dtype=np.float64).astype(np.float32)
+    template_norm = np.sqrt(np.einsum("bn,bn->b", t0, t0, dtype=np.float64))
+    unit = t0 / template_norm[:, None].astype(np.float32)
+    # remove the constant and the template from the gradient columns
+    along_rows = np.einsum("bn,bn->b", g_rows, unit)
+    along_cols = np.einsum("bn,bn->b", g_cols, unit)
+    o_rows = g_rows - g_rows.mean(axis=1, keepdims=True) - along_rows[:, None] * unit
+    o_cols = g_cols - g_cols.mean(axis=1, keepdims=True) - along_cols[:, None] * unit
+    h_rr = np.einsum("bn,bn->b", o_rows, o_rows, dtype=np.float64)
+    h_cc = np.einsum("bn,bn->b", o_cols, o_cols, dtype=np.float64)
+    h_rc = np.einsum("bn,bn->b", o_rows, o_cols, dtype=np.float64)
+    det = h_rr * h_cc - h_rc ** 2
+    trace = h_rr + h_cc
+    well_posed = np.isfinite(det) & (det > _SINGULAR_EIGEN_RATIO * trace * trace)
+    safe = np.where(well_posed, det, 1.0)
+    operator = np.empty((len(templates), 3, n), np.float32)
+    operator[:, 0] = (h_cc / safe).astype(np.float32)[:, None] * o_rows
+    operator[:, 0] -= (h_rc / safe).astype(np.float32)[:, None] * o_cols
+    operator[:, 1] = (h_rr / safe).astype(np.float32)[:, None] * o_cols
+    operator[:, 1] -= (h_rc / safe).astype(np.float32)[:, None] * o_rows
+    operator[:, 2] = unit
+    coupling = np.stack([along_rows, along_cols], axis=1).astype(np.float64) / template_norm[:, None]
+    return operator, coupling, template_norm, well_posed
+
+
+def _windows_at(image: np.ndarray, size: int, first_row: np.ndarray, first_col: np.ndarray) -> np.ndarray:
+    """Copies of the size x size windows of ``image`` starting at the given pixels: (B, size, size)."""
+    return np.lib.stride_tricks.sliding_window_view(image, (size, size))[first_row, first_col]
+
+
+def _spline_support_valid(sec_invalid_sums: np.ndarray, top: np.ndarray, left: np.ndarray,
+                          offset: np.ndarray, chip: int) -> np.ndarray:
+    """True where the cubic-spline support of the matched footprint holds only valid pixels.
+
+    The support of samples at rows top + offset + [0, chip) spans
+    floor(top + offset) - 1 .. floor(top + offset) + chip + 1, covered by the
+    union of the 4 x 4 chip-sized footprints starting at floor - 1 .. floor + 2.
+    """
+    first_row = np.floor(top + offset[:, 0]).astype(int) - 1
+    first_col = np.floor(left + offset[:, 1]).astype(int) - 1
+    height, width = sec_invalid_sums.shape
+    clean = np.ones(len(top), bool)
+    for dr in range(4):
+        for dc in range(4):
+            r = first_row + dr
+            c = first_col + dc
+            inside = (r >= 0) & (r < height) & (c >= 0) & (c < width)
+            counts = sec_invalid_sums[np.clip(r, 0, height - 1), np.clip(c, 0, width - 1)]
+            clean &= inside & (counts == 0)
+    return clean
+
+
+def _cubic_bspline_weights(fraction: np.ndarray) -> np.ndarray:
+    """Weights (..., 4) of the coefficients at floor-1 .. floor+2 for a fractional position."""
+    t = fraction[..., None]
+    one = 1.0 - t
+    return np.concatenate([one ** 3, 3 * t ** 3 - 6 * t ** 2 + 4, -3 * t ** 3 + 3 * t ** 2 + 3 * t + 1,
+                           t ** 3], axis=-1) / 6.0
+
+
+def _sample_translated(coefficients: np.ndarray, top: np.ndarray, left: np.ndarray, shift: np.ndarray,
+                       chip: int) -> np.ndarray:
+    """Cubic-spline values at rows top + shift_y + [0, chip) and cols left + shift_x + [0, chip).
+
+    Equivalent to ``ndimage.map_coordinates(coefficients, ..., order=3,
+    prefilter=False)`` at those points (within the array), but exploits that
+    every chip has one fractional shift: the 4 x 4 tap weights are shared by
+    the chip's pixels, so the evaluation is two separable 4-tap passes over
+    (chip + 3)^2 coefficient patches, vectorised over all chips. Returns (B, chip, chip).
+    """
+    rows = top + shift[:, 0]
+    cols = left + shift[:, 1]
+    base_rows = np.floor(rows)
+    base_cols = np.floor(cols)
+    w_rows = _cubic_bspline_weights(rows - base_rows)
+    w_cols = _cubic_bspline_weights(cols - base_cols)
+    span = chip + 3
+    first_row = np.clip(base_rows.astype(np.intp) - 1, 0, coefficients.shape[0] - span)
+    first_col = np.clip(base_cols.astype(np.intp) - 1, 0, coefficients.shape[1] - span)
+    patch = _windows_at(coefficients, span, first_row, first_col)
+    w_rows = w_rows.astype(coefficients.dtype)[:, :, None, None]
+    w_cols = w_cols.astype(coefficients.dtype)[:, :, None, None]
+    along_rows = w_rows[:, 0] * patch[:, :chip, :]
+    for k in range(1, 4):
+        along_rows += w_rows[:, k] * patch[:, k:k + chip, :]
+    values = w_cols[:, 0] * along_rows[:, :, :chip]
+    for k in range(1, 4):
+        values += w_cols[:, k] * along_rows[:, :, k:k + chip]
+    return values
