@@ -3,6 +3,7 @@ from .build_pairs import BuildPairsAlgorithm
 from .correlate import CorrelatePairAlgorithm, CorrelatePairsAlgorithm
 from .extract_band import ExtractBandAlgorithm
 from .itslive_analysis import FluxDivergenceAlgorithm, StrainRatesAlgorithm, TrackParticlesAlgorithm
+from .itslive_data import ItsLiveDownloadAlgorithm, ItsLiveFindCubesAlgorithm, ItsLivePointSeriesAlgorithm
 from .postprocess import PolyfitAlgorithm, VelocityAlgorithm
 from .sentinel1 import (S1AnimationAlgorithm, S1MosaicAlgorithm, S1MtSpeckleAlgorithm, S1TimescanAlgorithm,
                         S1TimeSeriesAlgorithm)
@@ -15,5 +16,6 @@ ALGORITHM_CLASSES = (
     PolyfitAlgorithm,
     VelocityAlgorithm,
     StrainRatesAlgorithm, FluxDivergenceAlgorithm, TrackParticlesAlgorithm,
+    ItsLiveFindCubesAlgorithm, ItsLiveDownloadAlgorithm, ItsLivePointSeriesAlgorithm,
     S1TimeSeriesAlgorithm, S1MtSpeckleAlgorithm, S1TimescanAlgorithm, S1AnimationAlgorithm, S1MosaicAlgorithm,
 )

@@ -14,7 +14,8 @@ VX = os.path.join(DATA, "alaska_vx_2010_2018.tif")
 VY = os.path.join(DATA, "alaska_vy_2010_2018.tif")
 THICKNESS = os.path.join(DATA, "alaska_thickness.tif")
 OUTLINE_CSV = os.path.join(DATA, "glacier_outline.csv")
-ANALYSIS_IDS = ("strainrates", "fluxdivergence", "trackparticles")
+ANALYSIS_IDS = ("strainrates", "fluxdivergence", "trackparticles", "itslivefindcubes", "itslivedownload",
+                "itslivepointseries")
 
 
 def seeds_geojson(path, points, crs="EPSG:3413"):
@@ -46,7 +47,7 @@ def test_algorithms_are_registered_with_help(provider):
         assert f"surfacemotion:{name}" in ids
         algorithm = provider.algorithm(name)
         assert algorithm.group() == "ITS_LIVE glacier velocity"
-        assert "1/yr" in algorithm.shortHelpString() or "m/yr" in algorithm.shortHelpString()
+        assert "1/yr" in algorithm.shortHelpString() or "m/yr" in algorithm.shortHelpString() or "STAC" in algorithm.shortHelpString()
 
 
 def test_strainrates_in_process_loads_styled(run_algorithm, tmp_path):
@@ -146,3 +147,96 @@ def test_analyses_run_with_qgis_process(qgis_process_env, tmp_path):
         "SEEDS": seeds, "VX": VX, "VY": VY, "DURATION": -2.0, "START_DATE": "2015-06-01T00:00:00",
         "OUTPUT_LINES": str(tmp_path / "lines.gpkg"), "OUTPUT_POINTS": str(tmp_path / "points.gpkg")})
     assert tracks["OUTPUT_LINES"].startswith(str(tmp_path / "lines.gpkg"))
+
+
+# --------------------------------------------------------------------------- cube algorithms (local server)
+
+@pytest.fixture(scope="module")
+def cube_server(tmp_path_factory):
+    from itslive_server import ITSLiveServer, build_cube
+
+    root = str(tmp_path_factory.mktemp("itslive_qgis_root"))
+    build_cube(root)
+    server = ITSLiveServer(root).start()
+    yield server
+    server.stop()
+
+
+def window_extent(cube_server):
+    """An EPSG:3413 extent string of 30 x 20 cells inside the test cube."""
+    with rasterio.open(VX) as ds:
+        left = ds.transform.c + 40 * 120.0
+        top = ds.transform.f - 100 * 120.0
+    return f"{left},{left + 30 * 120.0},{top - 20 * 120.0},{top} [EPSG:3413]", (left, top)
+
+
+def service(cube_server):
+    return {"STAC_URL": cube_server.url + "/stac", "CATALOG_URL": cube_server.url + "/catalog_v02.json"}
+
+
+def test_itslivefindcubes_returns_footprints(run_algorithm, cube_server):
+    extent, _ = window_extent(cube_server)
+    results, _, _ = run_algorithm("surfacemotion:itslivefindcubes", dict(
+        {"AOI_EXTENT": extent, "OUTPUT": "memory:"}, **service(cube_server)))
+    layer = results["OUTPUT"]
+    assert results["N_CUBES"] == 1 and layer.featureCount() == 1
+    feature = next(layer.getFeatures())
+    assert feature["epsg"] == 3413 and feature["zarr_url"].endswith(".zarr")
+    assert layer.crs().authid() == "EPSG:4326" and feature.geometry().area() > 0
+
+
+def test_itslivedownload_writes_stacks_netcdf_and_loads_styled(run_algorithm, cube_server, tmp_path):
+    extent, (left, top) = window_extent(cube_server)
+    results, context, _ = run_algorithm("surfacemotion:itslivedownload", dict(
+        {"AOI_EXTENT": extent, "START_DATE": "2014-01-01", "END_DATE": "2016-01-01", "VARIABLES": [0, 1, 2],
+         "MIN_ROI_VALID": 50.0, "MISSIONS": [2], "OUTPUT_FOLDER": str(tmp_path)}, **service(cube_server)))
+    layers = sorted(results["OUTPUT_LAYERS"])
+    assert [os.path.basename(p).rsplit("_", 1)[-1] for p in layers] == ["v.tif", "vx.tif", "vy.tif"]
+    assert results["OUTPUT_NETCDF"].endswith(".nc") and os.path.exists(results["OUTPUT_NETCDF"])
+    with rasterio.open(layers[0]) as ds:
+        assert ds.count == 4  # Landsat pairs with roi >= 50 %: 2 per year
+        assert (ds.width, ds.height) == (30, 20)
+        assert ds.transform.c == pytest.approx(left) and ds.transform.f == pytest.approx(top)
+        assert ds.descriptions[0].startswith("2014-")
+    assert os.path.exists(layers[0][:-4] + ".qml")
+    assert len(context.layersToLoadOnCompletion()) == 3
+    # a downloaded stack is a valid tracker input (dates in the band descriptions)
+    seeds = seeds_geojson(tmp_path / "seeds.geojson", [(left + 15 * 120.0, top - 10 * 120.0)])
+    tracks, _, _ = run_algorithm("surfacemotion:trackparticles", {
+        "SEEDS": seeds, "VX": layers[1], "VY": layers[2], "DURATION": 0.5,
+        "OUTPUT_LINES": "memory:", "OUTPUT_POINTS": "memory:"})
+    assert tracks["OUTPUT_LINES"].featureCount() == 1
+
+
+def test_itslivepointseries_table_csv_and_plot(run_algorithm, cube_server, tmp_path):
+    _, (left, top) = window_extent(cube_server)
+    seeds = seeds_geojson(tmp_path / "points.geojson", [(left + 60.0, top - 60.0)])
+    results, _, _ = run_algorithm("surfacemotion:itslivepointseries", dict(
+        {"POINTS": seeds, "START_DATE": "2010-01-01", "END_DATE": "2019-01-01", "OUTPUT": "memory:",
+         "OUTPUT_CSV": str(tmp_path / "series.csv"), "OUTPUT_PLOT": str(tmp_path / "series.png")},
+        **service(cube_server)))
+    assert results["N_ROWS"] == 18 == results["OUTPUT"].featureCount()  # 2 pairs of <= 90 days x 9 years
+    header = open(results["OUTPUT_CSV"]).readline().strip().split(",")
+    assert header[:4] == ["point_id", "mid_date", "lon", "lat"]
+    assert open(results["OUTPUT_PLOT"], "rb").read(4) == b"\x89PNG"
+    first = next(results["OUTPUT"].getFeatures())
+    assert first["x"] == pytest.approx(left + 60.0) and first["epsg"] == 3413
+
+
+def test_cube_algorithms_run_with_qgis_process(qgis_process_env, cube_server, tmp_path):
+    extent, (left, top) = window_extent(cube_server)
+    urls = service(cube_server)
+    found = run_json(qgis_process_env, "surfacemotion:itslivefindcubes", dict(
+        {"AOI_EXTENT": extent, "OUTPUT": str(tmp_path / "cubes.gpkg")}, **urls))
+    assert found["N_CUBES"] == 1
+    downloaded = run_json(qgis_process_env, "surfacemotion:itslivedownload", dict(
+        {"AOI_EXTENT": extent, "START_DATE": "2010-01-01", "END_DATE": "2013-01-01", "VARIABLES": 0,
+         "AGGREGATE_AMOUNT": 1, "AGGREGATE_METHOD": 1, "OUTPUT_FOLDER": str(tmp_path / "dl")}, **urls))
+    vx = [p for p in downloaded["OUTPUT_LAYERS"] if p.endswith("_vx.tif")][0]
+    with rasterio.open(vx) as ds:
+        assert list(ds.descriptions) == ["2010-01-01", "2011-01-01", "2012-01-01"]
+    points = seeds_geojson(tmp_path / "points.geojson", [(left + 60.0, top - 60.0)])
+    series = run_json(qgis_process_env, "surfacemotion:itslivepointseries", dict(
+        {"POINTS": points, "START_DATE": "2012-01-01", "END_DATE": "2013-01-01", "OUTPUT": str(tmp_path / "s.gpkg"),
+         "OUTPUT_CSV": str(tmp_path / "s.csv"), "OUTPUT_PLOT": str(tmp_path / "s.png")}, **urls))
+    assert series["N_ROWS"] == 2  # the 16- and 48-day pairs of 2012 (DT_MAX default 90 days)

@@ -61,6 +61,7 @@ def main(tmp_dir: str) -> None:
         "strain_e1": (4, named_ramp("RdBu", invert=True), -0.1, 0.1),
         "flux_divergence": (1, named_ramp("RdBu", invert=True), -20.0, 20.0),
         "itslive_speed": (1, named_ramp("Viridis"), 0.0, 1000.0),
+        "itslive_component": (1, named_ramp("RdBu", invert=True), -1000.0, 1000.0),
         # Sentinel-1 time series and timescans (algorithms/sentinel1.py)
         "s1_backscatter_db": (1, named_ramp("Greys", invert=True), -25.0, 0.0),
         "s1_backscatter_linear": (1, named_ramp("Greys", invert=True), 0.0, 0.3),

@@ -1,0 +1,374 @@
+"""surfacemotion:itslivefindcubes, surfacemotion:itslivedownload and surfacemotion:itslivepointseries —
+finding and reading ITS_LIVE velocity cubes (STAC API with the legacy catalogue as fallback)."""
+import os
+
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsFeature,
+    QgsFeatureSink,
+    QgsField,
+    QgsFields,
+    QgsGeometry,
+    QgsProcessing,
+    QgsProcessingException,
+    QgsProcessingOutputMultipleLayers,
+    QgsProcessingOutputNumber,
+    QgsProcessingOutputString,
+    QgsProcessingParameterDateTime,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterExtent,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterFolderDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterString,
+    QgsWkbTypes,
+)
+from qgis.PyQt.QtCore import QDateTime, Qt, QVariant
+
+from ..core.itslive.cubes import find_cubes, union_lonlat
+from ..core.itslive.download import MISSIONS, VARIABLES, DownloadRequest, download_cubes
+from ..core.itslive.pointseries import COLUMNS, point_series, write_csv, write_plot
+from ..processing_provider.settings import setting
+from .base import (SurfaceMotionAlgorithm, core_errors_as_processing_errors, load_on_completion,
+                   polygons_in_crs, prepare_output_folder, run_core, write_sidecar_style)
+
+WGS84 = "EPSG:4326"
+MISSION_KEYS = list(MISSIONS)
+MISSION_LABELS = ["Sentinel-1", "Sentinel-2", "Landsat 4-9"]
+UNITS = ["Y", "M", "D"]
+UNIT_LABELS = ["years", "months", "days"]
+AGGREGATE_METHODS = ["mean", "median", "weighted"]
+STYLE_FOR_VARIABLE = {"v": "itslive_speed", "vx": "itslive_component", "vy": "itslive_component"}
+
+SERVICE_HELP = (
+    "Cubes are found with the ITS_LIVE STAC API (collection itslive-cubes; STAC_URL, default the provider "
+    "setting SURFACEMOTION_ITSLIVE_STAC_URL = https://stac.itslive.cloud) and, if that fails, with the legacy "
+    "catalogue JSON (CATALOG_URL, setting SURFACEMOTION_ITSLIVE_CATALOG_URL). Mirrors work by changing the URLs. "
+    "TIMEOUT (s) applies to each HTTP request. ")
+FILTER_HELP = (
+    "Layers are kept when START_DATE ≤ mid_date < END_DATE, roi_valid_percentage ≥ MIN_ROI_VALID (%), "
+    "DT_MIN ≤ date_dt ≤ DT_MAX (days, optional) and the first character of satellite_img1 matches MISSIONS "
+    "(1 = Sentinel-1, 2 = Sentinel-2, 4/5/7/8/9 = Landsat; empty = all). Each cube is read in its own EPSG; "
+    "velocities are m/yr along the cube's x/y axes (not east/north in polar stereographic). ")
+
+
+def add_aoi_parameters(algorithm) -> None:
+    algorithm.addParameter(QgsProcessingParameterExtent(
+        "AOI_EXTENT", algorithm.tr("Area of interest (extent)"), optional=True))
+    algorithm.addParameter(QgsProcessingParameterFeatureSource(
+        "AOI_LAYER", algorithm.tr("Area of interest (polygons)"), [QgsProcessing.TypeVectorPolygon], optional=True))
+
+
+def add_service_parameters(algorithm) -> None:
+    algorithm.addParameter(QgsProcessingParameterString(
+        "STAC_URL", algorithm.tr("STAC API URL (empty = provider setting)"), optional=True))
+    algorithm.addParameter(QgsProcessingParameterString(
+        "CATALOG_URL", algorithm.tr("Legacy catalogue URL (empty = provider setting)"), optional=True))
+    algorithm.addParameter(QgsProcessingParameterNumber(
+        "TIMEOUT", algorithm.tr("HTTP timeout (s)"), QgsProcessingParameterNumber.Double, 60.0, minValue=0.1))
+
+
+def add_filter_parameters(algorithm, dt_max_default=None) -> None:
+    tr = algorithm.tr
+    algorithm.addParameter(QgsProcessingParameterDateTime(
+        "START_DATE", tr("Start date (mid_date ≥)"), QgsProcessingParameterDateTime.Date))
+    algorithm.addParameter(QgsProcessingParameterDateTime(
+        "END_DATE", tr("End date (mid_date <)"), QgsProcessingParameterDateTime.Date))
+    algorithm.addParameter(QgsProcessingParameterNumber(
+        "MIN_ROI_VALID", tr("Minimum roi_valid_percentage (%)"), QgsProcessingParameterNumber.Double, 0.0,
+        minValue=0.0, maxValue=100.0))
+    algorithm.addParameter(QgsProcessingParameterNumber(
+        "DT_MIN", tr("Minimum date_dt (days)"), QgsProcessingParameterNumber.Double, None, optional=True, minValue=0.0))
+    algorithm.addParameter(QgsProcessingParameterNumber(
+        "DT_MAX", tr("Maximum date_dt (days)"), QgsProcessingParameterNumber.Double, dt_max_default, optional=True,
+        minValue=0.0))
+    algorithm.addParameter(QgsProcessingParameterEnum(
+        "MISSIONS", tr("Missions (empty = all)"), MISSION_LABELS, allowMultiple=True, optional=True))
+
+
+def aoi_lonlat(algorithm, parameters, context) -> dict:
+    """The AOI (extent and/or polygons) as one lon/lat GeoJSON geometry."""
+    geometries = []
+    source = algorithm.parameterAsSource(parameters, "AOI_LAYER", context)
+    if source is not None:
+        geometries += polygons_in_crs(source, QgsCoordinateReferenceSystem(WGS84).toWkt(), context)
+    if parameters.get("AOI_EXTENT") not in (None, ""):
+        extent = algorithm.parameterAsExtentGeometry(parameters, "AOI_EXTENT", context,
+                                                     QgsCoordinateReferenceSystem(WGS84))
+        if not extent.isEmpty():
+            import json
+
+            geometries.append(json.loads(extent.asJson()))
+    with core_errors_as_processing_errors():
+        return union_lonlat(geometries)
+
+
+def service_urls(algorithm, parameters, context):
+    stac = algorithm.parameterAsString(parameters, "STAC_URL", context) or setting("SURFACEMOTION_ITSLIVE_STAC_URL")
+    catalog = (algorithm.parameterAsString(parameters, "CATALOG_URL", context)
+               or setting("SURFACEMOTION_ITSLIVE_CATALOG_URL"))
+    return stac, catalog, algorithm.parameterAsDouble(parameters, "TIMEOUT", context)
+
+
+def found_cubes(algorithm, parameters, context, feedback, aoi):
+    stac, catalog, timeout = service_urls(algorithm, parameters, context)
+    messages = []
+    with core_errors_as_processing_errors():
+        cubes = find_cubes(aoi, stac, catalog, timeout=timeout, messages=messages)
+    for message in messages:
+        feedback.reportError(message, False)
+    feedback.pushInfo(algorithm.tr("{} cube(s) intersect the area of interest").format(len(cubes)))
+    return cubes
+
+
+def date_parameter(algorithm, parameters, name, context):
+    moment = algorithm.parameterAsDateTime(parameters, name, context)
+    if not moment.isValid():
+        raise QgsProcessingException(algorithm.tr("{} is not a valid date.").format(name))
+    return moment.date().toPyDate()
+
+
+def download_request(algorithm, parameters, context, aoi, variables, aggregate=(0, "Y", "mean")) -> DownloadRequest:
+    import datetime as dt
+
+    start = date_parameter(algorithm, parameters, "START_DATE", context)
+    end = date_parameter(algorithm, parameters, "END_DATE", context)
+    optional = {}
+    for name in ("DT_MIN", "DT_MAX"):
+        value = parameters.get(name, algorithm.parameterDefinition(name).defaultValue())
+        optional[name] = None if value in (None, "") else algorithm.parameterAsDouble({name: value}, name, context)
+    # parameterAsEnums answers [0] for an unset optional multiple enum: check the raw value first
+    missions = ([] if parameters.get("MISSIONS") in (None, "", []) else
+                [MISSION_KEYS[i] for i in algorithm.parameterAsEnums(parameters, "MISSIONS", context)])
+    return DownloadRequest(
+        aoi, dt.datetime(start.year, start.month, start.day), dt.datetime(end.year, end.month, end.day),
+        variables, algorithm.parameterAsDouble(parameters, "MIN_ROI_VALID", context), optional["DT_MIN"],
+        optional["DT_MAX"], missions or None, aggregate[0], aggregate[1], aggregate[2],
+        timeout=algorithm.parameterAsDouble(parameters, "TIMEOUT", context))
+
+
+class ItsLiveFindCubesAlgorithm(SurfaceMotionAlgorithm):
+    OUTPUT = "OUTPUT"
+    group_id = "itslive"
+
+    def name(self):
+        return "itslivefindcubes"
+
+    def displayName(self):  # noqa: N802 (QGIS API name)
+        return self.tr("Find ITS_LIVE velocity cubes")
+
+    def shortHelpString(self):  # noqa: N802 (QGIS API name)
+        return self.tr(
+            "Finds the ITS_LIVE image-pair velocity cubes (Zarr, 120 m tiles in UTM or polar stereographic, "
+            "dims mid_date × y × x) whose footprint intersects the area of interest (an extent, polygons in "
+            "any CRS, or both: their union). Output: a polygon layer (EPSG:4326) of the footprints with the "
+            "attributes cube_id, name, zarr_url and epsg (the cube's own CRS, used to slice it). " + SERVICE_HELP)
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+        add_aoi_parameters(self)
+        add_service_parameters(self)
+        self.addParameter(QgsProcessingParameterFeatureSink(
+            self.OUTPUT, self.tr("Cube footprints"), QgsProcessing.TypeVectorPolygon))
+        self.addOutput(QgsProcessingOutputNumber("N_CUBES", self.tr("Number of cubes")))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+        import json
+
+        cubes = found_cubes(self, parameters, context, feedback, aoi_lonlat(self, parameters, context))
+        fields = QgsFields()
+        for name, kind in (("cube_id", QVariant.String), ("name", QVariant.String),
+                           ("zarr_url", QVariant.String), ("epsg", QVariant.Int)):
+            fields.append(QgsField(name, kind))
+        sink, sink_id = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.MultiPolygon,
+                                             QgsCoordinateReferenceSystem(WGS84))
+        for cube in cubes:
+            feature = QgsFeature(fields)
+            geometry = QgsGeometry.fromWkt(_geojson_to_wkt(json.dumps(cube.footprint)))
+            geometry.convertToMultiType()
+            feature.setGeometry(geometry)
+            feature.setAttributes([str(cube.cube_id), cube.name, cube.zarr_url, int(cube.epsg)])
+            sink.addFeature(feature, QgsFeatureSink.FastInsert)
+        feedback.setProgress(100)
+        return {self.OUTPUT: sink_id, "N_CUBES": len(cubes)}
+
+
+def _geojson_to_wkt(text: str) -> str:
+    import json
+
+    from shapely.geometry import shape
+
+    return shape(json.loads(text)).wkt
+
+
+class ItsLiveDownloadAlgorithm(SurfaceMotionAlgorithm):
+    OUTPUT_FOLDER = "OUTPUT_FOLDER"
+    group_id = "itslive"
+
+    def name(self):
+        return "itslivedownload"
+
+    def displayName(self):  # noqa: N802 (QGIS API name)
+        return self.tr("Download ITS_LIVE velocity cubes")
+
+    def shortHelpString(self):  # noqa: N802 (QGIS API name)
+        return self.tr(
+            "Downloads the window of every ITS_LIVE cube intersecting the area of interest: only the chunks "
+            "holding the window and the selected layers are read. " + FILTER_HELP +
+            "\nOutputs per cube in OUTPUT_FOLDER (named after the cube): <cube>.nc, a CF NetCDF (mid_date, y, x; "
+            "grid mapping 'mapping' with the EPSG and WKT; date_dt in days, satellite_img1, mission_img1), and "
+            "<cube>_<variable>.tif, float32 GeoTIFFs with one band per time step in mid_date order, band "
+            "description = date (YYYY-MM-DD), per-band metadata SM_MID_DATE and SM_DATE_DT_DAYS. These stacks "
+            "feed surfacemotion:trackparticles (dates = layer starts) and strainrates/fluxdivergence (BAND).\n"
+            "Aggregation (AGGREGATE_AMOUNT > 0): bins of N years/months/days anchored at START_DATE; mean, median "
+            "or error-weighted mean (1/σ² with the variable's *_error); labels = bin start; count_<variable> "
+            "gives the values per cell. Note pair velocities average over [img1, img2].\n"
+            "Resume: each finished (cube, variable) is kept in OUTPUT_FOLDER/.itslive_cache until the outputs "
+            "are written; re-running the same request after an interruption (cancel, network fault) re-reads only "
+            "what was not finished. Network faults stop with a message naming the URL; outputs are written only "
+            "when complete. " + SERVICE_HELP)
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+        add_aoi_parameters(self)
+        add_filter_parameters(self)
+        self.addParameter(QgsProcessingParameterEnum(
+            "VARIABLES", self.tr("Variables"), list(VARIABLES), allowMultiple=True, defaultValue=[0, 1]))
+        self.addParameter(QgsProcessingParameterNumber(
+            "AGGREGATE_AMOUNT", self.tr("Aggregate into bins of N units (0 = no aggregation)"),
+            QgsProcessingParameterNumber.Integer, 0, minValue=0))
+        self.addParameter(QgsProcessingParameterEnum(
+            "AGGREGATE_UNIT", self.tr("Aggregation unit"), UNIT_LABELS, defaultValue=0))
+        self.addParameter(QgsProcessingParameterEnum(
+            "AGGREGATE_METHOD", self.tr("Aggregation method"),
+            [self.tr("Mean"), self.tr("Median"), self.tr("Error-weighted mean (1/σ²)")], defaultValue=0))
+        add_service_parameters(self)
+        self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, self.tr("Output folder")))
+        self.addOutput(QgsProcessingOutputMultipleLayers("OUTPUT_LAYERS", self.tr("Velocity GeoTIFF stacks")))
+        self.addOutput(QgsProcessingOutputString("OUTPUT_NETCDF", self.tr("NetCDF files (';'-separated)")))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+        folder = prepare_output_folder(self.parameterAsString(parameters, self.OUTPUT_FOLDER, context))
+        variables = [VARIABLES[i] for i in self.parameterAsEnums(parameters, "VARIABLES", context)]
+        if not variables:
+            raise QgsProcessingException(self.tr("Choose at least one variable."))
+        aggregate = (self.parameterAsInt(parameters, "AGGREGATE_AMOUNT", context),
+                     UNITS[self.parameterAsEnum(parameters, "AGGREGATE_UNIT", context)],
+                     AGGREGATE_METHODS[self.parameterAsEnum(parameters, "AGGREGATE_METHOD", context)])
+        aoi = aoi_lonlat(self, parameters, context)
+        request = download_request(self, parameters, context, aoi, variables, aggregate)
+        cubes = found_cubes(self, parameters, context, feedback, aoi)
+        messages = []
+        results = run_core(download_cubes, feedback, cubes, request, folder, messages=messages)
+        for message in messages:
+            feedback.pushInfo(message)
+        layers, netcdfs = [], []
+        for result in results:
+            feedback.pushInfo(self.tr("{}: {} layers, {} x {} cells (EPSG:{})").format(
+                result["name"], result["n_layers"], result["shape"][0], result["shape"][1], result["epsg"]))
+            netcdfs.append(result["netcdf"])
+            for path in result["geotiffs"]:
+                layers.append(path)
+                variable = os.path.basename(path)[len(result["name"]) + 1:-4]
+                style = STYLE_FOR_VARIABLE.get(variable)
+                if style:
+                    write_sidecar_style(path, style)
+                load_on_completion(context, path, os.path.basename(path)[:-4], "OUTPUT_LAYERS", style)
+        if not results:
+            feedback.reportError(self.tr("No layer matched the filters in any cube; nothing was written."), False)
+        return {self.OUTPUT_FOLDER: folder, "OUTPUT_LAYERS": layers, "OUTPUT_NETCDF": ";".join(netcdfs)}
+
+
+def point_series_fields() -> QgsFields:
+    fields = QgsFields()
+    for name in COLUMNS:
+        if name == "mid_date":
+            kind = QVariant.DateTime
+        elif name in ("point_id", "epsg"):
+            kind = QVariant.Int
+        elif name in ("mission", "satellite", "acquisition_date_img1", "acquisition_date_img2"):
+            kind = QVariant.String
+        else:
+            kind = QVariant.Double
+        fields.append(QgsField(name, kind))
+    return fields
+
+
+class ItsLivePointSeriesAlgorithm(SurfaceMotionAlgorithm):
+    group_id = "itslive"
+
+    def name(self):
+        return "itslivepointseries"
+
+    def displayName(self):  # noqa: N802 (QGIS API name)
+        return self.tr("ITS_LIVE point velocity time series")
+
+    def shortHelpString(self):  # noqa: N802 (QGIS API name)
+        return self.tr(
+            "Velocity time series at points (any CRS) from the ITS_LIVE cubes containing them: the nearest cube "
+            "cell, only its chunk read per variable. " + FILTER_HELP + "DT_MAX defaults to 90 days (the "
+            "notebooks' 1-90-day pairs); clear it for all. Output table (and CSV): point_id, mid_date (UTC), lon, "
+            "lat, x, y (cell centre, cube CRS), v, v_error, vx, vx_error, vy, vy_error (m/yr), date_dt (days), "
+            "mission, satellite, epsg, acquisition dates when the cube has them; sorted by point and mid_date. "
+            "The PNG plot shows v with 1-σ error bars and a running mean every 30 days over [tᵢ − 15 d, "
+            "tᵢ₊₁ + 15 d) with at least 5 values. " + SERVICE_HELP)
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+        self.addParameter(QgsProcessingParameterFeatureSource(
+            "POINTS", self.tr("Points"), [QgsProcessing.TypeVectorPoint]))
+        add_filter_parameters(self, dt_max_default=90.0)
+        add_service_parameters(self)
+        self.addParameter(QgsProcessingParameterFeatureSink(
+            "OUTPUT", self.tr("Point time series"), QgsProcessing.TypeVector))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            "OUTPUT_CSV", self.tr("Point time series CSV"), self.tr("CSV files (*.csv)")))
+        self.addParameter(QgsProcessingParameterFileDestination(
+            "OUTPUT_PLOT", self.tr("Plot (PNG)"), self.tr("PNG files (*.png)")))
+        self.addOutput(QgsProcessingOutputNumber("N_ROWS", self.tr("Number of rows")))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+        source = self.parameterAsSource(parameters, "POINTS", context)
+        to_wgs84 = QgsCoordinateTransform(source.sourceCrs(), QgsCoordinateReferenceSystem(WGS84),
+                                          context.transformContext())
+        points = []
+        for feature in source.getFeatures():
+            geometry = QgsGeometry(feature.geometry())
+            if geometry.isEmpty():
+                continue
+            geometry.transform(to_wgs84)
+            for point in (geometry.asMultiPoint() if geometry.isMultipart() else [geometry.asPoint()]):
+                points.append((point.x(), point.y()))
+        if not points:
+            raise QgsProcessingException(self.tr("The point layer has no points."))
+        d = 0.01
+        aoi = {"type": "MultiPolygon", "coordinates": [
+            [[[x - d, y - d], [x + d, y - d], [x + d, y + d], [x - d, y + d], [x - d, y - d]]] for x, y in points]}
+        request = download_request(self, parameters, context, aoi, ("v", "vx", "vy"))
+        cubes = found_cubes(self, parameters, context, feedback, aoi)
+        messages = []
+        rows = run_core(point_series, feedback, points, cubes, request, messages=messages, progress_range=(0, 80))
+        for message in messages:
+            feedback.reportError(message, False)
+        csv_path = self.parameterAsFileOutput(parameters, "OUTPUT_CSV", context)
+        plot_path = self.parameterAsFileOutput(parameters, "OUTPUT_PLOT", context)
+        with core_errors_as_processing_errors():
+            write_csv(rows, csv_path)
+            write_plot(rows, plot_path)
+        fields = point_series_fields()
+        sink, sink_id = self.parameterAsSink(parameters, "OUTPUT", context, fields, QgsWkbTypes.NoGeometry)
+        for row in rows:
+            feature = QgsFeature(fields)
+            values = []
+            for name in COLUMNS:
+                if name == "mid_date":
+                    moment = QDateTime.fromString(row[name], Qt.ISODate)
+                    moment.setTimeSpec(Qt.UTC)
+                    values.append(moment)
+                else:
+                    values.append(row[name])
+            feature.setAttributes(values)
+            sink.addFeature(feature, QgsFeatureSink.FastInsert)
+        feedback.pushInfo(self.tr("{} rows for {} point(s)").format(len(rows), len(points)))
+        feedback.setProgress(100)
+        return {"OUTPUT": sink_id, "OUTPUT_CSV": csv_path, "OUTPUT_PLOT": plot_path, "N_ROWS": len(rows)}
