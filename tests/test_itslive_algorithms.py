@@ -1,4 +1,5 @@
 """ITS_LIVE analysis algorithms through Processing (in-process) and qgis_process.bin."""
+import glob
 import json
 import os
 import subprocess
@@ -240,3 +241,63 @@ def test_cube_algorithms_run_with_qgis_process(qgis_process_env, cube_server, tm
         {"POINTS": points, "START_DATE": "2012-01-01", "END_DATE": "2013-01-01", "OUTPUT": str(tmp_path / "s.gpkg"),
          "OUTPUT_CSV": str(tmp_path / "s.csv"), "OUTPUT_PLOT": str(tmp_path / "s.png")}, **urls))
     assert series["N_ROWS"] == 2  # the 16- and 48-day pairs of 2012 (DT_MAX default 90 days)
+
+
+def test_every_itslive_algorithm_runs_in_a_model(provider, cube_server, tmp_path):
+    import processing
+    from qgis.core import (QgsProcessingContext, QgsProcessingFeedback, QgsProcessingModelAlgorithm,
+                           QgsProcessingModelChildAlgorithm, QgsProcessingModelChildParameterSource,
+                           QgsProcessingModelParameter, QgsProcessingParameterRasterLayer,
+                           QgsProject)
+
+    def static(value):
+        return [QgsProcessingModelChildParameterSource.fromStaticValue(value)]
+
+    def from_model(name):
+        return [QgsProcessingModelChildParameterSource.fromModelParameter(name)]
+
+    extent, (left, top) = window_extent(cube_server)
+    seeds = seeds_geojson(tmp_path / "seeds.geojson", fast_ice_points(2))
+    points = seeds_geojson(tmp_path / "points.geojson", [(left + 60.0, top - 60.0)])
+    model = QgsProcessingModelAlgorithm("itslive chain", "test")
+    for name in ("vx", "vy"):
+        model.addModelParameter(QgsProcessingParameterRasterLayer(name, name), QgsProcessingModelParameter(name))
+    children = {
+        "strain": ("surfacemotion:strainrates", {"VX": from_model("vx"), "VY": from_model("vy"), "BAND": static(2),
+                                                  "OUTPUT": static(str(tmp_path / "strain.tif"))}),
+        "flux": ("surfacemotion:fluxdivergence", {"THICKNESS": static(THICKNESS), "VX": from_model("vx"),
+                                                  "VY": from_model("vy"), "OUTLINE_CSV": static(OUTLINE_CSV),
+                                                  "OUTPUT": static(str(tmp_path / "flux.tif"))}),
+        "tracks": ("surfacemotion:trackparticles", {"SEEDS": static(seeds), "VX": from_model("vx"),
+                                                    "VY": from_model("vy"), "DURATION": static(1.0),
+                                                    "OUTPUT_LINES": static(str(tmp_path / "lines.gpkg")),
+                                                    "OUTPUT_POINTS": static(str(tmp_path / "points.gpkg"))}),
+        "find": ("surfacemotion:itslivefindcubes", {"AOI_EXTENT": static(extent),
+                                                    "STAC_URL": static(service(cube_server)["STAC_URL"]),
+                                                    "OUTPUT": static(str(tmp_path / "cubes.gpkg"))}),
+        "download": ("surfacemotion:itslivedownload", {
+            "AOI_EXTENT": static(extent), "START_DATE": static("2012-01-01"), "END_DATE": static("2013-01-01"),
+            "VARIABLES": static([0]), "STAC_URL": static(service(cube_server)["STAC_URL"]),
+            "OUTPUT_FOLDER": static(str(tmp_path / "download"))}),
+        "series": ("surfacemotion:itslivepointseries", {
+            "POINTS": static(points), "START_DATE": static("2012-01-01"), "END_DATE": static("2013-01-01"),
+            "STAC_URL": static(service(cube_server)["STAC_URL"]), "OUTPUT": static(str(tmp_path / "series.gpkg")),
+            "OUTPUT_CSV": static(str(tmp_path / "series.csv")), "OUTPUT_PLOT": static(str(tmp_path / "series.png"))}),
+    }
+    for child_id, (algorithm_id, sources) in children.items():
+        child = QgsProcessingModelChildAlgorithm(algorithm_id)
+        child.setChildId(child_id)
+        for name, source in sources.items():
+            child.addParameterSources(name, source)
+        model.addChildAlgorithm(child)
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    processing.run(model, {"vx": VX, "vy": VY}, context=context, feedback=QgsProcessingFeedback())
+    with rasterio.open(str(tmp_path / "strain.tif")) as ds:
+        assert ds.count == 12 and np.isfinite(ds.read(7)).mean() > 0.5
+    with rasterio.open(str(tmp_path / "flux.tif")) as ds:
+        assert np.isfinite(ds.read(1)).sum() > 5000
+    assert os.path.exists(str(tmp_path / "lines.gpkg")) and os.path.exists(str(tmp_path / "cubes.gpkg"))
+    assert len(glob.glob(str(tmp_path / "download" / "*_vx.tif"))) == 1
+    assert len(open(tmp_path / "series.csv").read().splitlines()) == 3  # header + 2 pairs of <= 90 days
+    QgsProject.instance().removeAllMapLayers()
