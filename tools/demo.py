@@ -38,9 +38,7 @@ def qgis_process_env(plugin_path: str) -> dict:
 
 
 def run_model(out_dir: str, env: dict) -> dict:
-    """Run the shipped model with qgis_process.bin and return its JSON results."""
-    subprocess.run(["qgis_process.bin", "plugins", "enable", "surface_motion"], env=env, check=True,
-                   capture_output=True)
+    """Run the shipped model with qgis_process.bin (plugin enabled in ``env``) and return its JSON results."""
     scenes = sorted(glob.glob(os.path.join(SAMPLE, "*_3B_AnalyticMS_SR_clip.tif")))
     arguments = ["qgis_process.bin", "--json", "run", MODEL_ID, "--"]
     arguments += [f"SCENES={scene}" for scene in scenes]
@@ -141,7 +139,10 @@ def main() -> int:
     args = parser.parse_args()
     shutil.rmtree(args.out, ignore_errors=True)
     os.makedirs(args.out)
-    run_model(args.out, qgis_process_env(args.plugin_path))
+    env = qgis_process_env(args.plugin_path)
+    subprocess.run(["qgis_process.bin", "plugins", "enable", "surface_motion"], env=env, check=True,
+                   capture_output=True)
+    run_model(args.out, env)
     velocities = sorted(glob.glob(os.path.join(args.out, "velocity", "*_velocity.tif")))
     if not velocities:
         raise SystemExit("The model produced no velocity raster.")
