@@ -30,6 +30,7 @@ from qgis.PyQt.QtCore import QDateTime, Qt, QVariant
 
 from ..core.itslive.cubes import find_cubes, union_lonlat
 from ..core.itslive.download import MISSIONS, VARIABLES, DownloadRequest, download_cubes
+from ..core.itslive.mosaics import MOSAIC_URL_TEMPLATE, download_mosaics
 from ..core.itslive.pointseries import COLUMNS, point_series, write_csv, write_plot
 from ..processing_provider.settings import setting
 from .base import (SurfaceMotionAlgorithm, core_errors_as_processing_errors, load_on_completion,
@@ -228,7 +229,12 @@ class ItsLiveDownloadAlgorithm(SurfaceMotionAlgorithm):
             "Resume: each finished (cube, variable) is kept in OUTPUT_FOLDER/.itslive_cache until the outputs "
             "are written; re-running the same request after an interruption (cancel, network fault) re-reads only "
             "what was not finished. Network faults stop with a message naming the URL; outputs are written only "
-            "when complete. " + SERVICE_HELP)
+            "when complete. " + SERVICE_HELP +
+            "\nSOURCE = annual mosaics: instead of the cubes, the window of the ITS_LIVE v2 annual mosaics (one "
+            "Cloud-Optimised GeoTIFF per RGI region, year and variable: v, vx, vy, v_error, vx_error, vy_error, "
+            "count; URL from MOSAIC_URL with {region} = RGI_REGION, {year}, {variable}) is read with GDAL "
+            "/vsicurl/ range requests for every year whose 1 January lies in [START_DATE, END_DATE); the layer "
+            "filters do not apply. Same outputs, one band per year (YYYY-01-01).")
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         add_aoi_parameters(self)
@@ -244,6 +250,13 @@ class ItsLiveDownloadAlgorithm(SurfaceMotionAlgorithm):
             "AGGREGATE_METHOD", self.tr("Aggregation method"),
             [self.tr("Mean"), self.tr("Median"), self.tr("Error-weighted mean (1/σ²)")], defaultValue=0))
         add_service_parameters(self)
+        self.addParameter(QgsProcessingParameterEnum(
+            "SOURCE", self.tr("Source"), [self.tr("Image-pair velocity cubes (Zarr)"),
+                                          self.tr("Annual mosaics (v2 Cloud-Optimised GeoTIFFs)")], defaultValue=0))
+        self.addParameter(QgsProcessingParameterString(
+            "RGI_REGION", self.tr("Annual mosaics: RGI region number (01 = Alaska, 05 = Greenland, ...)"), "01"))
+        self.addParameter(QgsProcessingParameterString(
+            "MOSAIC_URL", self.tr("Annual mosaics: URL template ({region}, {year}, {variable})"), MOSAIC_URL_TEMPLATE))
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, self.tr("Output folder")))
         self.addOutput(QgsProcessingOutputMultipleLayers("OUTPUT_LAYERS", self.tr("Velocity GeoTIFF stacks")))
         self.addOutput(QgsProcessingOutputString("OUTPUT_NETCDF", self.tr("NetCDF files (';'-separated)")))
@@ -258,9 +271,17 @@ class ItsLiveDownloadAlgorithm(SurfaceMotionAlgorithm):
                      AGGREGATE_METHODS[self.parameterAsEnum(parameters, "AGGREGATE_METHOD", context)])
         aoi = aoi_lonlat(self, parameters, context)
         request = download_request(self, parameters, context, aoi, variables, aggregate)
-        cubes = found_cubes(self, parameters, context, feedback, aoi)
         messages = []
-        results = run_core(download_cubes, feedback, cubes, request, folder, messages=messages)
+        if self.parameterAsEnum(parameters, "SOURCE", context) == 1:
+            if aggregate[0]:
+                feedback.pushInfo(self.tr("Annual mosaics are already yearly: aggregation is not applied."))
+            request.aggregate_amount = 0
+            results = run_core(download_mosaics, feedback, request,
+                               self.parameterAsString(parameters, "RGI_REGION", context), folder,
+                               url_template=self.parameterAsString(parameters, "MOSAIC_URL", context))
+        else:
+            cubes = found_cubes(self, parameters, context, feedback, aoi)
+            results = run_core(download_cubes, feedback, cubes, request, folder, messages=messages)
         for message in messages:
             feedback.pushInfo(message)
         layers, netcdfs = [], []

@@ -93,6 +93,26 @@ def build_cube(folder: str) -> str:
     return path
 
 
+def build_mosaics(folder: str) -> str:
+    """Annual mosaic GeoTIFFs (tiled, like the v2 COGs) of RGI region 01 from the Alaska stacks:
+    mosaics/ITS_LIVE_velocity_120m_RGI01A_<year>_v02_<variable>.tif for v, vx, vy."""
+    import rasterio
+
+    target = os.path.join(folder, "mosaics")
+    os.makedirs(target, exist_ok=True)
+    with rasterio.open(os.path.join(DATA, "alaska_vx_2010_2018.tif")) as ds:
+        vx, profile = ds.read(), ds.profile
+    with rasterio.open(os.path.join(DATA, "alaska_vy_2010_2018.tif")) as ds:
+        vy = ds.read()
+    profile.update(count=1, tiled=True, blockxsize=64, blockysize=64, compress="deflate")
+    for k, year in enumerate(YEARS):
+        for name, array in (("vx", vx[k]), ("vy", vy[k]), ("v", np.hypot(vx[k], vy[k]))):
+            with rasterio.open(os.path.join(target, f"ITS_LIVE_velocity_120m_RGI01A_{year}_v02_{name}.tif"), "w",
+                               **profile) as out:
+                out.write(array.astype(np.float32), 1)
+    return target
+
+
 def footprint(epsg: int, bounds) -> dict:
     from pyproj import Transformer
 
@@ -239,13 +259,22 @@ class ITSLiveServer:
             status, kind, payload = int(fault), "text/plain", f"injected {fault}".encode()
         else:
             status, kind, payload = self.route(handler.path, method, body)
+        extra_headers = {"Accept-Ranges": "bytes"} if status == 200 else {}
+        byte_range = handler.headers.get("Range")
+        if byte_range and status == 200 and byte_range.startswith("bytes="):
+            first, _, last = byte_range[6:].split(",")[0].partition("-")
+            first, last = int(first), min(int(last) if last else len(payload) - 1, len(payload) - 1)
+            extra_headers["Content-Range"] = f"bytes {first}-{last}/{len(payload)}"
+            status, payload = 206, payload[first:last + 1]
         sent = payload if method != "HEAD" else b""
-        if fault == "truncate" and status == 200:
+        if fault == "truncate" and status in (200, 206):
             sent = payload[: len(payload) // 2]
         try:
             handler.send_response(status)
             handler.send_header("Content-Type", kind)
             handler.send_header("Content-Length", str(len(payload)))
+            for key, value in extra_headers.items():
+                handler.send_header(key, value)
             if fault == "truncate":
                 handler.send_header("Connection", "close")
             handler.end_headers()

@@ -301,3 +301,21 @@ def test_every_itslive_algorithm_runs_in_a_model(provider, cube_server, tmp_path
     assert len(glob.glob(str(tmp_path / "download" / "*_vx.tif"))) == 1
     assert len(open(tmp_path / "series.csv").read().splitlines()) == 3  # header + 2 pairs of <= 90 days
     QgsProject.instance().removeAllMapLayers()
+
+
+def test_itslivedownload_annual_mosaics_source(run_algorithm, cube_server, tmp_path):
+    from itslive_server import build_mosaics
+
+    build_mosaics(cube_server.root)
+    extent, (left, top) = window_extent(cube_server)
+    results, _, _ = run_algorithm("surfacemotion:itslivedownload", {
+        "AOI_EXTENT": extent, "START_DATE": "2016-01-01", "END_DATE": "2019-01-01", "VARIABLES": [0, 2],
+        "SOURCE": 1, "RGI_REGION": "1",
+        "MOSAIC_URL": cube_server.url + "/mosaics/ITS_LIVE_velocity_120m_RGI{region}A_{year}_v02_{variable}.tif",
+        "OUTPUT_FOLDER": str(tmp_path)})
+    vx = [p for p in results["OUTPUT_LAYERS"] if p.endswith("_vx.tif")][0]
+    with rasterio.open(VX) as ds:
+        truth = ds.read([7, 8, 9])[:, 100:120, 40:70]
+    with rasterio.open(vx) as ds:
+        assert list(ds.descriptions) == ["2016-01-01", "2017-01-01", "2018-01-01"]
+        np.testing.assert_array_equal(ds.read(), truth)

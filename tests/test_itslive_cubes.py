@@ -3,6 +3,7 @@
 import datetime as dt
 import glob
 import os
+import time
 
 import numpy as np
 import pytest
@@ -13,7 +14,8 @@ from core.itslive import aggregate as agg
 from core.itslive.cubes import NetworkError, find_cubes, transformer
 from core.itslive.download import CACHE_DIR, DownloadRequest, download_cubes
 from core.itslive.pointseries import COLUMNS, point_series, running_mean, write_csv, write_plot
-from itslive_server import CHUNK_XY, CUBE_NAME, ITSLiveServer, build_cube
+from core.itslive.mosaics import download_mosaics, mosaic_years
+from itslive_server import CHUNK_XY, CUBE_NAME, DATA, ITSLiveServer, build_cube, build_mosaics
 
 COLS = slice(10, 58)   # the requested window, in cube cells (x ascending)
 ROWS = slice(100, 140)  # y descending
@@ -23,6 +25,7 @@ ROWS = slice(100, 140)  # y descending
 def server(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("itslive_root"))
     build_cube(root)
+    build_mosaics(root)
     instance = ITSLiveServer(root).start()
     yield instance
     instance.stop()
@@ -202,6 +205,7 @@ def test_network_faults_give_clear_errors_and_no_partial_output(server, local_cu
         outputs = [p for p in glob.glob(str(folder / "*")) if not os.path.basename(p).startswith(".")]
         assert outputs == [], (faults, outputs)
         assert not glob.glob(str(folder / "*.partial*"))
+    time.sleep(server.slow_seconds)  # let the abandoned slow response finish before other tests count bytes
 
 
 def test_resume_rereads_nothing_that_was_complete(server, local_cube, tmp_path):
@@ -273,3 +277,27 @@ def test_running_mean_windows():
     assert means[1] == pytest.approx(np.mean([d for d in range(0, 100, 5) if 15 <= d < 75]))
     sparse_centres, _ = running_mean(dates[:4], values[:4])
     assert sparse_centres == []  # fewer than 5 values in every window
+
+
+def test_annual_mosaics_window_through_vsicurl(server, local_cube, tmp_path):
+    assert mosaic_years(dt.datetime(2014, 1, 1), dt.datetime(2016, 1, 1)) == [2014, 2015]
+    template = server.url + "/mosaics/ITS_LIVE_velocity_120m_RGI{region}A_{year}_v02_{variable}.tif"
+    request = DownloadRequest(window_aoi(local_cube), dt.datetime(2014, 1, 1), dt.datetime(2016, 1, 1), ("vx", "v"))
+    start = len(server.log)
+    result = download_mosaics(request, "1", str(tmp_path), url_template=template)[0]
+    assert result["dates"] == ["2014-01-01T00:00:00", "2015-01-01T00:00:00"]
+    with rasterio.open(os.path.join(DATA, "alaska_vx_2010_2018.tif")) as ds:
+        truth = ds.read([5, 6])[:, ROWS, COLS]
+    vx_path = [p for p in result["geotiffs"] if p.endswith("_vx.tif")][0]
+    with rasterio.open(vx_path) as ds:
+        assert list(ds.descriptions) == ["2014-01-01", "2015-01-01"] and ds.crs.to_epsg() == 3413
+        np.testing.assert_array_equal(ds.read(), truth)
+    # range requests: far less than the whole files was transferred
+    sent = sum(e["bytes"] for e in server.log[start:] if e["path"].startswith("/mosaics/"))
+    whole = sum(os.path.getsize(os.path.join(server.root, "mosaics", f"ITS_LIVE_velocity_120m_RGI01A_{y}_v02_{v}.tif"))
+                for y in (2014, 2015) for v in ("vx", "v"))
+    assert sent < 0.6 * whole, (sent, whole)
+    server.faults["/mosaics/ITS_LIVE_velocity_120m_RGI01A_2015_v02_v.tif"] = "404"
+    with pytest.raises(NetworkError, match="not found"):
+        download_mosaics(request, "1", str(tmp_path / "failed"), url_template=template)
+    assert not glob.glob(str(tmp_path / "failed" / "*.tif"))

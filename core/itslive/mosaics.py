@@ -1,0 +1,177 @@
+"""ITS_LIVE annual velocity mosaics (REFERENCE §8.2): windows of the v2 annual Cloud-Optimised
+GeoTIFFs read over HTTP with GDAL ``/vsicurl/`` (range requests, only the AOI's tiles).
+
+One COG per (region, year, variable); the URL comes from a template with ``{region}``
+(RGI region number, two digits), ``{year}`` and ``{variable}``. The outputs have the same
+layout as :mod:`.download` (one band per year, band description YYYY-01-01; a CF NetCDF).
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import shutil
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+from ..errors import UserInputError, check_canceled
+from ..raster_io import ensure_writable_dir
+from .cubes import CubeInfo, NetworkError
+from .download import CACHE_DIR, CubeWindow, DownloadRequest, write_cube_outputs
+
+MOSAIC_URL_TEMPLATE = ("https://its-live-data.s3-us-west-2.amazonaws.com/velocity_mosaic/v2/annual/cog/"
+                       "ITS_LIVE_velocity_120m_RGI{region}A_{year}_v02_{variable}.tif")
+MOSAIC_VARIABLES = ("v", "vx", "vy", "v_error", "vx_error", "vy_error", "count")
+
+
+def mosaic_years(start: _dt.datetime, end: _dt.datetime) -> List[int]:
+    """Years whose 1 January lies in [start, end) (at least the start year)."""
+    years = [y for y in range(start.year, end.year + 1) if start <= _dt.datetime(y, 1, 1) < end]
+    return years or [start.year]
+
+
+def mosaic_url(template: str, region: str, year: int, variable: str) -> str:
+    return template.format(region=str(region).zfill(2), year=year, variable=variable)
+
+
+def _gdal_env(timeout: float):
+    import rasterio
+
+    return rasterio.Env(GDAL_HTTP_TIMEOUT=str(int(max(1, round(timeout)))), GDAL_HTTP_MAX_RETRY="0",
+                        GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR", CPL_VSIL_CURL_ALLOWED_EXTENSIONS=".tif",
+                        VSI_CACHE="FALSE", GDAL_HTTP_MULTIRANGE="SINGLE_GET")
+
+
+def _forget_cached_http(path: str) -> None:
+    """Drop GDAL's process-wide /vsicurl/ cache of this file, so every download sees the server's state."""
+    if not path.startswith("/vsicurl/"):
+        return
+    try:
+        from osgeo import gdal
+    except ImportError:  # rasterio without the GDAL Python bindings: its cache lives for the process
+        return
+    gdal.VSICurlPartialClearCache(path)
+
+
+def _read_window(url: str, aoi_lonlat: dict, timeout: float):
+    """(array float64 with NaN, window transform, crs) of the AOI's cells in one COG."""
+    import rasterio
+    from rasterio.errors import RasterioIOError
+    from rasterio.warp import transform_geom
+    from rasterio.windows import Window, from_bounds
+    from shapely.geometry import shape
+
+    path = "/vsicurl/" + url if url.startswith(("http://", "https://")) else url
+    _forget_cached_http(path)
+    try:
+        with _gdal_env(timeout), rasterio.open(path) as ds:
+            aoi = shape(transform_geom("EPSG:4326", ds.crs, aoi_lonlat))
+            left, bottom, right, top = aoi.bounds
+            # cells whose centres fall inside the AOI's bounds (same rule as the cubes)
+            col0 = int(np.ceil((left - ds.transform.c) / ds.transform.a - 0.5))
+            col1 = int(np.floor((right - ds.transform.c) / ds.transform.a - 0.5))
+            row0 = int(np.ceil((top - ds.transform.f) / ds.transform.e - 0.5))
+            row1 = int(np.floor((bottom - ds.transform.f) / ds.transform.e - 0.5))
+            col0, row0 = max(col0, 0), max(row0, 0)
+            col1, row1 = min(col1, ds.width - 1), min(row1, ds.height - 1)
+            if col1 < col0 or row1 < row0:
+                return None
+            window = Window(col0, row0, col1 - col0 + 1, row1 - row0 + 1)
+            data = ds.read(1, window=window).astype(np.float64)
+            if ds.nodata is not None and not np.isnan(ds.nodata):
+                data[data == ds.nodata] = np.nan
+            return data, ds.window_transform(window), ds.crs
+    except RasterioIOError as exc:
+        text = str(exc)
+        if "404" in text:
+            reason = "not found (HTTP 404)"
+        elif "50" in text and "HTTP" in text:
+            reason = "server error (HTTP 5xx) — try again later"
+        elif "timed out" in text.lower() or "timeout" in text.lower():
+            reason = "timed out — retry (finished parts are kept)"
+        else:
+            reason = "could not be read (truncated, wrong URL or network failure)"
+        raise NetworkError(f"ITS_LIVE annual mosaic {url}: {reason} ({text[:300]}).") from exc
+
+
+def download_mosaics(request: DownloadRequest, region: str, output_folder: str,
+                     url_template: str = MOSAIC_URL_TEMPLATE,
+                     progress: Optional[Callable[[float], None]] = None,
+                     is_canceled: Optional[Callable[[], bool]] = None) -> List[Dict[str, object]]:
+    """Download the AOI window of the annual mosaics of every year in [start, end)."""
+    request.validate()
+    unknown = [v for v in request.variables if v not in MOSAIC_VARIABLES]
+    if unknown:
+        raise UserInputError(f"The annual mosaics have no variable(s) {unknown}; use {', '.join(MOSAIC_VARIABLES)}.")
+    folder = ensure_writable_dir(output_folder)
+    years = mosaic_years(request.start, request.end)
+    cache = os.path.join(folder, CACHE_DIR, f"mosaic_RGI{str(region).zfill(2)}")
+    os.makedirs(cache, exist_ok=True)
+    stacks: Dict[str, list] = {v: [] for v in request.variables}
+    transform = crs = None
+    total = len(years) * len(request.variables)
+    for i, variable in enumerate(request.variables):
+        for j, year in enumerate(years):
+            check_canceled(is_canceled)
+            cached = os.path.join(cache, f"{variable}_{year}.npz")
+            url = mosaic_url(url_template, region, year, variable)
+            if os.path.exists(cached):
+                saved = np.load(cached, allow_pickle=False)
+                data = saved["data"]
+                if transform is None:
+                    transform, crs = _transform_from(saved), str(saved["crs"])
+            else:
+                result = _read_window(url, request.aoi_lonlat, request.timeout)
+                if result is None:
+                    raise UserInputError(f"The area of interest does not overlap the mosaic {url}.")
+                data, window_transform, window_crs = result
+                transform, crs = window_transform, window_crs.to_wkt()
+                tmp = cached + ".partial.npz"
+                np.savez(tmp, data=data, transform=np.array(tuple(window_transform)[:6]), crs=np.array(crs))
+                os.replace(tmp, cached)
+            stacks[variable].append(data)
+            if progress:
+                progress(90.0 * (i * len(years) + j + 1) / total)
+    shapes = {a.shape for s in stacks.values() for a in s}
+    if len(shapes) != 1:
+        raise UserInputError(f"The mosaics of different years have different grids ({shapes}); download them separately.")
+    result = write_cube_outputs(_mosaic_window(request, region, url_template, years, transform, crs, shapes.pop()),
+                                {v: np.stack(s) for v, s in stacks.items()},
+                                DownloadRequest(request.aoi_lonlat, request.start, request.end, request.variables),
+                                folder)
+    shutil.rmtree(cache, ignore_errors=True)
+    parent = os.path.join(folder, CACHE_DIR)
+    if os.path.isdir(parent) and not os.listdir(parent):
+        os.rmdir(parent)
+    if progress:
+        progress(100.0)
+    return [result]
+
+
+def _transform_from(saved):
+    from affine import Affine
+
+    return Affine(*[float(v) for v in saved["transform"]])
+
+
+def _mosaic_window(request, region, template, years, transform, crs_wkt, shape) -> CubeWindow:
+    from rasterio.crs import CRS
+
+    epsg = CRS.from_wkt(crs_wkt).to_epsg()
+    if epsg is None:
+        raise UserInputError("The mosaic CRS has no EPSG code; the outputs need one.")
+    height, width = shape
+    x = transform.c + transform.a * (np.arange(width) + 0.5)
+    y = transform.f + transform.e * (np.arange(height) + 0.5)
+    name = f"ITS_LIVE_velocity_120m_RGI{str(region).zfill(2)}A_{years[0]}_{years[-1]}_annual"
+    cube_name_override = name
+
+    class NamedCube(CubeInfo):
+        @property
+        def name(self) -> str:
+            return cube_name_override
+
+    cube = NamedCube(template, epsg, {}, name)
+    dates = np.array([np.datetime64(f"{y}-01-01", "ns") for y in years])
+    return CubeWindow(cube, epsg, np.arange(len(years)), slice(0, height), slice(0, width), x, y, dates,
+                      np.full(len(years), 365.25), np.full(len(years), ""), {})
