@@ -301,3 +301,33 @@ def test_cancel_leaves_no_partial_output(run_algorithm, tmp_path):
             "REFERENCE": reference, "SECONDARY": secondary, "STEP": 2, "OUTPUT": str(out / "disp.tif")},
             feedback=CancelOnFirstProgress())
     assert folder_listing(out) == []
+
+
+# ---------------------------------------------------------------- the shipped model
+
+def test_shipped_model_opens_and_runs_in_process(run_algorithm, tmp_path):
+    from qgis.core import QgsProcessingModelAlgorithm
+
+    model = QgsProcessingModelAlgorithm()
+    assert model.fromFile(os.path.join(REPO, "models", "planetscope_l3b_velocity.model3"))
+    children = model.childAlgorithms()
+    assert sorted(child.algorithmId() for child in children.values()) == sorted(
+        ["surfacemotion:extractband", "surfacemotion:buildpairs", "surfacemotion:correlatepairs",
+         "surfacemotion:polyfit", "surfacemotion:velocity"])
+    assert all(child.algorithm() is not None for child in children.values())  # resolves in Model Builder
+
+    scenes = sorted(glob.glob(os.path.join(SAMPLE_DIR, "*_3B_AnalyticMS_SR_clip.tif")))[::2]
+    results, _, _ = run_algorithm("surfacemotion:planetscopel3bvelocity", {
+        "SCENES": scenes, "DT_MIN": 300, "SEARCH_RANGE": 10, "STEP": 8, "ORDER": 0,
+        "MOVING_AREA": os.path.join(SAMPLE_DIR, "landslide_outline.geojson"),
+        "pairs:PAIRS_CSV": "TEMPORARY_OUTPUT", "correlate:DISPARITY_FOLDER": "TEMPORARY_OUTPUT",
+        "polyfit:DERAMPED_FOLDER": "TEMPORARY_OUTPUT", "velocity:VELOCITY_FOLDER": str(tmp_path / "velocity")})
+    rasters = sorted(glob.glob(str(tmp_path / "velocity" / "*_velocity.tif")))
+    assert results["velocity:VELOCITY_FOLDER"] == str(tmp_path / "velocity")
+    assert len(rasters) == 3  # scenes 0, 2, 4: all three pairs are >= 300 days apart
+    with rasterio.open(rasters[0]) as ds:
+        speed = ds.read(1)
+    truth = json.load(open(os.path.join(SAMPLE_DIR, "truth.json")))["landslide"]
+    centre = speed[int(truth["centre_row_px"] / 8) - 2:int(truth["centre_row_px"] / 8) + 2,
+                   int(truth["centre_col_px"] / 8) - 2:int(truth["centre_col_px"] / 8) + 2]
+    assert np.nanmedian(centre) == pytest.approx(truth["speed_m_per_yr"], rel=0.10)
