@@ -81,6 +81,13 @@ def test_find_cubes_through_stac_and_the_catalogue_fallback(server, local_cube):
     server.faults["/catalog_v02.json"] = "404"
     with pytest.raises(NetworkError, match="No ITS_LIVE cube service answered.*HTTP 404"):
         find_cubes(aoi, stac, catalog)
+    # a STAC service that hangs is abandoned after the timeout, then the catalogue answers
+    server.faults.clear()
+    server.faults["/stac"] = "slow"
+    messages = []
+    assert len(find_cubes(aoi, stac, catalog, timeout=1.0, messages=messages)) == 1
+    assert "STAC search" in messages[0]
+    time.sleep(server.slow_seconds)
 
 
 def expected_layers(local_cube, start, end, min_roi=0.0, dt_max=None, satellites=None):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import numpy as np
 
@@ -76,13 +76,13 @@ def cubes_from_stac(stac_url: str, aoi_lonlat: dict, timeout: float = DEFAULT_TI
     from pystac_client.stac_api_io import StacApiIO
 
     io = StacApiIO()
-    original_request = io.session.request
+    original_send = io.session.send
 
-    def request_with_timeout(*args, **kwargs):
+    def send_with_timeout(*args, **kwargs):  # pystac-client 0.6 sends without a timeout
         kwargs.setdefault("timeout", timeout)
-        return original_request(*args, **kwargs)
+        return original_send(*args, **kwargs)
 
-    io.session.request = request_with_timeout
+    io.session.send = send_with_timeout
     try:
         client = Client.open(stac_url.rstrip("/") + "/", stac_io=io)
         search = client.search(collections=[COLLECTION], intersects=aoi_lonlat, max_items=10000)

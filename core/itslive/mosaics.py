@@ -58,7 +58,7 @@ def _read_window(url: str, aoi_lonlat: dict, timeout: float):
     import rasterio
     from rasterio.errors import RasterioIOError
     from rasterio.warp import transform_geom
-    from rasterio.windows import Window, from_bounds
+    from rasterio.windows import Window
     from shapely.geometry import shape
 
     path = "/vsicurl/" + url if url.startswith(("http://", "https://")) else url
