@@ -5,8 +5,8 @@ from .extract_band import ExtractBandAlgorithm
 from .itslive_analysis import FluxDivergenceAlgorithm, StrainRatesAlgorithm, TrackParticlesAlgorithm
 from .itslive_data import ItsLiveDownloadAlgorithm, ItsLiveFindCubesAlgorithm, ItsLivePointSeriesAlgorithm
 from .postprocess import PolyfitAlgorithm, VelocityAlgorithm
-from .sentinel1 import (S1AnimationAlgorithm, S1MosaicAlgorithm, S1MtSpeckleAlgorithm, S1TimescanAlgorithm,
-                        S1TimeSeriesAlgorithm)
+from .sentinel1 import (S1AnimationAlgorithm, S1GrdToArdAlgorithm, S1MosaicAlgorithm, S1MtSpeckleAlgorithm,
+                        S1TimescanAlgorithm, S1TimeSeriesAlgorithm)
 
 ALGORITHM_CLASSES = (
     ExtractBandAlgorithm,
@@ -18,4 +18,5 @@ ALGORITHM_CLASSES = (
     StrainRatesAlgorithm, FluxDivergenceAlgorithm, TrackParticlesAlgorithm,
     ItsLiveFindCubesAlgorithm, ItsLiveDownloadAlgorithm, ItsLivePointSeriesAlgorithm,
     S1TimeSeriesAlgorithm, S1MtSpeckleAlgorithm, S1TimescanAlgorithm, S1AnimationAlgorithm, S1MosaicAlgorithm,
+    S1GrdToArdAlgorithm,
 )

@@ -1,4 +1,4 @@
-"""Sentinel-1 time series without SNAP: s1timeseries, s1mtspeckle, s1timescan, s1animation, s1mosaic (REFERENCE §9)."""
+"""Sentinel-1 without SNAP: s1grdtoard, s1timeseries, s1mtspeckle, s1timescan, s1animation, s1mosaic (REFERENCE §9)."""
 import os
 
 from qgis.core import (
@@ -9,11 +9,13 @@ from qgis.core import (
     QgsProcessingParameterBoolean,
     QgsProcessingParameterCrs,
     QgsProcessingParameterEnum,
+    QgsProcessingParameterExtent,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
 )
 
@@ -387,3 +389,92 @@ class S1MosaicAlgorithm(SurfaceMotionAlgorithm):
                 else "s1_backscatter_linear"
             load_stack(context, result["paths"], "OUTPUT_VRT", style, result["vrt"])
         return {"OUTPUT_FOLDER": folder, "OUTPUT_VRT": result["vrt"], "OUTPUT_LAYERS": result["paths"]}
+
+
+class S1GrdToArdAlgorithm(SurfaceMotionAlgorithm):
+    group_id = "sentinel1"
+    PRODUCT_TYPES = ("gtc_sigma0", "gtc_gamma0", "rtc_gamma0")
+
+    def name(self):
+        return "s1grdtoard"
+
+    def displayName(self):  # noqa: N802 (QGIS API name)
+        return self.tr("Sentinel-1 GRD to analysis-ready backscatter (sarsen, no SNAP)")
+
+    def shortHelpString(self):  # noqa: N802 (QGIS API name)
+        return self.tr(
+            "Terrain-corrected backscatter of one Sentinel-1 GRD product (.SAFE folder, its manifest.safe, or "
+            "the .zip) with sarsen instead of ESA SNAP. sarsen runs in its own Python environment: run `make "
+            "sarsen` in the plugin folder once, or point the provider setting 'Python interpreter of the sarsen "
+            "virtual environment' to a Python with sarsen installed.\n"
+            "Output grid = the DEM grid after optional warping: CRS (default the DEM's), resolution (default "
+            "the DEM's) and area of interest (default the DEM extent). Memory grows with the AOI size, not the "
+            "scene: crop to what you need.\n"
+            "Products (linear power, float32, NaN nodata outside the swath): GTC σ⁰ = β⁰·sin θ_e, GTC γ⁰ = "
+            "β⁰·tan θ_e (θ_e = ellipsoid incidence angle from orbit and DEM), or RTC γ⁰ with gamma flattening "
+            "(Small 2011; sarsen's 'gamma_bilinear'). No thermal-noise removal. Files: <SAFE id>_<GTCsigma0|"
+            "GTCgamma0|RTCgamma0>_<POL>.tif and the layover/shadow mask <SAFE id>_lsmask.tif (0 none, 1 "
+            "layover: terrain slope towards the sensor steeper than the incidence angle; 2 shadow: slope away "
+            "steeper than 90° minus the incidence angle; local criterion). The file names carry the date, so the "
+            "outputs feed surfacemotion:s1timeseries directly (input unit: linear).")
+
+    def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
+        self.addParameter(QgsProcessingParameterFile(
+            "INPUT", self.tr("GRD product (.zip or manifest.safe)"), optional=True,
+            fileFilter="Sentinel-1 GRD (*.zip *.ZIP manifest.safe)"))
+        self.addParameter(QgsProcessingParameterFile(
+            "SAFE_FOLDER", self.tr("…or the .SAFE folder"), behavior=QgsProcessingParameterFile.Folder,
+            optional=True))
+        self.addParameter(QgsProcessingParameterRasterLayer("DEM", self.tr("DEM (heights above the ellipsoid or "
+                                                                           "geoid, metres)")))
+        self.addParameter(QgsProcessingParameterEnum(
+            "PRODUCT_TYPE", self.tr("Product"), [self.tr("GTC sigma0"), self.tr("GTC gamma0"),
+                                                 self.tr("RTC gamma0 (terrain flattening)")], defaultValue=2))
+        self.addParameter(QgsProcessingParameterEnum(
+            "POLARISATIONS", self.tr("Polarisations (none = all in the product)"), list(POLARISATIONS),
+            allowMultiple=True, optional=True))
+        self.addParameter(QgsProcessingParameterExtent("AOI", self.tr("Area of interest"), optional=True))
+        self.addParameter(QgsProcessingParameterCrs("CRS", self.tr("Output CRS (default: the DEM's)"), optional=True))
+        self.addParameter(QgsProcessingParameterNumber(
+            "RESOLUTION", self.tr("Pixel size in CRS units (0 = the DEM's)"), QgsProcessingParameterNumber.Double,
+            0.0, minValue=0.0))
+        self.addParameter(QgsProcessingParameterBoolean("LS_MASK", self.tr("Write the layover/shadow mask"), True))
+        self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", self.tr("Output folder")))
+        self.addOutput(QgsProcessingOutputMultipleLayers("OUTPUT_LAYERS", self.tr("Backscatter rasters")))
+        self.addOutput(QgsProcessingOutputRasterLayer("LS_MASK_LAYER", self.tr("Layover/shadow mask")))
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+        from ..core.sentinel1.ard import grd_to_ard
+        from ..processing_provider.settings import setting
+
+        product = (self.parameterAsFile(parameters, "INPUT", context)
+                   or self.parameterAsFile(parameters, "SAFE_FOLDER", context))
+        if not product:
+            raise QgsProcessingException(self.tr("Give the GRD product (.zip, manifest.safe or .SAFE folder)."))
+        dem = self.parameterAsRasterLayer(parameters, "DEM", context)
+        crs = self.parameterAsCrs(parameters, "CRS", context)
+        target = crs if crs.isValid() else dem.crs()
+        bounds = None
+        if parameters.get("AOI"):
+            extent = self.parameterAsExtent(parameters, "AOI", context, target)
+            if not extent.isEmpty():
+                bounds = (extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum())
+        folder = prepare_output_folder(self.parameterAsString(parameters, "OUTPUT_FOLDER", context))
+        polarisations = [POLARISATIONS[i] for i in self.parameterAsEnums(parameters, "POLARISATIONS", context)]
+        python = setting("SURFACEMOTION_SARSEN_PYTHON")
+        feedback.pushInfo(self.tr("sarsen interpreter: {}").format(python))
+        result = run_core(
+            grd_to_ard, feedback, product, dem.source(), folder,
+            product_type=self.PRODUCT_TYPES[self.parameterAsEnum(parameters, "PRODUCT_TYPE", context)],
+            polarisations=polarisations or None, bounds=bounds, crs=crs.toWkt() if crs.isValid() else None,
+            resolution=self.parameterAsDouble(parameters, "RESOLUTION", context) or None,
+            ls_mask=self.parameterAsBool(parameters, "LS_MASK", context), python=python)
+        paths = [result["paths"][pol] for pol in result["polarisations"]]
+        for path in paths:
+            write_sidecar_style(path, "s1_backscatter_linear")
+            load_on_completion(context, path, os.path.splitext(os.path.basename(path))[0], "OUTPUT_LAYERS",
+                               "s1_backscatter_linear")
+        if result["ls_mask"]:
+            write_sidecar_style(result["ls_mask"], "s1_lsmask")
+            load_on_completion(context, result["ls_mask"], "layover/shadow", "LS_MASK_LAYER", "s1_lsmask")
+        return {"OUTPUT_FOLDER": folder, "OUTPUT_LAYERS": paths, "LS_MASK_LAYER": result["ls_mask"]}

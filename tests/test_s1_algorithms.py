@@ -15,6 +15,10 @@ from core.sentinel1.speckle import quegan_filter
 from core.sentinel1.timescan import timescan_block
 from core.sentinel1.units import db_to_power, power_to_db
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SAFE = os.path.join(REPO, "tests", "data", "s1",
+                    "S1B_IW_GRDH_1SDV_20211223T051122_20211223T051147_030148_039993_5371.SAFE")
+DEM = os.path.join(REPO, "tests", "data", "s1", "Rome-30m-DEM.tif")
 WHEN = [dt.datetime(2022, 1, 2, 5, 30) + dt.timedelta(days=24 * i) for i in range(8)]
 
 
@@ -165,7 +169,7 @@ def test_s1_algorithms_from_qgis_process(qgis_process_env, tmp_path):
 
     listing = subprocess.run(["qgis_process.bin", "list"], env=qgis_process_env, capture_output=True, text=True,
                              timeout=600).stdout
-    for algorithm_id in ("s1timeseries", "s1mtspeckle", "s1timescan", "s1animation", "s1mosaic"):
+    for algorithm_id in ("s1grdtoard", "s1timeseries", "s1mtspeckle", "s1timescan", "s1animation", "s1mosaic"):
         assert f"surfacemotion:{algorithm_id}\t" in listing
     series = run("surfacemotion:s1timeseries", {"FOLDER": str(tmp_path / "ard"), "UNIT": 1, "OUTPUT_TYPE": 2,
                                                 "OUTPUT_FOLDER": str(tmp_path / "ts")})
@@ -176,6 +180,15 @@ def test_s1_algorithms_from_qgis_process(qgis_process_env, tmp_path):
         assert ds.dtypes[0] == "uint8" and ds.nodata == 0
         avg = ds.read(1).astype(float) * ds.scales[0] + ds.offsets[0]
     assert np.nanmean(avg[2:]) == pytest.approx(-10.0, abs=0.5)  # VV level 0.1 = −10 dB
+    ard = run("surfacemotion:s1grdtoard", {"SAFE_FOLDER": SAFE, "DEM": DEM, "PRODUCT_TYPE": 1, "LS_MASK": "false",
+                                           "AOI": "12.47,12.49,41.97,41.99 [EPSG:4326]",
+                                           "OUTPUT_FOLDER": str(tmp_path / "ard_out")})
+    assert ard["LS_MASK_LAYER"] is None or ard["LS_MASK_LAYER"] == ""
+    with rasterio.open(ard["OUTPUT_LAYERS"][0]) as ds:
+        gamma0 = ds.read(1)
+    assert ds.shape == (72, 72) and np.isfinite(gamma0).all()
+    # GTC γ⁰ = β⁰·tan θ with β⁰ = 150² / 473.9733² and θ ≈ 44° at Rome (see tests/test_s1_ard.py)
+    assert np.median(gamma0) == pytest.approx(150 ** 2 / 473.9733 ** 2 * np.tan(np.deg2rad(44.0)), rel=0.02)
 
 
 def test_animation_and_mosaic_from_processing(run_algorithm, tmp_path):
@@ -216,3 +229,19 @@ def test_animation_and_mosaic_from_processing(run_algorithm, tmp_path):
     # harmonised: both tracks move by 0.75 dB towards each other, so track 1 reads +0.75 dB
     np.testing.assert_allclose(avg[2:, :24], reference[2:] + 0.75, atol=1e-3)
     assert styled_min_max(mosaic["OUTPUT_LAYERS"][0]) == ("singlebandpseudocolor", -25.0, 0.0)
+
+
+def test_grdtoard_rtc_from_processing_loads_styled_layers(run_algorithm, tmp_path):
+    result, context, feedback = run_algorithm("surfacemotion:s1grdtoard", {
+        "INPUT": os.path.join(SAFE, "manifest.safe"), "DEM": DEM, "POLARISATIONS": [0],
+        "AOI": "12.47,12.50,41.97,42.00 [EPSG:4326]", "OUTPUT_FOLDER": str(tmp_path / "ard")})
+    assert [os.path.basename(p) for p in result["OUTPUT_LAYERS"]] == [
+        "S1B_IW_GRDH_1SDV_20211223T051122_20211223T051147_030148_039993_5371_RTCgamma0_VV.tif"]
+    assert set(context.layersToLoadOnCompletion()) == {result["OUTPUT_LAYERS"][0], result["LS_MASK_LAYER"]}
+    assert styled_min_max(result["OUTPUT_LAYERS"][0]) == ("singlebandpseudocolor", 0.0, 0.3)
+    with rasterio.open(result["OUTPUT_LAYERS"][0]) as ds:
+        gamma0 = ds.read(1)
+    # RTC γ⁰ of a constant β⁰ = 0.1002 over gentle terrain: around β⁰·tan θ (θ ≈ 44°), varying with slopes
+    valid = np.isfinite(gamma0)
+    assert valid.mean() > 0.95
+    assert np.median(gamma0[valid]) == pytest.approx(150 ** 2 / 473.9733 ** 2 * np.tan(np.deg2rad(44.0)), rel=0.15)

@@ -243,3 +243,18 @@ def test_cancel_leaves_no_partial_output(tmp_path):
     with pytest.raises(Cancelled):
         timescan(paths, str(tmp_path / "out"), unit="db", memory_mb=0.01, is_canceled=is_canceled)
     assert os.listdir(tmp_path / "out") == []
+
+
+@pytest.mark.parametrize("block_shape, memory_mb", [((256, 256), 1.0), ((256, 256), 400.0), ((1, 700), 2.0),
+                                                    ((16, 700), 0.01)])
+def test_block_windows_cover_the_grid_once_and_follow_the_tiles(block_shape, memory_mb):
+    from core.sentinel1.timescan import block_windows
+
+    windows = block_windows(600, 700, block_shape, 100, memory_mb, 2)
+    cover = np.zeros((600, 700), int)
+    for window in windows:
+        cover[window.row_off:window.row_off + window.height, window.col_off:window.col_off + window.width] += 1
+        if block_shape == (256, 256) and memory_mb == 1.0:
+            assert window.col_off % 256 == 0 and window.row_off % window.height == 0 or window.row_off + window.height == 600
+        assert window.width * window.height * 100 * 4 * 16 * 2 <= max(memory_mb * 2 ** 20, 700 * 100 * 4 * 16 * 2)
+    assert (cover == 1).all()

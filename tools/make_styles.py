@@ -74,6 +74,7 @@ def main(tmp_dir: str) -> None:
         "s1_phase": (1, cyclic_ramp(), -3.14159, 3.14159),
         "s1_trend": (1, named_ramp("RdBu"), -2.0, 2.0),
         "s1_residuals": (1, named_ramp("Viridis"), 0.0, 3.0),
+        "s1_lsmask": (1, named_ramp("Reds"), 0.0, 2.0),
     }
     for name, (band, ramp, minimum, maximum) in specs.items():
         layer = QgsRasterLayer(path, name)

@@ -84,9 +84,14 @@ def main() -> int:
             progress(5, "geometry")
             geometry(product, args.dem, args.geometry)
         progress(40, "terrain correction")
+        import rasterio
+
+        with rasterio.open(args.dem) as dem:
+            smallest = min(dem.height, dem.width, args.chunks)
+        # the flattening overlap (128 px by default) must not exceed the smallest chunk of a small AOI
         apps.terrain_correction(product, args.dem, output_urlpath=args.backscatter,
                                 correct_radiometry="gamma_bilinear" if args.mode == "rtc" else None,
-                                chunks=args.chunks)
+                                chunks=args.chunks, radiometry_bound=max(4, min(128, smallest // 2)))
         progress(100, "done")
     except Exception as exc:  # reported to the plugin as a clear error
         print(f"sarsen failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
