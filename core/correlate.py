@@ -30,17 +30,23 @@ whatever the image size); the result does not depend on the block layout.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Iterator, Optional, Tuple
+import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, fields
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import rasterio
 import scipy.fft
+from affine import Affine
 from rasterio.windows import Window
 from scipy import ndimage
 
-from .disparity import BASE_DESCRIPTIONS, disparity_tags, grid_transform
+from .disparity import (BASE_DESCRIPTIONS, FB_RESIDUAL, PEAK_RATIO, SNR, UNCERTAINTY, disparity_tags,
+                        grid_transform)
 from .errors import UserInputError, check_canceled
+from .prefilters import PREFILTERS, apply_prefilter, check_prefilter, prefilter_margin
 from .raster_io import (FLOAT_GTIFF_PROFILE, atomic_output, open_raster, require_crs,
                         require_single_band, set_band_descriptions, valid_mask_from_nodata)
 
@@ -52,7 +58,9 @@ _BLOCK_MEMORY_BYTES = 120_000_000
 #: so the cubic-spline prefilter's boundary effect (decaying as 0.268**distance) is
 #: negligible where sampled: results do not depend on the block layout.
 _SPLINE_MARGIN = 10
-_FFT_WORKERS = 2
+#: Blocks computed at once (numpy/scipy release the GIL), and FFT threads per block.
+_THREADS = max(1, min(2, os.cpu_count() or 1))
+_FFT_WORKERS = max(1, (os.cpu_count() or 1) // _THREADS)
 _LK_MAX_ITERATIONS = 6
 _LK_TOLERANCE_PX = 1e-3
 #: A refinement still moving by more than this after the last iteration has not converged.
@@ -63,6 +71,16 @@ _FLAT_RELATIVE_VARIANCE = 1e-10
 #: Smallest eigenvalue ratio of the LK translation Hessian before it counts as singular.
 _SINGULAR_EIGEN_RATIO = 1e-6
 _EXCLUDED = -np.inf
+#: Default minimum template texture: standard deviation / image noise (see ``estimate_noise``).
+DEFAULT_MIN_TEXTURE = 3.0
+#: Default normalised median test threshold (Westerweel & Scarano 2005) and its epsilon (px).
+DEFAULT_MEDIAN_TEST = 3.0
+_MEDIAN_EPSILON_PX = 0.1
+#: Positions within this many px of the best peak are skipped when looking for the second peak.
+_SECOND_PEAK_EXCLUSION = 2
+_MAX_PEAK_RATIO = 100.0
+#: Quality bands after the four base bands (forward-backward only when requested).
+QUALITY_DESCRIPTIONS = (SNR, PEAK_RATIO, UNCERTAINTY)
 
 
 @dataclass
@@ -71,12 +89,26 @@ class CorrelationResult:
 
     dx: column offset in reference pixels (+ right); dy: row offset (+ down);
     peak: ZNCC at the matched position (-1..1); valid: bool.
+    Quality (NaN where invalid): snr = peak / mean |ZNCC| over the search
+    surface; peak_ratio = best / second-best ZNCC peak (more than 2 px away,
+    capped at 100); sigma = 1-sigma uncertainty of the offset vector in px,
+    sqrt(sx^2 + sy^2) with s^2 = 2 (1 - peak) / (n * curvature) per axis
+    (n chip pixels, curvature of the ZNCC peak per px^2); fb_residual =
+    |forward + backward offset| in px (None unless forward-backward is on).
     """
 
     dx: np.ndarray
     dy: np.ndarray
     peak: np.ndarray
     valid: np.ndarray
+    snr: Optional[np.ndarray] = None
+    peak_ratio: Optional[np.ndarray] = None
+    sigma: Optional[np.ndarray] = None
+    fb_residual: Optional[np.ndarray] = None
+
+    def arrays(self) -> dict:
+        """The fields that are set, by name."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
 
 
 @dataclass(frozen=True)
@@ -85,6 +117,16 @@ class _Params:
     search: int
     step: int
     subpixel: str
+    prefilter: str = "none"
+    prefilter_size: float = 0.0
+    min_texture: float = 0.0
+    median_test: float = 0.0
+    forward_backward: float = 0.0
+    noise: float = 0.0
+
+    @property
+    def filter_margin(self) -> int:
+        return prefilter_margin(self.prefilter, self.prefilter_size)
 
     @property
     def window(self) -> int:
@@ -100,18 +142,35 @@ class _Params:
 # --------------------------------------------------------------------------- public API
 
 
+_OPTIONS_DOC = """
+    Options (defaults suit PlanetScope landslides): ``prefilter`` one of
+    ``core.prefilters.PREFILTERS`` with ``prefilter_size`` (0 = the filter's
+    default); ``min_texture``: chips whose reference template has a standard
+    deviation below ``min_texture`` x the image noise (estimated once from the
+    reference, see :func:`estimate_noise`) are invalid (0 = off): water and
+    featureless areas; ``median_test``: normalised median test threshold on
+    the 8 neighbouring cells (0 = off); ``forward_backward``: when > 0 also
+    correlates secondary -> reference and invalidates cells whose residual
+    |forward + backward| exceeds it (px).
+"""
+
+
 def correlate_arrays(ref: np.ndarray, sec: np.ndarray, chip_size: int, search_range: int, step: int,
                      ref_valid: Optional[np.ndarray] = None, sec_valid: Optional[np.ndarray] = None,
-                     subpixel: str = "lk", progress=None, is_canceled=None) -> CorrelationResult:
+                     subpixel: str = "lk", progress=None, is_canceled=None, prefilter: str = "none",
+                     prefilter_size: float = 0.0, min_texture: float = DEFAULT_MIN_TEXTURE,
+                     median_test: float = DEFAULT_MEDIAN_TEST, forward_backward: float = 0.0,
+                     cell_mask: Optional[np.ndarray] = None) -> CorrelationResult:
     """Correlate two co-registered 2-D images (same shape, same pixel grid).
 
     Cell (i, j) covers ``ref[i*step : i*step+chip, j*step : j*step+chip]``;
     ``n_rows = (H - chip)//step + 1`` and likewise for columns. ``ref_valid`` and
     ``sec_valid`` (bool, same shape) flag usable pixels; non-finite values are
-    always invalid. Offsets are in pixels, dx + right, dy + down (see the
-    module docstring).
+    always invalid. ``cell_mask`` (bool, grid shape) limits the cells computed.
+    Offsets are in pixels, dx + right, dy + down (see the module docstring).
     """
-    params = _check_parameters(chip_size, search_range, step, subpixel)
+    params = _check_parameters(chip_size, search_range, step, subpixel, prefilter, prefilter_size,
+                               min_texture, median_test, forward_backward)
     ref = np.asarray(ref)
     sec = np.asarray(sec)
     if ref.ndim != 2 or ref.shape != sec.shape:
@@ -121,31 +180,48 @@ def correlate_arrays(ref: np.ndarray, sec: np.ndarray, chip_size: int, search_ra
     n_rows, n_cols = _grid_shape(ref.shape[0], ref.shape[1], params)
     ref_source = _ArraySource(ref, ref_valid)
     sec_source = _ArraySource(sec, sec_valid)
-    result = CorrelationResult(*(np.full((n_rows, n_cols), np.nan, np.float32) for _ in range(3)),
-                               np.zeros((n_rows, n_cols), bool))
+    params = _with_noise(params, ref_source, ref.shape[0], ref.shape[1])
+    result = _empty_result((n_rows, n_cols), params)
 
     def store(rows: slice, cols: slice, block: CorrelationResult) -> None:
-        for name in ("dx", "dy", "peak", "valid"):
-            getattr(result, name)[rows, cols] = getattr(block, name)
+        for name, values in block.arrays().items():
+            getattr(result, name)[rows, cols] = values
 
-    _run_blocks(ref_source, sec_source, n_rows, n_cols, params, store, progress, is_canceled)
+    mask = None
+    if cell_mask is not None:
+        cell_mask = np.asarray(cell_mask, bool)
+        if cell_mask.shape != (n_rows, n_cols):
+            raise UserInputError(f"The cell mask must have the grid shape {(n_rows, n_cols)}; "
+                                 f"got {cell_mask.shape}.")
+        mask = lambda rows, cols: cell_mask[rows, cols]  # noqa: E731
+    _run_blocks(ref_source, sec_source, n_rows, n_cols, params, store, progress, is_canceled, mask)
     return result
+
+
+correlate_arrays.__doc__ += _OPTIONS_DOC
 
 
 def correlate_files(ref_path: str, sec_path: str, out_path: str, chip_size: int = 32, search_range: int = 8,
                     step: int = 4, subpixel: str = "lk", tags: Optional[dict] = None,
-                    progress=None, is_canceled=None) -> str:
+                    progress=None, is_canceled=None, prefilter: str = "none", prefilter_size: float = 0.0,
+                    min_texture: float = DEFAULT_MIN_TEXTURE, median_test: float = DEFAULT_MEDIAN_TEST,
+                    forward_backward: float = 0.0, mask_geometries: Optional[Sequence[dict]] = None) -> str:
     """Correlate two single-band rasters on a common pixel grid into a disparity GeoTIFF.
 
     The rasters must share CRS and pixel size and be aligned to whole pixels;
     with different extents their overlap is used. The output (REFERENCE §5.1)
     has bands dx, dy (reference px, + right / + down), valid (1/0) and peak
-    ZNCC, NaN where invalid, on ``grid_transform(ref.transform, col0, row0,
-    chip_size, step)`` where (col0, row0) is the overlap's first reference pixel.
-    ``tags`` are written as given after the standard disparity tags. Returns
-    ``out_path``.
+    ZNCC, then the quality bands SNR, peak ratio, uncertainty (px) and, with
+    ``forward_backward``, the forward-backward residual (px); NaN where
+    invalid; on ``grid_transform(ref.transform, col0, row0, chip_size,
+    step)`` where (col0, row0) is the overlap's first reference pixel.
+    ``mask_geometries`` (GeoJSON geometries in the reference CRS) limits the
+    output to cells whose chip centre lies inside them; blocks without any
+    such cell are skipped. ``tags`` are written as given after the standard
+    disparity tags. Returns ``out_path``.
     """
-    params = _check_parameters(chip_size, search_range, step, subpixel)
+    params = _check_parameters(chip_size, search_range, step, subpixel, prefilter, prefilter_size,
+                               min_texture, median_test, forward_backward)
     with open_raster(ref_path) as ref_ds, open_raster(sec_path) as sec_ds:
         for ds, what in ((ref_ds, "reference image"), (sec_ds, "secondary image")):
             require_crs(ds, what)
@@ -156,30 +232,117 @@ def correlate_files(ref_path: str, sec_path: str, out_path: str, chip_size: int 
         n_rows, n_cols = _grid_shape(height, width, params)
         ref_source = _RasterSource(ref_ds, row0, col0)
         sec_source = _RasterSource(sec_ds, row0 - row_off, col0 - col_off)
-        profile = dict(FLOAT_GTIFF_PROFILE, count=len(BASE_DESCRIPTIONS), width=n_cols, height=n_rows,
-                       crs=ref_ds.crs, transform=grid_transform(ref_ds.transform, col0, row0,
-                                                                params.chip, params.step))
+        params = _with_noise(params, ref_source, height, width)
+        descriptions = _descriptions(params)
+        transform = grid_transform(ref_ds.transform, col0, row0, params.chip, params.step)
+        profile = dict(FLOAT_GTIFF_PROFILE, count=len(descriptions), width=n_cols, height=n_rows,
+                       crs=ref_ds.crs, transform=transform)
         out_tags = disparity_tags(params.step, chip_size=params.chip, search_range=params.search,
-                                  subpixel=params.subpixel)
+                                  subpixel=params.subpixel, prefilter=params.prefilter,
+                                  prefilter_size=params.prefilter_size, min_texture=params.min_texture,
+                                  median_test=params.median_test, forward_backward=params.forward_backward,
+                                  noise_dn=f"{params.noise:.6g}")
         out_tags.update({str(key): str(value) for key, value in (tags or {}).items() if value is not None})
+        mask = _geometry_cell_mask(mask_geometries, transform) if mask_geometries is not None else None
         with atomic_output(out_path) as tmp, rasterio.open(tmp, "w", **profile) as out:
-            set_band_descriptions(out, BASE_DESCRIPTIONS)
+            set_band_descriptions(out, descriptions)
             out.update_tags(**out_tags)
 
             def write(rows: slice, cols: slice, block: CorrelationResult) -> None:
                 window = Window(cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start)
-                bands = (block.dx, block.dy, block.valid.astype(np.float32), block.peak)
-                for index, band in enumerate(bands, start=1):
+                for index, band in enumerate(_output_bands(block, params), start=1):
                     out.write(band, index, window=window)
 
-            _run_blocks(ref_source, sec_source, n_rows, n_cols, params, write, progress, is_canceled)
+            _run_blocks(ref_source, sec_source, n_rows, n_cols, params, write, progress, is_canceled, mask)
     return out_path
+
+
+correlate_files.__doc__ += _OPTIONS_DOC
+
+
+def _descriptions(params: "_Params") -> Tuple[str, ...]:
+    extra = (FB_RESIDUAL,) if params.forward_backward > 0 else ()
+    return BASE_DESCRIPTIONS + QUALITY_DESCRIPTIONS + extra
+
+
+def _output_bands(block: CorrelationResult, params: "_Params") -> List[np.ndarray]:
+    bands = [block.dx, block.dy, block.valid.astype(np.float32), block.peak, block.snr, block.peak_ratio,
+             block.sigma]
+    if params.forward_backward > 0:
+        bands.append(block.fb_residual)
+    return bands
+
+
+def _empty_result(shape: Tuple[int, int], params: "_Params") -> CorrelationResult:
+    def nan() -> np.ndarray:
+        return np.full(shape, np.nan, np.float32)
+
+    return CorrelationResult(nan(), nan(), nan(), np.zeros(shape, bool), nan(), nan(), nan(),
+                             nan() if params.forward_backward > 0 else None)
+
+
+def _geometry_cell_mask(geometries: Sequence[dict], transform) -> Callable[[slice, slice], np.ndarray]:
+    """Cells (output grid) whose centre lies inside any of ``geometries``."""
+    from rasterio.features import geometry_mask
+
+    geometries = list(geometries)
+
+    def mask(rows: slice, cols: slice) -> np.ndarray:
+        shape = (rows.stop - rows.start, cols.stop - cols.start)
+        if not geometries:
+            return np.zeros(shape, bool)
+        window_transform = transform * Affine.translation(cols.start, rows.start)
+        return geometry_mask(geometries, out_shape=shape, transform=window_transform, invert=True)
+
+    return mask
+
+
+def estimate_noise(source, height: int, width: int, windows_per_side: int = 6, window: int = 128,
+                   box: int = 32) -> float:
+    """Noise standard deviation of an image (its units), from up to 36 sample windows.
+
+    Immerkaer (1996): sigma = sqrt(pi/2) / 6 * mean |I * N| with N the 3x3
+    Laplacian-difference kernel, on ``box`` x ``box`` boxes of valid pixels;
+    the 10th percentile of the box estimates is returned, so textured areas
+    (whose fine detail inflates the estimate) do not count as noise. The
+    windows are fixed by the image size, so the value does not depend on the
+    block layout. Returns 0 when nothing valid is found.
+    """
+    kernel = np.array([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])
+    size = min(window, height, width)
+    rows = np.unique(np.linspace(0, height - size, windows_per_side).astype(int))
+    cols = np.unique(np.linspace(0, width - size, windows_per_side).astype(int))
+    estimates = []
+    for r in rows:
+        for c in cols:
+            values, valid = source.read(r, r + size, c, c + size)
+            response = np.abs(ndimage.convolve(values, kernel, mode="nearest"))
+            usable = ndimage.binary_erosion(valid, np.ones((3, 3), bool))
+            n = size // box if size >= box else 1
+            step = size // n
+            for i in range(n):
+                for j in range(n):
+                    cell = (slice(i * step, (i + 1) * step), slice(j * step, (j + 1) * step))
+                    if usable[cell].mean() > 0.9:
+                        estimates.append(response[cell][usable[cell]].mean())
+    if not estimates:
+        return 0.0
+    return float(np.sqrt(np.pi / 2.0) / 6.0 * np.percentile(estimates, 10))
+
+
+def _with_noise(params: "_Params", ref_source, height: int, width: int) -> "_Params":
+    if params.min_texture <= 0:
+        return params
+    from dataclasses import replace
+    return replace(params, noise=estimate_noise(ref_source, height, width))
 
 
 # --------------------------------------------------------------------------- checks
 
 
-def _check_parameters(chip_size: int, search_range: int, step: int, subpixel: str) -> _Params:
+def _check_parameters(chip_size: int, search_range: int, step: int, subpixel: str, prefilter: str = "none",
+                      prefilter_size: float = 0.0, min_texture: float = 0.0, median_test: float = 0.0,
+                      forward_backward: float = 0.0) -> _Params:
     if int(chip_size) != chip_size or chip_size < 8:
         raise UserInputError(f"Chip size must be a whole number of pixels >= 8; got {chip_size}.")
     if int(search_range) != search_range or search_range < 1:
@@ -189,7 +352,13 @@ def _check_parameters(chip_size: int, search_range: int, step: int, subpixel: st
     if subpixel not in SUBPIXEL_METHODS:
         raise UserInputError(
             f"Unknown sub-pixel method '{subpixel}'; use one of {', '.join(SUBPIXEL_METHODS)}.")
-    return _Params(int(chip_size), int(search_range), int(step), subpixel)
+    size = check_prefilter(prefilter, prefilter_size)
+    for name, value in (("minimum texture", min_texture), ("median test threshold", median_test),
+                        ("forward-backward threshold", forward_backward)):
+        if value is None or not np.isfinite(value) or value < 0:
+            raise UserInputError(f"The {name} must be >= 0 (0 = off); got {value}.")
+    return _Params(int(chip_size), int(search_range), int(step), subpixel, prefilter, size,
+                   float(min_texture), float(median_test), float(forward_backward))
 
 
 def _grid_shape(height: int, width: int, params: _Params) -> Tuple[int, int]:
@@ -339,32 +508,207 @@ def _blocks(n_rows: int, n_cols: int, chips: int) -> Iterator[Tuple[slice, slice
 
 
 def _run_blocks(ref_source, sec_source, n_rows: int, n_cols: int, params: _Params,
-                sink: Callable[[slice, slice, CorrelationResult], None], progress, is_canceled) -> None:
+                sink: Callable[[slice, slice, CorrelationResult], None], progress, is_canceled,
+                cell_mask: Optional[Callable[[slice, slice], np.ndarray]] = None) -> None:
+    """Read, correlate and hand over every block; ``_THREADS`` blocks are computed at once.
+
+    Reading and the ``sink`` stay in the calling thread (rasterio datasets
+    are not shared between threads); results reach the sink in block order,
+    assembled into full-width strips (see ``_StripAssembler``).
+    """
     blocks = list(_blocks(n_rows, n_cols, _chips_per_block(params)))
-    for done, (rows, cols) in enumerate(blocks):
-        check_canceled(is_canceled)
-        row0, col0 = rows.start * params.step, cols.start * params.step
-        row1 = (rows.stop - 1) * params.step + params.chip
-        col1 = (cols.stop - 1) * params.step + params.chip
-        g = _SPLINE_MARGIN
-        ref, ref_valid = ref_source.read(row0 - g, row1 + g, col0 - g, col1 + g)
-        h = params.halo
-        sec, sec_valid = sec_source.read(row0 - h, row1 + h, col0 - h, col1 + h)
-        sink(rows, cols, _correlate_block(ref, ref_valid, sec, sec_valid, params))
-        if progress is not None:
-            progress(100.0 * (done + 1) / len(blocks))
+    strips = _StripAssembler(n_rows, n_cols, params.median_test, sink)
+    pending: deque = deque()
+    done = 0
+    with ThreadPoolExecutor(_THREADS) as pool:
+        try:
+            for index, (rows, cols) in enumerate(blocks):
+                check_canceled(is_canceled)
+                mask = None if cell_mask is None else np.asarray(cell_mask(rows, cols), bool)
+                if mask is not None and not mask.any():
+                    pending.append((rows, cols, None))
+                else:
+                    data = _read_block(ref_source, sec_source, rows, cols, params)
+                    pending.append((rows, cols, pool.submit(_compute_block, *data, params, mask)))
+                while pending and (len(pending) >= _THREADS or index == len(blocks) - 1):
+                    rows_done, cols_done, future = pending.popleft()
+                    shape = (rows_done.stop - rows_done.start, cols_done.stop - cols_done.start)
+                    strips.add(rows_done, cols_done,
+                               _empty_result(shape, params) if future is None else future.result())
+                    done += 1
+                    if progress is not None:
+                        progress(100.0 * done / len(blocks))
+        finally:
+            for _, _, future in pending:
+                if future is not None:
+                    future.cancel()
+    strips.finish()
+
+
+def _read_block(ref_source, sec_source, rows: slice, cols: slice, params: _Params):
+    """Reference with ``_SPLINE_MARGIN`` (the search halo with forward-backward) and the
+    secondary with the search halo, plus the pre-filter margin, around a block of cells."""
+    row0, col0 = rows.start * params.step, cols.start * params.step
+    row1 = (rows.stop - 1) * params.step + params.chip
+    col1 = (cols.stop - 1) * params.step + params.chip
+    m = params.filter_margin
+    g = (params.halo if params.forward_backward > 0 else _SPLINE_MARGIN) + m
+    h = params.halo + m
+    ref, ref_valid = ref_source.read(row0 - g, row1 + g, col0 - g, col1 + g)
+    sec, sec_valid = sec_source.read(row0 - h, row1 + h, col0 - h, col1 + h)
+    return ref, ref_valid, sec, sec_valid
+
+
+def _crop(array: np.ndarray, margin: int) -> np.ndarray:
+    return array[margin:array.shape[0] - margin, margin:array.shape[1] - margin] if margin else array
+
+
+def _compute_block(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec_valid: np.ndarray,
+                   params: _Params, mask: Optional[np.ndarray]) -> CorrelationResult:
+    """Pre-filter, texture test, forward (and backward) correlation of one block."""
+    p = params
+    m = p.filter_margin
+    ref_f = _crop(apply_prefilter(ref, p.prefilter, p.prefilter_size), m)
+    sec_f = _crop(apply_prefilter(sec, p.prefilter, p.prefilter_size), m)
+    ref, ref_valid, sec_valid = _crop(ref, m), _crop(ref_valid, m), _crop(sec_valid, m)
+    extra = p.halo - _SPLINE_MARGIN if p.forward_backward > 0 else 0  # ref read with the search halo
+    ref_inner = (slice(extra, ref.shape[0] - extra), slice(extra, ref.shape[1] - extra))
+    chip_ok = _textured(_crop(ref, extra + _SPLINE_MARGIN), p)
+    if mask is not None:
+        chip_ok &= mask.ravel()
+    forward = _correlate_block(ref_f[ref_inner], ref_valid[ref_inner], sec_f, sec_valid, p, chip_ok)
+    if p.forward_backward > 0:
+        inset = p.halo - _SPLINE_MARGIN
+        sec_inner = (slice(inset, sec_f.shape[0] - inset), slice(inset, sec_f.shape[1] - inset))
+        backward = _correlate_block(sec_f[sec_inner], sec_valid[sec_inner], ref_f, ref_valid, p,
+                                    forward.valid.ravel())
+        residual = np.hypot(forward.dx + backward.dx, forward.dy + backward.dy)
+        forward.valid &= np.isfinite(residual) & (residual <= p.forward_backward)
+        forward.fb_residual = residual.astype(np.float32)
+        _blank_invalid(forward)
+    return forward
+
+
+def _textured(ref: np.ndarray, p: _Params) -> np.ndarray:
+    """Chips whose raw reference standard deviation is at least ``min_texture`` x the noise."""
+    n_rows = (ref.shape[0] - p.chip) // p.step + 1
+    n_cols = (ref.shape[1] - p.chip) // p.step + 1
+    if p.min_texture <= 0 or p.noise <= 0:
+        return np.ones(n_rows * n_cols, bool)
+    centred = ref - np.median(ref)
+    n = p.chip * p.chip
+    sums = _box_sums(centred, p.chip)[::p.step, ::p.step][:n_rows, :n_cols]
+    squares = _box_sums(centred * centred, p.chip)[::p.step, ::p.step][:n_rows, :n_cols]
+    variance = np.maximum(squares - sums * sums / n, 0.0) / n
+    return (np.sqrt(variance) >= p.min_texture * p.noise).ravel()
+
+
+def _blank_invalid(result: CorrelationResult) -> None:
+    """Set every float band to NaN where ``valid`` is False."""
+    for name, values in result.arrays().items():
+        if name != "valid":
+            values[~result.valid] = np.nan
+
+
+class _StripAssembler:
+    """Joins blocks into full-width strips of cells, applies the normalised median
+    test with one row of context from the strips above and below, and hands
+    each strip to ``sink`` one strip late (the test needs the next strip's first row)."""
+
+    def __init__(self, n_rows: int, n_cols: int, threshold: float,
+                 sink: Callable[[slice, slice, CorrelationResult], None]):
+        self.n_cols = n_cols
+        self.threshold = threshold
+        self.sink = sink
+        self.parts: List[CorrelationResult] = []
+        self.width = 0
+        self.held: Optional[Tuple[slice, CorrelationResult]] = None
+        self.row_above: Optional[CorrelationResult] = None
+
+    def add(self, rows: slice, cols: slice, block: CorrelationResult) -> None:
+        self.parts.append(block)
+        self.width += cols.stop - cols.start
+        if self.width < self.n_cols:
+            return
+        strip = _concatenate(self.parts)
+        self.parts, self.width = [], 0
+        if self.threshold <= 0:
+            self.sink(rows, slice(0, self.n_cols), strip)
+            return
+        if self.held is not None:
+            self._release(_row(strip, 0))
+        self.held = (rows, strip)
+
+    def finish(self) -> None:
+        if self.held is not None:
+            self._release(None)
+            self.held = None
+
+    def _release(self, row_below: Optional[CorrelationResult]) -> None:
+        rows, strip = self.held
+        last_row = _row(strip, strip.dx.shape[0] - 1)
+        context = [r for r in (self.row_above, strip, row_below) if r is not None]
+        dx = np.concatenate([c.dx for c in context])
+        dy = np.concatenate([c.dy for c in context])
+        first = 1 if self.row_above is not None else 0
+        outliers = normalised_median_test(dx, dy, self.threshold)[first:first + strip.dx.shape[0]]
+        self.row_above = last_row  # before filtering: every cell is tested against raw neighbours
+        strip.valid &= ~outliers
+        _blank_invalid(strip)
+        self.sink(rows, slice(0, self.n_cols), strip)
+
+
+def _row(result: CorrelationResult, index: int) -> CorrelationResult:
+    return CorrelationResult(**{name: values[index:index + 1].copy() for name, values in result.arrays().items()})
+
+
+def _concatenate(parts: Sequence[CorrelationResult]) -> CorrelationResult:
+    if len(parts) == 1:
+        return parts[0]
+    return CorrelationResult(**{name: np.concatenate([getattr(part, name) for part in parts], axis=1)
+                                for name in parts[0].arrays()})
+
+
+def normalised_median_test(dx: np.ndarray, dy: np.ndarray, threshold: float = DEFAULT_MEDIAN_TEST,
+                           epsilon: float = _MEDIAN_EPSILON_PX) -> np.ndarray:
+    """Outliers of an offset field by the normalised median test (Westerweel & Scarano 2005).
+
+    For each finite cell with at least two finite cells among its 8
+    neighbours: r = |u - median(u_nb)| / (median(|u_nb - median(u_nb)|) +
+    epsilon) per component (px); the cell is an outlier when r > threshold
+    for dx or dy. NaN cells are ignored. Returns a bool array.
+    """
+    outliers = np.zeros(dx.shape, bool)
+    counts = None
+    for component in (dx, dy):
+        padded = np.pad(component.astype(np.float64), 1, constant_values=np.nan)
+        height, width = component.shape
+        neighbours = np.stack([padded[1 + a:1 + a + height, 1 + b:1 + b + width]
+                               for a in (-1, 0, 1) for b in (-1, 0, 1) if (a, b) != (0, 0)])
+        if counts is None:
+            counts = np.isfinite(neighbours).sum(axis=0)
+        enough = (counts >= 2) & np.isfinite(component)
+        if not enough.any():
+            return outliers
+        nb = neighbours[:, enough]
+        median = np.nanmedian(nb, axis=0)
+        spread = np.nanmedian(np.abs(nb - median), axis=0)
+        residual = np.abs(component[enough] - median) / (spread + epsilon)
+        outliers[enough] |= residual > threshold
+    return outliers
 
 
 # --------------------------------------------------------------------------- block engine
 
 
 def _correlate_block(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec_valid: np.ndarray,
-                     params: _Params) -> CorrelationResult:
-    """Correlate every chip of one block.
+                     params: _Params, chip_ok: Optional[np.ndarray] = None) -> CorrelationResult:
+    """Correlate every chip of one block (already pre-filtered).
 
     ``ref`` holds the block's reference pixels plus ``_SPLINE_MARGIN`` pixels
     on every side (its first chip starts at (_SPLINE_MARGIN, _SPLINE_MARGIN));
     ``sec`` the same area with ``params.halo`` pixels on every side.
+    ``chip_ok`` (flat, per chip) marks chips to compute.
     """
     p = params
     g = _SPLINE_MARGIN
@@ -373,25 +717,63 @@ def _correlate_block(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, se
     n_cols = (ref.shape[1] - 2 * g - p.chip) // p.step + 1
     templates = _chip_stack(ref[inner].astype(np.float32), p.chip, p.step, n_rows, n_cols)
     ref_ok = _box_sums(~ref_valid[inner], p.chip)[::p.step, ::p.step][:n_rows, :n_cols].ravel() == 0
+    if chip_ok is not None:
+        ref_ok &= chip_ok
 
     sec_centred = _demeaned(sec, sec_valid)
     sec_invalid_sums = _box_sums(~sec_valid, p.chip)
     zncc, template_ok = _integer_zncc(templates, sec_centred, sec_invalid_sums, p, n_rows, n_cols)
     ok = ref_ok & template_ok
     peak_index, peak_value, ok = _integer_peaks(zncc, ok, p.search)
-    fit, ok = _fit_peaks(zncc, peak_index, ok)
+    snr, ratio = _peak_quality(zncc, peak_index, peak_value)
+    fit, curvature, ok = _fit_peaks(zncc, peak_index, ok)
     offset = peak_index - p.search + fit  # (B, 2): (dy, dx)
 
     if p.subpixel == "lk":
         offset, peak_value, ok = _refine_lucas_kanade(
             ref, ref_valid, templates, sec_centred, sec_invalid_sums, offset, peak_index - p.search, ok,
             p, n_rows, n_cols)
+    sigma = _uncertainty(peak_value, curvature, p.chip * p.chip)
 
     shape = (n_rows, n_cols)
-    dy = np.where(ok, offset[:, 0], np.nan).astype(np.float32).reshape(shape)
-    dx = np.where(ok, offset[:, 1], np.nan).astype(np.float32).reshape(shape)
-    peak = np.where(ok, peak_value, np.nan).astype(np.float32).reshape(shape)
-    return CorrelationResult(dx, dy, peak, ok.reshape(shape))
+
+    def band(values: np.ndarray) -> np.ndarray:
+        return np.where(ok, values, np.nan).astype(np.float32).reshape(shape)
+
+    return CorrelationResult(band(offset[:, 1]), band(offset[:, 0]), band(peak_value), ok.reshape(shape),
+                             band(snr), band(ratio), band(sigma))
+
+
+def _peak_quality(zncc: np.ndarray, index: np.ndarray, peak: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """SNR = peak / mean |ZNCC| over the computed positions, and the ratio of the
+    best peak to the best ZNCC more than ``_SECOND_PEAK_EXCLUSION`` px from it."""
+    finite = np.isfinite(zncc)
+    magnitude = np.where(finite, np.abs(zncc), 0.0).sum(axis=(1, 2), dtype=np.float64)
+    mean_abs = magnitude / np.maximum(finite.sum(axis=(1, 2)), 1)
+    snr = peak / np.where(mean_abs > 0, mean_abs, np.nan)
+    span = np.arange(zncc.shape[1])
+    near = ((np.abs(span[None, :] - index[:, :1]) <= _SECOND_PEAK_EXCLUSION)[:, :, None]
+            & (np.abs(span[None, :] - index[:, 1:]) <= _SECOND_PEAK_EXCLUSION)[:, None, :])
+    second = np.where(near, _EXCLUDED, zncc).reshape(len(zncc), -1).max(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(second > 0, peak / second, _MAX_PEAK_RATIO)
+    return snr, np.clip(ratio, 0.0, _MAX_PEAK_RATIO)
+
+
+def _uncertainty(peak: np.ndarray, curvature: np.ndarray, n: int) -> np.ndarray:
+    """1-sigma offset uncertainty (px) from the peak ZNCC and its curvature (per px^2).
+
+    For two images s + noise with ZNCC rho, the least-squares shift variance
+    is 2 sigma_n^2 / sum(grad s)^2 per axis; with sigma_n^2 / sigma_s^2 =
+    (1 - rho) / rho and curvature = rho * sum(grad s)^2 / sum(s^2) this is
+    2 (1 - rho) / (n * curvature). The curvature is measured on the integer
+    grid (3-point differences), which under-estimates sharp peaks, so the
+    value errs on the large side.
+    """
+    rho = np.clip(np.nan_to_num(peak, nan=0.0), 0.0, 1.0)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        variance = np.where(curvature > 0, 2.0 * (1.0 - rho) / (n * curvature), np.inf)
+    return np.sqrt(variance.sum(axis=1))
 
 
 def _chip_stack(image: np.ndarray, size: int, step: int, n_rows: int, n_cols: int) -> np.ndarray:
@@ -469,14 +851,16 @@ _QUADRATIC_FIT = np.linalg.pinv(np.array(
     [[1.0, x, y, x * x, y * y, x * y] for y in (-1, 0, 1) for x in (-1, 0, 1)]))
 
 
-def _fit_peaks(zncc: np.ndarray, index: np.ndarray, ok: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+def _fit_peaks(zncc: np.ndarray, index: np.ndarray, ok: np.ndarray
+               ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sub-pixel (dy, dx) correction of each integer peak from its 3x3 neighbourhood.
 
     A 2-D quadratic is fitted to log(ZNCC) (a Gaussian peak) where all nine
     values are positive, to ZNCC itself otherwise; a fit without a maximum
     inside the 3x3 neighbourhood (ridge-like peaks) falls back to separable
     3-point parabolas. Chips whose 3x3 neighbourhood has an excluded position
-    become invalid.
+    become invalid. Also returns the peak curvature (B, 2), minus the 3-point
+    second differences of ZNCC along rows and columns (per px^2).
     """
     b = np.arange(len(zncc))
     rows = np.clip(index[:, 0], 1, zncc.shape[1] - 2)[:, None, None] + np.arange(-1, 2)[None, :, None]
@@ -484,6 +868,8 @@ def _fit_peaks(zncc: np.ndarray, index: np.ndarray, ok: np.ndarray) -> Tuple[np.
     patch = zncc[b[:, None, None], rows, cols].astype(np.float64)
     ok = ok & np.all(np.isfinite(patch), axis=(1, 2))
     patch = np.where(np.isfinite(patch), patch, 0.0)
+    curvature = np.stack([2 * patch[:, 1, 1] - patch[:, 0, 1] - patch[:, 2, 1],
+                          2 * patch[:, 1, 1] - patch[:, 1, 0] - patch[:, 1, 2]], axis=1)
     positive = np.all(patch > 1e-6, axis=(1, 2))
     values = np.where(positive[:, None, None], np.log(np.where(positive[:, None, None], patch, 1.0)), patch)
 
@@ -497,7 +883,7 @@ def _fit_peaks(zncc: np.ndarray, index: np.ndarray, ok: np.ndarray) -> Tuple[np.
     maximum &= (np.abs(fx) <= 1.0) & (np.abs(fy) <= 1.0)
     fx = np.where(maximum, fx, _parabola_vertex(values[:, 1, 0], values[:, 1, 1], values[:, 1, 2]))
     fy = np.where(maximum, fy, _parabola_vertex(values[:, 0, 1], values[:, 1, 1], values[:, 2, 1]))
-    return np.clip(np.stack([fy, fx], axis=1), -1.0, 1.0), ok
+    return np.clip(np.stack([fy, fx], axis=1), -1.0, 1.0), curvature, ok
 
 
 def _parabola_vertex(left: np.ndarray, centre: np.ndarray, right: np.ndarray) -> np.ndarray:

@@ -36,6 +36,11 @@ DY = "dy (reference px, + down)"
 VALID = "valid (1 = valid, 0 = invalid)"
 PEAK = "peak ZNCC"
 BASE_DESCRIPTIONS = (DX, DY, VALID, PEAK)
+#: Quality bands 5+ written by core.correlate (found by description, REFERENCE §5.1).
+SNR = "SNR (peak / mean |ZNCC|)"
+PEAK_RATIO = "peak ratio (best / second-best ZNCC peak)"
+UNCERTAINTY = "uncertainty (px, 1 sigma)"
+FB_RESIDUAL = "forward-backward residual (px)"
 
 #: Metadata tag names written into disparity GeoTIFFs.
 TAG_STEP = "SM_STEP"

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import pandas as pd
 
@@ -58,45 +59,126 @@ class PairOutcome:
 def correlate_pair_table(table: pd.DataFrame, out_folder: str, chip_size: int, search_range: int,
                          step: int, subpixel: str = "lk", overwrite: bool = False,
                          log: Optional[Callable[[str], None]] = None,
-                         progress=None, is_canceled=None) -> List[PairOutcome]:
+                         progress=None, is_canceled=None, workers: int = 1,
+                         scheduler: Optional[str] = None, **options) -> List[PairOutcome]:
     """Correlate every (ref, sec) row of ``table`` into ``out_folder``.
 
     Existing outputs are skipped unless ``overwrite``; a pair that fails is
     reported (status "failed" with the reason) and the others continue.
-    Cancelling stops after removing the pair in progress; finished pairs stay.
+    Cancelling stops after removing the pairs in progress; finished pairs stay.
+    ``workers`` > 1 correlates that many pairs at once in threads of this
+    process (the engine releases the GIL); ``scheduler`` (a dask.distributed
+    address such as ``tcp://10.0.0.5:8786``) runs the pairs on that cluster
+    instead; its workers must be able to import this package and read and
+    write the paths. ``options`` go to :func:`core.correlate.correlate_files`
+    (prefilter, min_texture, median_test, forward_backward, mask_geometries...).
+    Outcomes are returned in table order.
     """
     missing = {"ref", "sec"} - set(table.columns)
     if missing:
         raise UserInputError(
             f"The pair table lacks the column(s) {sorted(missing)}; it has {list(table.columns)}. "
             "Use the output of surfacemotion:buildpairs or a CSV with 'ref' and 'sec' columns.")
+    if int(workers) != workers or workers < 1:
+        raise UserInputError(f"The number of parallel pairs must be a whole number >= 1; got {workers}.")
     out_folder = ensure_writable_dir(out_folder)
     log = log or (lambda message: None)
-    outcomes: List[PairOutcome] = []
+    settings = dict(options, chip_size=chip_size, search_range=search_range, step=step, subpixel=subpixel)
     n_pairs = len(table)
+    outcomes: List[Optional[PairOutcome]] = [None] * n_pairs
+    jobs = []
     for index, (ref, sec) in enumerate(zip(table["ref"], table["sec"])):
-        check_canceled(is_canceled)
         output = os.path.join(out_folder, disparity_name(ref, sec))
         if os.path.exists(output) and not overwrite:
-            outcomes.append(PairOutcome(ref, sec, output, "skipped", "output exists"))
+            outcomes[index] = PairOutcome(ref, sec, output, "skipped", "output exists")
             log(f"[{index + 1}/{n_pairs}] skipped, exists: {output}")
-            continue
-        pair_progress = _sub_progress(progress, index, n_pairs)
-        try:
-            correlate_files(ref, sec, output, chip_size=chip_size, search_range=search_range, step=step,
-                            subpixel=subpixel, tags=pair_tags(ref, sec),
-                            progress=pair_progress, is_canceled=is_canceled)
-        except Cancelled:
-            raise
-        except Exception as exc:  # one bad pair must not stop the batch
-            outcomes.append(PairOutcome(ref, sec, output, "failed", str(exc)))
-            log(f"[{index + 1}/{n_pairs}] FAILED {os.path.basename(ref)} / {os.path.basename(sec)}: {exc}")
-            continue
-        outcomes.append(PairOutcome(ref, sec, output, "done"))
-        log(f"[{index + 1}/{n_pairs}] done: {output}")
+        else:
+            jobs.append((index, ref, sec, output))
+
+    def record(index: int, ref: str, sec: str, output: str, status: str, message: str) -> None:
+        outcomes[index] = PairOutcome(ref, sec, output, status, message)
+        if status == "done":
+            log(f"[{index + 1}/{n_pairs}] done: {output}")
+        else:
+            log(f"[{index + 1}/{n_pairs}] FAILED {os.path.basename(ref)} / {os.path.basename(sec)}: {message}")
+
+    if scheduler:
+        _run_on_dask(jobs, settings, scheduler, record, progress, is_canceled)
+    elif workers > 1 and len(jobs) > 1:
+        _run_in_threads(jobs, settings, int(workers), record, progress, is_canceled)
+    else:
+        for done, (index, ref, sec, output) in enumerate(jobs):
+            check_canceled(is_canceled)
+            status, message = correlate_pair_job(ref, sec, output, settings,
+                                                 _sub_progress(progress, done, len(jobs)), is_canceled)
+            record(index, ref, sec, output, status, message)
     if progress is not None:
         progress(100.0)
-    return outcomes
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+def correlate_pair_job(ref: str, sec: str, output: str, settings: dict, progress=None,
+                       is_canceled=None) -> Tuple[str, str]:
+    """Correlate one pair; returns ("done", "") or ("failed", reason). Cancel propagates."""
+    try:
+        correlate_files(ref, sec, output, tags=pair_tags(ref, sec), progress=progress,
+                        is_canceled=is_canceled, **settings)
+    except Cancelled:
+        raise
+    except Exception as exc:  # one bad pair must not stop the batch
+        return "failed", str(exc)
+    return "done", ""
+
+
+def _run_in_threads(jobs, settings: dict, workers: int, record, progress, is_canceled) -> None:
+    """Pairs in a thread pool; progress and logging stay in the calling thread."""
+    with ThreadPoolExecutor(workers) as pool:
+        futures = {pool.submit(correlate_pair_job, ref, sec, output, settings, None, is_canceled):
+                   (index, ref, sec, output) for index, ref, sec, output in jobs}
+        try:
+            for done, future in enumerate(as_completed(futures)):
+                check_canceled(is_canceled)
+                record(*futures[future], *future.result())
+                if progress is not None:
+                    progress(100.0 * (done + 1) / len(futures))
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+
+
+def _run_on_dask(jobs, settings: dict, scheduler: str, record, progress, is_canceled) -> None:
+    """Pairs as tasks on a dask.distributed scheduler; cancel drops the queued ones."""
+    try:
+        from dask.distributed import Client, as_completed as dask_completed
+    except ImportError as exc:
+        raise UserInputError(
+            "Running pairs on a Dask cluster needs dask.distributed: install python3-distributed "
+            "(Debian/Ubuntu) or `pip install distributed`.") from exc
+    try:
+        client = Client(scheduler, timeout="20s", set_as_default=False)
+    except Exception as exc:  # OSError/TimeoutError from the comm layer
+        raise UserInputError(
+            f"Cannot reach the Dask scheduler at '{scheduler}' ({exc}). Check the address "
+            "(e.g. tcp://host:8786) and that the scheduler is running.") from exc
+    try:
+        futures = {client.submit(correlate_pair_job, ref, sec, output, settings, pure=False):
+                   (index, ref, sec, output) for index, ref, sec, output in jobs}
+        done = 0
+        for future in dask_completed(list(futures)):
+            if is_canceled is not None and is_canceled():
+                client.cancel(list(futures))
+                check_canceled(is_canceled)
+            try:
+                status, message = future.result()
+            except Exception as exc:  # the worker died or could not import the package
+                status, message = "failed", f"Dask worker error: {exc}"
+            record(*futures[future], status, message)
+            done += 1
+            if progress is not None:
+                progress(100.0 * done / len(futures))
+    finally:
+        client.close()
 
 
 def _sub_progress(progress, index: int, count: int):

@@ -1,0 +1,75 @@
+"""Image pre-filters applied before offset tracking (REFERENCE §4.2 point 3).
+
+They suppress what differs between two acquisitions but is not motion:
+illumination gradients, shadows, haze and seasonal brightness. Every filter
+maps a 2-D float image to a float32 image of the same shape and works on any
+window of an image given ``margin(method, size)`` extra pixels on each side,
+so block-wise filtering equals filtering the whole image.
+
+``none``      the image as is.
+``wallis``    local contrast normalisation (autoRIFT): (I - mean_w) / std_w over
+              a ``size`` x ``size`` box (default 5 px; 21 suits SAR).
+``highpass``  Gaussian high-pass: I - G_sigma * I, sigma = ``size`` px (default 3, pycorr_iceflow).
+``log``       Laplacian of Gaussian, sigma = ``size`` px (default 1.4, Ames Stereo Pipeline),
+              sign flipped so bright blobs stay bright.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import ndimage
+
+from .errors import UserInputError
+
+PREFILTERS = ("none", "wallis", "highpass", "log")
+DEFAULT_SIZES = {"none": 0.0, "wallis": 5.0, "highpass": 3.0, "log": 1.4}
+#: Gaussian kernels are truncated at this many sigmas (scipy's default is 4).
+_TRUNCATE = 4.0
+#: Floor on the local standard deviation of the Wallis filter: flat areas come out 0, not NaN.
+_WALLIS_FLOOR = 1e-6
+
+
+def check_prefilter(method: str, size: float = 0.0) -> float:
+    """Validate a pre-filter choice; return the size to use (the default for ``size <= 0``)."""
+    if method not in PREFILTERS:
+        raise UserInputError(f"Unknown pre-filter '{method}'; use one of {', '.join(PREFILTERS)}.")
+    if size is None or size <= 0:
+        return DEFAULT_SIZES[method]
+    if method == "wallis" and (int(size) != size or size < 3):
+        raise UserInputError(f"The Wallis window must be a whole number of pixels >= 3; got {size}.")
+    if method in ("highpass", "log") and size > 50:
+        raise UserInputError(f"The pre-filter sigma must be at most 50 px; got {size}.")
+    return float(size)
+
+
+def prefilter_margin(method: str, size: float) -> int:
+    """Pixels needed on each side of a window so the filtered window is exact."""
+    if method == "none":
+        return 0
+    if method == "wallis":
+        return int(size) // 2 + 1
+    return int(math.ceil(_TRUNCATE * size)) + 1
+
+
+def apply_prefilter(image: np.ndarray, method: str, size: float) -> np.ndarray:
+    """Filter ``image`` (2-D) with ``method`` of scale ``size`` (see the module docstring).
+
+    Returns float32. Pixels within ``prefilter_margin`` of the array edge are
+    affected by the (mirror) boundary; callers read that margin and drop it.
+    """
+    image = np.asarray(image, dtype=np.float64)
+    if method == "none":
+        return image.astype(np.float32)
+    if method == "wallis":
+        width = int(size)
+        mean = ndimage.uniform_filter(image, width, mode="mirror")
+        mean_sq = ndimage.uniform_filter(image * image, width, mode="mirror")
+        std = np.sqrt(np.maximum(mean_sq - mean * mean, 0.0))
+        return ((image - mean) / (std + _WALLIS_FLOOR)).astype(np.float32)
+    if method == "highpass":
+        return (image - ndimage.gaussian_filter(image, size, mode="mirror", truncate=_TRUNCATE)
+                ).astype(np.float32)
+    if method == "log":
+        return (-ndimage.gaussian_laplace(image, size, mode="mirror", truncate=_TRUNCATE)).astype(np.float32)
+    raise UserInputError(f"Unknown pre-filter '{method}'; use one of {', '.join(PREFILTERS)}.")
