@@ -33,6 +33,7 @@ from ..core.itslive.download import MISSIONS, VARIABLES, DownloadRequest, downlo
 from ..core.itslive.mosaics import MOSAIC_URL_TEMPLATE, download_mosaics
 from ..core.itslive.pointseries import COLUMNS, point_series, write_csv, write_plot
 from ..processing_provider.settings import setting
+from .itslive_analysis import VectorStyle
 from .base import (SurfaceMotionAlgorithm, core_errors_as_processing_errors, load_on_completion,
                    polygons_in_crs, prepare_output_folder, run_core, write_sidecar_style)
 
@@ -192,6 +193,8 @@ class ItsLiveFindCubesAlgorithm(SurfaceMotionAlgorithm):
             feature.setGeometry(geometry)
             feature.setAttributes([str(cube.cube_id), cube.name, cube.zarr_url, int(cube.epsg)])
             sink.addFeature(feature, QgsFeatureSink.FastInsert)
+        if context.willLoadLayerOnCompletion(sink_id):
+            context.layerToLoadOnCompletionDetails(sink_id).setPostProcessor(VectorStyle.create("itslive_cubes"))
         feedback.setProgress(100)
         return {self.OUTPUT: sink_id, "N_CUBES": len(cubes)}
 

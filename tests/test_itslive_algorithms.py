@@ -319,3 +319,18 @@ def test_itslivedownload_annual_mosaics_source(run_algorithm, cube_server, tmp_p
     with rasterio.open(vx) as ds:
         assert list(ds.descriptions) == ["2016-01-01", "2017-01-01", "2018-01-01"]
         np.testing.assert_array_equal(ds.read(), truth)
+
+
+def test_vector_styles_apply_to_track_and_footprint_layers(provider):
+    from qgis.core import QgsProcessingContext, QgsProcessingFeedback, QgsVectorLayer
+
+    from surface_motion.algorithms.itslive_analysis import VectorStyle
+
+    cases = (("LineString?crs=EPSG:3413", "tracks_lines", "singleSymbol"),
+             ("Point?crs=EPSG:3413&field=speed:double", "tracks_points", "graduatedSymbol"),
+             ("MultiPolygon?crs=EPSG:4326", "itslive_cubes", "singleSymbol"))
+    for uri, style, renderer in cases:
+        layer = QgsVectorLayer(uri, style, "memory")
+        VectorStyle.create(style).postProcessLayer(layer, QgsProcessingContext(), QgsProcessingFeedback())
+        assert layer.renderer().type() == renderer
+    assert layer.renderer().symbol().symbolLayer(0).strokeColor().name() == "#2166ac"

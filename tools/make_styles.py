@@ -104,6 +104,12 @@ def track_styles() -> None:
         ranges.append(QgsRendererRange(bounds[k], bounds[k + 1], symbol, label))
     points.setRenderer(QgsGraduatedSymbolRenderer("speed", ranges))
     print("tracks_points", points.saveNamedStyle(os.path.join(STYLES, "tracks_points.qml")))
+    from qgis.core import QgsFillSymbol
+
+    footprints = QgsVectorLayer("MultiPolygon?crs=EPSG:4326&field=name:string", "cubes", "memory")
+    footprints.setRenderer(QgsSingleSymbolRenderer(QgsFillSymbol.createSimple(
+        {"color": "0,0,0,0", "outline_color": "#2166ac", "outline_width": "0.6"})))
+    print("itslive_cubes", footprints.saveNamedStyle(os.path.join(STYLES, "itslive_cubes.qml")))
 
 
 if __name__ == "__main__":
