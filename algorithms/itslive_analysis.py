@@ -235,7 +235,9 @@ class TrackParticlesAlgorithm(SurfaceMotionAlgorithm):
             "defaults to the first layer (forwards) or the end of the record (backwards). Particles stop at "
             "nodata, at the grid edge, at the end time or at the end of the record (stop_reason).\n"
             "Outputs in the velocity CRS: points (track_id, step, date UTC, t_yr decimal year, x, y, vx, vy, "
-            "speed m/yr, cum_dist_m) and lines (track_id, start_date, end_date, n_steps, length_m, stop_reason).")
+            "speed m/yr, cum_dist_m) and lines (track_id, start_date, end_date, n_steps, length_m, stop_reason).\n"
+            "Image-pair stacks have gaps: aggregate them first (itslivedownload AGGREGATE_AMOUNT, e.g. 1 year) so "
+            "particles are not stopped by nodata.")
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         self.addParameter(QgsProcessingParameterFeatureSource(
