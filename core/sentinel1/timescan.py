@@ -103,13 +103,12 @@ def _cumulative_sums(sorted_values: np.ndarray):
     dates, pixels = sorted_values.shape
     cumulative = np.zeros((dates + 1, pixels), dtype=np.float64)
     cumulative_sq = np.zeros((dates + 1, pixels), dtype=np.float64)
-    value = np.empty(pixels, dtype=np.float64)
+    finite = np.where(sorted_values == sorted_values, sorted_values, np.float32(0))
+    square = np.empty(pixels, dtype=np.float64)
     for k in range(dates):
-        np.copyto(value, sorted_values[k])
-        np.nan_to_num(value, copy=False, nan=0.0)
-        np.add(cumulative[k], value, out=cumulative[k + 1])
-        value *= value
-        np.add(cumulative_sq[k], value, out=cumulative_sq[k + 1])
+        np.add(cumulative[k], finite[k], out=cumulative[k + 1])
+        np.multiply(finite[k], finite[k], out=square, dtype=np.float64)
+        np.add(cumulative_sq[k], square, out=cumulative_sq[k + 1])
     return cumulative, cumulative_sq
 
 
@@ -223,16 +222,23 @@ def timescan_block(power: np.ndarray, years: Optional[np.ndarray], metrics: Sequ
     del cumulative, cumulative_sq
     no_data = count == 0
     out: Dict[str, np.ndarray] = {}
+    cache: Dict[float, np.ndarray] = {}
+
+    def order(q: float) -> np.ndarray:
+        if q not in cache:
+            cache[q] = _order_statistic(rows, first, count, q)
+        return cache[q]
+
     with np.errstate(invalid="ignore", divide="ignore"):
         for name in names:
             if name == "avg":
                 out[name] = power_to_db(mean)
             elif name == "min":
-                out[name] = power_to_db(_order_statistic(rows, first, count, 0.0))
+                out[name] = power_to_db(order(0.0))
             elif name == "max":
-                out[name] = power_to_db(_order_statistic(rows, first, count, 100.0))
+                out[name] = power_to_db(order(100.0))
             elif name == "median":
-                out[name] = power_to_db(_order_statistic(rows, first, count, 50.0))
+                out[name] = power_to_db(order(50.0))
             elif name == "std":
                 out[name] = std
             elif name == "cov":
@@ -241,13 +247,13 @@ def timescan_block(power: np.ndarray, years: Optional[np.ndarray], metrics: Sequ
                 out[name] = count.astype(np.float32)
             elif name == "pdiff":
                 q_lo, q_hi = min(percentiles), max(percentiles)
-                out[name] = (power_to_db(_order_statistic(rows, first, count, q_hi))
-                             - power_to_db(_order_statistic(rows, first, count, q_lo)))
+                out[name] = (power_to_db(order(q_hi))
+                             - power_to_db(order(q_lo)))
             elif name.startswith("p") and name not in HARMONIC_METRICS:
-                out[name] = power_to_db(_order_statistic(rows, first, count, float(name[1:])))
+                out[name] = power_to_db(order(float(name[1:])))
         if "std_db" in names or "harmonics" in metrics:
-            low = _order_statistic(rows, first, count, 0.0)
-            high = _order_statistic(rows, first, count, 100.0)
+            low = order(0.0)
+            high = order(100.0)
             keep = (original >= low) & (original <= high)  # NaN and no-data pixels compare False
             db = power_to_db(original) if db_values is None else db_values.reshape(dates, -1)
         if "std_db" in names:
