@@ -86,3 +86,17 @@ def test_cancel_kills_sarsen_and_leaves_nothing(tmp_path):
         grd_to_ard(SAFE, DEM, str(tmp_path), product_type="rtc_gamma0", bounds=(12.46, 41.96, 12.53, 42.03),
                    python=PYTHON, is_canceled=is_canceled)
     assert os.listdir(tmp_path) == []
+
+
+def test_zip_products_are_extracted_and_named_polarisations_found(tmp_path):
+    import shutil
+
+    from core.sentinel1.ard import measurement_group, product_polarisations, safe_folder
+
+    archive = shutil.make_archive(str(tmp_path / os.path.basename(SAFE)[:-5]), "zip", DATA, os.path.basename(SAFE))
+    work = tmp_path / "work"
+    work.mkdir()
+    safe = safe_folder(archive, str(work))
+    assert os.path.basename(safe) == os.path.basename(SAFE) and os.path.isfile(os.path.join(safe, "manifest.safe"))
+    assert product_polarisations(safe) == ["VV"] and measurement_group(safe, "VV") == "IW/VV"
+    assert safe_folder(os.path.join(SAFE, "manifest.safe"), str(work)) == SAFE
