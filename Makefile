@@ -53,6 +53,7 @@ test: deps
 
 demo: deps
 	QGIS_PLUGINPATH=$(PLUGIN_DIR) $(PY) tools/demo.py --plugin-path $(PLUGIN_DIR) --out $(CURDIR)/demo_output
+	QGIS_PLUGINPATH=$(PLUGIN_DIR) $(PY) tools/demo_itslive.py --plugin-path $(PLUGIN_DIR) --out $(CURDIR)/demo_output/itslive
 
 # Regenerate the embedded sample (needs ../shared/data/sentinel2).
 sample: system-deps
