@@ -37,20 +37,46 @@ def qgis_process_env(plugin_path: str) -> dict:
                 QT_QPA_PLATFORM="offscreen", PYTHONPATH=os.pathsep.join(p for p in python_path if p))
 
 
-def run_model(out_dir: str, env: dict) -> dict:
-    """Run the shipped model with qgis_process.bin (plugin enabled in ``env``) and return its JSON results."""
-    scenes = sorted(glob.glob(os.path.join(SAMPLE, "*_3B_AnalyticMS_SR_clip.tif")))
-    arguments = ["qgis_process.bin", "--json", "run", MODEL_ID, "--"]
-    arguments += [f"SCENES={scene}" for scene in scenes]
-    arguments += [f"{key}={value}" for key, value in DEMO_PARAMETERS.items()]
-    arguments += [f"MOVING_AREA={os.path.join(SAMPLE, 'landslide_outline.geojson')}"]
-    arguments += [f"{name}={os.path.join(out_dir, path)}" for name, path in MODEL_OUTPUTS.items()]
-    print("Running", MODEL_ID, "on", len(scenes), "sample scenes with qgis_process.bin ...", flush=True)
+def run_cli(env: dict, algorithm_id: str, parameters: dict) -> dict:
+    """Run one algorithm with ``qgis_process.bin --json run`` and return its JSON answer.
+
+    List values are passed as repeated arguments (multiple-layer parameters).
+    """
+    arguments = ["qgis_process.bin", "--json", "run", algorithm_id, "--"]
+    for key, value in parameters.items():
+        arguments += [f"{key}={item}" for item in (value if isinstance(value, list) else [value])]
+    print("Running", algorithm_id, "with qgis_process.bin ...", flush=True)
     done = subprocess.run(arguments, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         sys.stderr.write(done.stdout[-4000:] + done.stderr[-4000:])
-        raise SystemExit(f"qgis_process.bin failed with exit code {done.returncode}")
+        raise SystemExit(f"{algorithm_id} failed with exit code {done.returncode}")
     return json.loads(done.stdout)
+
+
+def run_model(out_dir: str, env: dict) -> dict:
+    """Run the shipped model on the sample (plugin enabled in ``env``) and return its JSON answer."""
+    parameters = {"SCENES": sorted(glob.glob(os.path.join(SAMPLE, "*_3B_AnalyticMS_SR_clip.tif"))),
+                  **DEMO_PARAMETERS, "MOVING_AREA": os.path.join(SAMPLE, "landslide_outline.geojson")}
+    parameters.update({name: os.path.join(out_dir, path) for name, path in MODEL_OUTPUTS.items()})
+    return run_cli(env, MODEL_ID, parameters)
+
+
+def render_png(layers, crs, extent, png_path: str, size=(1000, 800)) -> None:
+    """Render ``layers`` (top first) to a PNG with QGIS's own map renderer."""
+    from qgis.core import QgsMapRendererParallelJob, QgsMapSettings
+    from qgis.PyQt.QtCore import QSize
+    from qgis.PyQt.QtGui import QColor
+
+    settings = QgsMapSettings()
+    settings.setLayers(layers)
+    settings.setDestinationCrs(crs)
+    settings.setExtent(extent)
+    settings.setOutputSize(QSize(*size))
+    settings.setBackgroundColor(QColor("white"))
+    job = QgsMapRendererParallelJob(settings)
+    job.start()
+    job.waitForFinished()
+    job.renderedImage().save(png_path, "png")
 
 
 def rasterize_geojson(path: str, shape, transform) -> np.ndarray:
@@ -101,9 +127,7 @@ def green_band_renderer(layer):
 
 def render_map(velocity_path: str, png_path: str) -> None:
     """Render speed over the green band with the landslide outline, with QGIS's own renderer."""
-    from qgis.core import (QgsApplication, QgsMapRendererParallelJob, QgsMapSettings, QgsRasterLayer,
-                           QgsVectorLayer)
-    from qgis.PyQt.QtCore import QSize
+    from qgis.core import QgsApplication, QgsRasterLayer, QgsVectorLayer
     from qgis.PyQt.QtGui import QColor
 
     QgsApplication.setPrefixPath("/usr", True)
@@ -118,17 +142,8 @@ def render_map(velocity_path: str, png_path: str) -> None:
     outline.renderer().symbol().setColor(QColor(0, 0, 0, 0))
     outline.renderer().symbol().symbolLayer(0).setStrokeColor(QColor("white"))
     outline.renderer().symbol().symbolLayer(0).setStrokeWidth(0.6)
-    settings = QgsMapSettings()
-    settings.setLayers([outline, speed, background])
-    settings.setDestinationCrs(speed.crs())
-    settings.setExtent(background.extent())
-    settings.setOutputSize(QSize(1000, 800))
-    settings.setBackgroundColor(QColor("white"))
-    job = QgsMapRendererParallelJob(settings)
-    job.start()
-    job.waitForFinished()
-    job.renderedImage().save(png_path, "png")
-    del job, settings, outline, speed, background  # layers must die before QGIS shuts down
+    render_png([outline, speed, background], speed.crs(), background.extent(), png_path)
+    del outline, speed, background  # layers must die before QGIS shuts down
     app.exitQgis()
 
 

@@ -17,7 +17,7 @@ DATA = os.path.join(REPO, "tests", "data", "itslive")
 VX = os.path.join(DATA, "alaska_vx_2010_2018.tif")
 VY = os.path.join(DATA, "alaska_vy_2010_2018.tif")
 sys.path.insert(0, os.path.join(REPO, "tools"))
-from demo import qgis_process_env  # noqa: E402  (same environment as the main demo)
+from demo import qgis_process_env, render_png, run_cli  # noqa: E402  (same environment as the main demo)
 
 #: Band 9 of the stacks = the 2018 annual mosaic.
 STRAIN_PARAMETERS = {"VX": VX, "VY": VY, "BAND": 9, "METHOD": 1, "LENGTH_SCALE": 240.0}
@@ -25,14 +25,7 @@ TRACK_PARAMETERS = {"VX": VX, "VY": VY, "START_DATE": "2010-01-01T00:00:00", "DU
 
 
 def run(env: dict, algorithm_id: str, parameters: dict) -> dict:
-    arguments = ["qgis_process.bin", "--json", "run", algorithm_id, "--"]
-    arguments += [f"{key}={value}" for key, value in parameters.items()]
-    print("Running", algorithm_id, "with qgis_process.bin ...", flush=True)
-    done = subprocess.run(arguments, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        sys.stderr.write(done.stdout[-4000:] + done.stderr[-4000:])
-        raise SystemExit(f"{algorithm_id} failed with exit code {done.returncode}")
-    return json.loads(done.stdout)["results"]
+    return run_cli(env, algorithm_id, parameters)["results"]
 
 
 def seed_points(path: str, step: int = 12, min_speed: float = 300.0) -> int:
@@ -58,9 +51,7 @@ def seed_points(path: str, step: int = 12, min_speed: float = 300.0) -> int:
 
 def render(png_path: str, raster_path: str, style: str, vectors=(), title_layer_name: str = "") -> None:
     """Render one styled raster (plus vector overlays with their styles) to a PNG with QGIS."""
-    from qgis.core import QgsMapRendererParallelJob, QgsMapSettings, QgsRasterLayer, QgsVectorLayer
-    from qgis.PyQt.QtCore import QSize
-    from qgis.PyQt.QtGui import QColor
+    from qgis.core import QgsRasterLayer, QgsVectorLayer
 
     raster = QgsRasterLayer(raster_path, title_layer_name or style)
     raster.loadNamedStyle(os.path.join(REPO, "ui", "styles", style + ".qml"))
@@ -69,17 +60,8 @@ def render(png_path: str, raster_path: str, style: str, vectors=(), title_layer_
         layer = QgsVectorLayer(path, vector_style, "ogr")
         layer.loadNamedStyle(os.path.join(REPO, "ui", "styles", vector_style + ".qml"))
         layers.append(layer)
-    settings = QgsMapSettings()
-    settings.setLayers(layers + [raster])
-    settings.setDestinationCrs(raster.crs())
-    settings.setExtent(raster.extent())
-    settings.setOutputSize(QSize(900, 900))
-    settings.setBackgroundColor(QColor("white"))
-    job = QgsMapRendererParallelJob(settings)
-    job.start()
-    job.waitForFinished()
-    job.renderedImage().save(png_path, "png")
-    del job, settings, layers, raster  # layers must die before QGIS shuts down
+    render_png(layers + [raster], raster.crs(), raster.extent(), png_path, size=(900, 900))
+    del layers, raster  # layers must die before QGIS shuts down
 
 
 def summarise(strain_path: str, flux_path: str, lines_path: str) -> None:
