@@ -15,12 +15,16 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
 )
 
-from ..core.correlate import correlate_files
+from ..core.correlate import DEFAULT_MEDIAN_TEST, DEFAULT_MIN_TEXTURE, correlate_files
+from ..core.prefilters import PREFILTERS
+from ..core.raster_io import open_raster
 from ..core.workflow import correlate_pair_table, pair_tags
 from .base import (StylePostProcessor, SurfaceMotionAlgorithm, core_errors_as_processing_errors,
-                   load_disparity_on_completion, prepare_output_folder, run_core, write_sidecar_style)
+                   load_disparity_on_completion, polygons_in_crs, prepare_output_folder, run_core,
+                   write_sidecar_style)
 
 SUBPIXEL_METHODS = ("lk", "gaussian")
 DISPARITY_STYLE = "disparity_dx"
@@ -30,22 +34,49 @@ CONVENTIONS_HELP = (
     "each output pixel is centred on its chip centre (geotransform exact).\n"
     "Band 1 dx = column offset in reference pixels, + right (east on north-up grids); band 2 dy = row "
     "offset in reference pixels, + down (south); a feature at reference (col, row) is found at "
-    "(col + dx, row + dy) in the secondary. Band 3 valid mask 1/0 (dx, dy NaN where 0); band 4 peak "
-    "zero-normalised cross-correlation (-1..1).\n"
-    "Engine: FFT zero-normalised cross-correlation of each chip over the search window, then "
+    "(col + dx, row + dy) in the secondary. Band 3 valid mask 1/0 (all other bands NaN where 0); band 4 "
+    "peak zero-normalised cross-correlation (-1..1). Quality bands, found by their description: band 5 "
+    "SNR = peak / mean |ZNCC| over the search surface; band 6 peak ratio = best / second-best ZNCC peak "
+    "more than 2 px away (1 = ambiguous, capped at 100); band 7 uncertainty = 1-sigma error of the "
+    "offset vector in px, from the peak ZNCC and its curvature; band 8 (only with the forward-backward "
+    "check) |forward + backward offset| in px.\n"
+    "Engine: FFT zero-normalised cross-correlation of each chip over the search window (Lewis), then "
     "sub-pixel refinement: 'lk' (default) = iterative Lucas-Kanade on the image intensities with "
-    "gain/bias normalisation (accurate, a few hundredths of a pixel on good texture); 'gaussian' = "
-    "3x3 Gaussian peak fit (faster, some pixel-locking). Chips with no texture, nodata, a peak on the "
-    "edge of the search range or a diverging refinement are marked invalid.\n"
+    "gain/bias normalisation (accurate: about 0.01 px on good texture, no pixel-locking); 'gaussian' = "
+    "3x3 Gaussian peak fit (about twice as fast, 0.05-0.1 px with pixel-locking). Blocks are read, "
+    "computed two at a time (both cores) and written one by one, so memory stays bounded whatever the "
+    "image size.\n"
     "CHIP_SIZE: template size in px (32 suits PlanetScope landslides). SEARCH_RANGE: largest expected "
-    "offset in px in any direction. STEP: output grid spacing in px.\n"
+    "offset in px in any direction (a peak on the edge of the range is rejected). STEP: output grid "
+    "spacing in px.\n"
+    "PREFILTER (advanced): none (default; ZNCC and the gain/bias refinement already absorb uniform "
+    "brightness changes), Wallis (local contrast normalisation, window PREFILTER_SIZE px, default 5; "
+    "for shadows and haze), Gaussian high-pass (image minus its Gaussian blur, sigma PREFILTER_SIZE px, "
+    "default 3; for illumination gradients across seasons) or Laplacian of Gaussian (sigma default 1.4, "
+    "as Ames Stereo Pipeline). PREFILTER_SIZE 0 = the filter's default.\n"
+    "Invalid (valid = 0): chips touching nodata or the image edge; chips whose reference standard "
+    "deviation is below MIN_TEXTURE x the image noise (estimated from the reference, Immerkaer's "
+    "method; water and featureless areas; 0 = off; default 3); peaks on the edge of the search range; "
+    "diverging refinements; cells failing the normalised median test against their 8 neighbours "
+    "(|u - median| / (median residual + 0.1 px) > MEDIAN_TEST for dx or dy; default 3, 0 = off); and, "
+    "when FORWARD_BACKWARD > 0, cells whose forward-backward residual exceeds it (px; costs a second "
+    "correlation). MASK (optional polygons, any CRS): only cells whose chip centre lies inside are "
+    "computed.\n"
     "Both images must be single-band, on the same CRS and pixel size, on a common pixel grid; "
     "with different extents the overlap is used."
 )
 
+PREFILTER_LABELS = ("None", "Wallis", "Gaussian high-pass", "Laplacian of Gaussian")
+
+
+def _advanced(parameter):
+    parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+    return parameter
+
 
 def add_correlation_parameters(algorithm) -> None:
-    """CHIP_SIZE, SEARCH_RANGE, STEP and SUBPIXEL, shared by both correlation algorithms."""
+    """Parameters shared by both correlation algorithms (CHIP_SIZE, SEARCH_RANGE, STEP, SUBPIXEL,
+    PREFILTER, PREFILTER_SIZE, MIN_TEXTURE, MEDIAN_TEST, FORWARD_BACKWARD, MASK)."""
     tr = algorithm.tr
     algorithm.addParameter(QgsProcessingParameterNumber(
         "CHIP_SIZE", tr("Chip (template) size (px)"), QgsProcessingParameterNumber.Integer, 32,
@@ -55,21 +86,58 @@ def add_correlation_parameters(algorithm) -> None:
         QgsProcessingParameterNumber.Integer, 8, minValue=1, maxValue=1000))
     algorithm.addParameter(QgsProcessingParameterNumber(
         "STEP", tr("Output grid spacing (px)"), QgsProcessingParameterNumber.Integer, 4, minValue=1))
-    subpixel = QgsProcessingParameterEnum(
+    algorithm.addParameter(_advanced(QgsProcessingParameterEnum(
         "SUBPIXEL", tr("Sub-pixel method"),
-        [tr("Lucas-Kanade refinement (accurate)"), tr("3x3 Gaussian peak fit (fast)")], defaultValue=0)
-    subpixel.setFlags(subpixel.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-    algorithm.addParameter(subpixel)
+        [tr("Lucas-Kanade refinement (accurate)"), tr("3x3 Gaussian peak fit (fast)")], defaultValue=0)))
+    algorithm.addParameter(_advanced(QgsProcessingParameterEnum(
+        "PREFILTER", tr("Pre-filter"), [tr(label) for label in PREFILTER_LABELS], defaultValue=0)))
+    algorithm.addParameter(_advanced(QgsProcessingParameterNumber(
+        "PREFILTER_SIZE", tr("Pre-filter size: Wallis window or Gaussian sigma (px, 0 = default)"),
+        QgsProcessingParameterNumber.Double, 0.0, minValue=0.0, maxValue=50.0)))
+    algorithm.addParameter(_advanced(QgsProcessingParameterNumber(
+        "MIN_TEXTURE", tr("Minimum texture: chip standard deviation / image noise (0 = off)"),
+        QgsProcessingParameterNumber.Double, DEFAULT_MIN_TEXTURE, minValue=0.0)))
+    algorithm.addParameter(_advanced(QgsProcessingParameterNumber(
+        "MEDIAN_TEST", tr("Normalised median test threshold (0 = off)"),
+        QgsProcessingParameterNumber.Double, DEFAULT_MEDIAN_TEST, minValue=0.0)))
+    algorithm.addParameter(_advanced(QgsProcessingParameterNumber(
+        "FORWARD_BACKWARD", tr("Forward-backward check: largest residual (px, 0 = off)"),
+        QgsProcessingParameterNumber.Double, 0.0, minValue=0.0)))
+    algorithm.addParameter(QgsProcessingParameterFeatureSource(
+        "MASK", tr("Area to correlate (polygons, optional)"), [QgsProcessing.TypeVectorPolygon],
+        optional=True))
 
 
 def correlation_settings(algorithm, parameters, context) -> dict:
-    """Keyword arguments for the core correlator from the shared parameters."""
+    """Keyword arguments for the core correlator from the shared parameters (MASK apart)."""
     return {
         "chip_size": algorithm.parameterAsInt(parameters, "CHIP_SIZE", context),
         "search_range": algorithm.parameterAsInt(parameters, "SEARCH_RANGE", context),
         "step": algorithm.parameterAsInt(parameters, "STEP", context),
         "subpixel": SUBPIXEL_METHODS[algorithm.parameterAsEnum(parameters, "SUBPIXEL", context)],
+        "prefilter": PREFILTERS[algorithm.parameterAsEnum(parameters, "PREFILTER", context)],
+        "prefilter_size": algorithm.parameterAsDouble(parameters, "PREFILTER_SIZE", context),
+        "min_texture": algorithm.parameterAsDouble(parameters, "MIN_TEXTURE", context),
+        "median_test": algorithm.parameterAsDouble(parameters, "MEDIAN_TEST", context),
+        "forward_backward": algorithm.parameterAsDouble(parameters, "FORWARD_BACKWARD", context),
     }
+
+
+def mask_geometries(algorithm, parameters, context, raster_path: str):
+    """MASK polygons as GeoJSON in the CRS of ``raster_path``, or None without a mask."""
+    if not parameters.get("MASK"):
+        return None
+    source = algorithm.parameterAsSource(parameters, "MASK", context)
+    if source is None:
+        return None
+    with core_errors_as_processing_errors(), open_raster(raster_path) as ds:
+        crs_wkt = ds.crs.to_wkt() if ds.crs is not None else ""
+    if not crs_wkt:
+        return None  # the correlator reports the missing CRS
+    geometries = polygons_in_crs(source, crs_wkt, context)
+    if not geometries:
+        raise QgsProcessingException(algorithm.tr("The mask layer has no polygons."))
+    return geometries
 
 
 def table_folder(value) -> str:
@@ -107,6 +175,7 @@ class CorrelatePairAlgorithm(SurfaceMotionAlgorithm):
         with core_errors_as_processing_errors():
             tags = pair_tags(ref, sec)
         run_core(correlate_files, feedback, ref, sec, output, tags=tags,
+                 mask_geometries=mask_geometries(self, parameters, context, ref),
                  **correlation_settings(self, parameters, context))
         write_sidecar_style(output, DISPARITY_STYLE)
         if context.willLoadLayerOnCompletion(output):
@@ -122,6 +191,8 @@ class CorrelatePairsAlgorithm(SurfaceMotionAlgorithm):
     OUTPUT_FOLDER = "OUTPUT_FOLDER"
     OUTPUT_LAYERS = "OUTPUT_LAYERS"
     N_FAILED = "N_FAILED"
+    PARALLEL_PAIRS = "PARALLEL_PAIRS"
+    DASK_SCHEDULER = "DASK_SCHEDULER"
 
     def name(self):
         return "correlatepairs"
@@ -135,7 +206,12 @@ class CorrelatePairsAlgorithm(SurfaceMotionAlgorithm):
             "pairs', or any table/CSV with columns ref and sec holding raster paths) into a folder, "
             "one file per pair named <ref_id>_<sec_id>_disp.tif (file stems when the names carry no "
             "PlanetScope id). Existing outputs are skipped unless OVERWRITE is ticked, so an "
-            "interrupted batch resumes. A pair that fails is reported and the others continue.\n\n"
+            "interrupted batch resumes. A pair that fails is reported and the others continue.\n"
+            "PARALLEL_PAIRS: pairs correlated at once in this process (each already uses two threads). "
+            "DASK_SCHEDULER: address of a dask.distributed scheduler (e.g. tcp://10.0.0.5:8786) to run "
+            "the pairs on a cluster instead; its workers must be able to import this plugin's core "
+            "package and read and write the paths in the table (shared file system). MASK polygons are "
+            "reprojected to the CRS of the first reference image.\n\n"
             + CONVENTIONS_HELP)
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
@@ -144,6 +220,12 @@ class CorrelatePairsAlgorithm(SurfaceMotionAlgorithm):
         add_correlation_parameters(self)
         self.addParameter(QgsProcessingParameterBoolean(
             self.OVERWRITE, self.tr("Overwrite existing outputs"), False))
+        self.addParameter(_advanced(QgsProcessingParameterNumber(
+            self.PARALLEL_PAIRS, self.tr("Pairs correlated in parallel"), QgsProcessingParameterNumber.Integer,
+            1, minValue=1, maxValue=64)))
+        self.addParameter(_advanced(QgsProcessingParameterString(
+            self.DASK_SCHEDULER, self.tr("Dask scheduler address (optional, e.g. tcp://host:8786)"),
+            optional=True)))
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, self.tr("Output folder")))
         self.addOutput(QgsProcessingOutputMultipleLayers(self.OUTPUT_LAYERS, self.tr("Disparity rasters")))
         self.addOutput(QgsProcessingOutputNumber(self.N_FAILED, self.tr("Number of failed pairs")))
@@ -153,7 +235,12 @@ class CorrelatePairsAlgorithm(SurfaceMotionAlgorithm):
         folder = prepare_output_folder(self.parameterAsString(parameters, self.OUTPUT_FOLDER, context))
         outcomes = run_core(correlate_pair_table, feedback, table, folder,
                             overwrite=self.parameterAsBool(parameters, self.OVERWRITE, context),
-                            log=feedback.pushInfo, **correlation_settings(self, parameters, context))
+                            log=feedback.pushInfo,
+                            workers=self.parameterAsInt(parameters, self.PARALLEL_PAIRS, context),
+                            scheduler=self.parameterAsString(parameters, self.DASK_SCHEDULER, context).strip() or None,
+                            mask_geometries=(mask_geometries(self, parameters, context, table["ref"].iloc[0])
+                                             if len(table) else None),
+                            **correlation_settings(self, parameters, context))
         outputs = []
         for outcome in outcomes:
             if outcome.status == "failed":

@@ -19,9 +19,9 @@ Engine, per chip:
 2. Sub-pixel: a 3x3 Gaussian (log-quadratic) peak fit, then, for
    ``subpixel="lk"``, inverse-compositional Lucas-Kanade translation refinement
    with a gain and bias term (so brightness changes do not bias the offset),
-   sampling a cubic-spline model of the secondary (``ndimage.spline_filter``
+   sampling a quintic-spline model of the secondary (``ndimage.spline_filter``
    once per block; each iteration evaluates the spline for all chips of the
-   block at once, with the separable form of ``map_coordinates(order=3,
+   block at once, with the separable form of ``map_coordinates(order=5,
    prefilter=False)`` that a single shift per chip allows, about 3x faster).
 
 Images are processed in blocks of output cells (reference rows/columns plus a
@@ -55,9 +55,12 @@ SUBPIXEL_METHODS = ("lk", "gaussian")
 #: Working-memory budget of one block of chips (bytes); the block size follows from it.
 _BLOCK_MEMORY_BYTES = 120_000_000
 #: Extra rows/columns read around a block (reference) and its search windows (secondary)
-#: so the cubic-spline prefilter's boundary effect (decaying as 0.268**distance) is
+#: so the quintic-spline prefilter's boundary effect (decaying as 0.431**distance) is
 #: negligible where sampled: results do not depend on the block layout.
-_SPLINE_MARGIN = 10
+_SPLINE_MARGIN = 16
+#: Order of the B-spline that models the secondary (quintic: its interpolation bias, which
+#: depends on the fractional shift and causes pixel-locking, is far below the cubic's).
+_SPLINE_ORDER = 5
 #: Blocks computed at once (numpy/scipy release the GIL), and FFT threads per block.
 _THREADS = max(1, min(2, os.cpu_count() or 1))
 _FFT_WORKERS = max(1, (os.cpu_count() or 1) // _THREADS)
@@ -71,6 +74,8 @@ _FLAT_RELATIVE_VARIANCE = 1e-10
 #: Smallest eigenvalue ratio of the LK translation Hessian before it counts as singular.
 _SINGULAR_EIGEN_RATIO = 1e-6
 _EXCLUDED = -np.inf
+#: Default anti-aliasing Gaussian sigma (px) applied to both images before matching.
+DEFAULT_SMOOTHING = 0.8
 #: Default minimum template texture: standard deviation / image noise (see ``estimate_noise``).
 DEFAULT_MIN_TEXTURE = 3.0
 #: Default normalised median test threshold (Westerweel & Scarano 2005) and its epsilon (px).
@@ -123,10 +128,12 @@ class _Params:
     median_test: float = 0.0
     forward_backward: float = 0.0
     noise: float = 0.0
+    smoothing: float = 0.0
 
     @property
     def filter_margin(self) -> int:
-        return prefilter_margin(self.prefilter, self.prefilter_size)
+        smoothing = int(np.ceil(4.0 * self.smoothing)) + 1 if self.smoothing > 0 else 0
+        return prefilter_margin(self.prefilter, self.prefilter_size) + smoothing
 
     @property
     def window(self) -> int:
@@ -151,7 +158,10 @@ _OPTIONS_DOC = """
     featureless areas; ``median_test``: normalised median test threshold on
     the 8 neighbouring cells (0 = off); ``forward_backward``: when > 0 also
     correlates secondary -> reference and invalidates cells whose residual
-    |forward + backward| exceeds it (px).
+    |forward + backward| exceeds it (px); ``smoothing``: Gaussian sigma (px)
+    applied to both images before matching (0 = off): it removes the
+    near-Nyquist detail that no interpolator reproduces at fractional shifts,
+    the source of pixel-locking.
 """
 
 
@@ -160,7 +170,8 @@ def correlate_arrays(ref: np.ndarray, sec: np.ndarray, chip_size: int, search_ra
                      subpixel: str = "lk", progress=None, is_canceled=None, prefilter: str = "none",
                      prefilter_size: float = 0.0, min_texture: float = DEFAULT_MIN_TEXTURE,
                      median_test: float = DEFAULT_MEDIAN_TEST, forward_backward: float = 0.0,
-                     cell_mask: Optional[np.ndarray] = None) -> CorrelationResult:
+                     cell_mask: Optional[np.ndarray] = None,
+                     smoothing: float = DEFAULT_SMOOTHING) -> CorrelationResult:
     """Correlate two co-registered 2-D images (same shape, same pixel grid).
 
     Cell (i, j) covers ``ref[i*step : i*step+chip, j*step : j*step+chip]``;
@@ -170,7 +181,7 @@ def correlate_arrays(ref: np.ndarray, sec: np.ndarray, chip_size: int, search_ra
     Offsets are in pixels, dx + right, dy + down (see the module docstring).
     """
     params = _check_parameters(chip_size, search_range, step, subpixel, prefilter, prefilter_size,
-                               min_texture, median_test, forward_backward)
+                               min_texture, median_test, forward_backward, smoothing)
     ref = np.asarray(ref)
     sec = np.asarray(sec)
     if ref.ndim != 2 or ref.shape != sec.shape:
@@ -205,7 +216,8 @@ def correlate_files(ref_path: str, sec_path: str, out_path: str, chip_size: int 
                     step: int = 4, subpixel: str = "lk", tags: Optional[dict] = None,
                     progress=None, is_canceled=None, prefilter: str = "none", prefilter_size: float = 0.0,
                     min_texture: float = DEFAULT_MIN_TEXTURE, median_test: float = DEFAULT_MEDIAN_TEST,
-                    forward_backward: float = 0.0, mask_geometries: Optional[Sequence[dict]] = None) -> str:
+                    forward_backward: float = 0.0, mask_geometries: Optional[Sequence[dict]] = None,
+                    smoothing: float = DEFAULT_SMOOTHING) -> str:
     """Correlate two single-band rasters on a common pixel grid into a disparity GeoTIFF.
 
     The rasters must share CRS and pixel size and be aligned to whole pixels;
@@ -221,7 +233,7 @@ def correlate_files(ref_path: str, sec_path: str, out_path: str, chip_size: int 
     disparity tags. Returns ``out_path``.
     """
     params = _check_parameters(chip_size, search_range, step, subpixel, prefilter, prefilter_size,
-                               min_texture, median_test, forward_backward)
+                               min_texture, median_test, forward_backward, smoothing)
     with open_raster(ref_path) as ref_ds, open_raster(sec_path) as sec_ds:
         for ds, what in ((ref_ds, "reference image"), (sec_ds, "secondary image")):
             require_crs(ds, what)
@@ -241,6 +253,7 @@ def correlate_files(ref_path: str, sec_path: str, out_path: str, chip_size: int 
                                   subpixel=params.subpixel, prefilter=params.prefilter,
                                   prefilter_size=params.prefilter_size, min_texture=params.min_texture,
                                   median_test=params.median_test, forward_backward=params.forward_backward,
+                                  smoothing=params.smoothing,
                                   noise_dn=f"{params.noise:.6g}")
         out_tags.update({str(key): str(value) for key, value in (tags or {}).items() if value is not None})
         mask = _geometry_cell_mask(mask_geometries, transform) if mask_geometries is not None else None
@@ -324,7 +337,9 @@ def estimate_noise(source, height: int, width: int, windows_per_side: int = 6, w
                 for j in range(n):
                     cell = (slice(i * step, (i + 1) * step), slice(j * step, (j + 1) * step))
                     if usable[cell].mean() > 0.9:
-                        estimates.append(response[cell][usable[cell]].mean())
+                        estimate = response[cell][usable[cell]].mean()
+                        if estimate > 0:  # exactly flat (saturated, filled) areas carry no noise
+                            estimates.append(estimate)
     if not estimates:
         return 0.0
     return float(np.sqrt(np.pi / 2.0) / 6.0 * np.percentile(estimates, 10))
@@ -342,7 +357,7 @@ def _with_noise(params: "_Params", ref_source, height: int, width: int) -> "_Par
 
 def _check_parameters(chip_size: int, search_range: int, step: int, subpixel: str, prefilter: str = "none",
                       prefilter_size: float = 0.0, min_texture: float = 0.0, median_test: float = 0.0,
-                      forward_backward: float = 0.0) -> _Params:
+                      forward_backward: float = 0.0, smoothing: float = 0.0) -> _Params:
     if int(chip_size) != chip_size or chip_size < 8:
         raise UserInputError(f"Chip size must be a whole number of pixels >= 8; got {chip_size}.")
     if int(search_range) != search_range or search_range < 1:
@@ -354,11 +369,11 @@ def _check_parameters(chip_size: int, search_range: int, step: int, subpixel: st
             f"Unknown sub-pixel method '{subpixel}'; use one of {', '.join(SUBPIXEL_METHODS)}.")
     size = check_prefilter(prefilter, prefilter_size)
     for name, value in (("minimum texture", min_texture), ("median test threshold", median_test),
-                        ("forward-backward threshold", forward_backward)):
+                        ("forward-backward threshold", forward_backward), ("smoothing sigma", smoothing)):
         if value is None or not np.isfinite(value) or value < 0:
             raise UserInputError(f"The {name} must be >= 0 (0 = off); got {value}.")
     return _Params(int(chip_size), int(search_range), int(step), subpixel, prefilter, size,
-                   float(min_texture), float(median_test), float(forward_backward))
+                   float(min_texture), float(median_test), float(forward_backward), 0.0, float(smoothing))
 
 
 def _grid_shape(height: int, width: int, params: _Params) -> Tuple[int, int]:
@@ -568,8 +583,8 @@ def _compute_block(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec_
     """Pre-filter, texture test, forward (and backward) correlation of one block."""
     p = params
     m = p.filter_margin
-    ref_f = _crop(apply_prefilter(ref, p.prefilter, p.prefilter_size), m)
-    sec_f = _crop(apply_prefilter(sec, p.prefilter, p.prefilter_size), m)
+    ref_f = _crop(_filtered(ref, p), m)
+    sec_f = _crop(_filtered(sec, p), m)
     ref, ref_valid, sec_valid = _crop(ref, m), _crop(ref_valid, m), _crop(sec_valid, m)
     extra = p.halo - _SPLINE_MARGIN if p.forward_backward > 0 else 0  # ref read with the search halo
     ref_inner = (slice(extra, ref.shape[0] - extra), slice(extra, ref.shape[1] - extra))
@@ -587,6 +602,13 @@ def _compute_block(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec_
         forward.fb_residual = residual.astype(np.float32)
         _blank_invalid(forward)
     return forward
+
+
+def _filtered(image: np.ndarray, p: _Params) -> np.ndarray:
+    """Anti-aliasing smoothing, then the pre-filter."""
+    if p.smoothing > 0:
+        image = ndimage.gaussian_filter(image, p.smoothing, mode="mirror", truncate=4.0)
+    return apply_prefilter(image, p.prefilter, p.prefilter_size)
 
 
 def _textured(ref: np.ndarray, p: _Params) -> np.ndarray:
@@ -733,7 +755,8 @@ def _correlate_block(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, se
         offset, peak_value, ok = _refine_lucas_kanade(
             ref, ref_valid, templates, sec_centred, sec_invalid_sums, offset, peak_index - p.search, ok,
             p, n_rows, n_cols)
-    sigma = _uncertainty(peak_value, curvature, p.chip * p.chip)
+    # smoothing correlates the noise over about 4 pi sigma^2 pixels: fewer independent samples
+    sigma = _uncertainty(peak_value, curvature, p.chip * p.chip / (1.0 + 4.0 * np.pi * p.smoothing ** 2))
 
     shape = (n_rows, n_cols)
 
@@ -760,13 +783,13 @@ def _peak_quality(zncc: np.ndarray, index: np.ndarray, peak: np.ndarray) -> Tupl
     return snr, np.clip(ratio, 0.0, _MAX_PEAK_RATIO)
 
 
-def _uncertainty(peak: np.ndarray, curvature: np.ndarray, n: int) -> np.ndarray:
+def _uncertainty(peak: np.ndarray, curvature: np.ndarray, n: float) -> np.ndarray:
     """1-sigma offset uncertainty (px) from the peak ZNCC and its curvature (per px^2).
 
     For two images s + noise with ZNCC rho, the least-squares shift variance
     is 2 sigma_n^2 / sum(grad s)^2 per axis; with sigma_n^2 / sigma_s^2 =
     (1 - rho) / rho and curvature = rho * sum(grad s)^2 / sum(s^2) this is
-    2 (1 - rho) / (n * curvature). The curvature is measured on the integer
+    2 (1 - rho) / (n * curvature), n = independent samples in the chip. The curvature is measured on the integer
     grid (3-point differences), which under-estimates sharp peaks, so the
     value errs on the large side.
     """
@@ -902,7 +925,7 @@ def _refine_lucas_kanade(ref: np.ndarray, ref_valid: np.ndarray, templates: np.n
     template, ``sec_w = gain*T0 + grad(T).q + bias`` with ``q = gain*delta`` is
     linear in (q, gain, bias) with a design matrix fixed per chip, so its
     least-squares operator is computed once; each iteration samples the
-    secondary's cubic spline at the current offsets for all active chips at
+    secondary's quintic spline at the current offsets for all active chips at
     once and updates ``offset -= q / gain``. Offsets are (dy, dx) in pixels.
     ``ref`` is the block's reference with its ``_SPLINE_MARGIN``, ``sec`` the
     demeaned secondary block. A chip becomes invalid when the gain is not
@@ -921,7 +944,7 @@ def _refine_lucas_kanade(ref: np.ndarray, ref_valid: np.ndarray, templates: np.n
                                                                   n_rows, n_cols, chips)
     ok[chips[~well_posed]] = False
     chips = chips[well_posed]
-    coefficients = ndimage.spline_filter(sec, order=3, mode="mirror", output=np.float64).astype(np.float32)
+    coefficients = ndimage.spline_filter(sec, order=_SPLINE_ORDER, mode="mirror", output=np.float64).astype(np.float32)
     top = (chips // n_cols) * p.step + p.halo
     left = (chips % n_cols) * p.step + p.halo
 
@@ -969,19 +992,25 @@ def _lk_operators(ref: np.ndarray, ref_valid: np.ndarray, templates: np.ndarray,
     Hessian is well conditioned. The gradient columns are made orthogonal to
     the template and the constant (Frisch-Waugh-Lovell), which separates the
     translation from gain and bias. Gradients are the exact derivatives of the
-    reference's cubic-spline interpolant at the pixels.
+    reference's quintic-spline interpolant at the pixels.
     """
     centred = _demeaned(ref, ref_valid)
-    coefficients = ndimage.spline_filter(centred, order=3, mode="mirror", output=np.float64)
-    # derivative of the cubic B-spline interpolant at the knots: (c[k+1] - c[k-1]) / 2,
-    # for the block's pixels inside the margin (so block edges do not distort gradients)
+    coefficients = ndimage.spline_filter(centred, order=_SPLINE_ORDER, mode="mirror", output=np.float64)
+    # derivative of the quintic B-spline interpolant at the knots:
+    # (50 (c[k+1] - c[k-1]) + 5 (c[k+2] - c[k-2])) / 120, for the block's pixels inside
+    # the margin (so block edges do not distort gradients)
     g = _SPLINE_MARGIN
     height, width = coefficients.shape
     inner_rows, inner_cols = slice(g, height - g), slice(g, width - g)
-    grad_rows = (0.5 * (coefficients[g + 1:height - g + 1, inner_cols]
-                        - coefficients[g - 1:height - g - 1, inner_cols])).astype(np.float32)
-    grad_cols = (0.5 * (coefficients[inner_rows, g + 1:width - g + 1]
-                        - coefficients[inner_rows, g - 1:width - g - 1])).astype(np.float32)
+
+    def rows_at(k: int) -> np.ndarray:
+        return coefficients[g + k:height - g + k, inner_cols]
+
+    def cols_at(k: int) -> np.ndarray:
+        return coefficients[inner_rows, g + k:width - g + k]
+
+    grad_rows = ((50 * (rows_at(1) - rows_at(-1)) + 5 * (rows_at(2) - rows_at(-2))) / 120).astype(np.float32)
+    grad_cols = ((50 * (cols_at(1) - cols_at(-1)) + 5 * (cols_at(2) - cols_at(-2))) / 120).astype(np.float32)
     first_row = (chips // n_cols) * p.step
     first_col = (chips % n_cols) * p.step
     n = p.chip * p.chip
@@ -1021,18 +1050,18 @@ def _windows_at(image: np.ndarray, size: int, first_row: np.ndarray, first_col: 
 
 def _spline_support_valid(sec_invalid_sums: np.ndarray, top: np.ndarray, left: np.ndarray,
                           offset: np.ndarray, chip: int) -> np.ndarray:
-    """True where the cubic-spline support of the matched footprint holds only valid pixels.
+    """True where the spline support of the matched footprint holds only valid pixels.
 
     The support of samples at rows top + offset + [0, chip) spans
-    floor(top + offset) - 1 .. floor(top + offset) + chip + 1, covered by the
-    union of the 4 x 4 chip-sized footprints starting at floor - 1 .. floor + 2.
+    floor(top + offset) - 2 .. floor(top + offset) + chip + 2, covered by the
+    union of the 6 x 6 chip-sized footprints starting at floor - 2 .. floor + 3.
     """
-    first_row = np.floor(top + offset[:, 0]).astype(int) - 1
-    first_col = np.floor(left + offset[:, 1]).astype(int) - 1
+    first_row = np.floor(top + offset[:, 0]).astype(int) - 2
+    first_col = np.floor(left + offset[:, 1]).astype(int) - 2
     height, width = sec_invalid_sums.shape
     clean = np.ones(len(top), bool)
-    for dr in range(4):
-        for dc in range(4):
+    for dr in range(6):
+        for dc in range(6):
             r = first_row + dr
             c = first_col + dc
             inside = (r >= 0) & (r < height) & (c >= 0) & (c < width)
@@ -1041,40 +1070,46 @@ def _spline_support_valid(sec_invalid_sums: np.ndarray, top: np.ndarray, left: n
     return clean
 
 
-def _cubic_bspline_weights(fraction: np.ndarray) -> np.ndarray:
-    """Weights (..., 4) of the coefficients at floor-1 .. floor+2 for a fractional position."""
+def _bspline_weights(fraction: np.ndarray) -> np.ndarray:
+    """Quintic B-spline weights (..., 6) of the coefficients at floor-2 .. floor+3."""
     t = fraction[..., None]
-    one = 1.0 - t
-    return np.concatenate([one ** 3, 3 * t ** 3 - 6 * t ** 2 + 4, -3 * t ** 3 + 3 * t ** 2 + 3 * t + 1,
-                           t ** 3], axis=-1) / 6.0
+    t2, t3, t4, t5 = t * t, t ** 3, t ** 4, t ** 5
+    return np.concatenate([
+        (1 - t) ** 5,
+        26 - 50 * t + 20 * t2 + 20 * t3 - 20 * t4 + 5 * t5,
+        66 - 60 * t2 + 30 * t4 - 10 * t5,
+        26 + 50 * t + 20 * t2 - 20 * t3 - 20 * t4 + 10 * t5,
+        1 + 5 * t + 10 * t2 + 10 * t3 + 5 * t4 - 5 * t5,
+        t5], axis=-1) / 120.0
 
 
 def _sample_translated(coefficients: np.ndarray, top: np.ndarray, left: np.ndarray, shift: np.ndarray,
                        chip: int) -> np.ndarray:
-    """Cubic-spline values at rows top + shift_y + [0, chip) and cols left + shift_x + [0, chip).
+    """Quintic-spline values at rows top + shift_y + [0, chip) and cols left + shift_x + [0, chip).
 
-    Equivalent to ``ndimage.map_coordinates(coefficients, ..., order=3,
+    Equivalent to ``ndimage.map_coordinates(coefficients, ..., order=5,
     prefilter=False)`` at those points (within the array), but exploits that
-    every chip has one fractional shift: the 4 x 4 tap weights are shared by
-    the chip's pixels, so the evaluation is two separable 4-tap passes over
-    (chip + 3)^2 coefficient patches, vectorised over all chips. Returns (B, chip, chip).
+    every chip has one fractional shift: the 6 x 6 tap weights are shared by
+    the chip's pixels, so the evaluation is two separable 6-tap passes over
+    (chip + 5)^2 coefficient patches, vectorised over all chips. Returns (B, chip, chip).
     """
     rows = top + shift[:, 0]
     cols = left + shift[:, 1]
     base_rows = np.floor(rows)
     base_cols = np.floor(cols)
-    w_rows = _cubic_bspline_weights(rows - base_rows)
-    w_cols = _cubic_bspline_weights(cols - base_cols)
-    span = chip + 3
-    first_row = np.clip(base_rows.astype(np.intp) - 1, 0, coefficients.shape[0] - span)
-    first_col = np.clip(base_cols.astype(np.intp) - 1, 0, coefficients.shape[1] - span)
+    w_rows = _bspline_weights(rows - base_rows)
+    w_cols = _bspline_weights(cols - base_cols)
+    taps = w_rows.shape[1]
+    span = chip + taps - 1
+    first_row = np.clip(base_rows.astype(np.intp) - 2, 0, coefficients.shape[0] - span)
+    first_col = np.clip(base_cols.astype(np.intp) - 2, 0, coefficients.shape[1] - span)
     patch = _windows_at(coefficients, span, first_row, first_col)
     w_rows = w_rows.astype(coefficients.dtype)[:, :, None, None]
     w_cols = w_cols.astype(coefficients.dtype)[:, :, None, None]
     along_rows = w_rows[:, 0] * patch[:, :chip, :]
-    for k in range(1, 4):
+    for k in range(1, taps):
         along_rows += w_rows[:, k] * patch[:, k:k + chip, :]
     values = w_cols[:, 0] * along_rows[:, :, :chip]
-    for k in range(1, 4):
+    for k in range(1, taps):
         values += w_cols[:, k] * along_rows[:, :, k:k + chip]
     return values

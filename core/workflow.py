@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
@@ -13,6 +14,10 @@ from .disparity import TAG_DT_DAYS, TAG_REF_DATE, TAG_REF_ID, TAG_SEC_DATE, TAG_
 from .errors import Cancelled, UserInputError, check_canceled
 from .planetscope import days_between, find_scene_ids, iso_utc
 from .raster_io import ensure_writable_dir
+
+
+#: How often the Dask futures are polled (s): cancel is noticed within this time.
+_DASK_POLL_SECONDS = 0.2
 
 
 def pair_tags(ref_path: str, sec_path: str) -> Dict[str, str]:
@@ -150,13 +155,13 @@ def _run_in_threads(jobs, settings: dict, workers: int, record, progress, is_can
 def _run_on_dask(jobs, settings: dict, scheduler: str, record, progress, is_canceled) -> None:
     """Pairs as tasks on a dask.distributed scheduler; cancel drops the queued ones."""
     try:
-        from dask.distributed import Client, as_completed as dask_completed
+        from dask.distributed import Client
     except ImportError as exc:
         raise UserInputError(
             "Running pairs on a Dask cluster needs dask.distributed: install python3-distributed "
             "(Debian/Ubuntu) or `pip install distributed`.") from exc
     try:
-        client = Client(scheduler, timeout="20s", set_as_default=False)
+        client = Client(scheduler, timeout="10s", set_as_default=False)
     except Exception as exc:  # OSError/TimeoutError from the comm layer
         raise UserInputError(
             f"Cannot reach the Dask scheduler at '{scheduler}' ({exc}). Check the address "
@@ -164,19 +169,26 @@ def _run_on_dask(jobs, settings: dict, scheduler: str, record, progress, is_canc
     try:
         futures = {client.submit(correlate_pair_job, ref, sec, output, settings, pure=False):
                    (index, ref, sec, output) for index, ref, sec, output in jobs}
+        pending = list(futures)
         done = 0
-        for future in dask_completed(list(futures)):
+        while pending:
             if is_canceled is not None and is_canceled():
-                client.cancel(list(futures))
+                client.cancel(pending)
                 check_canceled(is_canceled)
-            try:
-                status, message = future.result()
-            except Exception as exc:  # the worker died or could not import the package
-                status, message = "failed", f"Dask worker error: {exc}"
-            record(*futures[future], status, message)
-            done += 1
-            if progress is not None:
-                progress(100.0 * done / len(futures))
+            finished = [future for future in pending if future.done()]
+            if not finished:
+                time.sleep(_DASK_POLL_SECONDS)
+                continue
+            for future in finished:
+                pending.remove(future)
+                try:
+                    status, message = future.result()
+                except Exception as exc:  # the worker died or could not import the package
+                    status, message = "failed", f"Dask worker error: {exc}"
+                record(*futures[future], status, message)
+                done += 1
+                if progress is not None:
+                    progress(100.0 * done / len(futures))
     finally:
         client.close()
 
