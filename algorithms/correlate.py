@@ -18,7 +18,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..core.correlate import DEFAULT_MEDIAN_TEST, DEFAULT_MIN_TEXTURE, correlate_files
+from ..core.correlate import DEFAULT_MEDIAN_TEST, DEFAULT_MIN_TEXTURE, DEFAULT_SMOOTHING, correlate_files
 from ..core.prefilters import PREFILTERS
 from ..core.raster_io import open_raster
 from ..core.workflow import correlate_pair_table, pair_tags
@@ -43,7 +43,10 @@ CONVENTIONS_HELP = (
     "Engine: FFT zero-normalised cross-correlation of each chip over the search window (Lewis), then "
     "sub-pixel refinement: 'lk' (default) = iterative Lucas-Kanade on the image intensities with "
     "gain/bias normalisation (accurate: about 0.01 px on good texture, no pixel-locking); 'gaussian' = "
-    "3x3 Gaussian peak fit (about twice as fast, 0.05-0.1 px with pixel-locking). Blocks are read, "
+    "3x3 Gaussian peak fit (about twice as fast, 0.05-0.1 px with pixel-locking). SMOOTHING (advanced, "
+    "default 0.8 px): Gaussian sigma applied to both images before matching; it removes the "
+    "near-Nyquist detail no interpolator reproduces at fractional shifts (the cause of pixel-locking); "
+    "0 = off. Blocks are read, "
     "computed two at a time (both cores) and written one by one, so memory stays bounded whatever the "
     "image size.\n"
     "CHIP_SIZE: template size in px (32 suits PlanetScope landslides). SEARCH_RANGE: largest expected "
@@ -76,7 +79,7 @@ def _advanced(parameter):
 
 def add_correlation_parameters(algorithm) -> None:
     """Parameters shared by both correlation algorithms (CHIP_SIZE, SEARCH_RANGE, STEP, SUBPIXEL,
-    PREFILTER, PREFILTER_SIZE, MIN_TEXTURE, MEDIAN_TEST, FORWARD_BACKWARD, MASK)."""
+    SMOOTHING, PREFILTER, PREFILTER_SIZE, MIN_TEXTURE, MEDIAN_TEST, FORWARD_BACKWARD, MASK)."""
     tr = algorithm.tr
     algorithm.addParameter(QgsProcessingParameterNumber(
         "CHIP_SIZE", tr("Chip (template) size (px)"), QgsProcessingParameterNumber.Integer, 32,
@@ -89,6 +92,9 @@ def add_correlation_parameters(algorithm) -> None:
     algorithm.addParameter(_advanced(QgsProcessingParameterEnum(
         "SUBPIXEL", tr("Sub-pixel method"),
         [tr("Lucas-Kanade refinement (accurate)"), tr("3x3 Gaussian peak fit (fast)")], defaultValue=0)))
+    algorithm.addParameter(_advanced(QgsProcessingParameterNumber(
+        "SMOOTHING", tr("Anti-aliasing smoothing: Gaussian sigma (px, 0 = off)"),
+        QgsProcessingParameterNumber.Double, DEFAULT_SMOOTHING, minValue=0.0, maxValue=5.0)))
     algorithm.addParameter(_advanced(QgsProcessingParameterEnum(
         "PREFILTER", tr("Pre-filter"), [tr(label) for label in PREFILTER_LABELS], defaultValue=0)))
     algorithm.addParameter(_advanced(QgsProcessingParameterNumber(
@@ -115,6 +121,7 @@ def correlation_settings(algorithm, parameters, context) -> dict:
         "search_range": algorithm.parameterAsInt(parameters, "SEARCH_RANGE", context),
         "step": algorithm.parameterAsInt(parameters, "STEP", context),
         "subpixel": SUBPIXEL_METHODS[algorithm.parameterAsEnum(parameters, "SUBPIXEL", context)],
+        "smoothing": algorithm.parameterAsDouble(parameters, "SMOOTHING", context),
         "prefilter": PREFILTERS[algorithm.parameterAsEnum(parameters, "PREFILTER", context)],
         "prefilter_size": algorithm.parameterAsDouble(parameters, "PREFILTER_SIZE", context),
         "min_texture": algorithm.parameterAsDouble(parameters, "MIN_TEXTURE", context),

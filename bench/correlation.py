@@ -20,8 +20,8 @@ are taken over the same interior cells. Cases:
   are 0.0 .. 0.9 px in dx and dy;
 * ``a+n`` the same with 20 dB SNR noise (noise std = texture std / 10) on both
   images and a brightness change (secondary x 1.3 + 250 DN);
-* ``b``  a smooth spatially varying warp (up to 3.2 px) with 20 dB noise and a
-  brightness change with a gradient.
+* ``b``  a smooth spatially varying warp (up to 2.5 px, gradients up to 1.1 %)
+  with 20 dB noise and a brightness change with a gradient.
 
 Secondaries are made by band-limited Fourier shifts (case a) or 5th-order
 spline resampling (case b), not by the engine's cubic spline. Columns: RMSE
@@ -124,8 +124,9 @@ def build_case(case: str) -> List[dict]:
     height, width = land.shape
 
     def warp(rows, cols):
-        dx = 2.2 * np.sin(2 * np.pi * cols / width * 0.8) * np.cos(2 * np.pi * rows / height * 0.6) + 1.0
-        dy = 1.8 * np.cos(2 * np.pi * cols / width * 0.5 + 0.4) * np.sin(2 * np.pi * rows / height * 0.7) - 0.5
+        """Up to 2.5 px; largest gradient 0.011 px/px (1.1 % strain, a fast landslide)."""
+        dx = 1.4 * np.sin(2 * np.pi * cols / width * 0.5) * np.cos(2 * np.pi * rows / height * 0.4) + 1.0
+        dy = 1.2 * np.cos(2 * np.pi * cols / width * 0.4 + 0.4) * np.sin(2 * np.pi * rows / height * 0.5) - 0.5
         return dy, dx
 
     rows, cols = np.mgrid[0:height, 0:width].astype(np.float64)
