@@ -322,7 +322,6 @@ def large_pair(folder: str, size: int = 10000, step: int = 16) -> dict:
     """Write a size x size uint16 pair (secondary moved by (+1, -2) px) and correlate it file to file."""
     import rasterio
     from rasterio.transform import from_origin
-    from core.correlate import correlate_files
 
     texture = _big_texture(2100)
     profile = dict(driver="GTiff", dtype="uint16", count=1, width=size, height=size, crs="EPSG:32618",

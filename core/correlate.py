@@ -8,25 +8,36 @@ Sign convention: ``dx`` is the column offset (+ right) and ``dy`` the row
 offset (+ down), in reference pixels: the feature at reference (col, row) is
 found at (col + dx, row + dy) in the secondary.
 
-Engine, per chip:
+Engine, per block of chips:
 
+0. Preparation: an anti-aliasing Gaussian (``smoothing``, default sigma 0.8 px)
+   and an optional pre-filter (core.prefilters: Wallis, Gaussian high-pass,
+   Laplacian of Gaussian) on both images; chips whose raw reference standard
+   deviation is below ``min_texture`` x the image noise (Immerkaer estimate,
+   once per image) are not matched: water and featureless areas come out invalid.
 1. Integer search (Lewis 1995): the zero-mean, unit-norm template is
    cross-correlated with the search window (chip + 2 * search_range) by batched
    real FFTs; the denominator comes from float64 summed-area tables of the
    secondary and its square. Positions whose footprint touches an invalid
    secondary pixel are excluded; a peak on the border of the search range is
-   rejected (the true offset may lie beyond it).
+   rejected (the true offset may lie beyond it). Quality: SNR (peak / mean
+   |ZNCC|), peak ratio (best / second-best peak) and a 1-sigma uncertainty from
+   the peak value and curvature.
 2. Sub-pixel: a 3x3 Gaussian (log-quadratic) peak fit, then, for
    ``subpixel="lk"``, inverse-compositional Lucas-Kanade translation refinement
    with a gain and bias term (so brightness changes do not bias the offset),
    sampling a quintic-spline model of the secondary (``ndimage.spline_filter``
    once per block; each iteration evaluates the spline for all chips of the
    block at once, with the separable form of ``map_coordinates(order=5,
-   prefilter=False)`` that a single shift per chip allows, about 3x faster).
+   prefilter=False)`` that a single shift per chip allows).
+3. Outliers: optional forward-backward check (secondary -> reference on the
+   same cells), then the normalised median test on full-width strips of cells
+   with one row of context above and below.
 
 Images are processed in blocks of output cells (reference rows/columns plus a
-margin, secondary plus the search halo) so memory stays bounded (about 200 MB
-whatever the image size); the result does not depend on the block layout.
+margin, secondary plus the search halo), two blocks at a time in threads (numpy
+and scipy release the GIL), so memory stays bounded (a few hundred MB whatever
+the image size); the result does not depend on the block layout.
 """
 from __future__ import annotations
 
@@ -46,7 +57,7 @@ from scipy import ndimage
 from .disparity import (BASE_DESCRIPTIONS, FB_RESIDUAL, PEAK_RATIO, SNR, UNCERTAINTY, disparity_tags,
                         grid_transform)
 from .errors import UserInputError, check_canceled
-from .prefilters import PREFILTERS, apply_prefilter, check_prefilter, prefilter_margin
+from .prefilters import apply_prefilter, check_prefilter, prefilter_margin
 from .raster_io import (FLOAT_GTIFF_PROFILE, atomic_output, open_raster, require_crs,
                         require_single_band, set_band_descriptions, valid_mask_from_nodata)
 
