@@ -18,11 +18,11 @@ export XDG_RUNTIME_DIR ?= /tmp/runtime-$(shell id -u)
 # keep GDAL from writing .aux.xml statistics next to the sample and test data
 export GDAL_PAM_ENABLED ?= NO
 
-.PHONY: all deps system-deps venv plugin test demo sample styles bench clean
+.PHONY: all deps system-deps venv plugin sarsen test demo sample styles bench bench-s1 clean
 
 all: deps
 
-deps: system-deps venv plugin
+deps: system-deps venv plugin sarsen
 
 # Debian packages: QGIS, its Python bindings and the scientific stack QGIS is built against.
 system-deps: $(BUILD)/system-deps.ok
@@ -62,11 +62,12 @@ sample: system-deps
 styles: system-deps
 	$(PY_SYSTEM) tools/make_styles.py
 
+# Correlation engine against its peers (issue 3); bench-s1: Sentinel-1 timescan of a 100 x 5000 x 5000 stack (7.5 GB in /tmp).
 bench: deps
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(BUILD) $(VENV) demo_output
+	rm -rf $(BUILD) $(VENV) $(SARSEN_VENV) demo_output
 
 # Optional sarsen engine for surfacemotion:s1grdtoard (Sentinel-1 GRD -> GTC/RTC without SNAP).
 # sarsen needs numpy>=1.26, pandas>=2.2, scipy>=1.13 (newer than Debian's), so it gets its own
@@ -79,3 +80,6 @@ $(SARSEN_VENV)/.ok:
 	$(SARSEN_VENV)/bin/python -m pip install -q --disable-pip-version-check "sarsen>=0.9.6,<0.10" rioxarray
 	$(SARSEN_VENV)/bin/python -c "import sarsen, rioxarray; print('sarsen', sarsen.__version__)"
 	@touch $@
+
+bench-s1: deps
+	$(PY) bench/s1_timescan.py
