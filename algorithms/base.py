@@ -94,11 +94,36 @@ def run_core(function: Callable, feedback, *args, progress_range=(0.0, 100.0), *
         return function(*args, progress=progress, is_canceled=is_canceled, **kwargs)
 
 
+#: pip and Debian package names of the optional Python packages, by import name.
+OPTIONAL_PACKAGES = {
+    "xarray": ("xarray", "python3-xarray"), "zarr": ("zarr", "python3-zarr"),
+    "fsspec": ("fsspec", "python3-fsspec"), "aiohttp": ("aiohttp", "python3-aiohttp"),
+    "pystac_client": ("pystac-client", None), "pystac": ("pystac", None),
+    "matplotlib": ("matplotlib", "python3-matplotlib"), "PIL": ("pillow", "python3-pil"),
+    "netCDF4": ("netCDF4", "python3-netcdf4"), "dask": ("dask", "python3-dask"),
+    "distributed": ("distributed", "python3-distributed"), "rasterio": ("rasterio", "python3-rasterio"),
+    "scipy": ("scipy", "python3-scipy"), "pandas": ("pandas", "python3-pandas"),
+}
+
+
+def install_hint(module: str) -> str:
+    """How to install the package that provides ``module``, on every platform."""
+    top = module.split(".")[0]
+    pip_name, debian_name = OPTIONAL_PACKAGES.get(top, (top, None))
+    debian = f"Debian/Ubuntu: sudo apt install {debian_name}; " if debian_name else ""
+    return (f"This algorithm needs the Python package '{pip_name}', which is not installed. {debian}"
+            f"otherwise run `python3 -m pip install {pip_name}` with the Python QGIS uses (Windows: in "
+            "the OSGeo4W Shell), then restart QGIS. See the plugin's README, 'Installing into a desktop QGIS'.")
+
+
 @contextlib.contextmanager
 def core_errors_as_processing_errors():
-    """Re-raise core errors as ``QgsProcessingException`` with the core's message."""
+    """Re-raise core errors as ``QgsProcessingException`` with the core's message;
+    a missing optional package becomes an install hint."""
     try:
         yield
+    except ModuleNotFoundError as exc:
+        raise QgsProcessingException(install_hint(exc.name or str(exc))) from exc
     except UserInputError as exc:
         raise QgsProcessingException(str(exc)) from exc
     except Cancelled as exc:
