@@ -186,6 +186,23 @@ def load_on_completion(context: QgsProcessingContext, path: str, name: str, outp
     context.addLayerToLoadOnCompletion(path, details)
 
 
+def tif_output(algorithm, parameters, name: str, context) -> str:
+    """Path of a raster destination parameter, which must be a GeoTIFF."""
+    output = algorithm.parameterAsOutputLayer(parameters, name, context)
+    if not output.lower().endswith((".tif", ".tiff")):
+        raise QgsProcessingException(algorithm.tr("The output must be a GeoTIFF (.tif)."))
+    return output
+
+
+def style_output(context, output: str, style: str, companions: Sequence[Tuple[str, str]] = ()) -> None:
+    """Sidecar style for a raster destination, plus companion views when it loads on completion."""
+    write_sidecar_style(output, style)
+    if context.willLoadLayerOnCompletion(output):
+        details = context.layerToLoadOnCompletionDetails(output)
+        details.setPostProcessor(StylePostProcessor.create(
+            style, [(f"{details.name} {label}", companion) for label, companion in companions]))
+
+
 def load_disparity_on_completion(context: QgsProcessingContext, path: str, output_name: str) -> None:
     """Load a disparity raster styled on dx, with a second view styled on dy."""
     stem = os.path.splitext(os.path.basename(path))[0]

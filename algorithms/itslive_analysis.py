@@ -30,7 +30,7 @@ from ..core.itslive.grids import read_velocity
 from ..core.itslive.strain import METHODS, strain_rates_file
 from ..core.itslive.tracking import line_summary, track_particles, track_rows
 from .base import (StylePostProcessor, SurfaceMotionAlgorithm, core_errors_as_processing_errors,
-                   polygons_in_crs, run_core, write_sidecar_style)
+                   polygons_in_crs, run_core, style_output, tif_output)
 
 STRAIN_STYLE = "strain_effective"
 STRAIN_COMPANIONS = (("longitudinal", "strain_longitudinal"), ("e1", "strain_e1"))
@@ -51,21 +51,6 @@ def add_velocity_parameters(algorithm, band_help: str) -> None:
 def raster_source(algorithm, parameters, name, context):
     layer = algorithm.parameterAsRasterLayer(parameters, name, context)
     return layer.source() if layer is not None else None
-
-
-def tif_output(algorithm, parameters, name, context) -> str:
-    output = algorithm.parameterAsOutputLayer(parameters, name, context)
-    if not output.lower().endswith((".tif", ".tiff")):
-        raise QgsProcessingException(algorithm.tr("The output must be a GeoTIFF (.tif)."))
-    return output
-
-
-def style_output(context, output: str, style: str, companions=()) -> None:
-    write_sidecar_style(output, style)
-    if context.willLoadLayerOnCompletion(output):
-        details = context.layerToLoadOnCompletionDetails(output)
-        details.setPostProcessor(StylePostProcessor.create(
-            style, [(f"{details.name} {label}", companion) for label, companion in companions]))
 
 
 class StrainRatesAlgorithm(SurfaceMotionAlgorithm):

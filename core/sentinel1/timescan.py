@@ -217,7 +217,6 @@ def timescan_block(power: np.ndarray, years: Optional[np.ndarray], metrics: Sequ
     cumulative, cumulative_sq = _cumulative_sums(rows)
     first, stop = _kept_range(rows, valid_count, remove_outliers, outlier_k, cumulative, cumulative_sq)
     count = stop - first
-    last = np.maximum(stop - 1, first)
     mean, std = _range_moments(cumulative, cumulative_sq, first, stop)
     del cumulative, cumulative_sq
     no_data = count == 0
