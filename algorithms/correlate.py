@@ -18,6 +18,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..core.apriori import APRIORI_UNITS
 from ..core.correlate import DEFAULT_MEDIAN_TEST, DEFAULT_MIN_TEXTURE, DEFAULT_SMOOTHING, correlate_files
 from ..core.prefilters import PREFILTERS
 from ..core.raster_io import open_raster
@@ -66,7 +67,21 @@ CONVENTIONS_HELP = (
     "correlation). MASK (optional polygons, any CRS): only cells whose chip centre lies inside are "
     "computed.\n"
     "Both images must be single-band, on the same CRS and pixel size, on a common pixel grid; "
-    "with different extents the overlap is used."
+    "with different extents the overlap is used.\n"
+    "Large motions (advanced): APRIORI (optional two-band raster, any CRS and resolution, sampled "
+    "bilinearly at the chip centres, NaN-aware) gives the expected offset; each chip searches "
+    "+-SEARCH_RANGE px around it (rounded), and dx, dy remain TOTAL offsets (a-priori + measured). "
+    "APRIORI_UNITS: 'reference pixels' = band 1 dx (+ right), band 2 dy (+ down), as in the output; "
+    "'metres per year' = band 1 vx, band 2 vy along the raster CRS's x and y axes (y up = north on "
+    "north-up grids, e.g. ITS_LIVE vx/vy), multiplied by dt (APRIORI_DT days, 0 = from the PlanetScope "
+    "dates in the file names; 365.25-day year) and converted with the reference geotransform, i.e. "
+    "dx = vx dt / pixel width, dy = -vy dt / pixel height on north-up grids. Chips where the "
+    "a-priori is NaN or outside it search around 0. PYRAMID_LEVELS (0 = off): coarse-to-fine search; "
+    "the images are halved (Gaussian, then every second pixel) that many times, the coarsest level "
+    "searches +-SEARCH_RANGE of its pixels (motions up to 2^levels x SEARCH_RANGE full-resolution px, "
+    "e.g. 32 px with 2 levels and 8 px), and each finer level searches +-4 px around the "
+    "median-filtered, doubled offsets of the level above; cost close to a +-4 px search. With both, "
+    "the a-priori guides the coarsest level."
 )
 
 PREFILTER_LABELS = ("None", "Wallis", "Gaussian high-pass", "Laplacian of Gaussian")
@@ -79,7 +94,8 @@ def _advanced(parameter):
 
 def add_correlation_parameters(algorithm) -> None:
     """Parameters shared by both correlation algorithms (CHIP_SIZE, SEARCH_RANGE, STEP, SUBPIXEL,
-    SMOOTHING, PREFILTER, PREFILTER_SIZE, MIN_TEXTURE, MEDIAN_TEST, FORWARD_BACKWARD, MASK)."""
+    SMOOTHING, PREFILTER, PREFILTER_SIZE, MIN_TEXTURE, MEDIAN_TEST, FORWARD_BACKWARD, MASK, APRIORI,
+    APRIORI_UNITS, APRIORI_DT, PYRAMID_LEVELS)."""
     tr = algorithm.tr
     algorithm.addParameter(QgsProcessingParameterNumber(
         "CHIP_SIZE", tr("Chip (template) size (px)"), QgsProcessingParameterNumber.Integer, 32,
@@ -112,6 +128,19 @@ def add_correlation_parameters(algorithm) -> None:
     algorithm.addParameter(QgsProcessingParameterFeatureSource(
         "MASK", tr("Area to correlate (polygons, optional)"), [QgsProcessing.TypeVectorPolygon],
         optional=True))
+    algorithm.addParameter(_advanced(QgsProcessingParameterRasterLayer(
+        "APRIORI", tr("A-priori offsets or velocities (2 bands: dx, dy px or vx, vy m/yr; optional)"),
+        optional=True)))
+    algorithm.addParameter(_advanced(QgsProcessingParameterEnum(
+        "APRIORI_UNITS", tr("A-priori units"),
+        [tr("Reference pixels (dx + right, dy + down)"), tr("Metres per year (vx, vy along the CRS axes, y up)")],
+        defaultValue=0)))
+    algorithm.addParameter(_advanced(QgsProcessingParameterNumber(
+        "APRIORI_DT", tr("Time between the images for an a-priori velocity (days, 0 = from the file names)"),
+        QgsProcessingParameterNumber.Double, 0.0, minValue=0.0)))
+    algorithm.addParameter(_advanced(QgsProcessingParameterNumber(
+        "PYRAMID_LEVELS", tr("Coarse-to-fine pyramid levels (0 = off)"),
+        QgsProcessingParameterNumber.Integer, 0, minValue=0, maxValue=6)))
 
 
 def correlation_settings(algorithm, parameters, context) -> dict:
@@ -127,7 +156,15 @@ def correlation_settings(algorithm, parameters, context) -> dict:
         "min_texture": algorithm.parameterAsDouble(parameters, "MIN_TEXTURE", context),
         "median_test": algorithm.parameterAsDouble(parameters, "MEDIAN_TEST", context),
         "forward_backward": algorithm.parameterAsDouble(parameters, "FORWARD_BACKWARD", context),
+        "apriori": _layer_source(algorithm.parameterAsRasterLayer(parameters, "APRIORI", context)),
+        "apriori_units": APRIORI_UNITS[algorithm.parameterAsEnum(parameters, "APRIORI_UNITS", context)],
+        "apriori_dt_days": algorithm.parameterAsDouble(parameters, "APRIORI_DT", context) or None,
+        "pyramid_levels": algorithm.parameterAsInt(parameters, "PYRAMID_LEVELS", context),
     }
+
+
+def _layer_source(layer):
+    return layer.source() if layer is not None else None
 
 
 def mask_geometries(algorithm, parameters, context, raster_path: str):

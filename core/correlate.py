@@ -140,6 +140,8 @@ class _Params:
     forward_backward: float = 0.0
     noise: float = 0.0
     smoothing: float = 0.0
+    #: Largest |a-priori search centre| (px) of a block: widens the secondary halo.
+    apriori_halo: int = 0
 
     @property
     def filter_margin(self) -> int:
@@ -154,7 +156,7 @@ class _Params:
     @property
     def halo(self) -> int:
         """Secondary pixels read on each side of a block's reference pixels."""
-        return self.search + _SPLINE_MARGIN
+        return self.search + self.apriori_halo + _SPLINE_MARGIN
 
 
 # --------------------------------------------------------------------------- public API
@@ -228,7 +230,8 @@ def correlate_files(ref_path: str, sec_path: str, out_path: str, chip_size: int 
                     progress=None, is_canceled=None, prefilter: str = "none", prefilter_size: float = 0.0,
                     min_texture: float = DEFAULT_MIN_TEXTURE, median_test: float = DEFAULT_MEDIAN_TEST,
                     forward_backward: float = 0.0, mask_geometries: Optional[Sequence[dict]] = None,
-                    smoothing: float = DEFAULT_SMOOTHING) -> str:
+                    smoothing: float = DEFAULT_SMOOTHING, apriori=None, apriori_units: str = "pixels",
+                    apriori_dt_days: Optional[float] = None, pyramid_levels: int = 0) -> str:
     """Correlate two single-band rasters on a common pixel grid into a disparity GeoTIFF.
 
     The rasters must share CRS and pixel size and be aligned to whole pixels;
@@ -242,9 +245,34 @@ def correlate_files(ref_path: str, sec_path: str, out_path: str, chip_size: int 
     output to cells whose chip centre lies inside them; blocks without any
     such cell are skipped. ``tags`` are written as given after the standard
     disparity tags. Returns ``out_path``.
+
+    Large motions (``core.apriori``): ``apriori`` (a two-band raster path or
+    an ``OffsetField``) centres each chip's search on the expected offset:
+    ``apriori_units`` "pixels" (dx, dy in reference px) or "m/yr" (vx, vy
+    along the raster CRS axes, y up, over ``apriori_dt_days``, default the
+    dt tag); NaN = search around 0. ``pyramid_levels`` > 0 searches
+    +-``search_range`` px at 1/2**levels resolution, then refines level by
+    level. The output dx, dy are total offsets (a-priori + measured).
     """
     params = _check_parameters(chip_size, search_range, step, subpixel, prefilter, prefilter_size,
                                min_texture, median_test, forward_backward, smoothing)
+    if pyramid_levels or (apriori is not None and not hasattr(apriori, "sample")):
+        from .apriori import apriori_field, correlate_pyramid
+        with open_raster(ref_path) as ref_ds:
+            dt_days = apriori_dt_days if apriori_dt_days else _tag_dt_days(tags)
+            field = apriori_field(apriori, apriori_units, ref_ds.crs, ref_ds.transform, dt_days)
+        settings = dict(chip_size=chip_size, step=step, subpixel=subpixel, tags=tags, prefilter=prefilter,
+                        prefilter_size=prefilter_size, min_texture=min_texture, median_test=median_test,
+                        forward_backward=forward_backward, mask_geometries=mask_geometries,
+                        smoothing=smoothing)
+        if apriori is not None and field is not None and not hasattr(apriori, "sample"):
+            settings["tags"] = dict(tags or {}, SM_APRIORI=os.path.basename(str(apriori)),
+                                    SM_APRIORI_UNITS=apriori_units)
+        if pyramid_levels:
+            settings["tags"] = dict(settings["tags"] or {}, SM_PYRAMID_LEVELS=str(pyramid_levels),
+                                    SM_PYRAMID_TOP_SEARCH_RANGE=str(search_range))
+        return correlate_pyramid(ref_path, sec_path, out_path, pyramid_levels, search_range, correlate_files,
+                                 progress, is_canceled, field, **settings)
     with open_raster(ref_path) as ref_ds, open_raster(sec_path) as sec_ds:
         for ds, what in ((ref_ds, "reference image"), (sec_ds, "secondary image")):
             require_crs(ds, what)
@@ -268,6 +296,9 @@ def correlate_files(ref_path: str, sec_path: str, out_path: str, chip_size: int 
                                   noise_dn=f"{params.noise:.6g}")
         out_tags.update({str(key): str(value) for key, value in (tags or {}).items() if value is not None})
         mask = _geometry_cell_mask(mask_geometries, transform) if mask_geometries is not None else None
+        if apriori is not None:
+            from .apriori import block_apriori
+            apriori = block_apriori(apriori, transform)
         with atomic_output(out_path) as tmp, rasterio.open(tmp, "w", **profile) as out:
             set_band_descriptions(out, descriptions)
             out.update_tags(**out_tags)
@@ -277,8 +308,18 @@ def correlate_files(ref_path: str, sec_path: str, out_path: str, chip_size: int 
                 for index, band in enumerate(_output_bands(block, params), start=1):
                     out.write(band, index, window=window)
 
-            _run_blocks(ref_source, sec_source, n_rows, n_cols, params, write, progress, is_canceled, mask)
+            _run_blocks(ref_source, sec_source, n_rows, n_cols, params, write, progress, is_canceled, mask,
+                        apriori)
     return out_path
+
+
+def _tag_dt_days(tags: Optional[dict]) -> Optional[float]:
+    """The pair's time separation (days) from its disparity tags, None when absent."""
+    from .disparity import TAG_DT_DAYS
+    try:
+        return float((tags or {})[TAG_DT_DAYS])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 correlate_files.__doc__ += _OPTIONS_DOC
@@ -535,8 +576,13 @@ def _blocks(n_rows: int, n_cols: int, chips: int) -> Iterator[Tuple[slice, slice
 
 def _run_blocks(ref_source, sec_source, n_rows: int, n_cols: int, params: _Params,
                 sink: Callable[[slice, slice, CorrelationResult], None], progress, is_canceled,
-                cell_mask: Optional[Callable[[slice, slice], np.ndarray]] = None) -> None:
+                cell_mask: Optional[Callable[[slice, slice], np.ndarray]] = None,
+                apriori: Optional[Callable[[slice, slice], Tuple[np.ndarray, np.ndarray]]] = None) -> None:
     """Read, correlate and hand over every block; ``_THREADS`` blocks are computed at once.
+
+    ``apriori(rows, cols)`` gives the expected (dy, dx) offsets (px, NaN =
+    unknown) of a block's cells: the search windows are centred on their
+    rounded values and the secondary is read with a halo covering them.
 
     Reading and the ``sink`` stay in the calling thread (rasterio datasets
     are not shared between threads); results reach the sink in block order,
@@ -554,8 +600,9 @@ def _run_blocks(ref_source, sec_source, n_rows: int, n_cols: int, params: _Param
                 if mask is not None and not mask.any():
                     pending.append((rows, cols, None))
                 else:
-                    data = _read_block(ref_source, sec_source, rows, cols, params)
-                    pending.append((rows, cols, pool.submit(_compute_block, *data, params, mask)))
+                    centres, block_params = _block_centres(apriori, rows, cols, params)
+                    data = _read_block(ref_source, sec_source, rows, cols, block_params)
+                    pending.append((rows, cols, pool.submit(_compute_block, *data, block_params, mask, centres)))
                 while pending and (len(pending) >= _THREADS or index == len(blocks) - 1):
                     rows_done, cols_done, future = pending.popleft()
                     shape = (rows_done.stop - rows_done.start, cols_done.stop - cols_done.start)
@@ -569,6 +616,20 @@ def _run_blocks(ref_source, sec_source, n_rows: int, n_cols: int, params: _Param
                 if future is not None:
                     future.cancel()
     strips.finish()
+
+
+def _block_centres(apriori, rows: slice, cols: slice, params: _Params
+                   ) -> Tuple[Optional[np.ndarray], _Params]:
+    """Integer search centres (B, 2) as (dy, dx) of a block's chips (NaN a-priori -> 0) and
+    the block's parameters with the secondary halo widened to cover them."""
+    if apriori is None:
+        return None, params
+    from dataclasses import replace
+    dy, dx = apriori(rows, cols)
+    expected = np.stack([np.ravel(dy), np.ravel(dx)], axis=1)
+    centres = np.where(np.isfinite(expected), np.round(expected), 0.0).astype(np.intp)
+    reach = int(np.abs(centres).max()) if centres.size else 0
+    return centres, replace(params, apriori_halo=reach)
 
 
 def _read_block(ref_source, sec_source, rows: slice, cols: slice, params: _Params):
@@ -590,8 +651,10 @@ def _crop(array: np.ndarray, margin: int) -> np.ndarray:
 
 
 def _compute_block(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec_valid: np.ndarray,
-                   params: _Params, mask: Optional[np.ndarray]) -> CorrelationResult:
-    """Pre-filter, texture test, forward (and backward) correlation of one block."""
+                   params: _Params, mask: Optional[np.ndarray],
+                   centres: Optional[np.ndarray] = None) -> CorrelationResult:
+    """Pre-filter, texture test, forward (and backward) correlation of one block
+    (``centres``: per-chip integer search centres, (dy, dx) px)."""
     p = params
     m = p.filter_margin
     ref_f = _crop(_filtered(ref, p), m)
@@ -602,12 +665,12 @@ def _compute_block(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec_
     chip_ok = _textured(_crop(ref, extra + _SPLINE_MARGIN), p)
     if mask is not None:
         chip_ok &= mask.ravel()
-    forward = _correlate_block(ref_f[ref_inner], ref_valid[ref_inner], sec_f, sec_valid, p, chip_ok)
+    forward = _correlate_block(ref_f[ref_inner], ref_valid[ref_inner], sec_f, sec_valid, p, chip_ok, centres)
     if p.forward_backward > 0:
         inset = p.halo - _SPLINE_MARGIN
         sec_inner = (slice(inset, sec_f.shape[0] - inset), slice(inset, sec_f.shape[1] - inset))
         backward = _correlate_block(sec_f[sec_inner], sec_valid[sec_inner], ref_f, ref_valid, p,
-                                    forward.valid.ravel())
+                                    forward.valid.ravel(), None if centres is None else -centres)
         residual = np.hypot(forward.dx + backward.dx, forward.dy + backward.dy)
         forward.valid &= np.isfinite(residual) & (residual <= p.forward_backward)
         forward.fb_residual = residual.astype(np.float32)
@@ -735,13 +798,16 @@ def normalised_median_test(dx: np.ndarray, dy: np.ndarray, threshold: float = DE
 
 
 def _correlate_block(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec_valid: np.ndarray,
-                     params: _Params, chip_ok: Optional[np.ndarray] = None) -> CorrelationResult:
+                     params: _Params, chip_ok: Optional[np.ndarray] = None,
+                     centres: Optional[np.ndarray] = None) -> CorrelationResult:
     """Correlate every chip of one block (already pre-filtered).
 
     ``ref`` holds the block's reference pixels plus ``_SPLINE_MARGIN`` pixels
     on every side (its first chip starts at (_SPLINE_MARGIN, _SPLINE_MARGIN));
     ``sec`` the same area with ``params.halo`` pixels on every side.
-    ``chip_ok`` (flat, per chip) marks chips to compute.
+    ``chip_ok`` (flat, per chip) marks chips to compute; ``centres`` (B, 2)
+    the integer (dy, dx) each chip's search is centred on (None = 0; the
+    block's ``apriori_halo`` covers them). Offsets are totals.
     """
     p = params
     g = _SPLINE_MARGIN
@@ -755,16 +821,17 @@ def _correlate_block(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, se
 
     sec_centred = _demeaned(sec, sec_valid)
     sec_invalid_sums = _box_sums(~sec_valid, p.chip)
-    zncc, template_ok = _integer_zncc(templates, sec_centred, sec_invalid_sums, p, n_rows, n_cols)
+    zncc, template_ok = _integer_zncc(templates, sec_centred, sec_invalid_sums, p, n_rows, n_cols, centres)
     ok = ref_ok & template_ok
     peak_index, peak_value, ok = _integer_peaks(zncc, ok, p.search)
     snr, ratio = _peak_quality(zncc, peak_index, peak_value)
     fit, curvature, ok = _fit_peaks(zncc, peak_index, ok)
-    offset = peak_index - p.search + fit  # (B, 2): (dy, dx)
+    integer_offset = peak_index - p.search + (0 if centres is None else centres)
+    offset = integer_offset + fit  # (B, 2): (dy, dx)
 
     if p.subpixel == "lk":
         offset, peak_value, ok = _refine_lucas_kanade(
-            ref, ref_valid, templates, sec_centred, sec_invalid_sums, offset, peak_index - p.search, ok,
+            ref, ref_valid, templates, sec_centred, sec_invalid_sums, offset, integer_offset, ok,
             p, n_rows, n_cols)
     # smoothing correlates the noise over about 4 pi sigma^2 pixels: fewer independent samples
     sigma = _uncertainty(peak_value, curvature, p.chip * p.chip / (1.0 + 4.0 * np.pi * p.smoothing ** 2))
@@ -816,6 +883,17 @@ def _chip_stack(image: np.ndarray, size: int, step: int, n_rows: int, n_cols: in
     return np.ascontiguousarray(view).reshape(n_rows * n_cols, size, size)
 
 
+def _search_stack(image: np.ndarray, offset: int, size: int, step: int, n_rows: int, n_cols: int,
+                  centres: Optional[np.ndarray]) -> np.ndarray:
+    """``_chip_stack`` of ``image[offset:, offset:]``, each window moved by its chip's integer
+    search centre (dy, dx); ``offset`` >= |centre| (the block's ``apriori_halo``)."""
+    if centres is None:
+        return _chip_stack(image[offset:, offset:], size, step, n_rows, n_cols)
+    chips = np.arange(n_rows * n_cols)
+    return _windows_at(image, size, offset + (chips // n_cols) * step + centres[:, 0],
+                       offset + (chips % n_cols) * step + centres[:, 1])
+
+
 def _box_sums(image: np.ndarray, size: int) -> np.ndarray:
     """Sums over every size x size footprint, indexed by its first pixel (summed-area table)."""
     if image.dtype == bool and not image.any():
@@ -834,7 +912,8 @@ def _demeaned(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 
 def _integer_zncc(templates: np.ndarray, sec: np.ndarray, sec_invalid_sums: np.ndarray, p: _Params,
-                  n_rows: int, n_cols: int) -> Tuple[np.ndarray, np.ndarray]:
+                  n_rows: int, n_cols: int, centres: Optional[np.ndarray] = None
+                  ) -> Tuple[np.ndarray, np.ndarray]:
     """ZNCC over all integer offsets: (B, 2S+1, 2S+1), excluded positions = -inf.
 
     Index (v, u) is the offset (dy, dx) = (v - S, u - S). Also returns which
@@ -849,7 +928,7 @@ def _integer_zncc(templates: np.ndarray, sec: np.ndarray, sec_invalid_sums: np.n
     unit = centred / np.sqrt(np.where(textured, energy, 1.0)).astype(np.float32)[:, None, None]
 
     offset = p.halo - p.search  # first search-window pixel of chip 0 in the secondary block
-    windows = _chip_stack(sec[offset:, offset:].astype(np.float32), p.window, p.step, n_rows, n_cols)
+    windows = _search_stack(sec.astype(np.float32), offset, p.window, p.step, n_rows, n_cols, centres)
     windows -= windows.mean(axis=(1, 2), keepdims=True)
     size = scipy.fft.next_fast_len(p.window, real=True)
     shape = (size, size)
@@ -863,8 +942,8 @@ def _integer_zncc(templates: np.ndarray, sec: np.ndarray, sec_invalid_sums: np.n
     variance_n = energy_sec - sums * sums / n
     excluded = (sec_invalid_sums > 0) | (variance_n <= _FLAT_RELATIVE_VARIANCE * energy_sec)
     denominator = np.sqrt(np.where(excluded, 1.0, variance_n)).astype(np.float32)
-    denominator = _chip_stack(denominator[offset:, offset:], span, p.step, n_rows, n_cols)
-    excluded = _chip_stack(excluded[offset:, offset:], span, p.step, n_rows, n_cols)
+    denominator = _search_stack(denominator, offset, span, p.step, n_rows, n_cols, centres)
+    excluded = _search_stack(excluded, offset, span, p.step, n_rows, n_cols, centres)
     zncc = numerator / denominator
     zncc[excluded] = _EXCLUDED
     return zncc, textured
