@@ -127,6 +127,22 @@ def test_pixel_apriori_recovers_the_large_shift(shifted_pair):
     assert _offsets(out)[3]["SM_APRIORI_UNITS"] == "pixels"
 
 
+def test_forward_backward_check_with_an_apriori(shifted_pair):
+    """The backward pass searches around minus the a-priori: residuals stay tiny."""
+    ref, sec, folder = shifted_pair
+    apriori = _constant_raster(folder / "apriori_fb.tif", 24.0, -23.0, TRANSFORM * Affine.scale(4))
+    out = correlate_files(ref, sec, str(folder / "fb.tif"), CHIP, SEARCH, STEP, apriori=apriori,
+                          forward_backward=0.5)
+    with rasterio.open(out) as ds:
+        valid = ds.read(3) == 1
+        residual = ds.read(8)[valid]
+    dx_true, dy_true = np.full(valid.shape, DX), np.full(valid.shape, DY)
+    both_ways = _reachable(dx_true, dy_true) & _reachable(-dx_true, -dy_true)
+    assert valid[both_ways].mean() > 0.9
+    _assert_accurate(out)
+    assert np.median(residual) < 0.03 and residual.max() <= 0.5
+
+
 def test_velocity_apriori_in_metres_per_year(shifted_pair):
     """North-up grid: dx = vx dt / 10 m, dy = -vy dt / 10 m; dt from the tags or given."""
     ref, sec, folder = shifted_pair
@@ -152,6 +168,24 @@ def test_velocity_signs(tmp_path):
     dx, dy = field.sample(np.array([500100.0, 500255.0]), np.array([3999900.0, 3999700.0]))
     np.testing.assert_allclose(dx, 3.6525, atol=1e-9)  # 36.525 m east over 10 m pixels
     np.testing.assert_allclose(dy, 7.305, atol=1e-9)   # 73.05 m south = +7.305 rows
+
+
+def test_velocity_raster_in_another_crs_is_carried_to_the_reference_grid(tmp_path):
+    """vx, vy along the axes of UTM zone 17 (grid convergence ~ 3 degrees here) give the same
+    reference-pixel offsets as the equivalent velocity given in zone 18."""
+    from rasterio.warp import transform as warp
+    dt_days, years = 365.25, 1.0
+    x0, y0 = 500150.0, 3999850.0  # a point of the reference grid (zone 18)
+    v18 = np.array([240.0, 230.0])  # m/yr east, north in zone 18
+    (xa, xb), (ya, yb) = warp(UTM, CRS.from_epsg(32617), [x0, x0 + v18[0] * years], [y0, y0 + v18[1] * years])
+    v17 = np.array([xb - xa, yb - ya]) / years
+    assert abs(np.degrees(np.arctan2(v17[1], v17[0]) - np.arctan2(v18[1], v18[0]))) > 2.0
+    grid17 = Affine(1000, 0, xa - 25000, 0, -1000, ya + 25000)
+    path = _constant_raster(tmp_path / "v17.tif", v17[0], v17[1], grid17, (50, 50), CRS.from_epsg(32617))
+    field = RasterOffsetField(path, "m/yr", UTM, TRANSFORM, dt_days)
+    dx, dy = field.sample(np.array([x0]), np.array([y0]))
+    assert dx[0] == pytest.approx(24.0, abs=1e-3)
+    assert dy[0] == pytest.approx(-23.0, abs=1e-3)
 
 
 def test_nan_apriori_falls_back_to_zero_centre(shifted_pair, tmp_path):
