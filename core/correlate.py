@@ -17,8 +17,10 @@ Engine, per block of chips:
    once per image) are not matched: water and featureless areas come out invalid.
 1. Integer search (Lewis 1995): the zero-mean, unit-norm template is
    cross-correlated with the search window (chip + 2 * search_range) by batched
-   real FFTs; the denominator comes from float64 summed-area tables of the
-   secondary and its square. Positions whose footprint touches an invalid
+   real FFTs, or, when chips overlap enough for it to be cheaper, by the
+   displacement sweep of core.sweep (one product image per integer offset,
+   box-summed for all chips at once; same values); the denominator comes from
+   float64 summed-area tables of the secondary and its square. Positions whose footprint touches an invalid
    secondary pixel are excluded; a peak on the border of the search range is
    rejected (the true offset may lie beyond it). Quality: SNR (peak / mean
    |ZNCC|), peak ratio (best / second-best peak) and a 1-sigma uncertainty from
@@ -60,6 +62,7 @@ from .errors import UserInputError, check_canceled
 from .prefilters import apply_prefilter, check_prefilter, prefilter_margin
 from .raster_io import (FLOAT_GTIFF_PROFILE, atomic_output, open_raster, require_crs,
                         require_single_band, set_band_descriptions, valid_mask_from_nodata)
+from .sweep import integer_engine, sweep_numerator
 
 SUBPIXEL_METHODS = ("lk", "gaussian")
 
@@ -381,20 +384,40 @@ def estimate_noise(source, height: int, width: int, windows_per_side: int = 6, w
     for r in rows:
         for c in cols:
             values, valid = source.read(r, r + size, c, c + size)
-            response = np.abs(ndimage.convolve(values, kernel, mode="nearest"))
-            usable = ndimage.binary_erosion(valid, np.ones((3, 3), bool))
+            response = np.abs(_filtered_nearest(values, kernel))
+            usable = _eroded(valid)
             n = size // box if size >= box else 1
             step = size // n
-            for i in range(n):
-                for j in range(n):
-                    cell = (slice(i * step, (i + 1) * step), slice(j * step, (j + 1) * step))
-                    if usable[cell].mean() > 0.9:
-                        estimate = response[cell][usable[cell]].mean()
-                        if estimate > 0:  # exactly flat (saturated, filled) areas carry no noise
-                            estimates.append(estimate)
+            cells = (n, step, n, step)
+            counts = usable[:n * step, :n * step].reshape(cells).sum(axis=(1, 3))
+            totals = np.where(usable, response, 0.0)[:n * step, :n * step].reshape(cells).sum(axis=(1, 3))
+            enough = counts > 0.9 * step * step
+            box_means = totals[enough] / counts[enough]
+            estimates.extend(box_means[box_means > 0])  # exactly flat (saturated, filled) areas: no noise
     if not estimates:
         return 0.0
     return float(np.sqrt(np.pi / 2.0) / 6.0 * np.percentile(estimates, 10))
+
+
+def _filtered_nearest(values: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Correlation with a small kernel, edges extended ("nearest"); OpenCV's SIMD filter
+    when available (same values as ``ndimage.correlate(..., mode="nearest")``)."""
+    try:
+        import cv2
+    except ImportError:
+        return ndimage.correlate(values, kernel, mode="nearest")
+    return cv2.filter2D(np.asarray(values, np.float64), -1, kernel, borderType=cv2.BORDER_REPLICATE)
+
+
+def _eroded(valid: np.ndarray) -> np.ndarray:
+    """Binary erosion by a 3 x 3 square, outside = False (``ndimage.binary_erosion``'s result)."""
+    padded = np.pad(valid, 1, constant_values=False)
+    height, width = valid.shape
+    out = padded[1:1 + height, 1:1 + width].copy()
+    for dr in (0, 1, 2):
+        for dc in (0, 1, 2):
+            out &= padded[dr:dr + height, dc:dc + width]
+    return out
 
 
 def _with_noise(params: "_Params", ref_source, height: int, width: int) -> "_Params":
@@ -558,16 +581,18 @@ def _pad_to_window(values: np.ndarray, valid: np.ndarray, row0: int, row1: int, 
 # --------------------------------------------------------------------------- block driver
 
 
-def _chips_per_block(params: _Params) -> int:
+def _chips_per_block(params: _Params, sweep: bool = False) -> int:
     """Chips per block so the working memory stays near ``_BLOCK_MEMORY_BYTES``."""
     span = 2 * params.search + 1
-    bytes_per_chip = (40 * params.window ** 2 + 48 * span ** 2 + 120 * params.chip ** 2
-                      + 80 * params.step ** 2)
+    fft_bytes = 0 if sweep else 40 * params.window ** 2  # the sweep has no per-chip windows or spectra
+    bytes_per_chip = fft_bytes + 48 * span ** 2 + 120 * params.chip ** 2 + 80 * params.step ** 2
     return max(1, int(_BLOCK_MEMORY_BYTES // bytes_per_chip))
 
 
-def _blocks(n_rows: int, n_cols: int, chips: int) -> Iterator[Tuple[slice, slice]]:
-    block_cols = min(n_cols, chips)
+def _blocks(n_rows: int, n_cols: int, chips: int, min_rows: int = 1) -> Iterator[Tuple[slice, slice]]:
+    """Blocks of about ``chips`` cells, full-width strips unless that leaves fewer than
+    ``min_rows`` rows (the displacement sweep wants compact blocks: less halo)."""
+    block_cols = min(n_cols, max(1, chips // max(1, min(min_rows, n_rows))))
     block_rows = max(1, chips // block_cols)
     for i0 in range(0, n_rows, block_rows):
         for j0 in range(0, n_cols, block_cols):
@@ -588,7 +613,14 @@ def _run_blocks(ref_source, sec_source, n_rows: int, n_cols: int, params: _Param
     are not shared between threads); results reach the sink in block order,
     assembled into full-width strips (see ``_StripAssembler``).
     """
-    blocks = list(_blocks(n_rows, n_cols, _chips_per_block(params)))
+    # the displacement sweep shares work between overlapping chips: with small steps it wants
+    # larger, compact blocks (less halo per chip); with steps of a quarter chip or more,
+    # full-width strips of the FFT engine's size serve it well
+    sweep = apriori is None and integer_engine(params.chip, params.search, params.step) == "sweep"
+    dense = sweep and 4 * params.step < params.chip
+    chips = _chips_per_block(params, dense)
+    min_rows = min(params.chip // params.step, int(np.sqrt(chips))) if dense else 1
+    blocks = list(_blocks(n_rows, n_cols, chips, min_rows))
     strips = _StripAssembler(n_rows, n_cols, params.median_test, sink)
     pending: deque = deque()
     done = 0
@@ -821,7 +853,8 @@ def _correlate_block(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, se
 
     sec_centred = _demeaned(sec, sec_valid)
     sec_invalid_sums = _box_sums(~sec_valid, p.chip)
-    zncc, template_ok = _integer_zncc(templates, sec_centred, sec_invalid_sums, p, n_rows, n_cols, centres)
+    zncc, template_ok = _integer_zncc(templates, sec_centred, sec_invalid_sums, p, n_rows, n_cols,
+                                      ref[inner] if centres is None else None, centres)
     ok = ref_ok & template_ok
     peak_index, peak_value, ok = _integer_peaks(zncc, ok, p.search)
     snr, ratio = _peak_quality(zncc, peak_index, peak_value)
@@ -912,8 +945,8 @@ def _demeaned(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
 
 
 def _integer_zncc(templates: np.ndarray, sec: np.ndarray, sec_invalid_sums: np.ndarray, p: _Params,
-                  n_rows: int, n_cols: int, centres: Optional[np.ndarray] = None
-                  ) -> Tuple[np.ndarray, np.ndarray]:
+                  n_rows: int, n_cols: int, ref: Optional[np.ndarray] = None,
+                  centres: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
     """ZNCC over all integer offsets: (B, 2S+1, 2S+1), excluded positions = -inf.
 
     Index (v, u) is the offset (dy, dx) = (v - S, u - S). Also returns which
@@ -928,16 +961,19 @@ def _integer_zncc(templates: np.ndarray, sec: np.ndarray, sec_invalid_sums: np.n
     unit = centred / np.sqrt(np.where(textured, energy, 1.0)).astype(np.float32)[:, None, None]
 
     offset = p.halo - p.search  # first search-window pixel of chip 0 in the secondary block
-    windows = _search_stack(sec.astype(np.float32), offset, p.window, p.step, n_rows, n_cols, centres)
-    windows -= windows.mean(axis=(1, 2), keepdims=True)
-    size = scipy.fft.next_fast_len(p.window, real=True)
-    shape = (size, size)
-    spectrum = scipy.fft.rfft2(windows, s=shape, workers=_FFT_WORKERS)
-    spectrum *= np.conj(scipy.fft.rfft2(unit, s=shape, workers=_FFT_WORKERS))
-    numerator = scipy.fft.irfft2(spectrum, s=shape, workers=_FFT_WORKERS)[:, :span, :span]
-    del spectrum, windows
-
     sums = _box_sums(sec, p.chip)
+    if ref is not None and integer_engine(p.chip, p.search, p.step) == "sweep":
+        numerator = sweep_numerator(ref, sec, offset, p.chip, p.search, p.step, n_rows, n_cols, sums)
+    else:
+        windows = _search_stack(sec.astype(np.float32), offset, p.window, p.step, n_rows, n_cols, centres)
+        windows -= windows.mean(axis=(1, 2), keepdims=True)
+        size = scipy.fft.next_fast_len(p.window, real=True)
+        shape = (size, size)
+        spectrum = scipy.fft.rfft2(windows, s=shape, workers=_FFT_WORKERS)
+        spectrum *= np.conj(scipy.fft.rfft2(unit, s=shape, workers=_FFT_WORKERS))
+        numerator = scipy.fft.irfft2(spectrum, s=shape, workers=_FFT_WORKERS)[:, :span, :span]
+        del spectrum, windows
+
     energy_sec = _box_sums(sec * sec, p.chip)
     variance_n = energy_sec - sums * sums / n
     excluded = (sec_invalid_sums > 0) | (variance_n <= _FLAT_RELATIVE_VARIANCE * energy_sec)
