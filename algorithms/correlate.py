@@ -23,8 +23,8 @@ from ..core.correlate import DEFAULT_MEDIAN_TEST, DEFAULT_MIN_TEXTURE, DEFAULT_S
 from ..core.prefilters import PREFILTERS
 from ..core.raster_io import open_raster
 from ..core.workflow import correlate_pair_table, pair_tags
-from .base import (StylePostProcessor, SurfaceMotionAlgorithm, core_errors_as_processing_errors,
-                   load_disparity_on_completion, polygons_in_crs, prepare_output_folder, run_core,
+from .base import (SurfaceMotionAlgorithm, core_errors_as_processing_errors, load_disparity_on_completion,
+                   polygons_in_crs, prepare_output_folder, run_core, style_output, tif_output,
                    write_sidecar_style)
 
 SUBPIXEL_METHODS = ("lk", "gaussian")
@@ -213,19 +213,13 @@ class CorrelatePairAlgorithm(SurfaceMotionAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
         ref = self.parameterAsRasterLayer(parameters, self.REFERENCE, context).source()
         sec = self.parameterAsRasterLayer(parameters, self.SECONDARY, context).source()
-        output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        if not output.lower().endswith((".tif", ".tiff")):
-            raise QgsProcessingException(self.tr("The disparity output must be a GeoTIFF (.tif)."))
+        output = tif_output(self, parameters, self.OUTPUT, context)
         with core_errors_as_processing_errors():
             tags = pair_tags(ref, sec)
         run_core(correlate_files, feedback, ref, sec, output, tags=tags,
                  mask_geometries=mask_geometries(self, parameters, context, ref),
                  **correlation_settings(self, parameters, context))
-        write_sidecar_style(output, DISPARITY_STYLE)
-        if context.willLoadLayerOnCompletion(output):
-            name = context.layerToLoadOnCompletionDetails(output).name
-            context.layerToLoadOnCompletionDetails(output).setPostProcessor(
-                StylePostProcessor.create(DISPARITY_STYLE, [(name + " dy", "disparity_dy")]))
+        style_output(context, output, DISPARITY_STYLE, [("dy", "disparity_dy")])
         return {self.OUTPUT: output}
 
 
