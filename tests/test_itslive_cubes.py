@@ -308,3 +308,17 @@ def test_annual_mosaics_window_through_vsicurl(server, local_cube, tmp_path):
     with pytest.raises(NetworkError, match="not found"):
         download_mosaics(request, "1", str(tmp_path / "failed"), url_template=template)
     assert not glob.glob(str(tmp_path / "failed" / "*.tif"))
+
+
+def test_http_status_is_read_from_the_error_not_from_the_port_in_the_url():
+    from core.itslive.cubes import describe_failure, http_status
+
+    server_error = RuntimeError("500, message='Internal Server Error', url=URL('http://127.0.0.1:40447/c/.zmetadata')")
+    wrapped = KeyError("c/.zmetadata")
+    wrapped.__cause__ = server_error
+    assert http_status(wrapped) == 500
+    assert "server error (HTTP 5xx)" in describe_failure("http://127.0.0.1:40447/c", wrapped)
+    missing = RuntimeError("404, message='Not Found', url=URL('http://127.0.0.1:50500/c/vx/0.0.0')")
+    assert http_status(missing) == 404
+    assert "not found (HTTP 404)" in describe_failure("http://127.0.0.1:50500/c", missing)
+    assert http_status(RuntimeError("connection reset by http://127.0.0.1:40404/")) is None

@@ -253,12 +253,33 @@ def open_cube(url: str, timeout: float = DEFAULT_TIMEOUT):
         raise NetworkError(describe_failure(url, exc)) from exc
 
 
+def http_status(exc: BaseException) -> Optional[int]:
+    """The HTTP status code carried by ``exc`` or the exceptions it was raised from, if any.
+
+    Read from the exceptions' ``status`` attribute (aiohttp) or from "NNN, message=" /
+    "HTTP NNN" in their text with URLs removed, so a port such as :40447 is never mistaken for 404.
+    """
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        status = getattr(exc, "status", None)
+        if isinstance(status, int):
+            return status
+        text = re.sub(r"\w+://\S+", "", str(exc))
+        match = re.search(r"\b([45]\d\d), message=|HTTP (?:status )?([45]\d\d)\b", text)
+        if match:
+            return int(match.group(1) or match.group(2))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def describe_failure(url: str, exc: BaseException) -> str:
     """A user-facing sentence for a failed cube read."""
     text = f"{type(exc).__name__}: {exc}"
-    if "404" in text or isinstance(exc, (FileNotFoundError, KeyError)):
+    status = http_status(exc)
+    if status == 404 or (status is None and isinstance(exc, (FileNotFoundError, KeyError))):
         reason = "not found (HTTP 404) — the cube or one of its chunks is missing on the server"
-    elif "500" in text or "502" in text or "503" in text:
+    elif status is not None and status >= 500:
         reason = "server error (HTTP 5xx) — try again later"
     elif "Timeout" in text or "timed out" in text.lower():
         reason = "timed out — the server is slow or unreachable; retry (finished parts are kept)"
