@@ -257,7 +257,7 @@ def http_status(exc: BaseException) -> Optional[int]:
     """The HTTP status code carried by ``exc`` or the exceptions it was raised from, if any.
 
     Read from the exceptions' ``status`` attribute (aiohttp) or from "NNN, message=" /
-    "HTTP NNN" in their text with URLs removed, so a port such as :40447 is never mistaken for 404.
+    "HTTP NNN" / GDAL's "HTTP response code: NNN" in their text with URLs removed, so a port such as :40447 is never mistaken for 404.
     """
     seen = set()
     while exc is not None and id(exc) not in seen:
@@ -266,7 +266,7 @@ def http_status(exc: BaseException) -> Optional[int]:
         if isinstance(status, int):
             return status
         text = re.sub(r"\w+://\S+", "", str(exc))
-        match = re.search(r"\b([45]\d\d), message=|HTTP (?:status )?([45]\d\d)\b", text)
+        match = re.search(r"\b([45]\d\d), message=|HTTP (?:status |response code: ?)?([45]\d\d)\b", text)
         if match:
             return int(match.group(1) or match.group(2))
         exc = exc.__cause__ or exc.__context__

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import UserInputError, check_canceled
 from ..raster_io import ensure_writable_dir
-from .cubes import CubeInfo, NetworkError
+from .cubes import CubeInfo, NetworkError, http_status
 from .download import CACHE_DIR, CubeWindow, DownloadRequest, write_cube_outputs
 
 MOSAIC_URL_TEMPLATE = ("https://its-live-data.s3-us-west-2.amazonaws.com/velocity_mosaic/v2/annual/cog/"
@@ -83,9 +83,10 @@ def _read_window(url: str, aoi_lonlat: dict, timeout: float):
             return data, ds.window_transform(window), ds.crs
     except RasterioIOError as exc:
         text = str(exc)
-        if "404" in text:
+        status = http_status(exc)
+        if status == 404:
             reason = "not found (HTTP 404)"
-        elif "50" in text and "HTTP" in text:
+        elif status is not None and status >= 500:
             reason = "server error (HTTP 5xx) — try again later"
         elif "timed out" in text.lower() or "timeout" in text.lower():
             reason = "timed out — retry (finished parts are kept)"
