@@ -8,6 +8,7 @@ import functools
 import os
 
 import numpy as np
+from texture import fourier_shifted as _fourier_shifted, land_texture as _land
 import pytest
 import rasterio
 from affine import Affine
@@ -30,22 +31,6 @@ CRS_UTM = CRS.from_epsg(32618)
 def _texture():
     with rasterio.open(DATA) as ds:
         return ds.read(1).astype(np.float64), ds.transform
-
-
-def _land():
-    return _texture()[0][:, :LAND_COLUMNS]
-
-
-def _fourier_shifted(image: np.ndarray, dy: float, dx: float) -> np.ndarray:
-    """``image`` with its content moved by (dy, dx) px (+ down, + right), band-limited.
-
-    Mirror padding makes the image periodic without edge jumps, so the
-    shift does not ring.
-    """
-    pad_rows, pad_cols = image.shape[0] // 2, image.shape[1] // 2
-    padded = np.pad(image, ((pad_rows, pad_rows), (pad_cols, pad_cols)), mode="symmetric")
-    shifted = np.fft.ifft2(ndimage.fourier_shift(np.fft.fft2(padded), (dy, dx))).real
-    return shifted[pad_rows:pad_rows + image.shape[0], pad_cols:pad_cols + image.shape[1]]
 
 
 def _shifted_pair(dy: float, dx: float):

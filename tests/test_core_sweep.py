@@ -4,34 +4,21 @@ Both engines must give the same ZNCC volume, so the integer peaks, validity
 (edges, nodata, texture) and sub-pixel offsets must agree, on real texture
 (the embedded Sentinel-2 crop) moved by band-limited Fourier shifts.
 """
-import functools
-import os
 
 import numpy as np
+from texture import fourier_shifted, land_texture as _land
 import pytest
-import rasterio
-from scipy import ndimage
 
 import core.correlate as correlate_module
 import core.sweep as sweep_module
 from core.correlate import correlate_arrays
 from core.sweep import integer_engine, sweep_is_cheaper, sweep_numerator
 
-DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "s2_b03_crop.tif")
-
-
-@functools.lru_cache(maxsize=None)
-def _land() -> np.ndarray:
-    with rasterio.open(DATA) as ds:
-        return ds.read(1).astype(np.float64)[:, :384]
 
 
 def _pair(dy: float, dx: float, rows=slice(24, 152), cols=slice(24, 232)):
     land = _land()
-    pad = land.shape[0] // 2, land.shape[1] // 2
-    padded = np.pad(land, ((pad[0], pad[0]), (pad[1], pad[1])), mode="symmetric")
-    shifted = np.fft.ifft2(ndimage.fourier_shift(np.fft.fft2(padded), (dy, dx))).real
-    shifted = shifted[pad[0]:pad[0] + land.shape[0], pad[1]:pad[1] + land.shape[1]]
+    shifted = fourier_shifted(land, dy, dx)
     return land[rows, cols], shifted[rows, cols]
 
 

@@ -5,10 +5,10 @@ shifted with scipy.ndimage.fourier_shift (exact for band-limited images), so
 the true offsets are known: a feature at reference (col, row) is at
 (col + dx, row + dy) in the secondary.
 """
-import functools
 import os
 
 import numpy as np
+from texture import fourier_shifted as _fourier_shifted, land_texture as _land
 import pytest
 import rasterio
 from affine import Affine
@@ -30,19 +30,6 @@ UTM = CRS.from_epsg(32618)
 # a shift well beyond SEARCH: dx = +24.3 px (east), dy = -23.4 px (north)
 DX, DY = 24.3, -23.4
 ROWS, COLS = slice(40, 472), slice(40, 344)
-
-
-@functools.lru_cache(maxsize=None)
-def _land() -> np.ndarray:
-    with rasterio.open(DATA) as ds:
-        return ds.read(1).astype(np.float64)[:, :384]
-
-
-def _fourier_shifted(image, dy, dx):
-    pad_rows, pad_cols = image.shape[0] // 2, image.shape[1] // 2
-    padded = np.pad(image, ((pad_rows, pad_rows), (pad_cols, pad_cols)), mode="symmetric")
-    shifted = np.fft.ifft2(ndimage.fourier_shift(np.fft.fft2(padded), (dy, dx))).real
-    return shifted[pad_rows:pad_rows + image.shape[0], pad_cols:pad_cols + image.shape[1]]
 
 
 def _write(path, bands, transform=TRANSFORM, crs=UTM):

@@ -9,6 +9,7 @@ import json
 import os
 
 import numpy as np
+from texture import fourier_shifted as _fourier_shifted, land_texture as _land
 import pandas as pd
 import pytest
 import rasterio
@@ -26,19 +27,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "data", "s2_b03_crop.tif")
 SAMPLE = os.path.join(os.path.dirname(HERE), "sample")
 CHIP, SEARCH, STEP = 32, 8, 8
-
-
-@functools.lru_cache(maxsize=None)
-def _land() -> np.ndarray:
-    with rasterio.open(DATA) as ds:
-        return ds.read(1).astype(np.float64)[:, :384]
-
-
-def _fourier_shifted(image, dy, dx):
-    pad_rows, pad_cols = image.shape[0] // 2, image.shape[1] // 2
-    padded = np.pad(image, ((pad_rows, pad_rows), (pad_cols, pad_cols)), mode="symmetric")
-    shifted = np.fft.ifft2(ndimage.fourier_shift(np.fft.fft2(padded), (dy, dx))).real
-    return shifted[pad_rows:pad_rows + image.shape[0], pad_cols:pad_cols + image.shape[1]]
 
 
 def _pair(dy, dx, rows=slice(24, 232), cols=slice(24, 360)):

@@ -37,6 +37,16 @@ def qgis_process_env(plugin_path: str) -> dict:
                 QT_QPA_PLATFORM="offscreen", PYTHONPATH=os.pathsep.join(p for p in python_path if p))
 
 
+def fresh_output_and_enabled_plugin(out_dir: str, plugin_path: str) -> dict:
+    """Empty ``out_dir`` and return a qgis_process environment with the plugin enabled."""
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.makedirs(out_dir)
+    env = qgis_process_env(plugin_path)
+    subprocess.run(["qgis_process.bin", "plugins", "enable", "surface_motion"], env=env, check=True,
+                   capture_output=True)
+    return env
+
+
 def run_cli(env: dict, algorithm_id: str, parameters: dict) -> dict:
     """Run one algorithm with ``qgis_process.bin --json run`` and return its JSON answer.
 
@@ -152,11 +162,7 @@ def main() -> int:
     parser.add_argument("--plugin-path", required=True, help="folder holding surface_motion")
     parser.add_argument("--out", default=os.path.join(REPO, "demo_output"))
     args = parser.parse_args()
-    shutil.rmtree(args.out, ignore_errors=True)
-    os.makedirs(args.out)
-    env = qgis_process_env(args.plugin_path)
-    subprocess.run(["qgis_process.bin", "plugins", "enable", "surface_motion"], env=env, check=True,
-                   capture_output=True)
+    env = fresh_output_and_enabled_plugin(args.out, args.plugin_path)
     run_model(args.out, env)
     velocities = sorted(glob.glob(os.path.join(args.out, "velocity", "*_velocity.tif")))
     if not velocities:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
-import subprocess
 import sys
 
 import numpy as np
@@ -17,7 +15,7 @@ DATA = os.path.join(REPO, "tests", "data", "itslive")
 VX = os.path.join(DATA, "alaska_vx_2010_2018.tif")
 VY = os.path.join(DATA, "alaska_vy_2010_2018.tif")
 sys.path.insert(0, os.path.join(REPO, "tools"))
-from demo import qgis_process_env, render_png, run_cli  # noqa: E402  (same environment as the main demo)
+from demo import fresh_output_and_enabled_plugin, render_png, run_cli  # noqa: E402  (same environment as the main demo)
 
 #: Band 9 of the stacks = the 2018 annual mosaic.
 STRAIN_PARAMETERS = {"VX": VX, "VY": VY, "BAND": 9, "METHOD": 1, "LENGTH_SCALE": 240.0}
@@ -95,11 +93,7 @@ def main() -> int:
     parser.add_argument("--plugin-path", required=True, help="folder holding surface_motion")
     parser.add_argument("--out", default=os.path.join(REPO, "demo_output", "itslive"))
     args = parser.parse_args()
-    shutil.rmtree(args.out, ignore_errors=True)
-    os.makedirs(args.out)
-    env = qgis_process_env(args.plugin_path)
-    subprocess.run(["qgis_process.bin", "plugins", "enable", "surface_motion"], env=env, check=True,
-                   capture_output=True)
+    env = fresh_output_and_enabled_plugin(args.out, args.plugin_path)
     strain = run(env, "surfacemotion:strainrates", dict(STRAIN_PARAMETERS, OUTPUT=os.path.join(args.out, "strain_2018.tif")))
     flux = run(env, "surfacemotion:fluxdivergence", {
         "THICKNESS": os.path.join(DATA, "alaska_thickness.tif"), "VX": VX, "VY": VY, "BAND": 9,
