@@ -62,7 +62,8 @@ from .errors import UserInputError, check_canceled
 from .prefilters import apply_prefilter, check_prefilter, prefilter_margin
 from .raster_io import (FLOAT_GTIFF_PROFILE, atomic_output, open_raster, require_crs,
                         require_single_band, set_band_descriptions, valid_mask_from_nodata)
-from .sweep import integer_engine, sweep_numerator
+from .peaks import EXCLUDED, volume_peaks
+from .sweep import integer_engine, sweep_volume
 
 SUBPIXEL_METHODS = ("lk", "gaussian")
 
@@ -87,7 +88,6 @@ _LK_MAX_DEPARTURE_PX = 1.5
 _FLAT_RELATIVE_VARIANCE = 1e-10
 #: Smallest eigenvalue ratio of the LK translation Hessian before it counts as singular.
 _SINGULAR_EIGEN_RATIO = 1e-6
-_EXCLUDED = -np.inf
 #: Default anti-aliasing Gaussian sigma (px) applied to both images before matching.
 DEFAULT_SMOOTHING = 0.8
 #: Default minimum template texture: standard deviation / image noise (see ``estimate_noise``).
@@ -95,9 +95,6 @@ DEFAULT_MIN_TEXTURE = 3.0
 #: Default normalised median test threshold (Westerweel & Scarano 2005) and its epsilon (px).
 DEFAULT_MEDIAN_TEST = 3.0
 _MEDIAN_EPSILON_PX = 0.1
-#: Positions within this many px of the best peak are skipped when looking for the second peak.
-_SECOND_PEAK_EXCLUSION = 2
-_MAX_PEAK_RATIO = 100.0
 #: Quality bands after the four base bands (forward-backward only when requested).
 QUALITY_DESCRIPTIONS = (SNR, PEAK_RATIO, UNCERTAINTY)
 
@@ -582,10 +579,20 @@ def _pad_to_window(values: np.ndarray, valid: np.ndarray, row0: int, row1: int, 
 
 
 def _chips_per_block(params: _Params, sweep: bool = False) -> int:
-    """Chips per block so the working memory stays near ``_BLOCK_MEMORY_BYTES``."""
+    """Chips per block so the working memory stays near ``_BLOCK_MEMORY_BYTES``.
+
+    Per chip: the float32 ZNCC volume and its reductions; the per-chip FFT
+    windows and spectra (FFT engine) or the sweep's product rows (step^2
+    pixels per chip); templates and Lucas-Kanade stacks when they are needed.
+    """
     span = 2 * params.search + 1
-    fft_bytes = 0 if sweep else 40 * params.window ** 2  # the sweep has no per-chip windows or spectra
-    bytes_per_chip = fft_bytes + 48 * span ** 2 + 120 * params.chip ** 2 + 80 * params.step ** 2
+    bytes_per_chip = 6 * span ** 2 + 64 * span + 80 * params.step ** 2
+    if sweep:
+        bytes_per_chip += 12 * span * params.step ** 2
+    else:
+        bytes_per_chip += 40 * params.window ** 2 + 4 * params.chip ** 2
+    if params.subpixel == "lk":
+        bytes_per_chip += 120 * params.chip ** 2
     return max(1, int(_BLOCK_MEMORY_BYTES // bytes_per_chip))
 
 
@@ -846,20 +853,24 @@ def _correlate_block(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, se
     inner = (slice(g, ref.shape[0] - g), slice(g, ref.shape[1] - g))
     n_rows = (ref.shape[0] - 2 * g - p.chip) // p.step + 1
     n_cols = (ref.shape[1] - 2 * g - p.chip) // p.step + 1
-    templates = _chip_stack(ref[inner].astype(np.float32), p.chip, p.step, n_rows, n_cols)
     ref_ok = _box_sums(~ref_valid[inner], p.chip)[::p.step, ::p.step][:n_rows, :n_cols].ravel() == 0
     if chip_ok is not None:
         ref_ok &= chip_ok
 
     sec_centred = _demeaned(sec, sec_valid)
     sec_invalid_sums = _box_sums(~sec_valid, p.chip)
-    zncc, template_ok = _integer_zncc(templates, sec_centred, sec_invalid_sums, p, n_rows, n_cols,
-                                      ref[inner] if centres is None else None, centres)
-    ok = ref_ok & template_ok
-    peak_index, peak_value, ok = _integer_peaks(zncc, ok, p.search)
-    snr, ratio = _peak_quality(zncc, peak_index, peak_value)
-    fit, curvature, ok = _fit_peaks(zncc, peak_index, ok)
-    integer_offset = peak_index - p.search + (0 if centres is None else centres)
+    sweep = centres is None and integer_engine(p.chip, p.search, p.step) == "sweep"
+    templates = None
+    if not sweep or p.subpixel == "lk":
+        templates = _chip_stack(ref[inner].astype(np.float32), p.chip, p.step, n_rows, n_cols)
+    volume, template_ok, n_excluded = _integer_zncc(templates, sec_centred, sec_invalid_sums, p, n_rows, n_cols,
+                                                    ref[inner] if sweep else None, centres)
+    peaks = volume_peaks(volume, n_excluded)
+    del volume
+    peak_value, snr, ratio = peaks.value, peaks.snr, peaks.ratio
+    ok = ref_ok & template_ok & peaks.inside
+    fit, curvature, ok = _fit_peaks(peaks.patch, ok)
+    integer_offset = peaks.index - p.search + (0 if centres is None else centres)
     offset = integer_offset + fit  # (B, 2): (dy, dx)
 
     if p.subpixel == "lk":
@@ -876,22 +887,6 @@ def _correlate_block(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, se
 
     return CorrelationResult(band(offset[:, 1]), band(offset[:, 0]), band(peak_value), ok.reshape(shape),
                              band(snr), band(ratio), band(sigma))
-
-
-def _peak_quality(zncc: np.ndarray, index: np.ndarray, peak: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """SNR = peak / mean |ZNCC| over the computed positions, and the ratio of the
-    best peak to the best ZNCC more than ``_SECOND_PEAK_EXCLUSION`` px from it."""
-    finite = np.isfinite(zncc)
-    magnitude = np.where(finite, np.abs(zncc), 0.0).sum(axis=(1, 2), dtype=np.float64)
-    mean_abs = magnitude / np.maximum(finite.sum(axis=(1, 2)), 1)
-    snr = peak / np.where(mean_abs > 0, mean_abs, np.nan)
-    span = np.arange(zncc.shape[1])
-    near = ((np.abs(span[None, :] - index[:, :1]) <= _SECOND_PEAK_EXCLUSION)[:, :, None]
-            & (np.abs(span[None, :] - index[:, 1:]) <= _SECOND_PEAK_EXCLUSION)[:, None, :])
-    second = np.where(near, _EXCLUDED, zncc).reshape(len(zncc), -1).max(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(second > 0, peak / second, _MAX_PEAK_RATIO)
-    return snr, np.clip(ratio, 0.0, _MAX_PEAK_RATIO)
 
 
 def _uncertainty(peak: np.ndarray, curvature: np.ndarray, n: float) -> np.ndarray:
@@ -944,77 +939,62 @@ def _demeaned(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return image - (image[valid].mean() if valid.any() else 0.0)
 
 
-def _integer_zncc(templates: np.ndarray, sec: np.ndarray, sec_invalid_sums: np.ndarray, p: _Params,
+def _integer_zncc(templates: Optional[np.ndarray], sec: np.ndarray, sec_invalid_sums: np.ndarray, p: _Params,
                   n_rows: int, n_cols: int, ref: Optional[np.ndarray] = None,
-                  centres: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray]:
-    """ZNCC over all integer offsets: (B, 2S+1, 2S+1), excluded positions = -inf.
+                  centres: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ZNCC over all integer offsets as a core.peaks volume (2S+1, 2S+1, B).
 
-    Index (v, u) is the offset (dy, dx) = (v - S, u - S). Also returns which
-    templates have texture.
+    Index (v, u) is the offset (dy, dx) = (v - S, u - S) (plus the chip's
+    ``centres``). With ``ref`` (the block's reference) the displacement sweep
+    computes it, otherwise the per-chip FFT from ``templates``. Also returns
+    which templates have texture and the number of excluded positions per chip.
     """
     n = p.chip * p.chip
     span = 2 * p.search + 1
+    offset = p.halo - p.search  # first search-window pixel of chip 0 in the secondary block
+    sums = _box_sums(sec, p.chip)
+    energy_sec = _box_sums(sec * sec, p.chip)
+    variance_n = energy_sec - sums * sums / n
+    excluded = (sec_invalid_sums > 0) | (variance_n <= _FLAT_RELATIVE_VARIANCE * energy_sec)
+    inverse_deviation = 1.0 / np.sqrt(np.where(excluded, 1.0, variance_n))
+    if ref is not None:
+        return sweep_volume(ref, sec, offset, p.chip, p.search, p.step, n_rows, n_cols, sums,
+                            inverse_deviation, excluded)
+
     centred = templates - templates.mean(axis=(1, 2), keepdims=True, dtype=np.float64).astype(np.float32)
     energy = np.einsum("bij,bij->b", centred, centred, dtype=np.float64)
     scale = np.einsum("bij,bij->b", templates, templates, dtype=np.float64)
     textured = energy > _FLAT_RELATIVE_VARIANCE * scale
     unit = centred / np.sqrt(np.where(textured, energy, 1.0)).astype(np.float32)[:, None, None]
-
-    offset = p.halo - p.search  # first search-window pixel of chip 0 in the secondary block
-    sums = _box_sums(sec, p.chip)
-    if ref is not None and integer_engine(p.chip, p.search, p.step) == "sweep":
-        numerator = sweep_numerator(ref, sec, offset, p.chip, p.search, p.step, n_rows, n_cols, sums)
-    else:
-        windows = _search_stack(sec.astype(np.float32), offset, p.window, p.step, n_rows, n_cols, centres)
-        windows -= windows.mean(axis=(1, 2), keepdims=True)
-        size = scipy.fft.next_fast_len(p.window, real=True)
-        shape = (size, size)
-        spectrum = scipy.fft.rfft2(windows, s=shape, workers=_FFT_WORKERS)
-        spectrum *= np.conj(scipy.fft.rfft2(unit, s=shape, workers=_FFT_WORKERS))
-        numerator = scipy.fft.irfft2(spectrum, s=shape, workers=_FFT_WORKERS)[:, :span, :span]
-        del spectrum, windows
-
-    energy_sec = _box_sums(sec * sec, p.chip)
-    variance_n = energy_sec - sums * sums / n
-    excluded = (sec_invalid_sums > 0) | (variance_n <= _FLAT_RELATIVE_VARIANCE * energy_sec)
-    denominator = np.sqrt(np.where(excluded, 1.0, variance_n)).astype(np.float32)
-    denominator = _search_stack(denominator, offset, span, p.step, n_rows, n_cols, centres)
+    windows = _search_stack(sec.astype(np.float32), offset, p.window, p.step, n_rows, n_cols, centres)
+    windows -= windows.mean(axis=(1, 2), keepdims=True)
+    size = scipy.fft.next_fast_len(p.window, real=True)
+    shape = (size, size)
+    spectrum = scipy.fft.rfft2(windows, s=shape, workers=_FFT_WORKERS)
+    spectrum *= np.conj(scipy.fft.rfft2(unit, s=shape, workers=_FFT_WORKERS))
+    zncc = scipy.fft.irfft2(spectrum, s=shape, workers=_FFT_WORKERS)[:, :span, :span]
+    del spectrum, windows
+    zncc *= _search_stack(inverse_deviation.astype(np.float32), offset, span, p.step, n_rows, n_cols, centres)
     excluded = _search_stack(excluded, offset, span, p.step, n_rows, n_cols, centres)
-    zncc = numerator / denominator
-    zncc[excluded] = _EXCLUDED
-    return zncc, textured
-
-
-def _integer_peaks(zncc: np.ndarray, ok: np.ndarray, search: int
-                   ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Best integer position (B, 2) as (v, u) indices, its ZNCC, and validity."""
-    span = zncc.shape[1]
-    flat = zncc.reshape(len(zncc), -1).argmax(axis=1)
-    index = np.stack(np.divmod(flat, span), axis=1)
-    value = zncc.reshape(len(zncc), -1)[np.arange(len(zncc)), flat]
-    inside = np.all((index > 0) & (index < 2 * search), axis=1)
-    return index, value, ok & np.isfinite(value) & inside
+    zncc[excluded] = EXCLUDED
+    volume = np.ascontiguousarray(zncc.transpose(1, 2, 0), dtype=np.float32)
+    return volume, textured, excluded.sum(axis=(1, 2))
 
 
 _QUADRATIC_FIT = np.linalg.pinv(np.array(
     [[1.0, x, y, x * x, y * y, x * y] for y in (-1, 0, 1) for x in (-1, 0, 1)]))
 
 
-def _fit_peaks(zncc: np.ndarray, index: np.ndarray, ok: np.ndarray
-               ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sub-pixel (dy, dx) correction of each integer peak from its 3x3 neighbourhood.
+def _fit_peaks(patch: np.ndarray, ok: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sub-pixel (dy, dx) correction of each integer peak from its 3x3 ZNCC neighbourhood ``patch``.
 
     A 2-D quadratic is fitted to log(ZNCC) (a Gaussian peak) where all nine
     values are positive, to ZNCC itself otherwise; a fit without a maximum
     inside the 3x3 neighbourhood (ridge-like peaks) falls back to separable
     3-point parabolas. Chips whose 3x3 neighbourhood has an excluded position
-    become invalid. Also returns the peak curvature (B, 2), minus the 3-point
+    (non-finite) become invalid. Also returns the peak curvature (B, 2), minus the 3-point
     second differences of ZNCC along rows and columns (per px^2).
     """
-    b = np.arange(len(zncc))
-    rows = np.clip(index[:, 0], 1, zncc.shape[1] - 2)[:, None, None] + np.arange(-1, 2)[None, :, None]
-    cols = np.clip(index[:, 1], 1, zncc.shape[2] - 2)[:, None, None] + np.arange(-1, 2)[None, None, :]
-    patch = zncc[b[:, None, None], rows, cols].astype(np.float64)
     ok = ok & np.all(np.isfinite(patch), axis=(1, 2))
     patch = np.where(np.isfinite(patch), patch, 0.0)
     curvature = np.stack([2 * patch[:, 1, 1] - patch[:, 0, 1] - patch[:, 2, 1],

@@ -1,29 +1,30 @@
-"""Displacement-sweep numerator of the ZNCC: one pass per integer offset shared by all chips.
+"""Displacement-sweep integer search: one pass per integer offset shared by all chips.
 
 For every integer offset (dy, dx) = (v - S, u - S) in the search range the
-product of the (globally demeaned) reference with the secondary shifted by
+product of the (block-demeaned) reference with the secondary shifted by
 (v, u) is box-summed over the chip footprint for all chips of a block at once
-(OpenCV's SIMD box filter / area resize). Overlapping chips (step < chip)
-share this work, which the per-chip FFT engine (core.correlate) repeats for
-every chip. With the chip's template mean m_b and norm ||t_b - m_b||, the
-cross-correlation of the zero-mean unit template with the secondary window is
+(OpenCV's SIMD multiply, area resize and box filter, float32). Overlapping chips
+(step < chip) share this work, which the per-chip FFT engine (core.correlate)
+repeats for every chip. With the chip's template mean m_b and norm ||t_b - m_b||
+and the footprint's norm ||s - m_s|| (from the secondary's summed-area tables),
 
-    (sum(a * s) - m_b * sum(s)) / ||t_b - m_b||,
+    ZNCC = (sum(a * s) - m_b * sum(s)) / (||t_b - m_b|| ||s - m_s||),
 
-where ``a`` is the demeaned reference and the window sum ``sum(s)`` comes from
-the summed-area tables the engine already computes for the ZNCC denominator.
-The result is the same (B, 2S+1, 2S+1) volume as the FFT engine's, so the
-integer peak, quality bands, sub-pixel fits and validity rules stay those of
-core.correlate.
+where ``a`` is the demeaned reference. Each row of offsets is normalised as
+soon as it is summed, straight into the (2S+1, 2S+1, B) float32 volume of
+core.peaks, so the integer peak, quality bands, sub-pixel fits and validity
+rules are those of the FFT engine.
 """
 from __future__ import annotations
 
 import importlib.util
 import threading
 from contextlib import contextmanager
-from typing import Optional
+from typing import Tuple
 
 import numpy as np
+
+from .peaks import EXCLUDED
 
 #: Relative cost of the two integer-search engines per chip, calibrated on this
 #: project's bench (2-core x86-64, OpenCV 4.6, scipy.fft): the sweep costs about
@@ -31,6 +32,9 @@ import numpy as np
 #: padded search window; the sweep is chosen when its estimate is smaller.
 _SWEEP_COST_PER_PIXEL = 1.0
 _FFT_COST_PER_PIXEL = 0.85
+
+#: Relative variance below which a template counts as texture-less (as in core.correlate).
+_FLAT_RELATIVE_VARIANCE = 1e-10
 
 #: Integer-search engine: "auto" (the cheaper one, see ``sweep_is_cheaper``), "fft" or "sweep".
 ENGINES = ("auto", "fft", "sweep")
@@ -66,82 +70,104 @@ def sweep_is_cheaper(chip: int, search: int, step: int) -> bool:
     return sweep < fft
 
 
-def sweep_numerator(ref: np.ndarray, sec: np.ndarray, first: int, chip: int, search: int, step: int,
-                    n_rows: int, n_cols: int, window_sums: Optional[np.ndarray] = None) -> np.ndarray:
-    """Cross-correlation of each chip's zero-mean unit template with its search window.
+def sweep_volume(ref: np.ndarray, sec: np.ndarray, first: int, chip: int, search: int, step: int,
+                 n_rows: int, n_cols: int, window_sums: np.ndarray, inverse_deviation: np.ndarray,
+                 excluded: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """ZNCC of every chip at every integer offset, in the layout of ``core.peaks``.
 
     ``ref``: the block's reference pixels, chip (i, j) at ``ref[i*step:, j*step:]``
     (at least ``(n_rows-1)*step + chip`` rows and the matching columns);
     ``sec``: the secondary, chip (i, j) at offset (v, u) (v, u in [0, 2S])
     covering ``sec[first + i*step + v:, first + j*step + u:]``. Offsets are
-    (dy, dx) = (v - S, u - S) px, + down / + right. Returns float64 (so results do not
-    depend on the block layout through float32 rounding)
-    (n_rows*n_cols, 2S+1, 2S+1); chips without texture get 0 (the caller
-    flags them from the template energy). ``window_sums``: the sums of ``sec``
-    over every chip-sized footprint, indexed by its first pixel, when the
-    caller has them already.
+    (dy, dx) = (v - S, u - S) px, + down / + right. ``window_sums``,
+    ``inverse_deviation`` and ``excluded``: per chip-sized footprint of ``sec``
+    (indexed by its first pixel) the sum, 1 / sqrt(sum of squared deviations
+    from its mean) and whether it is unusable (nodata, flat).
+
+    Returns the float32 volume (2S+1, 2S+1, n_rows*n_cols) with excluded
+    positions at ``core.peaks.EXCLUDED``, which chips have texture (B,) and the
+    number of excluded positions per chip (B,). Products are float32 (OpenCV's
+    box filter accumulates them in float64); template moments are float64.
     """
     import cv2
 
     height = (n_rows - 1) * step + chip
     width = (n_cols - 1) * step + chip
-    a = np.asarray(ref[:height, :width], np.float64)
-    a = (a - a.mean())
-    s = np.ascontiguousarray(sec, np.float64)
+    reference = np.asarray(ref[:height, :width], np.float64)
+    a64 = reference - reference.mean()
+    a = a64.astype(np.float32)
+    s = np.ascontiguousarray(sec, np.float32)
     span = 2 * search + 1
+    count = n_rows * n_cols
     # chip sums = sums of k x k cells of cell x cell pixels (cell = step when it divides the chip)
     cell = step if step > 1 and chip % step == 0 else 1
     k = chip // cell
     cells = (height // cell, width // cell)
     area = float(cell * cell)
-
-    def cell_sums(image: np.ndarray, out: np.ndarray) -> None:
-        if cell > 1:
-            cv2.resize(image, cells[::-1], dst=out, interpolation=cv2.INTER_AREA)
-        else:
-            out[...] = image
+    reach_r, reach_c = (n_rows - 1) * step // cell + 1, (n_cols - 1) * step // cell + 1
 
     def chip_sums(sums: np.ndarray) -> np.ndarray:
         """(..., cells) -> (..., n_rows, n_cols) chip sums, with one box filter over all panels."""
         lead = sums.shape[:-2]
-        stacked = sums.reshape(-1, cells[1])
-        boxed = cv2.boxFilter(stacked, -1, (k, k), normalize=False, anchor=(0, 0),
+        boxed = cv2.boxFilter(sums.reshape(-1, sums.shape[-1]), -1, (k, k), normalize=False, anchor=(0, 0),
                               borderType=cv2.BORDER_CONSTANT)
-        boxed = boxed.reshape(lead + cells)  # a footprint never crosses panels: they are as tall as needed
-        reach_r, reach_c = (n_rows - 1) * step // cell + 1, (n_cols - 1) * step // cell + 1
-        return boxed[..., :reach_r:step // cell, :reach_c:step // cell] * area
+        boxed = boxed.reshape(lead + sums.shape[-2:])  # a footprint never crosses panels
+        return boxed[..., :reach_r:step // cell, :reach_c:step // cell]
 
     with _single_threaded_opencv():
-        moments = np.empty((2,) + cells, np.float64)
-        cell_sums(a, moments[0])
-        cell_sums(a * a, moments[1])
-        template_sum, template_energy = chip_sums(moments).astype(np.float64)
-        crosses = np.empty((span, span) + cells, np.float64)
-        product = np.empty((height, width), np.float64)
+        moments = np.stack([a64, a64 * a64, reference * reference])
+        if cell > 1:
+            moments = moments.reshape(3, cells[0], cell, cells[1], cell).sum(axis=(2, 4))
+        template_sum, template_energy, raw_energy = chip_sums(moments).reshape(3, count)
+        n = chip * chip
+        centred_energy = template_energy - template_sum * template_sum / n
+        textured = centred_energy > _FLAT_RELATIVE_VARIANCE * raw_energy
+        inverse_norm = np.where(textured, 1.0 / np.sqrt(np.where(textured, centred_energy, 1.0)), 0.0)
+        # cell sums are INTER_AREA means (sum / area): scale the template terms instead of every product
+        template_mean = (template_sum / n / area).astype(np.float32).reshape(n_rows, n_cols)
+        inverse_norm = (inverse_norm * area).astype(np.float32).reshape(n_rows, n_cols)
+
+        sums32 = np.asarray(window_sums, np.float32)
+        inverse32 = np.where(excluded, 0.0, inverse_deviation).astype(np.float32)
+        any_excluded = bool(excluded[first:, first:].any())
+        penalty = np.where(excluded, EXCLUDED, 0.0).astype(np.float32) if any_excluded else None
+        volume = np.empty((span, span, count), np.float32)
+        crosses = np.empty((span,) + cells, np.float32)
+        product = np.empty((height, width), np.float32) if cell > 1 else None
+        centred = np.empty((span, n_rows, n_cols), np.float32)
         for v in range(span):
             for u in range(span):
                 shifted = s[first + v:first + v + height, first + u:first + u + width]
                 if cell > 1:
                     cv2.multiply(a, shifted, dst=product)
-                    cell_sums(product, crosses[v, u])
+                    cv2.resize(product, cells[::-1], dst=crosses[u], interpolation=cv2.INTER_AREA)
                 else:
-                    cv2.multiply(a, shifted, dst=crosses[v, u])
-        crosses = chip_sums(crosses)
-    n = chip * chip
-    centred_energy = template_energy - template_sum * template_sum / n
-    inverse_norm = np.where(centred_energy > 0, 1.0 / np.sqrt(np.maximum(centred_energy, 1e-300)), 0.0)
-    template_mean = (template_sum / n)
-    # window sums of every chip at every offset, as a (span, span, n_rows, n_cols) view
-    if window_sums is None:
-        window_sums = _window_sums(s, chip)
-    origin = window_sums[first:, first:]
+                    cv2.multiply(a, shifted, dst=crosses[u])
+            # (sum(a s) - m_t sum(s)) / ||t - m_t|| / ||s - m_s||, for the 2S+1 offsets u of row v
+            row = volume[v].reshape(span, n_rows, n_cols)
+            np.multiply(_offset_view(sums32, first + v, first, span, n_rows, n_cols, step), template_mean,
+                        out=centred)
+            np.copyto(row, chip_sums(crosses))
+            row -= centred
+            row *= _offset_view(inverse32, first + v, first, span, n_rows, n_cols, step)
+            row *= inverse_norm
+            if penalty is not None:
+                row += _offset_view(penalty, first + v, first, span, n_rows, n_cols, step)
+    n_excluded = np.zeros(count, np.int64)
+    if any_excluded:
+        totals = _window_sums(excluded.astype(np.float64), span)
+        n_excluded = np.rint(totals[first:first + (n_rows - 1) * step + 1:step,
+                                    first:first + (n_cols - 1) * step + 1:step]).astype(np.int64).ravel()
+    return volume, textured, n_excluded
+
+
+def _offset_view(values: np.ndarray, row: int, col: int, span: int, n_rows: int, n_cols: int,
+                 step: int) -> np.ndarray:
+    """(span, n_rows, n_cols) view of ``values[row + i*step, col + j*step + u]`` for u in [0, span)."""
+    origin = values[row:, col:]
     row_stride, col_stride = origin.strides
-    sums = np.lib.stride_tricks.as_strided(
-        origin, (span, span, n_rows, n_cols), (row_stride, col_stride, row_stride * step, col_stride * step),
-        writeable=False)
-    crosses -= template_mean * sums
-    crosses *= inverse_norm
-    return np.ascontiguousarray(crosses.reshape(span, span, n_rows * n_cols).transpose(2, 0, 1))
+    return np.lib.stride_tricks.as_strided(origin, (span, n_rows, n_cols),
+                                           (col_stride, row_stride * step, col_stride * step), writeable=False)
 
 
 _opencv_threads_lock = threading.Lock()

@@ -12,7 +12,8 @@ import pytest
 import core.correlate as correlate_module
 import core.sweep as sweep_module
 from core.correlate import correlate_arrays
-from core.sweep import integer_engine, sweep_is_cheaper, sweep_numerator
+from core.peaks import EXCLUDED
+from core.sweep import integer_engine, sweep_is_cheaper, sweep_volume
 
 
 
@@ -30,21 +31,36 @@ def _both_engines(monkeypatch, *args, **kwargs):
     return results["fft"], results["sweep"]
 
 
-def test_sweep_numerator_equals_direct_cross_correlation():
+@pytest.mark.parametrize("step", [4, 1])
+def test_sweep_volume_equals_direct_zncc(step):
     rng = np.random.default_rng(5)
-    chip, search, step, n_rows, n_cols, first = 12, 3, 4, 3, 4, 5
+    chip, search, n_rows, n_cols, first = 12, 3, 3, 4, 5
     ref = rng.normal(size=((n_rows - 1) * step + chip, (n_cols - 1) * step + chip)) + 100
     sec = rng.normal(size=(ref.shape[0] + 2 * first, ref.shape[1] + 2 * first)) - 40
-    volume = sweep_numerator(ref, sec, first - search, chip, search, step, n_rows, n_cols)
+    excluded = np.zeros((sec.shape[0] - chip + 1, sec.shape[1] - chip + 1), bool)
+    excluded[first, first + 2] = True  # one unusable footprint: chip 0 at offset (v, u) = (3, 5)
+    sums = _box(sec, chip)
+    deviation = np.sqrt(_box(sec * sec, chip) - sums * sums / chip ** 2)
+    volume, textured, n_excluded = sweep_volume(ref, sec, first - search, chip, search, step, n_rows, n_cols,
+                                                sums, 1.0 / deviation, excluded)
+    assert volume.shape == (2 * search + 1, 2 * search + 1, n_rows * n_cols) and textured.all()
+    assert n_excluded[0] == 1 and volume[3, 5, 0] == EXCLUDED
     for b in (0, 5, 11):
         i, j = divmod(b, n_cols)
         template = ref[i * step:i * step + chip, j * step:j * step + chip]
-        unit = (template - template.mean()) / np.linalg.norm(template - template.mean())
         for v in range(2 * search + 1):
             for u in range(2 * search + 1):
                 r, c = first - search + i * step + v, first - search + j * step + u
-                expected = np.sum(unit * sec[r:r + chip, c:c + chip])
-                assert volume[b, v, u] == pytest.approx(expected, abs=1e-5)
+                if excluded[r, c]:
+                    assert volume[v, u, b] == EXCLUDED
+                    continue
+                expected = np.corrcoef(template.ravel(), sec[r:r + chip, c:c + chip].ravel())[0, 1]
+                assert volume[v, u, b] == pytest.approx(expected, abs=1e-5)
+
+
+def _box(image, size):
+    windows = np.lib.stride_tricks.sliding_window_view(image, (size, size))
+    return windows.sum(axis=(2, 3))
 
 
 @pytest.mark.parametrize("step, subpixel", [(8, "gaussian"), (8, "lk"), (3, "gaussian"), (1, "gaussian")])
@@ -87,8 +103,9 @@ def test_sweep_result_does_not_depend_on_the_block_layout(monkeypatch):
     monkeypatch.setattr(correlate_module, "_BLOCK_MEMORY_BYTES", 3_000_000)
     blocked = correlate_arrays(ref, sec, 32, 8, 4, subpixel="gaussian")
     np.testing.assert_array_equal(blocked.valid, whole.valid)
-    np.testing.assert_allclose(blocked.dx, whole.dx, atol=1e-5)
-    np.testing.assert_allclose(blocked.dy, whole.dy, atol=1e-5)
+    # float32 products: the layout only changes their rounding, far below the accuracy targets
+    np.testing.assert_allclose(blocked.dx, whole.dx, atol=1e-4)
+    np.testing.assert_allclose(blocked.dy, whole.dy, atol=1e-4)
 
 
 def test_engine_choice():
