@@ -59,11 +59,11 @@ from scipy import ndimage
 from .disparity import (BASE_DESCRIPTIONS, FB_RESIDUAL, PEAK_RATIO, SNR, UNCERTAINTY, disparity_tags,
                         grid_transform)
 from .errors import UserInputError, check_canceled
-from .prefilters import apply_prefilter, check_prefilter, prefilter_margin
+from .prefilters import apply_prefilter, check_prefilter, gaussian_smoothed, prefilter_margin
 from .raster_io import (FLOAT_GTIFF_PROFILE, atomic_output, open_raster, require_crs,
                         require_single_band, set_band_descriptions, valid_mask_from_nodata)
 from .peaks import EXCLUDED, volume_peaks
-from .sweep import integer_engine, sweep_volume
+from .sweep import box_sums, integer_engine, sweep_volume
 
 SUBPIXEL_METHODS = ("lk", "gaussian")
 
@@ -375,8 +375,9 @@ def estimate_noise(source, height: int, width: int, windows_per_side: int = 6, w
     """
     kernel = np.array([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])
     size = min(window, height, width)
-    rows = np.unique(np.linspace(0, height - size, windows_per_side).astype(int))
-    cols = np.unique(np.linspace(0, width - size, windows_per_side).astype(int))
+    # no more windows per side than it takes to cover the image (small images: no overlap)
+    rows = np.unique(np.linspace(0, height - size, min(windows_per_side, -(-height // size))).astype(int))
+    cols = np.unique(np.linspace(0, width - size, min(windows_per_side, -(-width // size))).astype(int))
     estimates = []
     for r in rows:
         for c in cols:
@@ -720,7 +721,7 @@ def _compute_block(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec_
 def _filtered(image: np.ndarray, p: _Params) -> np.ndarray:
     """Anti-aliasing smoothing, then the pre-filter."""
     if p.smoothing > 0:
-        image = ndimage.gaussian_filter(image, p.smoothing, mode="mirror", truncate=4.0)
+        image = gaussian_smoothed(image, p.smoothing)
     return apply_prefilter(image, p.prefilter, p.prefilter_size)
 
 
@@ -730,10 +731,10 @@ def _textured(ref: np.ndarray, p: _Params) -> np.ndarray:
     n_cols = (ref.shape[1] - p.chip) // p.step + 1
     if p.min_texture <= 0 or p.noise <= 0:
         return np.ones(n_rows * n_cols, bool)
-    centred = ref - np.median(ref)
+    centred = ref - ref.mean()  # conditions the float64 sums; any constant would do
     n = p.chip * p.chip
-    sums = _box_sums(centred, p.chip)[::p.step, ::p.step][:n_rows, :n_cols]
-    squares = _box_sums(centred * centred, p.chip)[::p.step, ::p.step][:n_rows, :n_cols]
+    sums = box_sums(centred, p.chip)[::p.step, ::p.step][:n_rows, :n_cols]
+    squares = box_sums(centred * centred, p.chip)[::p.step, ::p.step][:n_rows, :n_cols]
     variance = np.maximum(squares - sums * sums / n, 0.0) / n
     return (np.sqrt(variance) >= p.min_texture * p.noise).ravel()
 
@@ -826,11 +827,23 @@ def normalised_median_test(dx: np.ndarray, dy: np.ndarray, threshold: float = DE
         if not enough.any():
             return outliers
         nb = neighbours[:, enough]
-        median = np.nanmedian(nb, axis=0)
-        spread = np.nanmedian(np.abs(nb - median), axis=0)
+        n = counts[enough]
+        median = _finite_median(nb, n)
+        spread = _finite_median(np.abs(nb - median), n)
         residual = np.abs(component[enough] - median) / (spread + epsilon)
         outliers[enough] |= residual > threshold
     return outliers
+
+
+def _finite_median(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Median over axis 0 of the finite values (``counts`` per column, >= 1; NaN elsewhere).
+
+    ``np.nanmedian`` on few values per column goes through masked arrays; a
+    sort (NaN last) and two picks is many times faster.
+    """
+    ordered = np.sort(values, axis=0)
+    columns = np.arange(values.shape[1])
+    return 0.5 * (ordered[(counts - 1) // 2, columns] + ordered[counts // 2, columns])
 
 
 # --------------------------------------------------------------------------- block engine
@@ -853,12 +866,12 @@ def _correlate_block(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, se
     inner = (slice(g, ref.shape[0] - g), slice(g, ref.shape[1] - g))
     n_rows = (ref.shape[0] - 2 * g - p.chip) // p.step + 1
     n_cols = (ref.shape[1] - 2 * g - p.chip) // p.step + 1
-    ref_ok = _box_sums(~ref_valid[inner], p.chip)[::p.step, ::p.step][:n_rows, :n_cols].ravel() == 0
+    ref_ok = box_sums(~ref_valid[inner], p.chip)[::p.step, ::p.step][:n_rows, :n_cols].ravel() == 0
     if chip_ok is not None:
         ref_ok &= chip_ok
 
     sec_centred = _demeaned(sec, sec_valid)
-    sec_invalid_sums = _box_sums(~sec_valid, p.chip)
+    sec_invalid_sums = box_sums(~sec_valid, p.chip)
     sweep = centres is None and integer_engine(p.chip, p.search, p.step) == "sweep"
     templates = None
     if not sweep or p.subpixel == "lk":
@@ -922,17 +935,6 @@ def _search_stack(image: np.ndarray, offset: int, size: int, step: int, n_rows: 
                        offset + (chips % n_cols) * step + centres[:, 1])
 
 
-def _box_sums(image: np.ndarray, size: int) -> np.ndarray:
-    """Sums over every size x size footprint, indexed by its first pixel (summed-area table)."""
-    if image.dtype == bool and not image.any():
-        return np.zeros((image.shape[0] - size + 1, image.shape[1] - size + 1), np.int32)
-    table = np.zeros((image.shape[0] + 1, image.shape[1] + 1),
-                     np.int32 if image.dtype == bool else np.float64)
-    np.cumsum(image, axis=0, out=table[1:, 1:])
-    np.cumsum(table[1:, 1:], axis=1, out=table[1:, 1:])
-    return table[size:, size:] - table[:-size, size:] - table[size:, :-size] + table[:-size, :-size]
-
-
 def _demeaned(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """``image`` minus the mean of its valid pixels (float64), which keeps the
     float64 summed-area tables precise; gain/bias-invariant matching ignores it."""
@@ -952,8 +954,8 @@ def _integer_zncc(templates: Optional[np.ndarray], sec: np.ndarray, sec_invalid_
     n = p.chip * p.chip
     span = 2 * p.search + 1
     offset = p.halo - p.search  # first search-window pixel of chip 0 in the secondary block
-    sums = _box_sums(sec, p.chip)
-    energy_sec = _box_sums(sec * sec, p.chip)
+    sums = box_sums(sec, p.chip)
+    energy_sec = box_sums(sec * sec, p.chip)
     variance_n = energy_sec - sums * sums / n
     excluded = (sec_invalid_sums > 0) | (variance_n <= _FLAT_RELATIVE_VARIANCE * energy_sec)
     inverse_deviation = 1.0 / np.sqrt(np.where(excluded, 1.0, variance_n))

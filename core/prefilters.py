@@ -68,8 +68,28 @@ def apply_prefilter(image: np.ndarray, method: str, size: float) -> np.ndarray:
         std = np.sqrt(np.maximum(mean_sq - mean * mean, 0.0))
         return ((image - mean) / (std + _WALLIS_FLOOR)).astype(np.float32)
     if method == "highpass":
-        return (image - ndimage.gaussian_filter(image, size, mode="mirror", truncate=_TRUNCATE)
-                ).astype(np.float32)
+        return (image - gaussian_smoothed(image, size)).astype(np.float32)
     if method == "log":
         return (-ndimage.gaussian_laplace(image, size, mode="mirror", truncate=_TRUNCATE)).astype(np.float32)
     raise UserInputError(f"Unknown pre-filter '{method}'; use one of {', '.join(PREFILTERS)}.")
+
+
+def gaussian_smoothed(image: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian filter of standard deviation ``sigma`` px, mirror boundary, truncated at
+    ``_TRUNCATE`` sigmas: ``ndimage.gaussian_filter(image, sigma, mode="mirror", truncate=4)``,
+    computed by OpenCV's SIMD separable filter when OpenCV is installed (several times faster).
+    Keeps float32 input float32, otherwise float64."""
+    image = np.asarray(image)
+    if image.dtype != np.float32:
+        image = image.astype(np.float64)
+    try:
+        import cv2
+    except ImportError:
+        return ndimage.gaussian_filter(image, sigma, mode="mirror", truncate=_TRUNCATE)
+    radius = int(_TRUNCATE * sigma + 0.5)
+    taps = np.arange(-radius, radius + 1, dtype=np.float64)
+    kernel = np.exp(-0.5 * (taps / sigma) ** 2)
+    kernel /= kernel.sum()
+    if min(image.shape) <= radius:  # OpenCV's reflection needs the kernel inside the image
+        return ndimage.gaussian_filter(image, sigma, mode="mirror", truncate=_TRUNCATE)
+    return cv2.sepFilter2D(image, -1, kernel, kernel, borderType=cv2.BORDER_REFLECT_101)

@@ -155,9 +155,9 @@ def sweep_volume(ref: np.ndarray, sec: np.ndarray, first: int, chip: int, search
                 row += _offset_view(penalty, first + v, first, span, n_rows, n_cols, step)
     n_excluded = np.zeros(count, np.int64)
     if any_excluded:
-        totals = _window_sums(excluded.astype(np.float64), span)
-        n_excluded = np.rint(totals[first:first + (n_rows - 1) * step + 1:step,
-                                    first:first + (n_cols - 1) * step + 1:step]).astype(np.int64).ravel()
+        totals = box_sums(excluded, span)
+        n_excluded = totals[first:first + (n_rows - 1) * step + 1:step,
+                            first:first + (n_cols - 1) * step + 1:step].astype(np.int64).ravel()
     return volume, textured, n_excluded
 
 
@@ -196,9 +196,27 @@ def _single_threaded_opencv():
                 cv2.setNumThreads(_opencv_threads_before)
 
 
-def _window_sums(image: np.ndarray, size: int) -> np.ndarray:
-    """Float64 sums over every size x size footprint, indexed by its first pixel."""
-    table = np.zeros((image.shape[0] + 1, image.shape[1] + 1), np.float64)
-    np.cumsum(image, axis=0, dtype=np.float64, out=table[1:, 1:])
-    np.cumsum(table[1:, 1:], axis=1, out=table[1:, 1:])
+def box_sums(image: np.ndarray, size: int) -> np.ndarray:
+    """Sums over every size x size footprint, indexed by its first pixel: shape (H - size + 1, W - size + 1).
+
+    From a summed-area table: float64 (int32 counts for a bool image), by
+    OpenCV's ``integral`` when it is installed (numpy's two cumulative sums otherwise).
+    """
+    image = np.asarray(image)
+    counting = image.dtype == bool
+    if counting and not image.any():
+        return np.zeros((image.shape[0] - size + 1, image.shape[1] - size + 1), np.int32)
+    try:
+        import cv2
+    except ImportError:
+        cv2 = None
+    if cv2 is not None:
+        if counting:
+            table = cv2.integral(image.view(np.uint8), sdepth=cv2.CV_32S)
+        else:
+            table = cv2.integral(np.asarray(image, np.float64), sdepth=cv2.CV_64F)
+    else:
+        table = np.zeros((image.shape[0] + 1, image.shape[1] + 1), np.int32 if counting else np.float64)
+        np.cumsum(image, axis=0, out=table[1:, 1:])
+        np.cumsum(table[1:, 1:], axis=1, out=table[1:, 1:])
     return table[size:, size:] - table[:-size, size:] - table[size:, :-size] + table[:-size, :-size]
