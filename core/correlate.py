@@ -80,7 +80,11 @@ _SPLINE_ORDER = 5
 _THREADS = max(1, min(2, os.cpu_count() or 1))
 _FFT_WORKERS = max(1, (os.cpu_count() or 1) // _THREADS)
 _LK_MAX_ITERATIONS = 6
-_LK_TOLERANCE_PX = 1e-3
+#: Chips refined together by Lucas-Kanade (its per-chip stacks take ~120 x chip^2 bytes).
+_LK_CHUNK = 512
+#: Iterations stop once the update is below this (px); against 1e-3 the bench RMSE moves < 1e-4 px
+#: with 18 % fewer resamplings.
+_LK_TOLERANCE_PX = 3e-3
 #: A refinement still moving by more than this after the last iteration has not converged.
 _LK_NOT_CONVERGED_PX = 0.05
 _LK_MAX_DEPARTURE_PX = 1.5
@@ -583,8 +587,9 @@ def _chips_per_block(params: _Params, sweep: bool = False) -> int:
     """Chips per block so the working memory stays near ``_BLOCK_MEMORY_BYTES``.
 
     Per chip: the float32 ZNCC volume and its reductions; the per-chip FFT
-    windows and spectra (FFT engine) or the sweep's product rows (step^2
-    pixels per chip); templates and Lucas-Kanade stacks when they are needed.
+    windows, spectra and templates (FFT engine) or the sweep's product rows
+    (step^2 pixels per chip). Lucas-Kanade works on ``_LK_CHUNK`` chips at a
+    time (about 120 x chip^2 bytes each) whatever the block size.
     """
     span = 2 * params.search + 1
     bytes_per_chip = 6 * span ** 2 + 64 * span + 80 * params.step ** 2
@@ -592,8 +597,6 @@ def _chips_per_block(params: _Params, sweep: bool = False) -> int:
         bytes_per_chip += 12 * span * params.step ** 2
     else:
         bytes_per_chip += 40 * params.window ** 2 + 4 * params.chip ** 2
-    if params.subpixel == "lk":
-        bytes_per_chip += 120 * params.chip ** 2
     return max(1, int(_BLOCK_MEMORY_BYTES // bytes_per_chip))
 
 
@@ -626,7 +629,8 @@ def _run_blocks(ref_source, sec_source, n_rows: int, n_cols: int, params: _Param
     # full-width strips of the FFT engine's size serve it well
     sweep = apriori is None and integer_engine(params.chip, params.search, params.step) == "sweep"
     dense = sweep and 4 * params.step < params.chip
-    chips = _chips_per_block(params, dense)
+    # every thread gets a block, even on small images
+    chips = min(_chips_per_block(params, sweep), max(64, -(-n_rows * n_cols // _THREADS)))
     min_rows = min(params.chip // params.step, int(np.sqrt(chips))) if dense else 1
     blocks = list(_blocks(n_rows, n_cols, chips, min_rows))
     strips = _StripAssembler(n_rows, n_cols, params.median_test, sink)
@@ -873,9 +877,7 @@ def _correlate_block(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, se
     sec_centred = _demeaned(sec, sec_valid)
     sec_invalid_sums = box_sums(~sec_valid, p.chip)
     sweep = centres is None and integer_engine(p.chip, p.search, p.step) == "sweep"
-    templates = None
-    if not sweep or p.subpixel == "lk":
-        templates = _chip_stack(ref[inner].astype(np.float32), p.chip, p.step, n_rows, n_cols)
+    templates = None if sweep else _chip_stack(ref[inner].astype(np.float32), p.chip, p.step, n_rows, n_cols)
     volume, template_ok, n_excluded = _integer_zncc(templates, sec_centred, sec_invalid_sums, p, n_rows, n_cols,
                                                     ref[inner] if sweep else None, centres)
     peaks = volume_peaks(volume, n_excluded)
@@ -887,9 +889,9 @@ def _correlate_block(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, se
     offset = integer_offset + fit  # (B, 2): (dy, dx)
 
     if p.subpixel == "lk":
+        del templates
         offset, peak_value, ok = _refine_lucas_kanade(
-            ref, ref_valid, templates, sec_centred, sec_invalid_sums, offset, integer_offset, ok,
-            p, n_rows, n_cols)
+            ref, ref_valid, sec_centred, sec_invalid_sums, offset, integer_offset, ok, p, n_rows, n_cols)
     # smoothing correlates the noise over about 4 pi sigma^2 pixels: fewer independent samples
     sigma = _uncertainty(peak_value, curvature, p.chip * p.chip / (1.0 + 4.0 * np.pi * p.smoothing ** 2))
 
@@ -1023,7 +1025,7 @@ def _parabola_vertex(left: np.ndarray, centre: np.ndarray, right: np.ndarray) ->
     return np.where(curvature < 0, np.clip(vertex, -0.5, 0.5), 0.0)
 
 
-def _refine_lucas_kanade(ref: np.ndarray, ref_valid: np.ndarray, templates: np.ndarray, sec: np.ndarray,
+def _refine_lucas_kanade(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray,
                          sec_invalid_sums: np.ndarray, start: np.ndarray, integer_peak: np.ndarray,
                          ok: np.ndarray, p: _Params, n_rows: int, n_cols: int
                          ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -1040,25 +1042,44 @@ def _refine_lucas_kanade(ref: np.ndarray, ref_valid: np.ndarray, templates: np.n
     positive, the Hessian is singular, the offset departs more than
     ``_LK_MAX_DEPARTURE_PX`` from the integer peak, it does not converge, or
     the spline support of its final footprint touches invalid pixels.
+    Chips are refined ``_LK_CHUNK`` at a time (bounded memory whatever the block size).
     Returns the offsets, the ZNCC at the last sampled position and validity.
     """
     offset = start.astype(np.float64).copy()
     peak = np.full(len(offset), np.nan)
-    chips = np.flatnonzero(ok)
-    if chips.size == 0:
+    candidates = np.flatnonzero(ok)
+    if candidates.size == 0:
         return offset, peak, ok
     ok = ok.copy()
-    operator, coupling, template_norm, well_posed = _lk_operators(ref, ref_valid, templates[chips], p,
-                                                                  n_rows, n_cols, chips)
-    ok[chips[~well_posed]] = False
-    chips = chips[well_posed]
+    g = _SPLINE_MARGIN
+    reference = ref[g:ref.shape[0] - g, g:ref.shape[1] - g].astype(np.float32)
+    gradients = _lk_gradients(ref, ref_valid)
     coefficients = ndimage.spline_filter(sec, order=_SPLINE_ORDER, mode="mirror", output=np.float64).astype(np.float32)
+    for first in range(0, candidates.size, _LK_CHUNK):
+        chips = candidates[first:first + _LK_CHUNK]
+        first_row = (chips // n_cols) * p.step
+        first_col = (chips % n_cols) * p.step
+        templates = _windows_at(reference, p.chip, first_row, first_col)
+        gradient_windows = [_windows_at(image, p.chip, first_row, first_col) for image in gradients]
+        operator, coupling, template_norm, well_posed = _lk_operators(templates, *gradient_windows)
+        ok[chips[~well_posed]] = False
+        chips = chips[well_posed]
+        state = (operator[well_posed], coupling[well_posed], template_norm[well_posed])
+        _iterate_lucas_kanade(coefficients, sec_invalid_sums, chips, state, offset, peak, integer_peak, ok,
+                              p, n_cols)
+    return offset, peak, ok
+
+
+def _iterate_lucas_kanade(coefficients: np.ndarray, sec_invalid_sums: np.ndarray, chips: np.ndarray,
+                          state: Tuple[np.ndarray, np.ndarray, np.ndarray], offset: np.ndarray,
+                          peak: np.ndarray, integer_peak: np.ndarray, ok: np.ndarray, p: _Params,
+                          n_cols: int) -> None:
+    """The Lucas-Kanade iterations of ``chips`` (their operators in ``state``); updates
+    ``offset``, ``peak`` and ``ok`` in place (see ``_refine_lucas_kanade``)."""
     top = (chips // n_cols) * p.step + p.halo
     left = (chips % n_cols) * p.step + p.halo
-
     n = p.chip * p.chip
     active = np.arange(len(chips))  # positions in ``chips`` still iterating
-    state = (operator[well_posed], coupling[well_posed], template_norm[well_posed])
     last_update = np.zeros(len(chips))
     for _ in range(_LK_MAX_ITERATIONS):
         if active.size == 0:
@@ -1085,28 +1106,15 @@ def _refine_lucas_kanade(ref: np.ndarray, ref_valid: np.ndarray, templates: np.n
             state = tuple(array[going] for array in state)
     ok[chips[last_update > _LK_NOT_CONVERGED_PX]] = False
     ok[chips] &= _spline_support_valid(sec_invalid_sums, top, left, offset[chips], p.chip)
-    return offset, peak, ok
 
 
-def _lk_operators(ref: np.ndarray, ref_valid: np.ndarray, templates: np.ndarray, p: _Params,
-                  n_rows: int, n_cols: int, chips: np.ndarray
-                  ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per-chip least-squares operators of the LK model.
-
-    Returns ``operator`` (B, 3, n) float32 whose rows applied to the sampled
-    secondary s give (q_dy, q_dx, t.s) with t the zero-mean unit-norm
-    template; ``coupling`` (B, 2) and ``template_norm`` (B,) such that
-    gain = t.s / template_norm - coupling.q; and the chips whose translation
-    Hessian is well conditioned. The gradient columns are made orthogonal to
-    the template and the constant (Frisch-Waugh-Lovell), which separates the
-    translation from gain and bias. Gradients are the exact derivatives of the
-    reference's quintic-spline interpolant at the pixels.
-    """
+def _lk_gradients(ref: np.ndarray, ref_valid: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Row and column derivatives (float32) of the reference's quintic-spline interpolant at
+    the pixels of the block inside its ``_SPLINE_MARGIN`` (so block edges do not distort them)."""
     centred = _demeaned(ref, ref_valid)
     coefficients = ndimage.spline_filter(centred, order=_SPLINE_ORDER, mode="mirror", output=np.float64)
     # derivative of the quintic B-spline interpolant at the knots:
-    # (50 (c[k+1] - c[k-1]) + 5 (c[k+2] - c[k-2])) / 120, for the block's pixels inside
-    # the margin (so block edges do not distort gradients)
+    # (50 (c[k+1] - c[k-1]) + 5 (c[k+2] - c[k-2])) / 120
     g = _SPLINE_MARGIN
     height, width = coefficients.shape
     inner_rows, inner_cols = slice(g, height - g), slice(g, width - g)
@@ -1119,11 +1127,27 @@ def _lk_operators(ref: np.ndarray, ref_valid: np.ndarray, templates: np.ndarray,
 
     grad_rows = ((50 * (rows_at(1) - rows_at(-1)) + 5 * (rows_at(2) - rows_at(-2))) / 120).astype(np.float32)
     grad_cols = ((50 * (cols_at(1) - cols_at(-1)) + 5 * (cols_at(2) - cols_at(-2))) / 120).astype(np.float32)
-    first_row = (chips // n_cols) * p.step
-    first_col = (chips % n_cols) * p.step
-    n = p.chip * p.chip
-    g_rows = _windows_at(grad_rows, p.chip, first_row, first_col).reshape(-1, n)
-    g_cols = _windows_at(grad_cols, p.chip, first_row, first_col).reshape(-1, n)
+    return grad_rows, grad_cols
+
+
+def _lk_operators(templates: np.ndarray, grad_rows: np.ndarray, grad_cols: np.ndarray
+                  ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-chip least-squares operators of the LK model, from the (B, chip, chip) templates
+    and their row/column gradient windows.
+
+    Returns ``operator`` (B, 3, n) float32 whose rows applied to the sampled
+    secondary s give (q_dy, q_dx, t.s) with t the zero-mean unit-norm
+    template; ``coupling`` (B, 2) and ``template_norm`` (B,) such that
+    gain = t.s / template_norm - coupling.q; and the chips whose translation
+    Hessian is well conditioned. The gradient columns are made orthogonal to
+    the template and the constant (Frisch-Waugh-Lovell), which separates the
+    translation from gain and bias. Gradients are the exact derivatives of the
+    reference's quintic-spline interpolant at the pixels.
+    """
+    count = len(templates)
+    n = templates.shape[1] * templates.shape[2]
+    g_rows = grad_rows.reshape(count, n)
+    g_cols = grad_cols.reshape(count, n)
 
     t0 = templates.reshape(len(templates), n)
     t0 = t0 - t0.mean(axis=1, keepdims=True, dtype=np.float64).astype(np.float32)

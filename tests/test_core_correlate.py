@@ -151,8 +151,8 @@ def test_grid_shape_and_chip_placement():
 def test_blocks_do_not_change_the_result(monkeypatch):
     ref, sec = _shifted_pair(1.5, 2.3)
     whole = correlate_arrays(ref, sec, CHIP, SEARCH, STEP)
-    monkeypatch.setattr(correlate_module, "_BLOCK_MEMORY_BYTES", 3_000_000)  # blocks of ~12 chips
-    assert correlate_module._chips_per_block(correlate_module._Params(CHIP, SEARCH, STEP, "lk")) < 20
+    monkeypatch.setattr(correlate_module, "_BLOCK_MEMORY_BYTES", 300_000)  # blocks of ~14 chips
+    assert correlate_module._chips_per_block(correlate_module._Params(CHIP, SEARCH, STEP, "lk"), sweep=True) < 20
     percents = []
     blocked = correlate_arrays(ref, sec, CHIP, SEARCH, STEP, progress=percents.append)
     assert len(percents) > 100 and percents[-1] == 100.0 and percents == sorted(percents)
