@@ -188,14 +188,18 @@ def correlate_arrays(ref: np.ndarray, sec: np.ndarray, chip_size: int, search_ra
                      prefilter_size: float = 0.0, min_texture: float = DEFAULT_MIN_TEXTURE,
                      median_test: float = DEFAULT_MEDIAN_TEST, forward_backward: float = 0.0,
                      cell_mask: Optional[np.ndarray] = None,
-                     smoothing: float = DEFAULT_SMOOTHING) -> CorrelationResult:
+                     smoothing: float = DEFAULT_SMOOTHING,
+                     apriori_offsets: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> CorrelationResult:
     """Correlate two co-registered 2-D images (same shape, same pixel grid).
 
     Cell (i, j) covers ``ref[i*step : i*step+chip, j*step : j*step+chip]``;
     ``n_rows = (H - chip)//step + 1`` and likewise for columns. ``ref_valid`` and
     ``sec_valid`` (bool, same shape) flag usable pixels; non-finite values are
     always invalid. ``cell_mask`` (bool, grid shape) limits the cells computed.
-    Offsets are in pixels, dx + right, dy + down (see the module docstring).
+    ``apriori_offsets`` = (dy, dx) arrays of the grid shape (px, NaN = unknown)
+    centre each cell's search on the expected offset (large motions); the
+    returned offsets are totals. Offsets are in pixels, dx + right, dy + down
+    (see the module docstring).
     """
     params = _check_parameters(chip_size, search_range, step, subpixel, prefilter, prefilter_size,
                                min_texture, median_test, forward_backward, smoothing)
@@ -222,7 +226,14 @@ def correlate_arrays(ref: np.ndarray, sec: np.ndarray, chip_size: int, search_ra
             raise UserInputError(f"The cell mask must have the grid shape {(n_rows, n_cols)}; "
                                  f"got {cell_mask.shape}.")
         mask = lambda rows, cols: cell_mask[rows, cols]  # noqa: E731
-    _run_blocks(ref_source, sec_source, n_rows, n_cols, params, store, progress, is_canceled, mask)
+    apriori = None
+    if apriori_offsets is not None:
+        expected_dy, expected_dx = (np.asarray(values, np.float64) for values in apriori_offsets)
+        if expected_dy.shape != (n_rows, n_cols) or expected_dx.shape != (n_rows, n_cols):
+            raise UserInputError(f"The a-priori offsets must have the grid shape {(n_rows, n_cols)}; "
+                                 f"got {expected_dy.shape} and {expected_dx.shape}.")
+        apriori = lambda rows, cols: (expected_dy[rows, cols], expected_dx[rows, cols])  # noqa: E731
+    _run_blocks(ref_source, sec_source, n_rows, n_cols, params, store, progress, is_canceled, mask, apriori)
     return result
 
 

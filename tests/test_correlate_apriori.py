@@ -17,7 +17,7 @@ from scipy import ndimage
 
 from core.apriori import (GridOffsetField, RasterOffsetField, bilinear_nan, coarse_offset_field,
                           downsample_pair)
-from core.correlate import correlate_files
+from core.correlate import correlate_arrays, correlate_files
 from core.disparity import TAG_DT_DAYS
 from core.errors import UserInputError
 
@@ -325,3 +325,22 @@ def test_correlatepair_algorithm_with_a_velocity_apriori(run_algorithm, shifted_
         "PYRAMID_LEVELS": 2, "OUTPUT": pyramid})
     assert _uniform(pyramid)[2] >= 0.8
     _assert_accurate(pyramid)
+
+
+def test_array_apriori_offsets_recover_a_large_shift():
+    land = _land()
+    ref, sec = land[24:184, 24:280], _fourier_shifted(land, -13.3, 17.6)[24:184, 24:280]
+    grid = ((ref.shape[0] - 32) // 8 + 1, (ref.shape[1] - 32) // 8 + 1)
+    blind = correlate_arrays(ref, sec, 32, 4, 8, subpixel="lk")
+    assert blind.valid.mean() < 0.05  # 22 px away: out of a +-4 px search
+    expected_dy = np.full(grid, -12.0)
+    expected_dx = np.full(grid, 19.0)
+    expected_dx[0, 0] = np.nan  # unknown: searched around 0, so not found
+    guided = correlate_arrays(ref, sec, 32, 4, 8, subpixel="lk", apriori_offsets=(expected_dy, expected_dx))
+    inner = (slice(2, -2), slice(3, -3))  # the matched footprints stay inside the image
+    assert guided.valid[inner].mean() > 0.99 and not guided.valid[0, 0]
+    ok = guided.valid[inner]
+    np.testing.assert_allclose(guided.dx[inner][ok], 17.6, atol=0.01)
+    np.testing.assert_allclose(guided.dy[inner][ok], -13.3, atol=0.01)
+    with pytest.raises(UserInputError, match="grid shape"):
+        correlate_arrays(ref, sec, 32, 4, 8, apriori_offsets=(expected_dy[1:], expected_dx))
