@@ -20,7 +20,9 @@ Engine, per block of chips:
    real FFTs, or, when chips overlap enough for it to be cheaper, by the
    displacement sweep of core.sweep (one product image per integer offset,
    box-summed for all chips at once; same values); the denominator comes from
-   float64 summed-area tables of the secondary and its square. Positions whose footprint touches an invalid
+   float64 summed-area tables of the secondary and its square. The result is a
+   float32 ZNCC volume with the chips on its last axis, reduced by core.peaks.
+   Positions whose footprint touches an invalid
    secondary pixel are excluded; a peak on the border of the search range is
    rejected (the true offset may lie beyond it). Quality: SNR (peak / mean
    |ZNCC|), peak ratio (best / second-best peak) and a 1-sigma uncertainty from
@@ -37,9 +39,10 @@ Engine, per block of chips:
    with one row of context above and below.
 
 Images are processed in blocks of output cells (reference rows/columns plus a
-margin, secondary plus the search halo), two blocks at a time in threads (numpy
-and scipy release the GIL), so memory stays bounded (a few hundred MB whatever
-the image size); the result does not depend on the block layout.
+margin, secondary plus the search halo), two blocks at a time in threads (numpy,
+scipy and OpenCV release the GIL), Lucas-Kanade ``_LK_CHUNK`` chips at a time, so
+memory stays bounded (a few hundred MB whatever the image size); the block
+layout changes only the float32 rounding of the correlation products (< 1e-4 px).
 """
 from __future__ import annotations
 
