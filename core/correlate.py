@@ -66,7 +66,7 @@ from .prefilters import apply_prefilter, check_prefilter, gaussian_smoothed, pre
 from .raster_io import (FLOAT_GTIFF_PROFILE, atomic_output, open_raster, require_crs,
                         require_single_band, set_band_descriptions, valid_mask_from_nodata)
 from .peaks import EXCLUDED, volume_peaks
-from .sweep import box_sums, integer_engine, sweep_volume
+from .sweep import box_sums, integer_engine, single_threaded_opencv, sweep_volume
 
 SUBPIXEL_METHODS = ("lk", "gaussian")
 
@@ -591,6 +591,8 @@ def _pad_to_window(values: np.ndarray, valid: np.ndarray, row0: int, row1: int, 
         values = values[tuple(nearest)]
     top, left = read_row0 - row0, read_col0 - col0
     pad = ((top, shape[0] - top - values.shape[0]), (left, shape[1] - left - values.shape[1]))
+    if not any(pad[0] + pad[1]):
+        return values, valid.copy()
     return np.pad(values, pad, mode="edge"), np.pad(valid, pad, mode="constant", constant_values=False)
 
 
@@ -712,7 +714,15 @@ def _compute_block(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec_
                    params: _Params, mask: Optional[np.ndarray],
                    centres: Optional[np.ndarray] = None) -> CorrelationResult:
     """Pre-filter, texture test, forward (and backward) correlation of one block
-    (``centres``: per-chip integer search centres, (dy, dx) px)."""
+    (``centres``: per-chip integer search centres, (dy, dx) px). OpenCV runs single-threaded
+    meanwhile: blocks already run in parallel, and its pool only adds overhead on them."""
+    with single_threaded_opencv():
+        return _compute_block_now(ref, ref_valid, sec, sec_valid, params, mask, centres)
+
+
+def _compute_block_now(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec_valid: np.ndarray,
+                       params: _Params, mask: Optional[np.ndarray],
+                       centres: Optional[np.ndarray] = None) -> CorrelationResult:
     p = params
     m = p.filter_margin
     ref_f = _crop(_filtered(ref, p), m)

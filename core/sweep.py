@@ -114,7 +114,7 @@ def sweep_volume(ref: np.ndarray, sec: np.ndarray, first: int, chip: int, search
         boxed = boxed.reshape(lead + sums.shape[-2:])  # a footprint never crosses panels
         return boxed[..., :reach_r:step // cell, :reach_c:step // cell]
 
-    with _single_threaded_opencv():
+    with single_threaded_opencv():
         moments = np.stack([a64, a64 * a64, reference * reference])
         if cell > 1:
             moments = moments.reshape(3, cells[0], cell, cells[1], cell).sum(axis=(2, 4))
@@ -176,10 +176,15 @@ _opencv_threads_before = 0
 
 
 @contextmanager
-def _single_threaded_opencv():
+def single_threaded_opencv():
     """OpenCV's own thread pool costs more than it gains on these small images (and the
-    engine already runs blocks in parallel): one thread while any sweep runs, then restored."""
-    import cv2
+    engine already runs blocks in parallel): one thread while any block runs, then restored.
+    Re-entrant; does nothing without OpenCV."""
+    try:
+        import cv2
+    except ImportError:
+        yield
+        return
 
     global _opencv_single_users, _opencv_threads_before
     with _opencv_threads_lock:
