@@ -47,7 +47,7 @@ CONVENTIONS_HELP = (
     "sub-pixel refinement: 'lk' (default) = iterative Lucas-Kanade on the image intensities with "
     "gain/bias normalisation (accurate: about 0.01 px on good texture, no pixel-locking); 'gaussian' = "
     "3x3 Gaussian peak fit (about 4 times as fast, 0.05-0.1 px with pixel-locking; the choice for dense "
-    "maps: STEP 1 over 2048 x 2048 px with a 16 px search takes about 25 s on 2 cores). SMOOTHING (advanced, "
+    "maps: STEP 1 over 2048 x 2048 px with a 16 px search takes 25-30 s on 2 cores). SMOOTHING (advanced, "
     "default 0.8 px): Gaussian sigma applied to both images before matching; it removes the "
     "near-Nyquist detail no interpolator reproduces at fractional shifts (the cause of pixel-locking); "
     "0 = off. Blocks are read, "

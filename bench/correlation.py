@@ -33,7 +33,11 @@ process running only that method and case, input images included).
 
 The ``engine`` column is the integer search core.correlate chose
 (core.sweep.integer_engine: per-chip FFT or displacement sweep); ``x cv2``
-is the chips/s ratio to cv2-match on the same case.
+is the chips/s ratio to cv2-match on the same case. The speed targets are
+checked on a second measurement (``paired_speed``): cv2-match and ours timed
+in turns, pair by pair, in one process, every method credited with the same
+interior cells, so load that comes and goes on a shared machine between the
+table's separate processes does not move the ratio.
 
 Then two engine-only measurements: a dense (STEP=1) map with +-16 px search
 of a 2048 x 2048 pair (measured on a 2048-column strip; the full map is run
@@ -304,20 +308,22 @@ def paired_speed(case: str, rounds: int = 5) -> Dict[str, float]:
     for method in PAIRED:
         RUNNERS[method](pairs[0]["ref"][:160, :160], pairs[0]["sec"][:160, :160])
     seconds = {method: 0.0 for method in PAIRED}
-    chips = {method: 0 for method in PAIRED}
     for pair in pairs:
         best = {method: float("inf") for method in PAIRED}
         for _ in range(rounds):
             for method in PAIRED:
-                start = time.perf_counter()
-                count = RUNNERS[method](pair["ref"], pair["sec"])[2]
-                best[method] = min(best[method], time.perf_counter() - start)
+                best[method] = min(best[method], _timed_run(method, pair))
         for method in PAIRED:
             seconds[method] += best[method]
-            chips[method] += count if method == "cv2-match" else 0
-    # every method is credited with the cells cv2-match computes (the interior ones)
-    interior = chips["cv2-match"]
+    # every method is credited with the same cells: the interior ones cv2-match computes
+    interior = sum(len(_interior_cells(pair["ref"].shape)) for pair in pairs)
     return {method: interior / seconds[method] for method in PAIRED}
+
+
+def _timed_run(method: str, pair: dict) -> float:
+    start = time.perf_counter()
+    RUNNERS[method](pair["ref"], pair["sec"])
+    return time.perf_counter() - start
 
 
 def in_fresh_process(function, *args):

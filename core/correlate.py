@@ -66,7 +66,7 @@ from .prefilters import apply_prefilter, check_prefilter, gaussian_smoothed, pre
 from .raster_io import (FLOAT_GTIFF_PROFILE, atomic_output, open_raster, require_crs,
                         require_single_band, set_band_descriptions, valid_mask_from_nodata)
 from .peaks import EXCLUDED, volume_peaks
-from .sweep import box_sums, integer_engine, single_threaded_opencv, sweep_volume
+from .sweep import FLAT_RELATIVE_VARIANCE, box_sums, integer_engine, single_threaded_opencv, sweep_volume
 
 SUBPIXEL_METHODS = ("lk", "gaussian")
 
@@ -91,8 +91,6 @@ _LK_TOLERANCE_PX = 3e-3
 #: A refinement still moving by more than this after the last iteration has not converged.
 _LK_NOT_CONVERGED_PX = 0.05
 _LK_MAX_DEPARTURE_PX = 1.5
-#: Relative variance below which a template or footprint counts as texture-less.
-_FLAT_RELATIVE_VARIANCE = 1e-10
 #: Smallest eigenvalue ratio of the LK translation Hessian before it counts as singular.
 _SINGULAR_EIGEN_RATIO = 1e-6
 #: Default anti-aliasing Gaussian sigma (px) applied to both images before matching.
@@ -710,19 +708,13 @@ def _crop(array: np.ndarray, margin: int) -> np.ndarray:
     return array[margin:array.shape[0] - margin, margin:array.shape[1] - margin] if margin else array
 
 
+@single_threaded_opencv()
 def _compute_block(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec_valid: np.ndarray,
                    params: _Params, mask: Optional[np.ndarray],
                    centres: Optional[np.ndarray] = None) -> CorrelationResult:
     """Pre-filter, texture test, forward (and backward) correlation of one block
     (``centres``: per-chip integer search centres, (dy, dx) px). OpenCV runs single-threaded
     meanwhile: blocks already run in parallel, and its pool only adds overhead on them."""
-    with single_threaded_opencv():
-        return _compute_block_now(ref, ref_valid, sec, sec_valid, params, mask, centres)
-
-
-def _compute_block_now(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec_valid: np.ndarray,
-                       params: _Params, mask: Optional[np.ndarray],
-                       centres: Optional[np.ndarray] = None) -> CorrelationResult:
     p = params
     m = p.filter_margin
     ref_f = _crop(_filtered(ref, p), m)
@@ -983,7 +975,7 @@ def _integer_zncc(templates: Optional[np.ndarray], sec: np.ndarray, sec_invalid_
     sums = box_sums(sec, p.chip)
     energy_sec = box_sums(sec * sec, p.chip)
     variance_n = energy_sec - sums * sums / n
-    excluded = (sec_invalid_sums > 0) | (variance_n <= _FLAT_RELATIVE_VARIANCE * energy_sec)
+    excluded = (sec_invalid_sums > 0) | (variance_n <= FLAT_RELATIVE_VARIANCE * energy_sec)
     inverse_deviation = 1.0 / np.sqrt(np.where(excluded, 1.0, variance_n))
     if ref is not None:
         return sweep_volume(ref, sec, offset, p.chip, p.search, p.step, n_rows, n_cols, sums,
@@ -992,7 +984,7 @@ def _integer_zncc(templates: Optional[np.ndarray], sec: np.ndarray, sec_invalid_
     centred = templates - templates.mean(axis=(1, 2), keepdims=True, dtype=np.float64).astype(np.float32)
     energy = np.einsum("bij,bij->b", centred, centred, dtype=np.float64)
     scale = np.einsum("bij,bij->b", templates, templates, dtype=np.float64)
-    textured = energy > _FLAT_RELATIVE_VARIANCE * scale
+    textured = energy > FLAT_RELATIVE_VARIANCE * scale
     unit = centred / np.sqrt(np.where(textured, energy, 1.0)).astype(np.float32)[:, None, None]
     windows = _search_stack(sec.astype(np.float32), offset, p.window, p.step, n_rows, n_cols, centres)
     windows -= windows.mean(axis=(1, 2), keepdims=True)

@@ -82,14 +82,14 @@ def gaussian_smoothed(image: np.ndarray, sigma: float) -> np.ndarray:
     image = np.asarray(image)
     if image.dtype != np.float32:
         image = image.astype(np.float64)
+    radius = int(_TRUNCATE * sigma + 0.5)
     try:
         import cv2
     except ImportError:
+        cv2 = None
+    if cv2 is None or min(image.shape) <= radius:  # OpenCV's reflection needs the kernel inside the image
         return ndimage.gaussian_filter(image, sigma, mode="mirror", truncate=_TRUNCATE)
-    radius = int(_TRUNCATE * sigma + 0.5)
     taps = np.arange(-radius, radius + 1, dtype=np.float64)
     kernel = np.exp(-0.5 * (taps / sigma) ** 2)
     kernel /= kernel.sum()
-    if min(image.shape) <= radius:  # OpenCV's reflection needs the kernel inside the image
-        return ndimage.gaussian_filter(image, sigma, mode="mirror", truncate=_TRUNCATE)
     return cv2.sepFilter2D(image, -1, kernel, kernel, borderType=cv2.BORDER_REFLECT_101)

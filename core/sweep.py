@@ -33,8 +33,8 @@ from .peaks import EXCLUDED
 _SWEEP_COST_PER_PIXEL = 1.0
 _FFT_COST_PER_PIXEL = 0.85
 
-#: Relative variance below which a template counts as texture-less (as in core.correlate).
-_FLAT_RELATIVE_VARIANCE = 1e-10
+#: Relative variance below which a template or footprint counts as texture-less.
+FLAT_RELATIVE_VARIANCE = 1e-10
 
 #: Integer-search engine: "auto" (the cheaper one, see ``sweep_is_cheaper``), "fft" or "sweep".
 ENGINES = ("auto", "fft", "sweep")
@@ -121,7 +121,7 @@ def sweep_volume(ref: np.ndarray, sec: np.ndarray, first: int, chip: int, search
         template_sum, template_energy, raw_energy = chip_sums(moments).reshape(3, count)
         n = chip * chip
         centred_energy = template_energy - template_sum * template_sum / n
-        textured = centred_energy > _FLAT_RELATIVE_VARIANCE * raw_energy
+        textured = centred_energy > FLAT_RELATIVE_VARIANCE * raw_energy
         inverse_norm = np.where(textured, 1.0 / np.sqrt(np.where(textured, centred_energy, 1.0)), 0.0)
         # cell sums are INTER_AREA means (sum / area): scale the template terms instead of every product
         template_mean = (template_sum / n / area).astype(np.float32).reshape(n_rows, n_cols)
