@@ -4,31 +4,34 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsGeometry,
     QgsProcessingAlgorithm,
+    QgsFeatureSink,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingLayerPostProcessorInterface,
+    QgsProcessingParameterEnum,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterRasterLayer,
     QgsProcessingUtils,
     QgsMapLayer,
     QgsRasterLayer,
+    QgsVectorLayer,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
+from ..core.choices import Choices
 from ..core.errors import Cancelled, UserInputError
-from ..core.raster_io import ensure_writable_dir
+from ..core.io import STYLES_DIR, output_folder
+from ..core.io.files import free_bytes, sidecar_paths, write_failure
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STYLES_DIR = os.path.join(PLUGIN_DIR, "ui", "styles")
 ICON_PATH = os.path.join(PLUGIN_DIR, "ui", "icons", "surface_motion.svg")
 
 GROUPS = {
@@ -130,17 +133,167 @@ def core_errors_as_processing_errors():
         raise QgsProcessingException("Cancelled by the user: no output was written.") from exc
 
 
-def prepare_output_folder(folder: str) -> str:
-    """Create the output folder and check it is writable, with a clear error if not."""
+@contextlib.contextmanager
+def output_folder_for(folder: str, keep_on_failure: bool = False, feedback=None) -> Iterator[str]:
+    """The output folder of a run (``with output_folder_for(path) as folder:``): created if needed,
+    temporary files of killed runs removed, and removed again if the run fails and created it
+    (``keep_on_failure`` for resumable batches). Core errors become QgsProcessingException."""
+    log = feedback.pushInfo if feedback is not None else None
+    with core_errors_as_processing_errors(), output_folder(folder, keep_on_failure, log) as path:
+        yield path
+
+
+def enum_parameter(algorithm, name: str, description: str, choices: Choices, default: Optional[str] = None,
+                   **options) -> QgsProcessingParameterEnum:
+    """An enum parameter whose options are the (translated) labels of a core choice list."""
+    if default is not None and not options.get("allowMultiple"):
+        options["defaultValue"] = choices.index(default)
+    return QgsProcessingParameterEnum(name, algorithm.tr(description),
+                                      [algorithm.tr(label) for label in choices.labels], **options)
+
+
+def enum_value(algorithm, parameters, name: str, context, choices: Choices) -> str:
+    """The core value chosen in an enum parameter built by :func:`enum_parameter`."""
     with core_errors_as_processing_errors():
-        return ensure_writable_dir(folder)
+        return choices.value(algorithm.parameterAsEnum(parameters, name, context))
 
 
-def write_sidecar_style(raster_path: str, style_name: str) -> str:
-    """Copy ``ui/styles/<style_name>.qml`` next to ``raster_path`` (QGIS loads it as default style)."""
-    target = os.path.splitext(raster_path)[0] + ".qml"
-    shutil.copyfile(os.path.join(STYLES_DIR, style_name + ".qml"), target)
-    return target
+def enum_values(algorithm, parameters, name: str, context, choices: Choices) -> List[str]:
+    """The core values chosen in a multiple enum parameter (its default when not given; empty when
+    nothing is chosen)."""
+    value = parameters.get(name)
+    with core_errors_as_processing_errors():
+        if value is None:  # not given: the parameter's default (parameterAsEnums would answer [0])
+            default = algorithm.parameterDefinition(name).defaultValue()
+            return [choices.value(int(i)) for i in (default if isinstance(default, (list, tuple)) else
+                                                    [] if default in (None, "") else [default])]
+        if value in ("", []):
+            return []
+        return [choices.value(index) for index in algorithm.parameterAsEnums(parameters, name, context)]
+
+
+def _remove_vector_file(path: str) -> None:
+    """A vector file with its sidecars (style, GeoPackage journals, shapefile companions)."""
+    stem = os.path.splitext(path)[0]
+    companions = [stem + ext for ext in (".shx", ".dbf", ".prj", ".cpg", ".qix")]
+    for candidate in [path, *sidecar_paths(path), *companions]:
+        with contextlib.suppress(OSError):
+            os.remove(candidate)
+
+
+def _file_size(path: Optional[str]) -> int:
+    try:
+        return os.path.getsize(path) if path else 0
+    except OSError:
+        return 0
+
+
+class VerifiedSink:
+    """A feature sink of a Processing destination whose writes are checked.
+
+    QGIS reports a failed feature write (full disk, locked file) only as a log
+    line and the algorithm would report success over an unreadable file; here
+    every ``add`` is checked, and :meth:`close` flushes, closes and reopens the
+    file and counts its features. Any failure — creating the data source
+    included — removes the file and raises a QgsProcessingException that says
+    why (a full disk as such). Open sinks through :class:`SinkGroup`.
+    """
+
+    def __init__(self, algorithm, parameters, name: str, context, fields, geometry_type, crs=None):
+        from qgis.core import QgsCoordinateReferenceSystem
+
+        self.name = name
+        target = algorithm.parameterAsOutputLayer(parameters, name, context).split("|")[0]
+        try:
+            self.sink, self.destination = algorithm.parameterAsSink(
+                parameters, name, context, fields, geometry_type, crs or QgsCoordinateReferenceSystem())
+        except QgsProcessingException as exc:
+            if not os.path.isabs(target):
+                raise
+            folder = os.path.dirname(target)
+            free = free_bytes(folder) if os.path.isdir(folder) else None
+            written = _file_size(target)
+            _remove_vector_file(target)  # QGIS may leave a half-created GeoPackage
+            raise QgsProcessingException(str(write_failure(target, exc, free=free, written_bytes=written))) from exc
+        if self.sink is None:
+            raise QgsProcessingException(f"Cannot create the output {name}.")
+        path = str(self.destination).split("|")[0]
+        self.path = path if os.path.isfile(path) else None
+        self.count = 0
+
+    def add(self, feature) -> None:
+        if not self.sink.addFeature(feature, QgsFeatureSink.FastInsert):
+            self.fail(self.sink.lastError() or "a feature could not be written")
+        self.count += 1
+
+    def close(self) -> str:
+        """Flush, close and verify; returns the destination id for the results."""
+        if not self.sink.flushBuffer() or self.sink.lastError():
+            self.fail(self.sink.lastError() or "the features could not be flushed")
+        self.sink = None  # deletes the writer: the file is complete on disk now
+        if self.path is not None:
+            layer = QgsVectorLayer(self.path, "check", "ogr")
+            if not layer.isValid() or layer.featureCount() != self.count:
+                self.fail(f"the file reads back with {layer.featureCount() if layer.isValid() else 'no'} "
+                          f"features instead of {self.count}")
+        return self.destination
+
+    def remove(self) -> None:
+        """Remove the written file (another output of the run failed); memory layers stay."""
+        self.sink = None
+        if self.path is not None:
+            _remove_vector_file(self.path)
+
+    def fail(self, reason: str) -> None:
+        free = free_bytes(os.path.dirname(self.path)) if self.path else None
+        written = _file_size(self.path)
+        self.remove()
+        if self.path is not None:
+            raise QgsProcessingException(str(write_failure(self.path, OSError(reason), free=free,
+                                                           written_bytes=written)))
+        raise QgsProcessingException(f"Writing the output {self.name} failed: {reason}.")
+
+
+class SinkGroup:
+    """The feature sinks of one run, which appear together or not at all.
+
+    ``with SinkGroup(algorithm, parameters, context, feedback) as sinks:`` then
+    ``sink = sinks.open(name, fields, geometry_type, crs)`` (a :class:`VerifiedSink`).
+    The folder of a file destination is created when missing (and removed again when
+    the run fails and created it); when the block fails — a sink, or any other output
+    written inside the block — every sink of the group is removed.
+    """
+
+    def __init__(self, algorithm, parameters, context, feedback=None):
+        self.algorithm, self.parameters, self.context, self.feedback = algorithm, parameters, context, feedback
+        self.sinks: List[VerifiedSink] = []
+        self.folders = contextlib.ExitStack()
+
+    def __enter__(self) -> "SinkGroup":
+        return self
+
+    def __exit__(self, kind, exc, tb) -> bool:
+        if exc is not None:
+            for sink in self.sinks:
+                sink.remove()
+        return self.folders.__exit__(kind, exc, tb)
+
+    def open(self, name: str, fields, geometry_type, crs=None) -> VerifiedSink:
+        path = self.algorithm.parameterAsOutputLayer(self.parameters, name, self.context).split("|")[0]
+        if os.path.isabs(path):  # a file, not memory:, ogr:... or a database
+            self.folders.enter_context(output_folder_for(os.path.dirname(path), feedback=self.feedback))
+        sink = VerifiedSink(self.algorithm, self.parameters, name, self.context, fields, geometry_type, crs)
+        self.sinks.append(sink)
+        return sink
+
+
+def style_on_completion(context, output: str, style: str, companions: Sequence[Tuple[str, str]] = ()) -> None:
+    """Style a raster destination when it loads on completion (the core wrote its sidecar .qml),
+    adding companion views of the same file with their own styles."""
+    if context.willLoadLayerOnCompletion(output):
+        details = context.layerToLoadOnCompletionDetails(output)
+        details.setPostProcessor(StylePostProcessor.create(
+            style, [(f"{details.name} {label}", companion) for label, companion in companions]))
 
 
 class StylePostProcessor(QgsProcessingLayerPostProcessorInterface):
@@ -192,15 +345,6 @@ def tif_output(algorithm, parameters, name: str, context) -> str:
     if not output.lower().endswith((".tif", ".tiff")):
         raise QgsProcessingException(algorithm.tr("The output must be a GeoTIFF (.tif)."))
     return output
-
-
-def style_output(context, output: str, style: str, companions: Sequence[Tuple[str, str]] = ()) -> None:
-    """Sidecar style for a raster destination, plus companion views when it loads on completion."""
-    write_sidecar_style(output, style)
-    if context.willLoadLayerOnCompletion(output):
-        details = context.layerToLoadOnCompletionDetails(output)
-        details.setPostProcessor(StylePostProcessor.create(
-            style, [(f"{details.name} {label}", companion) for label, companion in companions]))
 
 
 def load_disparity_on_completion(context: QgsProcessingContext, path: str, output_name: str) -> None:

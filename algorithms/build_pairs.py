@@ -1,13 +1,11 @@
 """surfacemotion:buildpairs — pair table from PlanetScope scene names."""
 from qgis.core import (
     QgsFeature,
-    QgsFeatureSink,
     QgsField,
     QgsFields,
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingOutputNumber,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
@@ -18,10 +16,9 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from ..core.pairs import PAIR_COLUMNS, build_pairs, list_scenes, write_pair_table
-from .base import SurfaceMotionAlgorithm, core_errors_as_processing_errors, layer_paths
-
-MODES = ("all", "reference")
+from ..core.offsets.pairs import MODES, PAIR_COLUMNS, build_pairs, list_scenes, write_pair_table
+from .base import (SinkGroup, SurfaceMotionAlgorithm, core_errors_as_processing_errors, enum_parameter, enum_value,
+                   layer_paths)
 
 
 def pair_fields() -> QgsFields:
@@ -76,9 +73,7 @@ class BuildPairsAlgorithm(SurfaceMotionAlgorithm):
             behavior=QgsProcessingParameterFile.Folder, optional=True))
         self.addParameter(QgsProcessingParameterString(
             self.PATTERN, self.tr("File pattern in the folder"), "*_b2.tif"))
-        self.addParameter(QgsProcessingParameterEnum(
-            self.MODE, self.tr("Pairing mode"),
-            [self.tr("All pairs older -> newer"), self.tr("One reference (oldest scene)")], defaultValue=0))
+        self.addParameter(enum_parameter(self, self.MODE, "Pairing mode", MODES, "all"))
         self.addParameter(QgsProcessingParameterNumber(
             self.DT_MIN, self.tr("Minimum time separation (days)"),
             QgsProcessingParameterNumber.Double, 0.0, minValue=0.0))
@@ -103,21 +98,23 @@ class BuildPairsAlgorithm(SurfaceMotionAlgorithm):
             if not paths:
                 raise QgsProcessingException(self.tr(
                     "No scenes given: choose a folder (and file pattern) or a list of rasters."))
-            table = build_pairs(paths, mode=MODES[self.parameterAsEnum(parameters, self.MODE, context)],
+            table = build_pairs(paths, mode=enum_value(self, parameters, self.MODE, context, MODES),
                                 dt_min_days=self.parameterAsDouble(parameters, self.DT_MIN, context),
                                 dt_max_days=dt_max)
-            csv_path = write_pair_table(table, self.parameterAsFileOutput(parameters, self.OUTPUT_CSV, context))
         if table.empty:
             feedback.reportError(self.tr(
                 "No pair satisfies the time-separation limits; lower DT_MIN or raise DT_MAX."), False)
         feedback.pushInfo(self.tr("{} scenes -> {} pairs").format(len(paths), len(table)))
 
-        sink, sink_id = self.parameterAsSink(parameters, self.OUTPUT, context, pair_fields(),
-                                             QgsWkbTypes.NoGeometry)
-        for row in table.itertuples(index=False):
-            feature = QgsFeature(pair_fields())
-            feature.setAttributes([getattr(row, name) if name != "dt_days" else float(row.dt_days)
-                                   for name in PAIR_COLUMNS])
-            sink.addFeature(feature, QgsFeatureSink.FastInsert)
+        with SinkGroup(self, parameters, context, feedback) as sinks:  # both outputs or neither
+            sink = sinks.open(self.OUTPUT, pair_fields(), QgsWkbTypes.NoGeometry)
+            for row in table.itertuples(index=False):
+                feature = QgsFeature(pair_fields())
+                feature.setAttributes([getattr(row, name) if name != "dt_days" else float(row.dt_days)
+                                       for name in PAIR_COLUMNS])
+                sink.add(feature)
+            sink_id = sink.close()
+            with core_errors_as_processing_errors():
+                csv_path = write_pair_table(table, self.parameterAsFileOutput(parameters, self.OUTPUT_CSV, context))
         feedback.setProgress(100)
         return {self.OUTPUT: sink_id, self.OUTPUT_CSV: csv_path, self.N_PAIRS: len(table)}

@@ -3,13 +3,13 @@ import os
 
 import pandas as pd
 from qgis.core import (
+    NULL,
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingOutputMultipleLayers,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber,
@@ -18,17 +18,18 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..core.apriori import APRIORI_UNITS
-from ..core.correlate import DEFAULT_MEDIAN_TEST, DEFAULT_MIN_TEXTURE, DEFAULT_SMOOTHING, correlate_files
-from ..core.prefilters import PREFILTERS
-from ..core.raster_io import open_raster
-from ..core.workflow import correlate_pair_table, pair_tags
-from .base import (SurfaceMotionAlgorithm, core_errors_as_processing_errors, load_disparity_on_completion,
-                   polygons_in_crs, prepare_output_folder, run_core, style_output, tif_output,
-                   write_sidecar_style)
+from ..core.offsets.apriori import APRIORI_UNITS
+from ..core.offsets.correlate import (DEFAULT_MEDIAN_TEST, DEFAULT_MIN_TEXTURE, DEFAULT_SMOOTHING, SUBPIXEL_METHODS,
+                                     correlate_files)
+from ..core.offsets.prefilters import PREFILTERS
+from ..core.io import open_raster
+from ..core.offsets.batch import correlate_pair_table, pair_tags
+from ..core.offsets.disparity import DISPARITY_STYLE
+from ..core.offsets.pairs import pair_table_from_text, read_pair_table
+from .base import (SurfaceMotionAlgorithm, core_errors_as_processing_errors, enum_parameter, enum_value,
+                   load_disparity_on_completion, output_folder_for, polygons_in_crs, run_core, style_on_completion,
+                   tif_output)
 
-SUBPIXEL_METHODS = ("lk", "gaussian")
-DISPARITY_STYLE = "disparity_dx"
 
 CONVENTIONS_HELP = (
     "Output GeoTIFF (float32, NaN nodata, reference CRS) on the reference grid subsampled by STEP; "
@@ -87,8 +88,6 @@ CONVENTIONS_HELP = (
     "the a-priori guides the coarsest level."
 )
 
-PREFILTER_LABELS = ("None", "Wallis", "Gaussian high-pass", "Laplacian of Gaussian")
-
 
 def _advanced(parameter):
     parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
@@ -108,14 +107,12 @@ def add_correlation_parameters(algorithm) -> None:
         QgsProcessingParameterNumber.Integer, 8, minValue=1, maxValue=1000))
     algorithm.addParameter(QgsProcessingParameterNumber(
         "STEP", tr("Output grid spacing (px)"), QgsProcessingParameterNumber.Integer, 4, minValue=1))
-    algorithm.addParameter(_advanced(QgsProcessingParameterEnum(
-        "SUBPIXEL", tr("Sub-pixel method"),
-        [tr("Lucas-Kanade refinement (accurate)"), tr("3x3 Gaussian peak fit (fast)")], defaultValue=0)))
+    algorithm.addParameter(_advanced(enum_parameter(algorithm, "SUBPIXEL", "Sub-pixel method", SUBPIXEL_METHODS,
+                                                    "lk")))
     algorithm.addParameter(_advanced(QgsProcessingParameterNumber(
         "SMOOTHING", tr("Anti-aliasing smoothing: Gaussian sigma (px, 0 = off)"),
         QgsProcessingParameterNumber.Double, DEFAULT_SMOOTHING, minValue=0.0, maxValue=5.0)))
-    algorithm.addParameter(_advanced(QgsProcessingParameterEnum(
-        "PREFILTER", tr("Pre-filter"), [tr(label) for label in PREFILTER_LABELS], defaultValue=0)))
+    algorithm.addParameter(_advanced(enum_parameter(algorithm, "PREFILTER", "Pre-filter", PREFILTERS, "none")))
     algorithm.addParameter(_advanced(QgsProcessingParameterNumber(
         "PREFILTER_SIZE", tr("Pre-filter size: Wallis window or Gaussian sigma (px, 0 = default)"),
         QgsProcessingParameterNumber.Double, 0.0, minValue=0.0, maxValue=50.0)))
@@ -134,10 +131,8 @@ def add_correlation_parameters(algorithm) -> None:
     algorithm.addParameter(_advanced(QgsProcessingParameterRasterLayer(
         "APRIORI", tr("A-priori offsets or velocities (2 bands: dx, dy px or vx, vy m/yr; optional)"),
         optional=True)))
-    algorithm.addParameter(_advanced(QgsProcessingParameterEnum(
-        "APRIORI_UNITS", tr("A-priori units"),
-        [tr("Reference pixels (dx + right, dy + down)"), tr("Metres per year (vx, vy along the CRS axes, y up)")],
-        defaultValue=0)))
+    algorithm.addParameter(_advanced(enum_parameter(algorithm, "APRIORI_UNITS", "A-priori units", APRIORI_UNITS,
+                                                    "pixels")))
     algorithm.addParameter(_advanced(QgsProcessingParameterNumber(
         "APRIORI_DT", tr("Time between the images for an a-priori velocity (days, 0 = from the file names)"),
         QgsProcessingParameterNumber.Double, 0.0, minValue=0.0)))
@@ -152,15 +147,15 @@ def correlation_settings(algorithm, parameters, context) -> dict:
         "chip_size": algorithm.parameterAsInt(parameters, "CHIP_SIZE", context),
         "search_range": algorithm.parameterAsInt(parameters, "SEARCH_RANGE", context),
         "step": algorithm.parameterAsInt(parameters, "STEP", context),
-        "subpixel": SUBPIXEL_METHODS[algorithm.parameterAsEnum(parameters, "SUBPIXEL", context)],
+        "subpixel": enum_value(algorithm, parameters, "SUBPIXEL", context, SUBPIXEL_METHODS),
         "smoothing": algorithm.parameterAsDouble(parameters, "SMOOTHING", context),
-        "prefilter": PREFILTERS[algorithm.parameterAsEnum(parameters, "PREFILTER", context)],
+        "prefilter": enum_value(algorithm, parameters, "PREFILTER", context, PREFILTERS),
         "prefilter_size": algorithm.parameterAsDouble(parameters, "PREFILTER_SIZE", context),
         "min_texture": algorithm.parameterAsDouble(parameters, "MIN_TEXTURE", context),
         "median_test": algorithm.parameterAsDouble(parameters, "MEDIAN_TEST", context),
         "forward_backward": algorithm.parameterAsDouble(parameters, "FORWARD_BACKWARD", context),
         "apriori": _layer_source(algorithm.parameterAsRasterLayer(parameters, "APRIORI", context)),
-        "apriori_units": APRIORI_UNITS[algorithm.parameterAsEnum(parameters, "APRIORI_UNITS", context)],
+        "apriori_units": enum_value(algorithm, parameters, "APRIORI_UNITS", context, APRIORI_UNITS),
         "apriori_dt_days": algorithm.parameterAsDouble(parameters, "APRIORI_DT", context) or None,
         "pyramid_levels": algorithm.parameterAsInt(parameters, "PYRAMID_LEVELS", context),
     }
@@ -222,7 +217,7 @@ class CorrelatePairAlgorithm(SurfaceMotionAlgorithm):
         run_core(correlate_files, feedback, ref, sec, output, tags=tags,
                  mask_geometries=mask_geometries(self, parameters, context, ref),
                  **correlation_settings(self, parameters, context))
-        style_output(context, output, DISPARITY_STYLE, [("dy", "disparity_dy")])
+        style_on_completion(context, output, DISPARITY_STYLE, [("dy", "disparity_dy")])
         return {self.OUTPUT: output}
 
 
@@ -273,44 +268,45 @@ class CorrelatePairsAlgorithm(SurfaceMotionAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
         table = self.read_pair_source(parameters, context)
-        folder = prepare_output_folder(self.parameterAsString(parameters, self.OUTPUT_FOLDER, context))
-        outcomes = run_core(correlate_pair_table, feedback, table, folder,
-                            overwrite=self.parameterAsBool(parameters, self.OVERWRITE, context),
-                            log=feedback.pushInfo,
-                            workers=self.parameterAsInt(parameters, self.PARALLEL_PAIRS, context),
-                            scheduler=self.parameterAsString(parameters, self.DASK_SCHEDULER, context).strip() or None,
-                            mask_geometries=(mask_geometries(self, parameters, context, table["ref"].iloc[0])
-                                             if len(table) else None),
-                            **correlation_settings(self, parameters, context))
+        with output_folder_for(self.parameterAsString(parameters, self.OUTPUT_FOLDER, context),
+                               keep_on_failure=True, feedback=feedback) as folder:
+            outcomes = run_core(
+                correlate_pair_table, feedback, table, folder,
+                overwrite=self.parameterAsBool(parameters, self.OVERWRITE, context), log=feedback.pushInfo,
+                workers=self.parameterAsInt(parameters, self.PARALLEL_PAIRS, context),
+                scheduler=self.parameterAsString(parameters, self.DASK_SCHEDULER, context).strip() or None,
+                mask_geometries=(mask_geometries(self, parameters, context, table["ref"].iloc[0])
+                                 if len(table) else None),
+                **correlation_settings(self, parameters, context))
+            failed = [outcome for outcome in outcomes if outcome.status == "failed"]
+            for outcome in failed:
+                feedback.reportError(self.tr("Pair {} / {} failed: {}").format(
+                    outcome.ref, outcome.sec, outcome.message), False)
+            if outcomes and len(failed) == len(outcomes):
+                raise QgsProcessingException(self.tr(
+                    "All {} pairs failed; the first error was: {}").format(len(failed), failed[0].message))
         outputs = []
         for outcome in outcomes:
             if outcome.status == "failed":
-                feedback.reportError(self.tr("Pair {} / {} failed: {}").format(
-                    outcome.ref, outcome.sec, outcome.message), False)
                 continue
-            write_sidecar_style(outcome.output, DISPARITY_STYLE)
+            if outcome.message:
+                feedback.pushWarning(self.tr("{}: {}").format(os.path.basename(outcome.output), outcome.message))
             outputs.append(outcome.output)
             load_disparity_on_completion(context, outcome.output, self.OUTPUT_LAYERS)
-        n_failed = sum(outcome.status == "failed" for outcome in outcomes)
-        if outcomes and n_failed == len(outcomes):
-            raise QgsProcessingException(self.tr(
-                "All {} pairs failed; the first error was: {}").format(n_failed, outcomes[0].message))
-        return {self.OUTPUT_FOLDER: folder, self.OUTPUT_LAYERS: outputs, self.N_FAILED: n_failed}
+        return {self.OUTPUT_FOLDER: folder, self.OUTPUT_LAYERS: outputs, self.N_FAILED: len(failed)}
 
     def read_pair_source(self, parameters, context) -> pd.DataFrame:
-        """Pair table rows as a DataFrame (columns as in the layer)."""
-        source = self.parameterAsSource(parameters, self.PAIRS, context)
-        if source is None:
-            raise QgsProcessingException(self.tr("The pair table could not be read."))
-        names = source.fields().names()
-        if "ref" not in names or "sec" not in names:
-            raise QgsProcessingException(self.tr(
-                "The pair table needs columns 'ref' and 'sec' (raster paths); it has: {}.").format(
-                    ", ".join(names)))
-        rows = [dict(zip(names, feature.attributes())) for feature in source.getFeatures()]
-        table = pd.DataFrame(rows, columns=names)
-        base_dir = table_folder(parameters.get(self.PAIRS))
-        for column in ("ref", "sec"):
-            table[column] = [path if os.path.isabs(path) else os.path.join(base_dir, path)
-                             for path in table[column].astype(str)]
-        return table
+        """The pair table (core.offsets.pairs conventions) from a CSV file or a table layer."""
+        value = parameters.get(self.PAIRS)
+        path = str(value or "").split("|")[0]
+        with core_errors_as_processing_errors():
+            if isinstance(value, str) and path.lower().endswith(".csv") and os.path.isfile(path):
+                return read_pair_table(path)
+            source = self.parameterAsSource(parameters, self.PAIRS, context)
+            if source is None:
+                raise QgsProcessingException(self.tr("The pair table could not be read."))
+            names = source.fields().names()
+            rows = [[None if attribute is None or attribute == NULL else attribute
+                     for attribute in feature.attributes()] for feature in source.getFeatures()]
+            return pair_table_from_text(pd.DataFrame(rows, columns=names), table_folder(value),
+                                        f"The pair table '{source.sourceName()}'")

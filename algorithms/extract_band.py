@@ -11,9 +11,9 @@ from qgis.core import (
     QgsProcessing,
 )
 
-from ..core.bands import extract_band, find_udm2_for, output_name_for
-from .base import (SurfaceMotionAlgorithm, layer_paths, load_on_completion,
-                   prepare_output_folder, run_core)
+from ..core.errors import EmptyOutputError
+from ..core.offsets.bands import extract_band, find_udm2_for, output_name_for
+from .base import SurfaceMotionAlgorithm, layer_paths, load_on_completion, output_folder_for, run_core
 
 
 class ExtractBandAlgorithm(SurfaceMotionAlgorithm):
@@ -43,7 +43,9 @@ class ExtractBandAlgorithm(SurfaceMotionAlgorithm):
             "(default) pixels flagged snow/ice are kept too, otherwise glaciers and snowfields would "
             "be erased.\n"
             "Data type, CRS, geotransform, RPC metadata and nodata are kept (nodata 0 for unsigned "
-            "integers when the input declares none). All outputs load on the canvas."
+            "integers when the input declares none). A scene with no usable pixel (all nodata or masked) "
+            "is skipped with a message; the run fails only when no scene is usable. All outputs load "
+            "on the canvas."
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
@@ -67,8 +69,6 @@ class ExtractBandAlgorithm(SurfaceMotionAlgorithm):
         band = self.parameterAsInt(parameters, self.BAND, context)
         use_udm2 = self.parameterAsBool(parameters, self.USE_UDM2, context)
         keep_snow = self.parameterAsBool(parameters, self.KEEP_SNOW, context)
-        folder = prepare_output_folder(self.parameterAsString(parameters, self.OUTPUT_FOLDER, context))
-
         udm2_paths = [find_udm2_for(src) if use_udm2 else None for src in sources]
         missing = [src for src, udm2 in zip(sources, udm2_paths) if use_udm2 and udm2 is None]
         if missing:
@@ -78,12 +78,25 @@ class ExtractBandAlgorithm(SurfaceMotionAlgorithm):
                     ", ".join(missing)))
 
         outputs = []
-        for index, (src, udm2) in enumerate(zip(sources, udm2_paths)):
-            dst = os.path.join(folder, output_name_for(src, band))
-            feedback.pushInfo(self.tr("{} -> {}").format(src, dst))
-            share = 100.0 / len(sources)
-            run_core(extract_band, feedback, src, dst, band=band, udm2_path=udm2,
-                     keep_snow=keep_snow, progress_range=(index * share, (index + 1) * share))
-            outputs.append(dst)
+        with output_folder_for(self.parameterAsString(parameters, self.OUTPUT_FOLDER, context),
+                               feedback=feedback) as folder:
+            for index, (src, udm2) in enumerate(zip(sources, udm2_paths)):
+                dst = os.path.join(folder, output_name_for(src, band))
+                feedback.pushInfo(self.tr("{} -> {}").format(src, dst))
+                share = 100.0 / len(sources)
+                try:
+                    run_core(extract_band, feedback, src, dst, band=band, udm2_path=udm2,
+                             keep_snow=keep_snow, progress_range=(index * share, (index + 1) * share))
+                except QgsProcessingException as exc:
+                    if not isinstance(exc.__cause__, EmptyOutputError):
+                        raise
+                    feedback.reportError(self.tr("Skipped {}: {}").format(os.path.basename(src), exc), False)
+                    continue  # a scene that is all cloud: the others go on
+                outputs.append(dst)
+            if not outputs:
+                raise QgsProcessingException(self.tr(
+                    "No scene has a usable pixel (all nodata, or masked by their UDM2 as cloud, haze or "
+                    "shadow): nothing was written. Use other scenes, or untick the UDM2 mask."))
+        for dst in outputs:
             load_on_completion(context, dst, os.path.splitext(os.path.basename(dst))[0], self.OUTPUT_LAYERS)
         return {self.OUTPUT_FOLDER: folder, self.OUTPUT_LAYERS: outputs}

@@ -1,10 +1,11 @@
 """surfacemotion:strainrates, surfacemotion:fluxdivergence and surfacemotion:trackparticles —
 analyses of ITS_LIVE (or any vx/vy) velocity fields."""
+import os
+
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsFeature,
-    QgsFeatureSink,
     QgsField,
     QgsFields,
     QgsGeometry,
@@ -14,7 +15,6 @@ from qgis.core import (
     QgsProcessing,
     QgsProcessingException,
     QgsProcessingParameterDateTime,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFile,
@@ -25,16 +25,16 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QDateTime, Qt, QVariant
 
-from ..core.itslive.flux import flux_divergence_file
+from ..core.io import STYLES_DIR
+from ..core.itslive.flux import FLUX_STYLE, flux_divergence_file
 from ..core.itslive.grids import read_velocity
-from ..core.itslive.strain import METHODS, strain_rates_file
-from ..core.itslive.tracking import line_summary, track_particles, track_rows
-from .base import (StylePostProcessor, SurfaceMotionAlgorithm, core_errors_as_processing_errors,
-                   polygons_in_crs, run_core, style_output, tif_output)
+from ..core.itslive.strain import METHODS, STRAIN_STYLE, strain_rates_file
+from ..core.itslive.tracking import TIME_INTERPOLATIONS, line_summary, track_particles, track_rows
+from .base import (SinkGroup, StylePostProcessor, SurfaceMotionAlgorithm, core_errors_as_processing_errors,
+                   enum_parameter, enum_value, polygons_in_crs, run_core, style_on_completion, tif_output)
 
-STRAIN_STYLE = "strain_effective"
+#: Companion views of the strain-rate file loaded on completion (the core writes the main style's sidecar).
 STRAIN_COMPANIONS = (("longitudinal", "strain_longitudinal"), ("e1", "strain_e1"))
-FLUX_STYLE = "flux_divergence"
 
 SIGN_HELP = ("x = grid east (columns), y = grid north; on north-up rasters ∂/∂y = −∂/∂row / |Δy| "
              "(the ITS_LIVE notebooks forgot this sign and swapped Δx/Δy). ")
@@ -81,9 +81,7 @@ class StrainRatesAlgorithm(SurfaceMotionAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         add_velocity_parameters(self, "Band (time step) of the vx/vy rasters")
-        self.addParameter(QgsProcessingParameterEnum(
-            "METHOD", self.tr("Method"), [self.tr("Nominal (centred differences)"),
-                                          self.tr("Logarithmic (Alley et al. 2018 virtual stakes)")], defaultValue=0))
+        self.addParameter(enum_parameter(self, "METHOD", "Method", METHODS, default="nominal"))
         self.addParameter(QgsProcessingParameterNumber(
             "LENGTH_SCALE", self.tr("Half length scale (m; 0 = one pixel)"), QgsProcessingParameterNumber.Double,
             0.0, minValue=0.0))
@@ -101,7 +99,7 @@ class StrainRatesAlgorithm(SurfaceMotionAlgorithm):
         summary = run_core(
             strain_rates_file, feedback, raster_source(self, parameters, "VX", context),
             raster_source(self, parameters, "VY", context), output,
-            method=METHODS[self.parameterAsEnum(parameters, "METHOD", context)],
+            method=enum_value(self, parameters, "METHOD", context, METHODS),
             length_scale_m=self.parameterAsDouble(parameters, "LENGTH_SCALE", context),
             upscale=self.parameterAsInt(parameters, "UPSCALE", context),
             band=self.parameterAsInt(parameters, "BAND", context),
@@ -109,7 +107,7 @@ class StrainRatesAlgorithm(SurfaceMotionAlgorithm):
             vy_error_path=raster_source(self, parameters, "VY_ERROR", context))
         feedback.pushInfo(self.tr("Strain rates on a {} x {} grid of {:g} m, differencing radius {} px").format(
             summary["shape"][0], summary["shape"][1], summary["pixel_size_m"], summary["radius_px"]))
-        style_output(context, output, STRAIN_STYLE, STRAIN_COMPANIONS)
+        style_on_completion(context, output, STRAIN_STYLE, STRAIN_COMPANIONS)
         return {self.OUTPUT: output}
 
 
@@ -165,7 +163,7 @@ class FluxDivergenceAlgorithm(SurfaceMotionAlgorithm):
             column_factor=self.parameterAsDouble(parameters, "COLUMN_FACTOR", context))
         feedback.pushInfo(self.tr("{} glacier cells, median flux divergence {:.2f} m/yr").format(
             summary["n_cells"], summary["median_m_per_yr"]))
-        style_output(context, output, FLUX_STYLE)
+        style_on_completion(context, output, FLUX_STYLE)
         return {self.OUTPUT: output}
 
 
@@ -233,9 +231,8 @@ class TrackParticlesAlgorithm(SurfaceMotionAlgorithm):
             "START_DATE", self.tr("Start date (UTC; empty = start of the record)"), optional=True))
         self.addParameter(QgsProcessingParameterNumber(
             "DURATION", self.tr("Duration (years; negative = backwards)"), QgsProcessingParameterNumber.Double, 1.0))
-        self.addParameter(QgsProcessingParameterEnum(
-            "TIME_INTERPOLATION", self.tr("Time interpolation"),
-            [self.tr("Nearest layer (piecewise constant)"), self.tr("Linear between layers")], defaultValue=0))
+        self.addParameter(enum_parameter(self, "TIME_INTERPOLATION", "Time interpolation", TIME_INTERPOLATIONS,
+                                         default="nearest"))
         self.addParameter(QgsProcessingParameterNumber(
             "CFL", self.tr("Maximum step (fraction of a pixel)"), QgsProcessingParameterNumber.Double, 0.5,
             minValue=0.01, maxValue=0.5))
@@ -272,29 +269,29 @@ class TrackParticlesAlgorithm(SurfaceMotionAlgorithm):
         tracks = run_core(track_particles, feedback, grid, xs, ys, start=start,
                           duration_years=self.parameterAsDouble(parameters, "DURATION", context),
                           cfl=self.parameterAsDouble(parameters, "CFL", context),
-                          time_interpolation=("nearest", "linear")[self.parameterAsEnum(
-                              parameters, "TIME_INTERPOLATION", context)],
+                          time_interpolation=enum_value(self, parameters, "TIME_INTERPOLATION", context,
+                                                        TIME_INTERPOLATIONS),
                           progress_range=(0.0, 90.0))
-        lines, lines_id = self.parameterAsSink(parameters, self.OUTPUT_LINES, context, line_fields(),
-                                               QgsWkbTypes.LineString, crs)
-        points, points_id = self.parameterAsSink(parameters, self.OUTPUT_POINTS, context, point_fields(),
-                                                 QgsWkbTypes.Point, crs)
-        for row in track_rows(tracks):
-            feature = QgsFeature(point_fields())
-            feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(row["x"], row["y"])))
-            feature.setAttributes([row["track_id"], row["step"], utc(row["date"])] +
-                                  [row[k] for k in ("t_yr", "x", "y", "vx", "vy", "speed", "cum_dist_m")])
-            points.addFeature(feature, QgsFeatureSink.FastInsert)
-        for track in tracks:
-            summary = line_summary(track)
-            feature = QgsFeature(line_fields())
-            vertices = [QgsPoint(x, y) for x, y in zip(track.x, track.y)]
-            if len(vertices) == 1:
-                vertices.append(QgsPoint(vertices[0]))  # a particle that could not move: zero-length line
-            feature.setGeometry(QgsGeometry(QgsLineString(vertices)))
-            feature.setAttributes([summary["track_id"], utc(summary["start_date"]), utc(summary["end_date"]),
-                                   summary["n_steps"], summary["length_m"], summary["stop_reason"]])
-            lines.addFeature(feature, QgsFeatureSink.FastInsert)
+        with SinkGroup(self, parameters, context, feedback) as sinks:
+            lines = sinks.open(self.OUTPUT_LINES, line_fields(), QgsWkbTypes.LineString, crs)
+            points = sinks.open(self.OUTPUT_POINTS, point_fields(), QgsWkbTypes.Point, crs)
+            for row in track_rows(tracks):
+                feature = QgsFeature(point_fields())
+                feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(row["x"], row["y"])))
+                feature.setAttributes([row["track_id"], row["step"], utc(row["date"])] +
+                                      [row[k] for k in ("t_yr", "x", "y", "vx", "vy", "speed", "cum_dist_m")])
+                points.add(feature)
+            for track in tracks:
+                summary = line_summary(track)
+                feature = QgsFeature(line_fields())
+                vertices = [QgsPoint(x, y) for x, y in zip(track.x, track.y)]
+                if len(vertices) == 1:
+                    vertices.append(QgsPoint(vertices[0]))  # a particle that could not move: zero-length line
+                feature.setGeometry(QgsGeometry(QgsLineString(vertices)))
+                feature.setAttributes([summary["track_id"], utc(summary["start_date"]), utc(summary["end_date"]),
+                                       summary["n_steps"], summary["length_m"], summary["stop_reason"]])
+                lines.add(feature)
+            lines_id, points_id = lines.close(), points.close()
         reasons = {}
         for track in tracks:
             reasons[track.stop_reason] = reasons.get(track.stop_reason, 0) + 1
@@ -311,9 +308,7 @@ class VectorStyle(StylePostProcessor):
     """Loads ``ui/styles/<style>.qml`` onto a vector layer loaded on completion."""
 
     def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS API name)
-        import os
-
-        from .base import STYLES_DIR
-
         layer.loadNamedStyle(os.path.join(STYLES_DIR, self.style_name + ".qml"))
         layer.triggerRepaint()
+
+

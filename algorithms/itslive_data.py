@@ -6,7 +6,6 @@ from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsFeature,
-    QgsFeatureSink,
     QgsField,
     QgsFields,
     QgsGeometry,
@@ -16,7 +15,6 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
     QgsProcessingParameterDateTime,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource,
@@ -28,22 +26,20 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QDateTime, Qt, QVariant
 
+from ..core.io import OutputSet
+from ..core.itslive.aggregate import METHODS as AGGREGATE_METHODS
+from ..core.itslive.aggregate import UNITS as AGGREGATE_UNITS
 from ..core.itslive.cubes import find_cubes, union_lonlat
 from ..core.itslive.download import MISSIONS, VARIABLES, DownloadRequest, download_cubes
-from ..core.itslive.mosaics import MOSAIC_URL_TEMPLATE, download_mosaics
+from ..core.itslive.mosaics import MOSAIC_URL_TEMPLATE, SOURCES, download_mosaics
 from ..core.itslive.pointseries import COLUMNS, point_series, write_csv, write_plot
-from ..processing_provider.settings import setting
+from .settings import setting
 from .itslive_analysis import VectorStyle
-from .base import (SurfaceMotionAlgorithm, core_errors_as_processing_errors, load_on_completion,
-                   polygons_in_crs, prepare_output_folder, run_core, write_sidecar_style)
+from .base import (SinkGroup, SurfaceMotionAlgorithm, core_errors_as_processing_errors, enum_parameter, enum_value,
+                   enum_values, load_on_completion, polygons_in_crs, run_core)
 
 WGS84 = "EPSG:4326"
-MISSION_KEYS = list(MISSIONS)
-MISSION_LABELS = ["Sentinel-1", "Sentinel-2", "Landsat 4-9"]
-UNITS = ["Y", "M", "D"]
-UNIT_LABELS = ["years", "months", "days"]
-AGGREGATE_METHODS = ["mean", "median", "weighted"]
-STYLE_FOR_VARIABLE = {"v": "itslive_speed", "vx": "itslive_component", "vy": "itslive_component"}
+DEFAULT_VARIABLES = [VARIABLES.index("vx"), VARIABLES.index("vy")]
 
 SERVICE_HELP = (
     "Cubes are found with the ITS_LIVE STAC API (collection itslive-cubes; STAC_URL, default the provider "
@@ -87,8 +83,8 @@ def add_filter_parameters(algorithm, dt_max_default=None) -> None:
     algorithm.addParameter(QgsProcessingParameterNumber(
         "DT_MAX", tr("Maximum date_dt (days)"), QgsProcessingParameterNumber.Double, dt_max_default, optional=True,
         minValue=0.0))
-    algorithm.addParameter(QgsProcessingParameterEnum(
-        "MISSIONS", tr("Missions (empty = all)"), MISSION_LABELS, allowMultiple=True, optional=True))
+    algorithm.addParameter(enum_parameter(algorithm, "MISSIONS", "Missions (empty = all)", MISSIONS,
+                                          allowMultiple=True, optional=True))
 
 
 def aoi_lonlat(algorithm, parameters, context) -> dict:
@@ -142,9 +138,7 @@ def download_request(algorithm, parameters, context, aoi, variables, aggregate=(
     for name in ("DT_MIN", "DT_MAX"):
         value = parameters.get(name, algorithm.parameterDefinition(name).defaultValue())
         optional[name] = None if value in (None, "") else algorithm.parameterAsDouble({name: value}, name, context)
-    # parameterAsEnums answers [0] for an unset optional multiple enum: check the raw value first
-    missions = ([] if parameters.get("MISSIONS") in (None, "", []) else
-                [MISSION_KEYS[i] for i in algorithm.parameterAsEnums(parameters, "MISSIONS", context)])
+    missions = enum_values(algorithm, parameters, "MISSIONS", context, MISSIONS)
     return DownloadRequest(
         aoi, dt.datetime(start.year, start.month, start.day), dt.datetime(end.year, end.month, end.day),
         variables, algorithm.parameterAsDouble(parameters, "MIN_ROI_VALID", context), optional["DT_MIN"],
@@ -184,15 +178,16 @@ class ItsLiveFindCubesAlgorithm(SurfaceMotionAlgorithm):
         for name, kind in (("cube_id", QVariant.String), ("name", QVariant.String),
                            ("zarr_url", QVariant.String), ("epsg", QVariant.Int)):
             fields.append(QgsField(name, kind))
-        sink, sink_id = self.parameterAsSink(parameters, self.OUTPUT, context, fields, QgsWkbTypes.MultiPolygon,
-                                             QgsCoordinateReferenceSystem(WGS84))
-        for cube in cubes:
-            feature = QgsFeature(fields)
-            geometry = QgsGeometry.fromWkt(_geojson_to_wkt(json.dumps(cube.footprint)))
-            geometry.convertToMultiType()
-            feature.setGeometry(geometry)
-            feature.setAttributes([str(cube.cube_id), cube.name, cube.zarr_url, int(cube.epsg)])
-            sink.addFeature(feature, QgsFeatureSink.FastInsert)
+        with SinkGroup(self, parameters, context, feedback) as sinks:
+            sink = sinks.open(self.OUTPUT, fields, QgsWkbTypes.MultiPolygon, QgsCoordinateReferenceSystem(WGS84))
+            for cube in cubes:
+                feature = QgsFeature(fields)
+                geometry = QgsGeometry.fromWkt(_geojson_to_wkt(json.dumps(cube.footprint)))
+                geometry.convertToMultiType()
+                feature.setGeometry(geometry)
+                feature.setAttributes([str(cube.cube_id), cube.name, cube.zarr_url, int(cube.epsg)])
+                sink.add(feature)
+            sink_id = sink.close()
         if context.willLoadLayerOnCompletion(sink_id):
             context.layerToLoadOnCompletionDetails(sink_id).setPostProcessor(VectorStyle.create("itslive_cubes"))
         feedback.setProgress(100)
@@ -242,20 +237,16 @@ class ItsLiveDownloadAlgorithm(SurfaceMotionAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         add_aoi_parameters(self)
         add_filter_parameters(self)
-        self.addParameter(QgsProcessingParameterEnum(
-            "VARIABLES", self.tr("Variables"), list(VARIABLES), allowMultiple=True, defaultValue=[0, 1]))
+        self.addParameter(enum_parameter(self, "VARIABLES", "Variables", VARIABLES, allowMultiple=True,
+                                         defaultValue=DEFAULT_VARIABLES))
         self.addParameter(QgsProcessingParameterNumber(
             "AGGREGATE_AMOUNT", self.tr("Aggregate into bins of N units (0 = no aggregation)"),
             QgsProcessingParameterNumber.Integer, 0, minValue=0))
-        self.addParameter(QgsProcessingParameterEnum(
-            "AGGREGATE_UNIT", self.tr("Aggregation unit"), UNIT_LABELS, defaultValue=0))
-        self.addParameter(QgsProcessingParameterEnum(
-            "AGGREGATE_METHOD", self.tr("Aggregation method"),
-            [self.tr("Mean"), self.tr("Median"), self.tr("Error-weighted mean (1/σ²)")], defaultValue=0))
+        self.addParameter(enum_parameter(self, "AGGREGATE_UNIT", "Aggregation unit", AGGREGATE_UNITS, default="Y"))
+        self.addParameter(enum_parameter(self, "AGGREGATE_METHOD", "Aggregation method", AGGREGATE_METHODS,
+                                         default="mean"))
         add_service_parameters(self)
-        self.addParameter(QgsProcessingParameterEnum(
-            "SOURCE", self.tr("Source"), [self.tr("Image-pair velocity cubes (Zarr)"),
-                                          self.tr("Annual mosaics (v2 Cloud-Optimised GeoTIFFs)")], defaultValue=0))
+        self.addParameter(enum_parameter(self, "SOURCE", "Source", SOURCES, default="cubes"))
         self.addParameter(QgsProcessingParameterString(
             "RGI_REGION", self.tr("Annual mosaics: RGI region number (01 = Alaska, 05 = Greenland, ...)"), "01"))
         self.addParameter(QgsProcessingParameterString(
@@ -265,28 +256,33 @@ class ItsLiveDownloadAlgorithm(SurfaceMotionAlgorithm):
         self.addOutput(QgsProcessingOutputString("OUTPUT_NETCDF", self.tr("NetCDF files (';'-separated)")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
-        folder = prepare_output_folder(self.parameterAsString(parameters, self.OUTPUT_FOLDER, context))
-        variables = [VARIABLES[i] for i in self.parameterAsEnums(parameters, "VARIABLES", context)]
+        folder = self.parameterAsString(parameters, self.OUTPUT_FOLDER, context)
+        if parameters.get("VARIABLES") in (None, ""):  # unset: its default (enum_values answers [] then)
+            parameters = dict(parameters, VARIABLES=DEFAULT_VARIABLES)
+        variables = enum_values(self, parameters, "VARIABLES", context, VARIABLES)
         if not variables:
             raise QgsProcessingException(self.tr("Choose at least one variable."))
         aggregate = (self.parameterAsInt(parameters, "AGGREGATE_AMOUNT", context),
-                     UNITS[self.parameterAsEnum(parameters, "AGGREGATE_UNIT", context)],
-                     AGGREGATE_METHODS[self.parameterAsEnum(parameters, "AGGREGATE_METHOD", context)])
+                     enum_value(self, parameters, "AGGREGATE_UNIT", context, AGGREGATE_UNITS),
+                     enum_value(self, parameters, "AGGREGATE_METHOD", context, AGGREGATE_METHODS))
         aoi = aoi_lonlat(self, parameters, context)
         request = download_request(self, parameters, context, aoi, variables, aggregate)
         messages = []
-        if self.parameterAsEnum(parameters, "SOURCE", context) == 1:
-            if aggregate[0]:
-                feedback.pushInfo(self.tr("Annual mosaics are already yearly: aggregation is not applied."))
-            request.aggregate_amount = 0
-            results = run_core(download_mosaics, feedback, request,
-                               self.parameterAsString(parameters, "RGI_REGION", context), folder,
-                               url_template=self.parameterAsString(parameters, "MOSAIC_URL", context))
-        else:
-            cubes = found_cubes(self, parameters, context, feedback, aoi)
-            results = run_core(download_cubes, feedback, cubes, request, folder, messages=messages)
-        for message in messages:
-            feedback.pushInfo(message)
+        try:
+            if enum_value(self, parameters, "SOURCE", context, SOURCES) == "mosaics":
+                if aggregate[0]:
+                    feedback.pushInfo(self.tr("Annual mosaics are already yearly: aggregation is not applied."))
+                request.aggregate_amount = 0
+                results = run_core(download_mosaics, feedback, request,
+                                   self.parameterAsString(parameters, "RGI_REGION", context), folder,
+                                   url_template=self.parameterAsString(parameters, "MOSAIC_URL", context),
+                                   messages=messages)
+            else:
+                cubes = found_cubes(self, parameters, context, feedback, aoi)
+                results = run_core(download_cubes, feedback, cubes, request, folder, messages=messages)
+        finally:  # what was cleaned up or skipped, also when the download failed
+            for message in messages:
+                feedback.pushInfo(message)
         layers, netcdfs = [], []
         for result in results:
             feedback.pushInfo(self.tr("{}: {} layers, {} x {} cells (EPSG:{})").format(
@@ -294,14 +290,12 @@ class ItsLiveDownloadAlgorithm(SurfaceMotionAlgorithm):
             netcdfs.append(result["netcdf"])
             for path in result["geotiffs"]:
                 layers.append(path)
-                variable = os.path.basename(path)[len(result["name"]) + 1:-4]
-                style = STYLE_FOR_VARIABLE.get(variable)
-                if style:
-                    write_sidecar_style(path, style)
-                load_on_completion(context, path, os.path.basename(path)[:-4], "OUTPUT_LAYERS", style)
+                load_on_completion(context, path, os.path.basename(path)[:-4], "OUTPUT_LAYERS",
+                                   result["styles"][path])
         if not results:
             feedback.reportError(self.tr("No layer matched the filters in any cube; nothing was written."), False)
-        return {self.OUTPUT_FOLDER: folder, "OUTPUT_LAYERS": layers, "OUTPUT_NETCDF": ";".join(netcdfs)}
+        return {self.OUTPUT_FOLDER: os.path.abspath(folder), "OUTPUT_LAYERS": layers,
+                "OUTPUT_NETCDF": ";".join(netcdfs)}
 
 
 def point_series_fields() -> QgsFields:
@@ -376,23 +370,26 @@ class ItsLivePointSeriesAlgorithm(SurfaceMotionAlgorithm):
             feedback.reportError(message, False)
         csv_path = self.parameterAsFileOutput(parameters, "OUTPUT_CSV", context)
         plot_path = self.parameterAsFileOutput(parameters, "OUTPUT_PLOT", context)
-        with core_errors_as_processing_errors():
-            write_csv(rows, csv_path)
-            write_plot(rows, plot_path)
         fields = point_series_fields()
-        sink, sink_id = self.parameterAsSink(parameters, "OUTPUT", context, fields, QgsWkbTypes.NoGeometry)
-        for row in rows:
-            feature = QgsFeature(fields)
-            values = []
-            for name in COLUMNS:
-                if name == "mid_date":
-                    moment = QDateTime.fromString(row[name], Qt.ISODate)
-                    moment.setTimeSpec(Qt.UTC)
-                    values.append(moment)
-                else:
-                    values.append(row[name])
-            feature.setAttributes(values)
-            sink.addFeature(feature, QgsFeatureSink.FastInsert)
+        # the CSV, the plot and the table appear together: the table is written while the other two wait
+        with core_errors_as_processing_errors(), OutputSet() as outputs:
+            write_csv(rows, csv_path, outputs)
+            write_plot(rows, plot_path, outputs)
+            with SinkGroup(self, parameters, context, feedback) as sinks:
+                sink = sinks.open("OUTPUT", fields, QgsWkbTypes.NoGeometry)
+                for row in rows:
+                    feature = QgsFeature(fields)
+                    values = []
+                    for name in COLUMNS:
+                        if name == "mid_date":
+                            moment = QDateTime.fromString(row[name], Qt.ISODate)
+                            moment.setTimeSpec(Qt.UTC)
+                            values.append(moment)
+                        else:
+                            values.append(row[name])
+                    feature.setAttributes(values)
+                    sink.add(feature)
+                sink_id = sink.close()
         feedback.pushInfo(self.tr("{} rows for {} point(s)").format(len(rows), len(points)))
         feedback.setProgress(100)
         return {"OUTPUT": sink_id, "OUTPUT_CSV": csv_path, "OUTPUT_PLOT": plot_path, "N_ROWS": len(rows)}

@@ -7,7 +7,6 @@ from qgis.core import (
     QgsProcessingOutputMultipleLayers,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterDateTime,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterMultipleLayers,
@@ -16,12 +15,12 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import Qt
 
-from ..core.disparity import describe_disparity
-from ..core.polyfit import deramp_file, moving_mask_from_geometries, moving_mask_from_raster
-from ..core.velocity import velocity_file
-from .base import (SurfaceMotionAlgorithm, core_errors_as_processing_errors, layer_paths,
-                   load_disparity_on_completion, load_on_completion, output_path_for, polygons_in_crs, prepare_output_folder,
-                   run_core, write_sidecar_style)
+from ..core.offsets.disparity import describe_disparity
+from ..core.offsets.polyfit import ORDERS, deramp_file, moving_mask_from_geometries, moving_mask_from_raster
+from ..core.offsets.velocity import VELOCITY_STYLE, velocity_file
+from .base import (SurfaceMotionAlgorithm, core_errors_as_processing_errors, enum_parameter, enum_value, layer_paths,
+                   load_disparity_on_completion, load_on_completion, output_folder_for, output_path_for,
+                   polygons_in_crs, run_core)
 
 MOVING_MASK_HELP = (
     "Moving-area mask (optional): polygons (any CRS, reprojected) or a raster (nonzero = moving, "
@@ -86,9 +85,7 @@ class PolyfitAlgorithm(SurfaceMotionAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         self.addParameter(QgsProcessingParameterMultipleLayers(
             self.INPUT, self.tr("Disparity rasters"), QgsProcessing.TypeRaster))
-        self.addParameter(QgsProcessingParameterEnum(
-            self.ORDER, self.tr("Polynomial order"), [self.tr("1: plane (3 terms)"), self.tr("2: quadratic (6 terms)"), self.tr("3: cubic (10 terms)")],
-            defaultValue=1))
+        self.addParameter(enum_parameter(self, self.ORDER, "Polynomial order", ORDERS, "2"))
         add_moving_mask_parameters(self)
         self.addParameter(QgsProcessingParameterRasterLayer(
             self.DEM, self.tr("DEM (adds an elevation term)"), optional=True))
@@ -105,28 +102,29 @@ class PolyfitAlgorithm(SurfaceMotionAlgorithm):
         inputs = layer_paths(parameters, self.INPUT, context)
         if not inputs:
             raise QgsProcessingException(self.tr("No disparity raster was given."))
-        folder = prepare_output_folder(self.parameterAsString(parameters, self.OUTPUT_FOLDER, context))
         dem = self.parameterAsRasterLayer(parameters, self.DEM, context)
         settings = {
-            "order": self.parameterAsEnum(parameters, self.ORDER, context) + 1,
+            "order": int(enum_value(self, parameters, self.ORDER, context, ORDERS)),
             "dem_path": dem.source() if dem is not None else None,
             "percentile_low": self.parameterAsDouble(parameters, self.PERCENTILE_LOW, context),
             "percentile_high": self.parameterAsDouble(parameters, self.PERCENTILE_HIGH, context),
         }
         outputs = []
-        for index, source in enumerate(inputs):
-            output = output_path_for(folder, source, "_polyfit")
-            share = 100.0 / len(inputs)
-            report = run_core(deramp_file, feedback, source, output,
-                              moving_mask=moving_mask_for(self, parameters, context, source),
-                              progress_range=(index * share, (index + 1) * share), **settings)
-            feedback.pushInfo(self.tr(
-                "{}: fit RMS dx {:.3f} -> {:.3f} px, dy {:.3f} -> {:.3f} px ({} / {} points)").format(
-                    os.path.basename(output), report["rms_before_dx"], report["rms_after_dx"],
-                    report["rms_before_dy"], report["rms_after_dy"],
-                    report["n_fit_points_dx"], report["n_fit_points_dy"]))
-            write_sidecar_style(output, "disparity_dx")
-            outputs.append(output)
+        with output_folder_for(self.parameterAsString(parameters, self.OUTPUT_FOLDER, context),
+                               feedback=feedback) as folder:
+            for index, source in enumerate(inputs):
+                output = output_path_for(folder, source, "_polyfit")
+                share = 100.0 / len(inputs)
+                report = run_core(deramp_file, feedback, source, output,
+                                  moving_mask=moving_mask_for(self, parameters, context, source),
+                                  progress_range=(index * share, (index + 1) * share), **settings)
+                feedback.pushInfo(self.tr(
+                    "{}: fit RMS dx {:.3f} -> {:.3f} px, dy {:.3f} -> {:.3f} px ({} / {} points)").format(
+                        os.path.basename(output), report["rms_before_dx"], report["rms_after_dx"],
+                        report["rms_before_dy"], report["rms_after_dy"],
+                        report["n_fit_points_dx"], report["n_fit_points_dy"]))
+                outputs.append(output)
+        for output in outputs:
             load_disparity_on_completion(context, output, self.OUTPUT_LAYERS)
         return {self.OUTPUT_FOLDER: folder, self.OUTPUT_LAYERS: outputs}
 
@@ -202,7 +200,6 @@ class VelocityAlgorithm(SurfaceMotionAlgorithm):
         inputs = layer_paths(parameters, self.INPUT, context)
         if not inputs:
             raise QgsProcessingException(self.tr("No disparity raster was given."))
-        folder = prepare_output_folder(self.parameterAsString(parameters, self.OUTPUT_FOLDER, context))
         settings = {
             "dt_days": self.optional_double(parameters, self.DT_DAYS, context),
             "ref_date": self.optional_datetime(parameters, self.REF_DATE, context),
@@ -213,18 +210,20 @@ class VelocityAlgorithm(SurfaceMotionAlgorithm):
         if (settings["ref_date"] is None) != (settings["sec_date"] is None):
             raise QgsProcessingException(self.tr("Give both REF_DATE and SEC_DATE, or neither."))
         outputs = []
-        for index, source in enumerate(inputs):
-            output = output_path_for(folder, source, "_velocity")
-            moving = moving_mask_for(self, parameters, context, source)
-            share = 100.0 / len(inputs)
-            report = run_core(velocity_file, feedback, source, output,
-                              stable_mask=None if moving is None else ~moving,
-                              progress_range=(index * share, (index + 1) * share), **settings)
-            feedback.pushInfo(self.tr("{}: dt = {:.3f} days, median shift dx {:.3f} px, dy {:.3f} px").format(
-                os.path.basename(output), report["dt_days"], report["median_dx"], report["median_dy"]))
-            write_sidecar_style(output, "velocity_speed")
-            outputs.append(output)
+        with output_folder_for(self.parameterAsString(parameters, self.OUTPUT_FOLDER, context),
+                               feedback=feedback) as folder:
+            for index, source in enumerate(inputs):
+                output = output_path_for(folder, source, "_velocity")
+                moving = moving_mask_for(self, parameters, context, source)
+                share = 100.0 / len(inputs)
+                report = run_core(velocity_file, feedback, source, output,
+                                  stable_mask=None if moving is None else ~moving,
+                                  progress_range=(index * share, (index + 1) * share), **settings)
+                feedback.pushInfo(self.tr("{}: dt = {:.3f} days, median shift dx {:.3f} px, dy {:.3f} px").format(
+                    os.path.basename(output), report["dt_days"], report["median_dx"], report["median_dy"]))
+                outputs.append(output)
+        for output in outputs:
             stem = os.path.splitext(os.path.basename(output))[0]
-            load_on_completion(context, output, stem + " speed", self.OUTPUT_LAYERS, "velocity_speed",
+            load_on_completion(context, output, stem + " speed", self.OUTPUT_LAYERS, VELOCITY_STYLE,
                                companions=[(stem + " azimuth", "velocity_azimuth")])
         return {self.OUTPUT_FOLDER: folder, self.OUTPUT_LAYERS: outputs}

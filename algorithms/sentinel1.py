@@ -8,7 +8,6 @@ from qgis.core import (
     QgsProcessingOutputRasterLayer,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterCrs,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
@@ -19,24 +18,15 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
+from ..core.sentinel1.ard import PRODUCT_TYPES
+from ..core.sentinel1.common import OUTPUT_TYPES
+from ..core.sentinel1.naming import FROM_FILE_NAMES, POLARISATION_SOURCES, POLARISATIONS
 from ..core.sentinel1.speckle import mt_speckle_filter
-from ..core.sentinel1.timescan import METRIC_CHOICES, timescan
+from ..core.sentinel1.timescan import DEFAULT_METRICS, METRIC_CHOICES, timescan
 from ..core.sentinel1.timeseries import build_time_series
-from .base import SurfaceMotionAlgorithm, layer_paths, load_on_completion, prepare_output_folder, run_core, write_sidecar_style
-
-UNITS = ("db", "linear")
-UNIT_LABELS = ("dB", "linear power (γ⁰/σ⁰)")
-OUTPUT_TYPES = ("float32", "uint8", "uint16")
-POLARISATIONS = ("VV", "VH", "HH", "HV")
-DEFAULT_TIMESCAN_METRICS = ("avg", "max", "min", "median", "std", "cov", "percentiles", "pdiff", "count", "harmonics")
-
-#: Style (ui/styles/<name>.qml) of each timescan metric; percentiles use the backscatter style.
-METRIC_STYLES = {
-    "avg": "s1_backscatter_db", "max": "s1_backscatter_db", "min": "s1_backscatter_db",
-    "median": "s1_backscatter_db", "model_mean": "s1_backscatter_db", "std": "s1_std",
-    "std_db": "s1_std_db", "cov": "s1_cov", "pdiff": "s1_pdiff", "count": "s1_count",
-    "amplitude": "s1_amplitude", "phase": "s1_phase", "trend": "s1_trend", "residuals": "s1_residuals",
-}
+from ..core.sentinel1.units import UNITS
+from .base import (SurfaceMotionAlgorithm, enum_parameter, enum_value, enum_values, layer_paths,
+                   load_on_completion, output_folder_for, run_core)
 
 STACK_HELP = (
     "Stack input: the time-series VRT of surfacemotion:s1timeseries (band descriptions = dates) or "
@@ -44,10 +34,6 @@ STACK_HELP = (
     "YYYY-MM-DD, YYYYMMDD or OST .YYMMDD.) and one polarisation (VV, VH, HH or HV), all on one grid. "
     "Integer rasters are read through their GDAL scale/offset with 0 = nodata; float nodata and NaN "
     "are no data; in linear power an exact 0 is no data and negatives are floored at 1e-5 (−50 dB).")
-
-
-def metric_style(name: str) -> str:
-    return METRIC_STYLES.get(name, "s1_backscatter_db")
 
 
 def add_stack_inputs(algorithm, layers_label: str) -> None:
@@ -68,13 +54,13 @@ def stack_inputs(algorithm, parameters, context) -> list:
     return paths
 
 
-def load_stack(context, paths, output_name, style, vrt=None, label=None):
-    """Sidecar styles on every file; load the VRT (or else the files) on completion."""
-    for path in paths:
-        write_sidecar_style(path, style)
-    if vrt:
-        write_sidecar_style(vrt, style)
-        load_on_completion(context, vrt, label or os.path.splitext(os.path.basename(vrt))[0], output_name, style)
+def add_unit_parameter(algorithm, description: str, default: str = "db") -> None:
+    algorithm.addParameter(enum_parameter(algorithm, "UNIT", description, UNITS, default))
+
+
+def load_vrt(context, vrt: str, output_name: str, style: str) -> None:
+    """Load a VRT written by the core (its sidecar style included) on completion."""
+    load_on_completion(context, vrt, os.path.splitext(os.path.basename(vrt))[0], output_name, style)
 
 
 class S1TimeSeriesAlgorithm(SurfaceMotionAlgorithm):
@@ -104,18 +90,15 @@ class S1TimeSeriesAlgorithm(SurfaceMotionAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         add_stack_inputs(self, "Single-date ARD backscatter rasters")
-        self.addParameter(QgsProcessingParameterEnum(
-            "UNIT", self.tr("Unit of the inputs"), [self.tr(u) for u in UNIT_LABELS], defaultValue=1))
+        add_unit_parameter(self, "Unit of the inputs", "linear")
         self.addParameter(QgsProcessingParameterMultipleLayers(
             "LS_MASKS", self.tr("Layover/shadow masks (nonzero = layover or shadow)"), QgsProcessing.TypeRaster,
             optional=True))
         self.addParameter(QgsProcessingParameterBoolean("APPLY_LS_MASK", self.tr("Remove layover/shadow"), True))
         self.addParameter(QgsProcessingParameterBoolean("TO_DB", self.tr("Write dB (else linear power)"), True))
-        self.addParameter(QgsProcessingParameterEnum(
-            "OUTPUT_TYPE", self.tr("Output data type"), list(OUTPUT_TYPES), defaultValue=0))
-        self.addParameter(QgsProcessingParameterEnum(
-            "POLARISATION", self.tr("Polarisation of inputs without one in their name"),
-            [self.tr("from file names")] + list(POLARISATIONS), defaultValue=0))
+        self.addParameter(enum_parameter(self, "OUTPUT_TYPE", "Output data type", OUTPUT_TYPES, "float32"))
+        self.addParameter(enum_parameter(self, "POLARISATION", "Polarisation of inputs without one in their name",
+                                         POLARISATION_SOURCES, FROM_FILE_NAMES))
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", self.tr("Output folder")))
         self.addOutput(QgsProcessingOutputMultipleLayers("OUTPUT_VRTS", self.tr("Time-series VRTs (one per polarisation)")))
         self.addOutput(QgsProcessingOutputMultipleLayers("OUTPUT_LAYERS", self.tr("Time-series rasters")))
@@ -124,24 +107,23 @@ class S1TimeSeriesAlgorithm(SurfaceMotionAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
         inputs = stack_inputs(self, parameters, context)
-        folder = prepare_output_folder(self.parameterAsString(parameters, "OUTPUT_FOLDER", context))
-        pol_index = self.parameterAsEnum(parameters, "POLARISATION", context)
-        to_db = self.parameterAsBool(parameters, "TO_DB", context)
-        results = run_core(
-            build_time_series, feedback, inputs, folder,
-            unit=UNITS[self.parameterAsEnum(parameters, "UNIT", context)],
-            ls_masks=layer_paths(parameters, "LS_MASKS", context),
-            apply_ls_mask=self.parameterAsBool(parameters, "APPLY_LS_MASK", context), to_db=to_db,
-            output_dtype=OUTPUT_TYPES[self.parameterAsEnum(parameters, "OUTPUT_TYPE", context)],
-            polarisation=POLARISATIONS[pol_index - 1] if pol_index else None)
+        with output_folder_for(self.parameterAsString(parameters, "OUTPUT_FOLDER", context),
+                               feedback=feedback) as folder:
+            results = run_core(
+                build_time_series, feedback, inputs, folder,
+                unit=enum_value(self, parameters, "UNIT", context, UNITS),
+                ls_masks=layer_paths(parameters, "LS_MASKS", context),
+                apply_ls_mask=self.parameterAsBool(parameters, "APPLY_LS_MASK", context),
+                to_db=self.parameterAsBool(parameters, "TO_DB", context),
+                output_dtype=enum_value(self, parameters, "OUTPUT_TYPE", context, OUTPUT_TYPES),
+                polarisation=enum_value(self, parameters, "POLARISATION", context, POLARISATION_SOURCES))
         outputs = {"OUTPUT_FOLDER": folder, "OUTPUT_VRTS": [], "OUTPUT_LAYERS": []}
         for pol in POLARISATIONS:
             outputs[f"{pol}_VRT"] = None
-        style = "s1_backscatter_db" if to_db else "s1_backscatter_linear"
         for pol, result in results.items():
             feedback.pushInfo(self.tr("{}: {} dates {} … {}").format(
                 pol, len(result["dates"]), result["dates"][0], result["dates"][-1]))
-            load_stack(context, result["paths"], "OUTPUT_VRTS", style, result["vrt"])
+            load_vrt(context, result["vrt"], "OUTPUT_VRTS", result["style"])
             outputs["OUTPUT_VRTS"].append(result["vrt"])
             outputs["OUTPUT_LAYERS"].extend(result["paths"])
             outputs[f"{pol}_VRT"] = result["vrt"]
@@ -170,8 +152,7 @@ class S1MtSpeckleAlgorithm(SurfaceMotionAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         add_stack_inputs(self, "Time-series VRT or single-date rasters")
-        self.addParameter(QgsProcessingParameterEnum(
-            "UNIT", self.tr("Unit of the stack"), [self.tr(u) for u in UNIT_LABELS], defaultValue=0))
+        add_unit_parameter(self, "Unit of the stack")
         self.addParameter(QgsProcessingParameterNumber(
             "WINDOW", self.tr("Window size (odd, pixels)"), QgsProcessingParameterNumber.Integer, 7, minValue=1,
             maxValue=51))
@@ -181,14 +162,14 @@ class S1MtSpeckleAlgorithm(SurfaceMotionAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
         inputs = stack_inputs(self, parameters, context)
-        folder = prepare_output_folder(self.parameterAsString(parameters, "OUTPUT_FOLDER", context))
-        unit = UNITS[self.parameterAsEnum(parameters, "UNIT", context)]
         window = self.parameterAsInt(parameters, "WINDOW", context)
         if window % 2 == 0:
             raise QgsProcessingException(self.tr("The window size must be odd (e.g. 5, 7, 9)."))
-        result = run_core(mt_speckle_filter, feedback, inputs, folder, unit=unit, window=window)
-        load_stack(context, result["paths"], "OUTPUT_VRT",
-                   "s1_backscatter_db" if unit == "db" else "s1_backscatter_linear", result["vrt"])
+        with output_folder_for(self.parameterAsString(parameters, "OUTPUT_FOLDER", context),
+                               feedback=feedback) as folder:
+            result = run_core(mt_speckle_filter, feedback, inputs, folder,
+                              unit=enum_value(self, parameters, "UNIT", context, UNITS), window=window)
+        load_vrt(context, result["vrt"], "OUTPUT_VRT", result["style"])
         return {"OUTPUT_FOLDER": folder, "OUTPUT_VRT": result["vrt"], "OUTPUT_LAYERS": result["paths"]}
 
 
@@ -210,10 +191,14 @@ class S1TimescanAlgorithm(SurfaceMotionAlgorithm):
             "Computed in linear power: avg, median, min, max and percentiles (linear interpolation), written in "
             "dB; std (population) in linear power; std_db = std of the dB values; cov = std/avg; pdiff = "
             "p_high(dB) − p_low(dB) in dB (OST's pDiff was linear); count = dates used.\n"
-            "Harmonics (≥ 6 dates, in dB): y(t) = trend·(t − t̄) + c·cos 2πt + s·sin 2πt + model_mean, t in "
-            "decimal years, t̄ = mean date of the stack. amplitude = √(c² + s²) dB; phase = atan2(s, c) in "
-            "radians (the seasonal peak is phase/2π of a year after 1 January); trend in dB/yr; model_mean in "
-            "dB at t̄; residuals = √(SSR/n) dB.\n"
+            "Harmonics (≥ 6 kept dates, so ≥ 8 dates with outlier removal; in dB): "
+            "y(t) = trend·(t − t̄) + c·cos 2πt + s·sin 2πt + model_mean, with t "
+            "= 2000 + time since 2000-01-01 00:00 UTC in years of 365.25 days (the plugin's one time scale) "
+            "and t̄ = mean t of the stack. amplitude = √(c² + s²) dB; phase = atan2(s, c) in radians (−π…π): "
+            "the seasonal term is amplitude·cos(2πt − phase), so its peak falls phase/2π × 365.25 days after "
+            "the start of a year of this scale (2000-01-01 + k × 365.25 days, between 31 December 06:00 and 1 "
+            "January 00:00 UTC; a negative phase = before it); trend in dB per year; model_mean in dB at t̄; "
+            "residuals = √(SSR/n) dB.\n"
             "Integer output (DN 1…max, 0 = nodata, GDAL scale/offset = physical values): avg/max/min/median/"
             "percentiles/model_mean −30…5 dB, std 1e-5…0.2, cov 1e-5…1, std_db 0…15 dB, pdiff 0…35 dB, "
             "amplitude and trend −5…5, residuals −10…10, phase −π…π; count unscaled.\n"
@@ -222,11 +207,9 @@ class S1TimescanAlgorithm(SurfaceMotionAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         add_stack_inputs(self, "Time-series VRT or single-date rasters")
-        self.addParameter(QgsProcessingParameterEnum(
-            "UNIT", self.tr("Unit of the stack"), [self.tr(u) for u in UNIT_LABELS], defaultValue=0))
-        self.addParameter(QgsProcessingParameterEnum(
-            "METRICS", self.tr("Metrics"), list(METRIC_CHOICES), allowMultiple=True,
-            defaultValue=[METRIC_CHOICES.index(m) for m in DEFAULT_TIMESCAN_METRICS]))
+        add_unit_parameter(self, "Unit of the stack")
+        self.addParameter(enum_parameter(self, "METRICS", "Metrics", METRIC_CHOICES, allowMultiple=True,
+                                         defaultValue=[METRIC_CHOICES.index(m) for m in DEFAULT_METRICS]))
         self.addParameter(QgsProcessingParameterString(
             "PERCENTILES", self.tr("Percentiles (comma-separated, 0-100)"), "5, 95"))
         self.addParameter(QgsProcessingParameterBoolean(
@@ -234,16 +217,16 @@ class S1TimescanAlgorithm(SurfaceMotionAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(
             "OUTLIER_K", self.tr("Outlier threshold k (× std)"), QgsProcessingParameterNumber.Double, 2.0,
             minValue=0.5, maxValue=10.0))
-        self.addParameter(QgsProcessingParameterEnum(
-            "OUTPUT_TYPE", self.tr("Output data type"), list(OUTPUT_TYPES), defaultValue=0))
+        self.addParameter(enum_parameter(self, "OUTPUT_TYPE", "Output data type", OUTPUT_TYPES, "float32"))
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", self.tr("Output folder")))
         self.addOutput(QgsProcessingOutputRasterLayer("OUTPUT_VRT", self.tr("Timescan (VRT, one band per metric)")))
         self.addOutput(QgsProcessingOutputMultipleLayers("OUTPUT_LAYERS", self.tr("Timescan metric rasters")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
         inputs = stack_inputs(self, parameters, context)
-        folder = prepare_output_folder(self.parameterAsString(parameters, "OUTPUT_FOLDER", context))
-        metrics = [METRIC_CHOICES[i] for i in self.parameterAsEnums(parameters, "METRICS", context)]
+        # an unset METRICS means its default (enum_values answers [] for any unset multiple enum)
+        metrics = (list(DEFAULT_METRICS) if parameters.get("METRICS") is None
+                   else enum_values(self, parameters, "METRICS", context, METRIC_CHOICES))
         if not metrics:
             raise QgsProcessingException(self.tr("Choose at least one metric."))
         text = self.parameterAsString(parameters, "PERCENTILES", context)
@@ -252,16 +235,16 @@ class S1TimescanAlgorithm(SurfaceMotionAlgorithm):
         except ValueError:
             raise QgsProcessingException(self.tr(
                 "Percentiles must be numbers separated by commas, e.g. '5, 95' (got '{}').").format(text))
-        result = run_core(
-            timescan, feedback, inputs, folder, metrics=metrics, percentiles=percentiles,
-            unit=UNITS[self.parameterAsEnum(parameters, "UNIT", context)],
-            remove_outliers=self.parameterAsBool(parameters, "REMOVE_OUTLIERS", context),
-            outlier_k=self.parameterAsDouble(parameters, "OUTLIER_K", context),
-            output_dtype=OUTPUT_TYPES[self.parameterAsEnum(parameters, "OUTPUT_TYPE", context)])
-        for name, path in zip(result["metrics"], result["paths"]):
-            write_sidecar_style(path, metric_style(name))
-            load_on_completion(context, path, f"{result['polarisation']} {name}", "OUTPUT_LAYERS", metric_style(name))
-        write_sidecar_style(result["vrt"], metric_style(result["metrics"][0]))
+        with output_folder_for(self.parameterAsString(parameters, "OUTPUT_FOLDER", context),
+                               feedback=feedback) as folder:
+            result = run_core(
+                timescan, feedback, inputs, folder, metrics=metrics, percentiles=percentiles,
+                unit=enum_value(self, parameters, "UNIT", context, UNITS),
+                remove_outliers=self.parameterAsBool(parameters, "REMOVE_OUTLIERS", context),
+                outlier_k=self.parameterAsDouble(parameters, "OUTLIER_K", context),
+                output_dtype=enum_value(self, parameters, "OUTPUT_TYPE", context, OUTPUT_TYPES))
+        for name, path, style in zip(result["metrics"], result["paths"], result["styles"]):
+            load_on_completion(context, path, f"{result['polarisation']} {name}", "OUTPUT_LAYERS", style)
         feedback.pushInfo(self.tr("{} metrics from {} dates").format(len(result["metrics"]), len(result["dates"])))
         return {"OUTPUT_FOLDER": folder, "OUTPUT_VRT": result["vrt"], "OUTPUT_LAYERS": result["paths"]}
 
@@ -288,8 +271,7 @@ class S1AnimationAlgorithm(SurfaceMotionAlgorithm):
             "INPUT", self.tr("Co-polarised stack (VV/HH: time-series VRT or date rasters)"), QgsProcessing.TypeRaster))
         self.addParameter(QgsProcessingParameterMultipleLayers(
             "CROSS", self.tr("Cross-polarised stack (VH/HV), optional"), QgsProcessing.TypeRaster, optional=True))
-        self.addParameter(QgsProcessingParameterEnum(
-            "UNIT", self.tr("Unit of the stacks"), [self.tr(u) for u in UNIT_LABELS], defaultValue=0))
+        add_unit_parameter(self, "Unit of the stacks")
         self.addParameter(QgsProcessingParameterNumber(
             "MAX_SIZE", self.tr("Maximum frame size (pixels, longer side)"), QgsProcessingParameterNumber.Integer,
             800, minValue=16, maxValue=8000))
@@ -309,7 +291,7 @@ class S1AnimationAlgorithm(SurfaceMotionAlgorithm):
         output = self.parameterAsFileOutput(parameters, "OUTPUT", context)
         result = run_core(
             make_animation, feedback, co, output, cross_inputs=layer_paths(parameters, "CROSS", context),
-            unit=UNITS[self.parameterAsEnum(parameters, "UNIT", context)],
+            unit=enum_value(self, parameters, "UNIT", context, UNITS),
             max_size=self.parameterAsInt(parameters, "MAX_SIZE", context),
             frame_ms=self.parameterAsInt(parameters, "FRAME_MS", context),
             show_dates=self.parameterAsBool(parameters, "SHOW_DATES", context))
@@ -345,8 +327,7 @@ class S1MosaicAlgorithm(SurfaceMotionAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         self.addParameter(QgsProcessingParameterMultipleLayers(
             "INPUT", self.tr("Time series or timescans of the tracks (VRTs or rasters)"), QgsProcessing.TypeRaster))
-        self.addParameter(QgsProcessingParameterEnum(
-            "UNIT", self.tr("Unit of time-series values"), [self.tr(u) for u in UNIT_LABELS], defaultValue=0))
+        add_unit_parameter(self, "Unit of time-series values")
         self.addParameter(QgsProcessingParameterBoolean(
             "HARMONISE", self.tr("Harmonise radiometry on overlaps"), True))
         self.addParameter(QgsProcessingParameterNumber(
@@ -367,33 +348,29 @@ class S1MosaicAlgorithm(SurfaceMotionAlgorithm):
         from ..core.sentinel1.mosaic import mosaic
 
         inputs = layer_paths(parameters, "INPUT", context)
-        folder = prepare_output_folder(self.parameterAsString(parameters, "OUTPUT_FOLDER", context))
         crs = self.parameterAsCrs(parameters, "CRS", context)
-        result = run_core(
-            mosaic, feedback, inputs, folder, unit=UNITS[self.parameterAsEnum(parameters, "UNIT", context)],
-            harmonise=self.parameterAsBool(parameters, "HARMONISE", context),
-            feather_px=self.parameterAsDouble(parameters, "FEATHER", context),
-            date_window_days=self.parameterAsDouble(parameters, "DATE_WINDOW", context),
-            crs=crs.toWkt() if crs.isValid() else None,
-            resolution=self.parameterAsDouble(parameters, "RESOLUTION", context) or None)
+        with output_folder_for(self.parameterAsString(parameters, "OUTPUT_FOLDER", context),
+                               feedback=feedback) as folder:
+            result = run_core(
+                mosaic, feedback, inputs, folder, unit=enum_value(self, parameters, "UNIT", context, UNITS),
+                harmonise=self.parameterAsBool(parameters, "HARMONISE", context),
+                feather_px=self.parameterAsDouble(parameters, "FEATHER", context),
+                date_window_days=self.parameterAsDouble(parameters, "DATE_WINDOW", context),
+                crs=crs.toWkt() if crs.isValid() else None,
+                resolution=self.parameterAsDouble(parameters, "RESOLUTION", context) or None)
         for name, offsets in result["offsets"].items():
             if any(offsets):
                 feedback.pushInfo(self.tr("{}: harmonisation offsets (dB) {}").format(name, offsets))
         if result["kind"] == "timescan":
-            for name, path in zip(result["names"], result["paths"]):
-                write_sidecar_style(path, metric_style(name))
-                load_on_completion(context, path, f"mosaic {name}", "OUTPUT_LAYERS", metric_style(name))
-            write_sidecar_style(result["vrt"], metric_style(result["names"][0]))
+            for name, path, style in zip(result["names"], result["paths"], result["styles"]):
+                load_on_completion(context, path, f"mosaic {name}", "OUTPUT_LAYERS", style)
         else:
-            style = "s1_backscatter_db" if UNITS[self.parameterAsEnum(parameters, "UNIT", context)] == "db" \
-                else "s1_backscatter_linear"
-            load_stack(context, result["paths"], "OUTPUT_VRT", style, result["vrt"])
+            load_vrt(context, result["vrt"], "OUTPUT_VRT", result["styles"][0])
         return {"OUTPUT_FOLDER": folder, "OUTPUT_VRT": result["vrt"], "OUTPUT_LAYERS": result["paths"]}
 
 
 class S1GrdToArdAlgorithm(SurfaceMotionAlgorithm):
     group_id = "sentinel1"
-    PRODUCT_TYPES = ("gtc_sigma0", "gtc_gamma0", "rtc_gamma0")
 
     def name(self):
         return "s1grdtoard"
@@ -427,12 +404,9 @@ class S1GrdToArdAlgorithm(SurfaceMotionAlgorithm):
             optional=True))
         self.addParameter(QgsProcessingParameterRasterLayer("DEM", self.tr("DEM (heights above the ellipsoid or "
                                                                            "geoid, metres)")))
-        self.addParameter(QgsProcessingParameterEnum(
-            "PRODUCT_TYPE", self.tr("Product"), [self.tr("GTC sigma0"), self.tr("GTC gamma0"),
-                                                 self.tr("RTC gamma0 (terrain flattening)")], defaultValue=2))
-        self.addParameter(QgsProcessingParameterEnum(
-            "POLARISATIONS", self.tr("Polarisations (none = all in the product)"), list(POLARISATIONS),
-            allowMultiple=True, optional=True))
+        self.addParameter(enum_parameter(self, "PRODUCT_TYPE", "Product", PRODUCT_TYPES, "rtc_gamma0"))
+        self.addParameter(enum_parameter(self, "POLARISATIONS", "Polarisations (none = all in the product)",
+                                         POLARISATIONS, allowMultiple=True, optional=True))
         self.addParameter(QgsProcessingParameterExtent("AOI", self.tr("Area of interest"), optional=True))
         self.addParameter(QgsProcessingParameterCrs("CRS", self.tr("Output CRS (default: the DEM's)"), optional=True))
         self.addParameter(QgsProcessingParameterNumber(
@@ -445,7 +419,7 @@ class S1GrdToArdAlgorithm(SurfaceMotionAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
         from ..core.sentinel1.ard import grd_to_ard
-        from ..processing_provider.settings import setting
+        from .settings import setting
 
         product = (self.parameterAsFile(parameters, "INPUT", context)
                    or self.parameterAsFile(parameters, "SAFE_FOLDER", context))
@@ -459,22 +433,22 @@ class S1GrdToArdAlgorithm(SurfaceMotionAlgorithm):
             extent = self.parameterAsExtent(parameters, "AOI", context, target)
             if not extent.isEmpty():
                 bounds = (extent.xMinimum(), extent.yMinimum(), extent.xMaximum(), extent.yMaximum())
-        folder = prepare_output_folder(self.parameterAsString(parameters, "OUTPUT_FOLDER", context))
-        polarisations = [POLARISATIONS[i] for i in self.parameterAsEnums(parameters, "POLARISATIONS", context)]
+        polarisations = enum_values(self, parameters, "POLARISATIONS", context, POLARISATIONS)
         python = setting("SURFACEMOTION_SARSEN_PYTHON")
         feedback.pushInfo(self.tr("sarsen interpreter: {}").format(python))
-        result = run_core(
-            grd_to_ard, feedback, product, dem.source(), folder,
-            product_type=self.PRODUCT_TYPES[self.parameterAsEnum(parameters, "PRODUCT_TYPE", context)],
-            polarisations=polarisations or None, bounds=bounds, crs=crs.toWkt() if crs.isValid() else None,
-            resolution=self.parameterAsDouble(parameters, "RESOLUTION", context) or None,
-            ls_mask=self.parameterAsBool(parameters, "LS_MASK", context), python=python)
+        with output_folder_for(self.parameterAsString(parameters, "OUTPUT_FOLDER", context),
+                               feedback=feedback) as folder:
+            result = run_core(
+                grd_to_ard, feedback, product, dem.source(), folder,
+                product_type=enum_value(self, parameters, "PRODUCT_TYPE", context, PRODUCT_TYPES),
+                polarisations=polarisations or None, bounds=bounds, crs=crs.toWkt() if crs.isValid() else None,
+                resolution=self.parameterAsDouble(parameters, "RESOLUTION", context) or None,
+                ls_mask=self.parameterAsBool(parameters, "LS_MASK", context), python=python)
         paths = [result["paths"][pol] for pol in result["polarisations"]]
         for path in paths:
-            write_sidecar_style(path, "s1_backscatter_linear")
             load_on_completion(context, path, os.path.splitext(os.path.basename(path))[0], "OUTPUT_LAYERS",
-                               "s1_backscatter_linear")
+                               result["style"])
         if result["ls_mask"]:
-            write_sidecar_style(result["ls_mask"], "s1_lsmask")
-            load_on_completion(context, result["ls_mask"], "layover/shadow", "LS_MASK_LAYER", "s1_lsmask")
+            load_on_completion(context, result["ls_mask"], "layover/shadow", "LS_MASK_LAYER",
+                               result["ls_mask_style"])
         return {"OUTPUT_FOLDER": folder, "OUTPUT_LAYERS": paths, "LS_MASK_LAYER": result["ls_mask"]}

@@ -1,8 +1,8 @@
-"""Benchmark of the offset-tracking engine (core.correlate) against its peers (issue 3).
+"""Benchmark of the offset-tracking engine (core.offsets.correlate) against its peers (issue 3).
 
 One run, one table, on real texture (the embedded Sentinel-2 B03 crop, farmland part):
 
-* ``ours-lk``, ``ours-gauss``: core.correlate.correlate_arrays with its defaults
+* ``ours-lk``, ``ours-gauss``: core.offsets.correlate.correlate_arrays with its defaults
   (sub-pixel Lucas-Kanade / 3x3 Gaussian fit);
 * ``skimage-pcc``: skimage.registration.phase_cross_correlation per chip
   (upsample 100; the chip at the same place in the secondary, offsets up to the search range);
@@ -31,8 +31,8 @@ chips per second and wall time (per pair the fastest of 3 runs, 1 run for
 methods slower than 1 s per pair), and peak resident memory (VmHWM of a fresh
 process running only that method and case, input images included).
 
-The ``engine`` column is the integer search core.correlate chose
-(core.sweep.integer_engine: per-chip FFT or displacement sweep); ``x cv2``
+The ``engine`` column is the integer search core.offsets.correlate chose
+(core.offsets.sweep.integer_engine: per-chip FFT or displacement sweep); ``x cv2``
 is the chips/s ratio to cv2-match on the same case. The speed targets are
 checked on a second measurement (``paired_speed``): cv2-match and ours timed
 in turns, pair by pair, in one process, every method credited with the same
@@ -87,10 +87,12 @@ def _land() -> np.ndarray:
         return ds.read(1).astype(np.float64)[:, :LAND_COLUMNS]
 
 
-def _fourier_shifted(image: np.ndarray, dy: float, dx: float) -> np.ndarray:
+def _fourier_shifted(image: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    """``image`` with its content moved by (dx, dy) px (+ right, + down), band-limited."""
     from scipy import ndimage
     pad_rows, pad_cols = image.shape[0] // 2, image.shape[1] // 2
     padded = np.pad(image, ((pad_rows, pad_rows), (pad_cols, pad_cols)), mode="symmetric")
+    # scipy's shift is per axis: (rows, columns)
     shifted = np.fft.ifft2(ndimage.fourier_shift(np.fft.fft2(padded), (dy, dx))).real
     return shifted[pad_rows:pad_rows + image.shape[0], pad_cols:pad_cols + image.shape[1]]
 
@@ -128,7 +130,7 @@ def build_case(case: str) -> List[dict]:
         for k, fraction in enumerate(FRACTIONS):
             dx = -3.0 + fraction
             dy = 2.0 + FRACTIONS[(3 * k) % 10]
-            ref, sec = _interior(land), _interior(_fourier_shifted(land, dy, dx))
+            ref, sec = _interior(land), _interior(_fourier_shifted(land, dx, dy))
             if case == "a+n":
                 ref, sec = _add_noise_and_brightness(ref, sec, seed=k)
             rows, _ = _grid_centres(ref.shape)
@@ -142,11 +144,11 @@ def build_case(case: str) -> List[dict]:
         """Up to 2.5 px; largest gradient 0.011 px/px (1.1 % strain, a fast landslide)."""
         dx = 1.4 * np.sin(2 * np.pi * cols / width * 0.5) * np.cos(2 * np.pi * rows / height * 0.4) + 1.0
         dy = 1.2 * np.cos(2 * np.pi * cols / width * 0.4 + 0.4) * np.sin(2 * np.pi * rows / height * 0.5) - 0.5
-        return dy, dx
+        return dx, dy
 
     rows, cols = np.mgrid[0:height, 0:width].astype(np.float64)
     # pixel (r, c) samples the reference at its centre minus the displacement there
-    wy, wx = warp(rows + 0.5, cols + 0.5)
+    wx, wy = warp(rows + 0.5, cols + 0.5)
     sec = ndimage.map_coordinates(land, [rows - wy, cols - wx], order=5, mode="mirror")
     ref, sec = _interior(land), _interior(sec)
     ref, sec = _add_noise_and_brightness(ref, sec, seed=99, gradient=True)
@@ -154,7 +156,7 @@ def build_case(case: str) -> List[dict]:
     centre_rows, centre_cols = centre_rows + MARGIN, centre_cols + MARGIN
     d_rows, d_cols = np.zeros_like(centre_rows), np.zeros_like(centre_cols)
     for _ in range(30):
-        d_rows, d_cols = warp(centre_rows + d_rows, centre_cols + d_cols)
+        d_cols, d_rows = warp(centre_rows + d_rows, centre_cols + d_cols)
     return [dict(ref=ref, sec=sec, dx=d_cols, dy=d_rows)]
 
 
@@ -183,7 +185,7 @@ def _gaussian_3point(left: float, centre: float, right: float) -> float:
 
 
 def run_ours(ref, sec, subpixel):
-    from core.correlate import correlate_arrays
+    from core.offsets.correlate import correlate_arrays
     result = correlate_arrays(ref, sec, CHIP, SEARCH, STEP, subpixel=subpixel)
     return result.dx, result.dy, result.dx.size
 
@@ -289,7 +291,7 @@ def run_job(method: str, case: str) -> dict:
         locking = max(np.ptp(means_x), np.ptp(means_y))
     engine = "-"
     if method.startswith("ours"):
-        from core.sweep import integer_engine
+        from core.offsets.sweep import integer_engine
         engine = integer_engine(CHIP, SEARCH, STEP)
     return dict(method=method, case=case, engine=engine, rmse_x=float(np.sqrt(np.mean(ex ** 2))),
                 rmse_y=float(np.sqrt(np.mean(ey ** 2))), bias_x=float(ex.mean()), bias_y=float(ey.mean()),
@@ -356,8 +358,8 @@ def dense_timing(strip_rows: int = 64, limit_s: float = 120.0) -> dict:
     A strip of ``strip_rows`` output rows is timed first; when it predicts at
     most ``limit_s`` for the full map, the full map is run and its time measured.
     """
-    from core.correlate import correlate_arrays
-    from core.sweep import integer_engine
+    from core.offsets.correlate import correlate_arrays
+    from core.offsets.sweep import integer_engine
     size = 2048
     texture = _big_texture(size)
     pair = {}
@@ -365,7 +367,7 @@ def dense_timing(strip_rows: int = 64, limit_s: float = 120.0) -> dict:
     def timed(rows: int, subpixel: str) -> Tuple[int, float]:
         if rows not in pair:
             ref = texture[:rows] if rows == size else texture[1000:1000 + rows + 40]
-            sec = _fourier_shifted(ref, 0.4, -0.7)
+            sec = _fourier_shifted(ref, -0.7, 0.4)
             pair[rows] = (ref, sec) if rows == size else (ref[20:20 + rows], sec[20:20 + rows])
         ref, sec = pair[rows]
         start = time.perf_counter()
@@ -414,7 +416,7 @@ def large_pair(folder: str, size: int = 10000, step: int = 16) -> dict:
 
 def _correlate_large(ref_path: str, sec_path: str, out_path: str, step: int) -> dict:
     import rasterio
-    from core.correlate import correlate_files
+    from core.offsets.correlate import correlate_files
     start = time.perf_counter()
     correlate_files(ref_path, sec_path, out_path, chip_size=CHIP, search_range=SEARCH, step=step,
                     subpixel="gaussian")

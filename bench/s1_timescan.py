@@ -9,7 +9,9 @@ NaN nodata, as written by surfacemotion:s1timeseries), then in ONE process:
 2. runs the timescan with the default metrics (avg, max, min, median, std, cov, p5, p95,
    pdiff, count, harmonics; outlier removal on) -> timescan time;
 
-and prints both times, their ratio and the peak resident memory of the process (VmHWM).
+and prints both times, their ratio and the peak resident memory of the process (VmHWM), plus
+the part of the timescan time spent verifying its outputs before they are renamed (fsync and
+reading every written window back, core.io.RasterWriter) -> verify time.
 
 Usage: /usr/bin/python3 bench/s1_timescan.py [--data DIR] [--dates 100] [--size 5000]
 """
@@ -30,7 +32,9 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from core.raster_io import FLOAT_GTIFF_PROFILE  # noqa: E402
+from core.io import Grid, is_complete_raster, write_raster  # noqa: E402
+from core.io import files as io_files  # noqa: E402
+from core.io import write as io_write  # noqa: E402
 from core.sentinel1.stack import StackReader, collect_layers  # noqa: E402
 from core.sentinel1.timescan import block_windows, timescan  # noqa: E402
 
@@ -46,13 +50,12 @@ def base_field(size: int) -> np.ndarray:
 
 
 def write_date(args) -> str:
-    import rasterio
     from rasterio.transform import from_origin
 
     folder, index, size, dates = args
     when = date_of(index)
     path = os.path.join(folder, f"{index + 1:03d}.{when:%Y%m%d}.VV.tif")
-    if os.path.exists(path):
+    if is_complete_raster(path) is None:  # written completely by an earlier run
         return path
     rng = np.random.default_rng(index)
     season = 1.5 * np.cos(2 * np.pi * (when.timetuple().tm_yday / 365.25 - 0.55))
@@ -60,14 +63,8 @@ def write_date(args) -> str:
     power *= rng.gamma(4.4, 1 / 4.4, (size, size)).astype(np.float32)  # speckle, ENL 4.4
     db = (10 * np.log10(power)).astype(np.float32)
     db[:, : size // 50] = np.nan  # a nodata border strip
-    profile = dict(FLOAT_GTIFF_PROFILE, width=size, height=size, count=1, crs="EPSG:32633",
-                   transform=from_origin(300000, 4700000, 20, 20))
-    tmp = path + ".partial.tif"
-    with rasterio.open(tmp, "w", **profile) as ds:
-        ds.write(db, 1)
-        ds.set_band_description(1, when.isoformat())
-    os.replace(tmp, path)
-    return path
+    grid = Grid("EPSG:32633", from_origin(300000, 4700000, 20, 20), size, size)
+    return write_raster(path, grid, db, [when.isoformat()])
 
 
 def generate(folder: str, dates: int, size: int) -> list:
@@ -97,6 +94,31 @@ def read_once(paths: list, memory_mb: float, workers: int) -> float:
     return time.perf_counter() - start
 
 
+class VerifyTimer:
+    """Seconds spent in the writer's pre-rename checks (fsync + read-back), while active."""
+
+    def __init__(self):
+        self.seconds = 0.0
+        self._originals = (io_write.RasterWriter._verify_written, io_files.fsync_file)
+
+    def _timed(self, function):
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+        return timed
+
+    def __enter__(self) -> "VerifyTimer":
+        io_write.RasterWriter._verify_written = self._timed(self._originals[0])
+        io_files.fsync_file = self._timed(self._originals[1])
+        return self
+
+    def __exit__(self, *exc) -> None:
+        io_write.RasterWriter._verify_written, io_files.fsync_file = self._originals
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="/tmp/surfacemotion-s1-bench", help="stack folder (kept between runs)")
@@ -106,6 +128,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     stack_dir = os.path.join(args.data, f"stack_{args.dates}x{args.size}")
+    os.makedirs(args.data, exist_ok=True)
     free_gb = shutil.disk_usage(os.path.dirname(os.path.abspath(stack_dir)) or "/").free / 1e9
     need_gb = args.dates * args.size ** 2 * 4 / 1e9
     if not os.path.isdir(stack_dir) and free_gb < need_gb * 1.2:
@@ -117,7 +140,8 @@ def main() -> None:
     out = os.path.join(args.data, "timescan")
     shutil.rmtree(out, ignore_errors=True)
     start = time.perf_counter()
-    report = timescan(paths, out, unit="db", memory_mb=args.memory_mb, workers=args.workers)
+    with VerifyTimer() as verification:
+        report = timescan(paths, out, unit="db", memory_mb=args.memory_mb, workers=args.workers)
     timescan_seconds = time.perf_counter() - start
     result = {
         "dates": args.dates, "size": args.size,
@@ -126,6 +150,8 @@ def main() -> None:
         "generation_s": round(generation, 1),
         "read_once_s": round(read_seconds, 1),
         "timescan_s": round(timescan_seconds, 1),
+        "verify_s": round(verification.seconds, 1),
+        "verify_share": round(verification.seconds / timescan_seconds, 3),
         "ratio": round(timescan_seconds / read_seconds, 2),
         "peak_rss_mb": round(peak_rss_mb(), 0),
         "metrics": report["metrics"],

@@ -6,6 +6,10 @@ class UserInputError(ValueError):
     """Input the user can fix: the message says what is wrong and how to fix it."""
 
 
+class EmptyOutputError(UserInputError):
+    """An output would hold no valid cell; nothing was written. Batch steps may skip the item."""
+
+
 class Cancelled(RuntimeError):
     """The user cancelled; partial outputs have been removed."""
 

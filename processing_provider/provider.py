@@ -1,6 +1,7 @@
 """The Processing provider ``surfacemotion``: algorithms and shipped models."""
 import glob
 import os
+import shutil
 
 from qgis.core import QgsProcessingModelAlgorithm, QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
@@ -64,6 +65,43 @@ class ShippedModel(QgsProcessingModelAlgorithm):
 
     def createInstance(self):  # noqa: N802 (QGIS API name)
         return ShippedModel(self.path)
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
+        """Run the model; if it fails, remove what its steps wrote to the model's outputs (files and
+        folders that did not exist before the run), so a failed run leaves no half-done set."""
+        targets = [path for path in self._destination_paths(parameters, context) if not os.path.exists(path)]
+        folders = {_first_missing_folder(os.path.dirname(path)) for path in targets} - {None}
+        try:
+            return super().processAlgorithm(parameters, context, feedback)
+        except BaseException:
+            for path in targets:
+                if os.path.isdir(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                elif os.path.exists(path):
+                    os.remove(path)
+            for folder in folders:  # folders the run created to hold them, when nothing else is inside
+                if os.path.isdir(folder) and all(not files for _, _, files in os.walk(folder)):
+                    shutil.rmtree(folder, ignore_errors=True)
+            raise
+
+    def _destination_paths(self, parameters, context):
+        paths = []
+        for definition in self.destinationParameterDefinitions():
+            if parameters.get(definition.name()) is None:
+                continue
+            path = self.parameterAsFileOutput(parameters, definition.name(), context)
+            path = (path or "").split("|")[0]
+            if path and not path.startswith(("memory:", "ogr:", "postgres:")):
+                paths.append(os.path.abspath(path))
+        return paths
+
+
+def _first_missing_folder(folder: str):
+    """The outermost folder of ``folder``'s path that does not exist yet, or None."""
+    missing = None
+    while folder and not os.path.isdir(folder):
+        missing, folder = folder, os.path.dirname(folder)
+    return missing
 
 
 def load_shipped_models():

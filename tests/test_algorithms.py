@@ -100,7 +100,7 @@ def write_raster(path, arrays, transform=Affine(3, 0, 441730, 0, -3, 4177460), c
 
 
 def synthetic_disparity(path, dx, dy, step=1, tags=None, transform=Affine(3, 0, 441730, 0, -3, 4177460)):
-    from surface_motion.core.disparity import BASE_DESCRIPTIONS, disparity_tags
+    from surface_motion.core.offsets.disparity import BASE_DESCRIPTIONS, disparity_tags
 
     valid = np.isfinite(dx) & np.isfinite(dy)
     peak = np.where(valid, 0.9, np.nan)

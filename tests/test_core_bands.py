@@ -1,4 +1,4 @@
-"""Tests of core.bands: single-band extraction, UDM2 masking, metadata, names."""
+"""Tests of core.offsets.bands: single-band extraction, UDM2 masking, metadata, names."""
 import os
 
 import numpy as np
@@ -8,8 +8,8 @@ from rasterio.crs import CRS
 from rasterio.rpc import RPC
 from rasterio.transform import from_origin
 
-import core.bands as bands
-from core.bands import default_nodata, extract_band, find_udm2_for, output_name_for
+import core.offsets.bands as bands
+from core.offsets.bands import default_nodata, extract_band, find_udm2_for, output_name_for
 from core.errors import Cancelled, UserInputError
 
 HEIGHT, WIDTH = 300, 200

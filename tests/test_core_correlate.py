@@ -1,4 +1,4 @@
-"""Offset-tracking correlator (core.correlate) against known translations of real texture.
+"""Offset-tracking correlator (core.offsets.correlate) against known translations of real texture.
 
 The secondary images are made with scipy.ndimage.fourier_shift (band-limited
 shifts of a mirror-padded crop), not with the spline interpolation the
@@ -15,10 +15,13 @@ from affine import Affine
 from rasterio.crs import CRS
 from scipy import ndimage
 
-import core.correlate as correlate_module
-from core.correlate import QUALITY_DESCRIPTIONS, CorrelationResult, correlate_arrays, correlate_files
-from core.disparity import BASE_DESCRIPTIONS, grid_transform
+import core.offsets.engine.blocks as blocks_module
+from core.offsets.correlate import QUALITY_DESCRIPTIONS, CorrelationResult, correlate_arrays, correlate_files
+from core.offsets.disparity import BASE_DESCRIPTIONS, grid_transform
+from core.offsets.engine.params import Params
+from core.offsets.engine.subpixel import sample_translated
 from core.errors import Cancelled, UserInputError
+from faults import TRUNCATED_MESSAGE, truncated_copy
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "s2_b03_crop.tif")
 LAND_COLUMNS = 384  # farmland; the lower right of the crop is water
@@ -36,7 +39,7 @@ def _texture():
 def _shifted_pair(dy: float, dx: float):
     """(ref, sec) interior crops of the land texture, sec = ref moved by (dy, dx)."""
     land = _land()
-    sec = _fourier_shifted(land, dy, dx)
+    sec = _fourier_shifted(land, dx=dx, dy=dy)
     interior = (slice(MARGIN, -MARGIN), slice(MARGIN, -MARGIN))
     return land[interior], sec[interior]
 
@@ -151,8 +154,8 @@ def test_grid_shape_and_chip_placement():
 def test_blocks_do_not_change_the_result(monkeypatch):
     ref, sec = _shifted_pair(1.5, 2.3)
     whole = correlate_arrays(ref, sec, CHIP, SEARCH, STEP)
-    monkeypatch.setattr(correlate_module, "_BLOCK_MEMORY_BYTES", 300_000)  # blocks of ~14 chips
-    assert correlate_module._chips_per_block(correlate_module._Params(CHIP, SEARCH, STEP, "lk"), sweep=True) < 20
+    monkeypatch.setattr(blocks_module, "_BLOCK_MEMORY_BYTES", 300_000)  # blocks of ~14 chips
+    assert blocks_module._chips_per_block(Params(CHIP, SEARCH, STEP, "lk"), sweep=True) < 20
     percents = []
     blocked = correlate_arrays(ref, sec, CHIP, SEARCH, STEP, progress=percents.append)
     assert len(percents) > 100 and percents[-1] == 100.0 and percents == sorted(percents)
@@ -168,11 +171,11 @@ def test_spline_sampler_matches_map_coordinates():
     coefficients = ndimage.spline_filter(rng.normal(size=(80, 90)), order=5, mode="mirror")
     top = np.array([10, 20, 30])
     left = np.array([12, 5, 40])
-    shift = np.array([[0.3, -1.7], [-2.25, 0.5], [1.0, 0.0]])
-    sampled = correlate_module._sample_translated(coefficients, top, left, shift, 16)
+    shift = np.array([[-1.7, 0.3], [0.5, -2.25], [0.0, 1.0]])  # (dx, dy) per chip
+    sampled = sample_translated(coefficients, top, left, shift, 16)
     grid = np.arange(16.0)
     for k in range(3):
-        rows, cols = np.meshgrid(top[k] + shift[k, 0] + grid, left[k] + shift[k, 1] + grid, indexing="ij")
+        rows, cols = np.meshgrid(top[k] + shift[k, 1] + grid, left[k] + shift[k, 0] + grid, indexing="ij")
         expected = ndimage.map_coordinates(coefficients, [rows, cols], order=5, prefilter=False)
         np.testing.assert_allclose(sampled[k], expected, atol=1e-10)
 
@@ -251,7 +254,7 @@ def test_file_output_format_and_geometry(shifted_files, tmp_path):
     assert correlate_files(ref_path, sec_path, out, chip_size=CHIP, search_range=SEARCH, step=STEP,
                            tags=caller_tags, progress=percents.append) == out
     assert percents[-1] == 100.0
-    assert _folder_files(tmp_path / "out") == ["disp.tif"]
+    assert _folder_files(tmp_path / "out") == ["disp.qml", "disp.tif"]  # the style sidecar comes with the raster
     with rasterio.open(out) as ds:
         assert ds.count == 7 and ds.dtypes == ("float32",) * 7
         assert ds.transform == grid_transform(transform, 0, 0, CHIP, STEP)
@@ -285,7 +288,7 @@ def test_different_extents_on_one_grid_use_the_overlap(tmp_path, col_off, row_of
     """The secondary starts (col_off, row_off) whole pixels from the reference."""
     dy, dx = -0.8, 1.6
     land = _land()
-    world_shifted = _fourier_shifted(land, dy, dx)
+    world_shifted = _fourier_shifted(land, dx=dx, dy=dy)
     height, width = 400, 300
     r0, c0 = 40, 40  # reference window in the texture
     ref = land[r0:r0 + height, c0:c0 + width]
@@ -391,7 +394,7 @@ def test_array_shape_mismatch_raises():
 
 def test_cancel_after_first_block_leaves_no_file(shifted_files, tmp_path, monkeypatch):
     ref_path, sec_path, _, _ = shifted_files
-    monkeypatch.setattr(correlate_module, "_BLOCK_MEMORY_BYTES", 30_000_000)
+    monkeypatch.setattr(blocks_module, "_BLOCK_MEMORY_BYTES", 30_000_000)
     calls = []
 
     def is_canceled():
@@ -406,3 +409,16 @@ def test_cancel_after_first_block_leaves_no_file(shifted_files, tmp_path, monkey
     # blocks are computed two at a time: at most the first finished before the cancel
     assert len(calls) == 2 and len(percents) <= 1 and all(0 < p < 100 for p in percents)
     assert _folder_files(tmp_path) == before  # no output, no .partial files
+
+
+@pytest.mark.parametrize("which", ["reference", "secondary"])
+def test_truncated_input_file_is_a_clear_error_and_nothing_is_written(shifted_files, tmp_path, which):
+    """A GeoTIFF whose header opens but whose later blocks are cut off: the core.io reader names it."""
+    ref_path, sec_path, _, _ = shifted_files
+    cut = truncated_copy(ref_path if which == "reference" else sec_path, str(tmp_path / f"{which}_cut.tif"))
+    inputs = (cut, sec_path) if which == "reference" else (ref_path, cut)
+    out_folder = tmp_path / "out"
+    out_folder.mkdir()
+    with pytest.raises(UserInputError, match=TRUNCATED_MESSAGE.format(name=f"{which}_cut.tif")):
+        correlate_files(*inputs, str(out_folder / "disp.tif"), CHIP, SEARCH, STEP)
+    assert _folder_files(out_folder) == []

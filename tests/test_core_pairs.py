@@ -1,11 +1,11 @@
-"""Tests of core.pairs: pair rules, dt limits, reference mode, CSV files."""
+"""Tests of core.offsets.pairs: pair rules, dt limits, reference mode, CSV files."""
 import os
 
 import pandas as pd
 import pytest
 
 from core.errors import UserInputError
-from core.pairs import PAIR_COLUMNS, build_pairs, list_scenes, read_pair_table, write_pair_table
+from core.offsets.pairs import PAIR_COLUMNS, build_pairs, list_scenes, read_pair_table, write_pair_table
 
 SUFFIX = "_3B_AnalyticMS_SR_clip_b2.tif"
 

@@ -1,15 +1,15 @@
-"""Integer peaks and quality bands of a ZNCC volume (core.peaks), and the fast
+"""Integer peaks and quality bands of a ZNCC volume (core.offsets.peaks), and the fast
 OpenCV paths of the engine's helpers against their reference implementations."""
 
 import numpy as np
 import pytest
 from scipy import ndimage
 
-import core.correlate as correlate_module
-from core.correlate import correlate_arrays
-from core.peaks import EXCLUDED, MAX_PEAK_RATIO, volume_peaks
-from core.prefilters import gaussian_smoothed
-from core.sweep import box_sums
+import core.offsets.engine.subpixel as subpixel_module
+from core.offsets.correlate import correlate_arrays
+from core.offsets.peaks import EXCLUDED, MAX_PEAK_RATIO, volume_peaks
+from core.offsets.prefilters import gaussian_smoothed
+from core.offsets.sweep import box_sums
 from texture import fourier_shifted, land_texture
 
 
@@ -81,9 +81,9 @@ def test_box_sums_equal_direct_sums():
 
 def test_lucas_kanade_chunks_do_not_change_the_result(monkeypatch):
     land = land_texture()
-    ref, sec = land[24:152, 24:200], fourier_shifted(land, 0.35, -1.6)[24:152, 24:200]
+    ref, sec = land[24:152, 24:200], fourier_shifted(land, dx=-1.6, dy=0.35)[24:152, 24:200]
     whole = correlate_arrays(ref, sec, 32, 6, 4, subpixel="lk")
-    monkeypatch.setattr(correlate_module, "_LK_CHUNK", 7)
+    monkeypatch.setattr(subpixel_module, "_LK_CHUNK", 7)
     chunked = correlate_arrays(ref, sec, 32, 6, 4, subpixel="lk")
     assert whole.valid.mean() > 0.8
     np.testing.assert_array_equal(chunked.valid, whole.valid)

@@ -1,10 +1,10 @@
-"""Tests of core.planetscope: scene ids of both forms, dates and ISO times."""
+"""Tests of core.offsets.planetscope: scene ids of both forms, dates and ISO times."""
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from core.errors import UserInputError
-from core.planetscope import days_between, find_scene_ids, iso_utc, parse_iso_utc, parse_scene_id
+from core.offsets.planetscope import days_between, find_scene_ids, iso_utc, parse_iso_utc, parse_scene_id
 
 UTC = timezone.utc
 

@@ -1,4 +1,4 @@
-"""Tests of core.polyfit: polynomial de-ramping of disparity rasters."""
+"""Tests of core.offsets.polyfit: polynomial de-ramping of disparity rasters."""
 import os
 
 import numpy as np
@@ -7,10 +7,10 @@ import rasterio
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
-import core.polyfit as polyfit
-from core.disparity import BASE_DESCRIPTIONS, PEAK, describe_disparity, disparity_tags
+import core.offsets.polyfit as polyfit
+from core.offsets.disparity import BASE_DESCRIPTIONS, PEAK, describe_disparity, disparity_tags
 from core.errors import Cancelled, UserInputError
-from core.polyfit import (design_matrix, deramp_file, evaluate_ramp, fit_ramp, moving_mask_from_geometries,
+from core.offsets.polyfit import (design_matrix, deramp_file, evaluate_ramp, fit_ramp, moving_mask_from_geometries,
                           moving_mask_from_raster, n_terms)
 
 CRS_UTM = CRS.from_epsg(32618)

@@ -1,4 +1,4 @@
-"""Displacement-sweep integer search (core.sweep) against the per-chip FFT engine.
+"""Displacement-sweep integer search (core.offsets.sweep) against the per-chip FFT engine.
 
 Both engines must give the same ZNCC volume, so the integer peaks, validity
 (edges, nodata, texture) and sub-pixel offsets must agree, on real texture
@@ -9,17 +9,17 @@ import numpy as np
 from texture import fourier_shifted, land_texture as _land
 import pytest
 
-import core.correlate as correlate_module
-import core.sweep as sweep_module
-from core.correlate import correlate_arrays
-from core.peaks import EXCLUDED
-from core.sweep import integer_engine, sweep_is_cheaper, sweep_volume
+import core.offsets.engine.blocks as blocks_module
+import core.offsets.sweep as sweep_module
+from core.offsets.correlate import correlate_arrays
+from core.offsets.peaks import EXCLUDED
+from core.offsets.sweep import integer_engine, sweep_is_cheaper, sweep_volume
 
 
 
 def _pair(dy: float, dx: float, rows=slice(24, 152), cols=slice(24, 232)):
     land = _land()
-    shifted = fourier_shifted(land, dy, dx)
+    shifted = fourier_shifted(land, dx=dx, dy=dy)
     return land[rows, cols], shifted[rows, cols]
 
 
@@ -100,7 +100,7 @@ def test_sweep_result_does_not_depend_on_the_block_layout(monkeypatch):
     monkeypatch.setattr(sweep_module, "ENGINE", "sweep")
     ref, sec = _pair(0.7, 1.2)
     whole = correlate_arrays(ref, sec, 32, 8, 4, subpixel="gaussian")
-    monkeypatch.setattr(correlate_module, "_BLOCK_MEMORY_BYTES", 1_000_000)  # ~9 blocks instead of 2
+    monkeypatch.setattr(blocks_module, "_BLOCK_MEMORY_BYTES", 1_000_000)  # ~9 blocks instead of 2
     blocked = correlate_arrays(ref, sec, 32, 8, 4, subpixel="gaussian")
     np.testing.assert_array_equal(blocked.valid, whole.valid)
     # float32 products: the layout only changes their rounding, far below the accuracy targets

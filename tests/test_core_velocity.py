@@ -1,4 +1,4 @@
-"""Tests of core.velocity: offsets -> velocity, dt resolution, median shift."""
+"""Tests of core.offsets.velocity: offsets -> velocity, dt resolution, median shift."""
 import os
 from datetime import datetime, timezone
 
@@ -9,10 +9,10 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
 
-import core.polyfit as polyfit
-from core.disparity import BASE_DESCRIPTIONS, disparity_tags, grid_transform
+import core.offsets.polyfit as polyfit
+from core.offsets.disparity import BASE_DESCRIPTIONS, disparity_tags, grid_transform
 from core.errors import Cancelled, UserInputError
-from core.velocity import (DAYS_PER_YEAR, VELOCITY_DESCRIPTIONS, offsets_to_velocity, resolve_dt_days,
+from core.offsets.velocity import (DAYS_PER_YEAR, VELOCITY_DESCRIPTIONS, offsets_to_velocity, resolve_dt_days,
                            velocity_file)
 
 CRS_UTM = CRS.from_epsg(32618)

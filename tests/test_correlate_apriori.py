@@ -15,11 +15,16 @@ from affine import Affine
 from rasterio.crs import CRS
 from scipy import ndimage
 
-from core.apriori import (GridOffsetField, RasterOffsetField, bilinear_nan, coarse_offset_field,
-                          downsample_pair)
-from core.correlate import correlate_arrays, correlate_files
-from core.disparity import TAG_DT_DAYS
-from core.errors import UserInputError
+import core.offsets.correlate as correlate_module
+import core.offsets.engine.pyramid as pyramid_module
+from core.offsets.apriori import GridOffsetField, RasterOffsetField, bilinear_nan
+from core.offsets.correlate import correlate_arrays, correlate_files
+from core.offsets.disparity import TAG_DT_DAYS
+from core.offsets.engine.pyramid import LevelStore, coarse_offset_field
+from core.offsets.engine.sources import RasterSource
+from core.errors import Cancelled, UserInputError
+from core.io import open_raster
+from faults import TRUNCATED_MESSAGE, truncated_copy
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "data", "s2_b03_crop.tif")
@@ -48,7 +53,7 @@ def shifted_pair(tmp_path_factory):
     folder = tmp_path_factory.mktemp("apriori")
     land = _land()
     ref = _write(folder / "ref.tif", land[ROWS, COLS])
-    sec = _write(folder / "sec.tif", _fourier_shifted(land, DY, DX)[ROWS, COLS])
+    sec = _write(folder / "sec.tif", _fourier_shifted(land, dx=DX, dy=DY)[ROWS, COLS])
     return ref, sec, folder
 
 
@@ -207,19 +212,27 @@ def test_bilinear_nan_renormalises_and_interpolates():
 # --------------------------------------------------------------------------- pyramid
 
 
-def test_downsample_pair_keeps_a_common_grid(tmp_path):
+@pytest.mark.parametrize("on_disk", [False, True])
+def test_downsample_pair_keeps_a_common_grid(tmp_path, monkeypatch, on_disk):
+    """Levels in memory, or in temporary GeoTIFFs when over the memory budget: same grids, values."""
+    if on_disk:
+        monkeypatch.setattr(pyramid_module, "PYRAMID_MEMORY_BYTES", 0)
     image = np.arange(20 * 30, dtype=float).reshape(20, 30)
     ref = _write(tmp_path / "a.tif", image)
     sec = _write(tmp_path / "b.tif", image[3:, 5:], TRANSFORM * Affine.translation(5, 3))
-    a, b = downsample_pair(ref, sec, str(tmp_path / "a2.tif"), str(tmp_path / "b2.tif"))
-    with rasterio.open(a) as da, rasterio.open(b) as db:
-        assert da.transform.a == 2 * PIXEL
-        col, row = ~da.transform * (db.transform.c, db.transform.f)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    with open_raster(ref) as ra, open_raster(sec) as rb, LevelStore(str(scratch)) as store:
+        a, b = store.half_pair(RasterSource(ra), RasterSource(rb), 1)
+        assert isinstance(a, RasterSource) == on_disk and len(os.listdir(scratch)) == int(on_disk)
+        assert a.grid.transform.a == 2 * PIXEL
+        col, row = ~a.grid.transform * (b.grid.transform.c, b.grid.transform.f)
         assert col == pytest.approx(round(col)) and row == pytest.approx(round(row))
         # a linear ramp survives the Gaussian: coarse pixel k = fine pixel 2k (+ phase)
-        va, vb = da.read(1), db.read(1)
+        va, vb = a.read_window(0, a.height, 0, a.width)[0], b.read_window(0, b.height, 0, b.width)[0]
         assert va[3, 4] == pytest.approx(image[6, 8], abs=0.02)
         assert vb[int(3 - row), int(4 - col)] == pytest.approx(image[6, 8], abs=0.02)
+    assert os.listdir(scratch) == []  # the scratch folder goes with the store
 
 
 def test_pyramid_recovers_the_large_shift(shifted_pair):
@@ -228,7 +241,106 @@ def test_pyramid_recovers_the_large_shift(shifted_pair):
     assert _uniform(out)[2] >= 0.8
     _assert_accurate(out)
     assert _offsets(out)[3]["SM_PYRAMID_LEVELS"] == "2"
-    assert not [name for name in os.listdir(folder) if name.startswith(".pyramid_")]
+    assert not [name for name in os.listdir(folder) if name.startswith(".pyramid")]
+
+
+#: The offsets of test_pyramid_recovers_the_large_shift as computed by the pyramid before it became
+#: a driver (correlate_files -> correlate_pyramid -> correlate_files on temporary GeoTIFFs):
+#: valid cells, mean dx and dy over them, and (row, col, dx, dy) of four cells.
+_PYRAMID_BEFORE = (1449, 24.30050277709961, -23.400184631347656,
+                   [(5, 5, 24.300142288208008, -23.4001407623291), (20, 15, 24.300630569458008, -23.399871826171875),
+                    (40, 25, 24.300365447998047, -23.40045738220215), (48, 30, 24.300561904907227, -23.39999771118164)])
+
+
+def _pyramid_run(ref, sec, out, progress=None):
+    return correlate_files(ref, sec, out, CHIP, SEARCH, STEP, pyramid_levels=2, progress=progress)
+
+
+@pytest.mark.parametrize("on_disk", [False, True])
+def test_pyramid_driver_gives_the_offsets_of_before(shifted_pair, tmp_path, monkeypatch, on_disk):
+    """Coarse levels in memory or (over the memory budget) in temporary GeoTIFFs read back
+    through core.io: the same offsets as the old recursive pyramid, within 1e-4 px."""
+    ref, sec, _ = shifted_pair
+    if on_disk:
+        monkeypatch.setattr(pyramid_module, "PYRAMID_MEMORY_BYTES", 0)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    seen = set()
+    out = _pyramid_run(ref, sec, str(folder / "pyr.tif"), lambda percent: seen.update(os.listdir(folder)))
+    scratch = {name for name in seen if name.startswith(".pyramid")}
+    assert bool(scratch) == on_disk  # the scratch folder exists only when levels go to disk
+    assert sorted(os.listdir(folder)) == ["pyr.qml", "pyr.tif"]  # and it is gone afterwards
+    dx, dy, valid, _ = _offsets(out)
+    count, mean_dx, mean_dy, cells = _PYRAMID_BEFORE
+    assert valid.sum() == count
+    assert abs(dx[valid].mean() - mean_dx) < 1e-4 and abs(dy[valid].mean() - mean_dy) < 1e-4
+    for row, col, cell_dx, cell_dy in cells:
+        assert valid[row, col]
+        assert abs(dx[row, col] - cell_dx) < 1e-4 and abs(dy[row, col] - cell_dy) < 1e-4
+
+
+def test_pyramid_driver_does_not_reenter_correlate_files(shifted_pair, tmp_path, monkeypatch):
+    ref, sec, _ = shifted_pair
+    entry = correlate_module.correlate_files
+
+    def reentered(*args, **kwargs):
+        raise AssertionError("the pyramid re-entered correlate_files")
+
+    monkeypatch.setattr(correlate_module, "correlate_files", reentered)
+    assert "correlate_files" not in vars(pyramid_module)  # the driver is handed the solver
+    out = entry(ref, sec, str(tmp_path / "pyr.tif"), CHIP, SEARCH, STEP, pyramid_levels=2)
+    assert _offsets(out)[2].mean() > 0.5
+
+
+def test_pyramid_writes_no_temporary_geotiff_when_arrays_suffice(shifted_pair, tmp_path, monkeypatch):
+    """Small levels stay in memory: during the run the output folder holds nothing but the
+    disparity writer's own temporary (and nothing at all during the coarse levels)."""
+    ref, sec, _ = shifted_pair
+
+    class NoWriter:
+        def __init__(self, *args, **kwargs):
+            raise AssertionError("a pyramid level was written to disk")
+
+    monkeypatch.setattr(pyramid_module, "RasterWriter", NoWriter)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    listings = []
+    _pyramid_run(ref, sec, str(folder / "pyr.tif"), lambda percent: listings.append((percent, os.listdir(folder))))
+    coarse = [names for percent, names in listings if percent <= 30.0]
+    fine = [names for percent, names in listings if percent > 30.0]
+    assert coarse and fine and all(names == [] for names in coarse)
+    assert all(len(names) == 1 and names[0].startswith(".pyr.") and ".partial" in names[0] for names in fine)
+
+
+@pytest.mark.parametrize("on_disk", [False, True])
+def test_cancel_during_the_coarse_levels_leaves_nothing(shifted_pair, tmp_path, monkeypatch, on_disk):
+    ref, sec, _ = shifted_pair
+    if on_disk:
+        monkeypatch.setattr(pyramid_module, "PYRAMID_MEMORY_BYTES", 0)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    calls = []
+
+    def is_canceled():
+        calls.append(os.listdir(folder))
+        return len(calls) > 7  # 6 checks while downsampling, 1 before the top level, then its first block
+
+    with pytest.raises(Cancelled):
+        correlate_files(ref, sec, str(folder / "pyr.tif"), CHIP, SEARCH, STEP, pyramid_levels=2,
+                        is_canceled=is_canceled)
+    assert bool(calls[-1]) == on_disk  # the scratch folder existed when the cancel came
+    assert os.listdir(folder) == []
+
+
+def test_truncated_secondary_in_the_pyramid_is_a_clear_error(shifted_pair, tmp_path):
+    """Every level is read through core.io's reader: a cut-off secondary is named, nothing is written."""
+    ref, sec, _ = shifted_pair
+    cut = truncated_copy(sec, str(tmp_path / "sec_cut.tif"))
+    folder = tmp_path / "out"
+    folder.mkdir()
+    with pytest.raises(UserInputError, match=TRUNCATED_MESSAGE.format(name="sec_cut.tif")):
+        correlate_files(ref, cut, str(folder / "pyr.tif"), CHIP, SEARCH, STEP, pyramid_levels=2)
+    assert os.listdir(folder) == []
 
 
 def _smooth_field(shape):
@@ -277,15 +389,14 @@ def test_pyramid_on_a_smooth_varying_large_motion(tmp_path):
     assert np.abs(dy[valid] - true_dy[valid]).max() < 1.0
 
 
-def test_coarse_field_is_median_filtered_and_filled(tmp_path):
+def test_coarse_field_is_median_filtered_and_filled():
     dx = np.full((9, 9), 3.0)
     dx[4, 4] = 40.0  # an outlier
     dy = np.full((9, 9), -1.0)
-    valid = np.ones((9, 9))
-    valid[0, :3] = 0
+    valid = np.ones((9, 9), bool)
+    valid[0, :3] = False
     dx[0, :3] = dy[0, :3] = np.nan
-    path = _write(tmp_path / "d.tif", np.stack([dx, dy, valid]))
-    field = coarse_offset_field(path, 2.0)
+    field = coarse_offset_field(dx, dy, valid, TRANSFORM, 2.0)
     assert np.allclose(field.dx, 6.0) and np.allclose(field.dy, -2.0)
 
 
@@ -329,18 +440,18 @@ def test_correlatepair_algorithm_with_a_velocity_apriori(run_algorithm, shifted_
 
 def test_array_apriori_offsets_recover_a_large_shift():
     land = _land()
-    ref, sec = land[24:184, 24:280], _fourier_shifted(land, -13.3, 17.6)[24:184, 24:280]
+    ref, sec = land[24:184, 24:280], _fourier_shifted(land, dx=17.6, dy=-13.3)[24:184, 24:280]
     grid = ((ref.shape[0] - 32) // 8 + 1, (ref.shape[1] - 32) // 8 + 1)
     blind = correlate_arrays(ref, sec, 32, 4, 8, subpixel="lk")
     assert blind.valid.mean() < 0.05  # 22 px away: out of a +-4 px search
     expected_dy = np.full(grid, -12.0)
     expected_dx = np.full(grid, 19.0)
     expected_dx[0, 0] = np.nan  # unknown: searched around 0, so not found
-    guided = correlate_arrays(ref, sec, 32, 4, 8, subpixel="lk", apriori_offsets=(expected_dy, expected_dx))
+    guided = correlate_arrays(ref, sec, 32, 4, 8, subpixel="lk", apriori_offsets=(expected_dx, expected_dy))
     inner = (slice(2, -2), slice(3, -3))  # the matched footprints stay inside the image
     assert guided.valid[inner].mean() > 0.99 and not guided.valid[0, 0]
     ok = guided.valid[inner]
     np.testing.assert_allclose(guided.dx[inner][ok], 17.6, atol=0.01)
     np.testing.assert_allclose(guided.dy[inner][ok], -13.3, atol=0.01)
     with pytest.raises(UserInputError, match="grid shape"):
-        correlate_arrays(ref, sec, 32, 4, 8, apriori_offsets=(expected_dy[1:], expected_dx))
+        correlate_arrays(ref, sec, 32, 4, 8, apriori_offsets=(expected_dx, expected_dy[1:]))

@@ -17,11 +17,12 @@ from affine import Affine
 from rasterio.crs import CRS
 from scipy import ndimage
 
-from core.correlate import correlate_arrays, correlate_files, estimate_noise, normalised_median_test, _ArraySource
-from core.disparity import FB_RESIDUAL, PEAK_RATIO, SNR, UNCERTAINTY
-from core.prefilters import apply_prefilter, check_prefilter, prefilter_margin
+from core.offsets.correlate import correlate_arrays, correlate_files, estimate_noise, normalised_median_test
+from core.offsets.engine.sources import ArraySource
+from core.offsets.disparity import FB_RESIDUAL, PEAK_RATIO, SNR, UNCERTAINTY
+from core.offsets.prefilters import apply_prefilter, check_prefilter, prefilter_margin
 from core.errors import UserInputError
-from core.workflow import correlate_pair_table
+from core.offsets.batch import correlate_pair_table
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "data", "s2_b03_crop.tif")
@@ -31,7 +32,7 @@ CHIP, SEARCH, STEP = 32, 8, 8
 
 def _pair(dy, dx, rows=slice(24, 232), cols=slice(24, 360)):
     land = _land()
-    return land[rows, cols], _fourier_shifted(land, dy, dx)[rows, cols]
+    return land[rows, cols], _fourier_shifted(land, dx=dx, dy=dy)[rows, cols]
 
 
 def _noisy(ref, sec, seed):
@@ -227,7 +228,7 @@ def test_sample_water_is_invalid_and_the_landslide_core_valid():
 def test_noise_estimate_of_white_noise():
     rng = np.random.default_rng(4)
     image = 1000 + rng.normal(0, 7.0, (300, 300))
-    assert estimate_noise(_ArraySource(image, None), 300, 300) == pytest.approx(7.0, rel=0.15)
+    assert estimate_noise(ArraySource(image), 300, 300) == pytest.approx(7.0, rel=0.15)
 
 
 # --------------------------------------------------------------------------- outlier filters
@@ -272,7 +273,7 @@ def test_forward_backward_check_rejects_inconsistent_matches(tmp_path):
     assert np.nanmax(_inner(both.fb_residual)) < 0.2  # consistent everywhere on a clean shift
     # a block of the secondary moved 4 px further: chips straddling its edge match partly
     sec2 = sec.copy()
-    sec2[60:150, 100:220] = _fourier_shifted(_land(), dy, dx + 4.0)[24:232, 24:360][60:150, 100:220]
+    sec2[60:150, 100:220] = _fourier_shifted(_land(), dx=dx + 4.0, dy=dy)[24:232, 24:360][60:150, 100:220]
     plain = correlate_arrays(ref, sec2, CHIP, SEARCH, STEP, median_test=0)
     checked = correlate_arrays(ref, sec2, CHIP, SEARCH, STEP, forward_backward=0.5, median_test=0)
     wrong = lambda r: r.valid & (np.abs(r.dx - dx) > 0.3) & (np.abs(r.dx - dx - 4) > 0.3)  # noqa: E731

@@ -12,7 +12,8 @@ import rasterio
 from core.errors import Cancelled
 from core.itslive import aggregate as agg
 from core.itslive.cubes import NetworkError, find_cubes, transformer
-from core.itslive.download import CACHE_DIR, DownloadRequest, download_cubes
+from core.itslive.cache import CACHE_DIR
+from core.itslive.download import DownloadRequest, download_cubes
 from core.itslive.pointseries import COLUMNS, point_series, running_mean, write_csv, write_plot
 from core.itslive.mosaics import download_mosaics, mosaic_years
 from itslive_server import CHUNK_XY, CUBE_NAME, DATA, ITSLiveServer, build_cube, build_mosaics

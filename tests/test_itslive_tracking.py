@@ -9,7 +9,8 @@ import pytest
 from rasterio.transform import from_origin
 
 from core.errors import UserInputError
-from core.itslive.grids import VelocityGrid, decimal_year, read_velocity
+from core.dates import decimal_year
+from core.itslive.grids import VelocityGrid, read_velocity
 from core.itslive.tracking import (STOP_END_RECORD, STOP_END_TIME, STOP_LEFT_GRID, STOP_NODATA,
                                    STOP_NODATA_AT_SEED, line_summary, track_particles, track_rows)
 

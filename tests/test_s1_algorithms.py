@@ -10,7 +10,7 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from core.sentinel1.naming import decimal_year
+from core.dates import decimal_year
 from core.sentinel1.speckle import quegan_filter
 from core.sentinel1.timescan import timescan_block
 from core.sentinel1.units import db_to_power, power_to_db

@@ -40,7 +40,8 @@ def test_gtc_sigma0_matches_the_annotation_calibration_and_incidence(tmp_path):
     result = grd_to_ard(SAFE, DEM, str(tmp_path), product_type="gtc_sigma0", polarisations=["VV"], bounds=aoi,
                         python=PYTHON)
     stem = "S1B_IW_GRDH_1SDV_20211223T051122_20211223T051147_030148_039993_5371"
-    assert sorted(os.listdir(tmp_path)) == [f"{stem}_GTCsigma0_VV.tif", f"{stem}_lsmask.tif"]
+    assert sorted(os.listdir(tmp_path)) == [f"{stem}_GTCsigma0_VV.qml", f"{stem}_GTCsigma0_VV.tif",
+                                            f"{stem}_lsmask.qml", f"{stem}_lsmask.tif"]  # styles from the core
     with rasterio.open(result["paths"]["VV"]) as ds:
         sigma0 = ds.read(1)
         assert ds.transform.e < 0 and ds.crs.is_geographic  # north-up on the DEM grid

@@ -18,8 +18,8 @@ def land_texture() -> np.ndarray:
         return ds.read(1).astype(np.float64)[:, :LAND_COLUMNS]
 
 
-def fourier_shifted(image: np.ndarray, dy: float, dx: float) -> np.ndarray:
-    """``image`` with its content moved by (dy, dx) px (+ down, + right), band-limited.
+def fourier_shifted(image: np.ndarray, *, dx: float, dy: float) -> np.ndarray:
+    """``image`` with its content moved by dx (+ right) and dy (+ down) px, band-limited.
 
     Mirror padding makes the image periodic without edge jumps, so the shift does not ring.
     """

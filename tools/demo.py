@@ -16,6 +16,8 @@ import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(REPO, "sample")
+sys.path.insert(0, REPO)
+from core.io import open_raster  # noqa: E402  (the plugin's reader, QGIS-free)
 MODEL_ID = "surfacemotion:planetscopel3bvelocity"
 
 #: Settings of the demo run (the sample moves up to ~6 px between its oldest and newest scene).
@@ -101,9 +103,7 @@ def rasterize_geojson(path: str, shape, transform) -> np.ndarray:
 
 def evaluate_velocity(path: str) -> dict:
     """Recovered speed in the landslide core and on stable ground of one velocity raster."""
-    import rasterio
-
-    with rasterio.open(path) as ds:
+    with open_raster(path) as ds:
         speed, azimuth = ds.read(1), ds.read(2)
         core = rasterize_geojson(os.path.join(SAMPLE, "landslide_core.geojson"), speed.shape, ds.transform)
         moving = rasterize_geojson(os.path.join(SAMPLE, "landslide_outline.geojson"), speed.shape, ds.transform)

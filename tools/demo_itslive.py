@@ -15,7 +15,9 @@ DATA = os.path.join(REPO, "tests", "data", "itslive")
 VX = os.path.join(DATA, "alaska_vx_2010_2018.tif")
 VY = os.path.join(DATA, "alaska_vy_2010_2018.tif")
 sys.path.insert(0, os.path.join(REPO, "tools"))
+sys.path.insert(0, REPO)
 from demo import fresh_output_and_enabled_plugin, render_png, run_cli  # noqa: E402  (same environment as the main demo)
+from core.io import open_raster  # noqa: E402
 
 #: Band 9 of the stacks = the 2018 annual mosaic.
 STRAIN_PARAMETERS = {"VX": VX, "VY": VY, "BAND": 9, "METHOD": 1, "LENGTH_SCALE": 240.0}
@@ -28,9 +30,7 @@ def run(env: dict, algorithm_id: str, parameters: dict) -> dict:
 
 def seed_points(path: str, step: int = 12, min_speed: float = 300.0) -> int:
     """Seeds every ``step`` cells where the 2010 speed exceeds ``min_speed`` m/yr (GeoJSON, EPSG:3413)."""
-    import rasterio
-
-    with rasterio.open(VX) as vx, rasterio.open(VY) as vy:
+    with open_raster(VX) as vx, open_raster(VY) as vy:
         speed = np.hypot(vx.read(1), vy.read(1))
         transform = vx.transform
     features = []
@@ -63,11 +63,9 @@ def render(png_path: str, raster_path: str, style: str, vectors=(), title_layer_
 
 
 def summarise(strain_path: str, flux_path: str, lines_path: str) -> None:
-    import rasterio
-
-    with rasterio.open(strain_path) as ds:
+    with open_raster(strain_path) as ds:
         effective, longitudinal = ds.read(7), ds.read(9)
-    with rasterio.open(flux_path) as ds:
+    with open_raster(flux_path) as ds:
         divergence = ds.read(1)
     print(f"\nStrain rates 2018 (logarithmic, half length 240 m): effective median "
           f"{np.nanmedian(effective):.4f} 1/yr, 95th percentile {np.nanpercentile(effective, 95):.4f} 1/yr; "

@@ -38,7 +38,6 @@ from datetime import datetime, timezone
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
-import rasterio
 from rasterio.transform import Affine
 from rasterio.windows import Window
 from scipy import ndimage
@@ -47,7 +46,8 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
-from core.raster_io import atomic_output, set_band_descriptions  # noqa: E402
+from core.dates import DAYS_PER_YEAR  # noqa: E402
+from core.io import Grid, open_raster, write_raster, write_text  # noqa: E402
 
 SEED = 20200715
 SOURCE_BANDS = ("B02", "B03", "B04", "B08")
@@ -55,7 +55,6 @@ BAND_NAMES = ("blue", "green", "red", "nir")
 SOURCE_WINDOW = Window(col_off=600, row_off=200, width=640, height=512)
 PIXEL_SIZE_M = 3.0
 CRS = "EPSG:32618"
-DAYS_PER_YEAR = 365.25
 
 SCENE_IDS = (
     "20200715_151233_62_2414",
@@ -99,18 +98,8 @@ SPLINE_ORDER = 3
 PARAMETER_STREAM = 0
 CLOUD_STREAM = 99
 
-GTIFF_UINT16 = {
-    "driver": "GTiff",
-    "dtype": "uint16",
-    "nodata": 0,
-    "tiled": True,
-    "blockxsize": 256,
-    "blockysize": 256,
-    "compress": "deflate",
-    "predictor": 2,
-    "zlevel": 9,
-    "interleave": "band",
-}
+#: Creation options beyond the shared writer's defaults (tiled 256, DEFLATE, predictor 2 for integers).
+CREATION = {"zlevel": 9, "interleave": "band"}
 
 
 # --------------------------------------------------------------------------
@@ -261,7 +250,7 @@ def read_source_bands(source_dir: str) -> Tuple[np.ndarray, Affine]:
     transform = None
     for name in SOURCE_BANDS:
         path = os.path.join(source_dir, f"s2_{name}.tif")
-        with rasterio.open(path) as ds:
+        with open_raster(path) as ds:
             bands.append(ds.read(1, window=SOURCE_WINDOW).astype(np.float64))
             transform = ds.transform
     return np.stack(bands), transform
@@ -343,30 +332,14 @@ def make_udm2(cloud: Optional[np.ndarray], shape: Tuple[int, int]) -> np.ndarray
 # --------------------------------------------------------------------------
 def write_scene(path: str, data: np.ndarray, transform: Affine, tags: Mapping[str, str]) -> None:
     """Write a 4-band uint16 L3B-like scene (nodata 0, tiled, DEFLATE + predictor 2)."""
-    profile = dict(GTIFF_UINT16, count=data.shape[0], height=data.shape[1], width=data.shape[2],
-                   crs=CRS, transform=transform)
-    with atomic_output(path) as tmp:
-        with rasterio.open(tmp, "w", **profile) as ds:
-            ds.write(data)
-            set_band_descriptions(ds, BAND_NAMES)
-            ds.update_tags(**tags)
+    write_raster(path, Grid(CRS, transform, data.shape[2], data.shape[1]), data, BAND_NAMES, dtype="uint16",
+                 nodata=0, tags=tags, creation=CREATION)
 
 
 def write_udm2(path: str, udm: np.ndarray, transform: Affine) -> None:
     """Write an 8-band uint8 UDM2 on the scene grid (no nodata, like Planet's)."""
-    profile = dict(GTIFF_UINT16, dtype="uint8", nodata=None, count=udm.shape[0],
-                   height=udm.shape[1], width=udm.shape[2], crs=CRS, transform=transform)
-    with atomic_output(path) as tmp:
-        with rasterio.open(tmp, "w", **profile) as ds:
-            ds.write(udm)
-            set_band_descriptions(ds, UDM2_BAND_NAMES)
-
-
-def write_text(path: str, text: str) -> None:
-    """Write a UTF-8 text file atomically."""
-    with atomic_output(path) as tmp:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
+    write_raster(path, Grid(CRS, transform, udm.shape[2], udm.shape[1]), udm, UDM2_BAND_NAMES, dtype="uint8",
+                 nodata=None, creation=CREATION, require_valid=None)
 
 
 def ellipse_ring(spec: Mapping[str, float], fraction: float, transform: Affine,

@@ -9,10 +9,10 @@ from qgis.core import (QgsApplication, QgsColorRampShader, QgsGradientColorRamp,
                        QgsRasterLayer, QgsRasterShader, QgsSingleBandPseudoColorRenderer, QgsStyle)
 from qgis.PyQt.QtGui import QColor
 import numpy as np
-import rasterio
 from rasterio.transform import from_origin
 
-STYLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "ui", "styles")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from core.io import STYLES_DIR as STYLES, Grid, write_raster  # noqa: E402
 
 
 def cyclic_ramp() -> QgsGradientColorRamp:
@@ -47,9 +47,8 @@ def pseudocolor(layer, band: int, ramp, minimum: float, maximum: float):
 
 def main(tmp_dir: str) -> None:
     path = os.path.join(tmp_dir, "template.tif")
-    with rasterio.open(path, "w", driver="GTiff", width=4, height=4, count=13, dtype="float32",
-                       crs="EPSG:32618", transform=from_origin(0, 4, 1, 1), nodata=float("nan")) as ds:
-        ds.write(np.zeros((13, 4, 4), "float32"))
+    write_raster(path, Grid("EPSG:32618", from_origin(0, 4, 1, 1), 4, 4), np.zeros((13, 4, 4), "float32"),
+                 [f"band {band}" for band in range(1, 14)])
     specs = {
         "disparity_dx": (1, named_ramp("RdBu", invert=True), -3.0, 3.0),
         "disparity_dy": (2, named_ramp("RdBu", invert=True), -3.0, 3.0),

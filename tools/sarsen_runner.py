@@ -3,7 +3,8 @@
     .venv-sarsen/bin/python tools/sarsen_runner.py --product S1..SAFE --group IW/VV --dem dem.tif \
         --mode gtc|rtc --backscatter out.tif [--geometry geometry.tif]
 
-Writes, on the DEM grid (as sarsen does; rows may run south to north):
+Writes, on the DEM grid (as sarsen does; rows may run south to north), scratch files that the
+plugin reads back, converts and writes as its verified outputs (core/sentinel1/ard.py):
 * ``--backscatter``: GTC beta nought (mode gtc) or RTC gamma nought with gamma flattening
   (Small 2011, mode rtc), float32 linear power;
 * ``--geometry`` (optional): band 1 = ellipsoid incidence angle (degrees), band 2 = local
@@ -24,7 +25,6 @@ def progress(percent: float, stage: str) -> None:
 
 def geometry(product, dem_path: str, output: str) -> None:
     import numpy as np
-    import rasterio
     import xarray as xr
     from sarsen import geocoding, orbit, scene
 
@@ -56,12 +56,10 @@ def geometry(product, dem_path: str, output: str) -> None:
     code[slope_towards > incidence] = 1
     code[slope_towards < incidence - np.pi / 2] = 2
     out = xr.DataArray(np.stack([np.rad2deg(incidence).astype(np.float32), code]),
-                       dims=("band", "y", "x"), coords={"band": [1, 2], "y": dem_raster.y, "x": dem_raster.x})
+                       dims=("band", "y", "x"), coords={"band": [1, 2], "y": dem_raster.y, "x": dem_raster.x},
+                       attrs={"long_name": ("ellipsoid_incidence_deg", "layover_shadow")})  # band descriptions
     out = out.rio.write_crs(dem_raster.rio.crs)
     out.rio.to_raster(output, dtype="float32")
-    with rasterio.open(output, "r+") as ds:
-        ds.set_band_description(1, "ellipsoid_incidence_deg")
-        ds.set_band_description(2, "layover_shadow")
 
 
 def main() -> int:
@@ -84,10 +82,11 @@ def main() -> int:
             progress(5, "geometry")
             geometry(product, args.dem, args.geometry)
         progress(40, "terrain correction")
-        import rasterio
+        import rioxarray
 
-        with rasterio.open(args.dem) as dem:
-            smallest = min(dem.height, dem.width, args.chunks)
+        dem = rioxarray.open_rasterio(args.dem)  # lazy: only the header is read
+        smallest = min(dem.rio.height, dem.rio.width, args.chunks)
+        dem.close()
         # the flattening overlap (128 px by default) must not exceed the smallest chunk of a small AOI
         apps.terrain_correction(product, args.dem, output_urlpath=args.backscatter,
                                 correct_radiometry="gamma_bilinear" if args.mode == "rtc" else None,

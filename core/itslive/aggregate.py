@@ -12,10 +12,11 @@ from typing import Optional, Tuple
 
 import numpy as np
 
+from ..choices import Choices
 from ..errors import UserInputError
 
-UNITS = ("Y", "M", "D")
-METHODS = ("mean", "median", "weighted")
+UNITS = Choices(("Y", "years"), ("M", "months"), ("D", "days"))
+METHODS = Choices(("mean", "Mean"), ("median", "Median"), ("weighted", "Error-weighted mean (1/σ²)"))
 
 
 def bin_index(dates: np.ndarray, amount: int, unit: str, anchor: _dt.datetime) -> np.ndarray:

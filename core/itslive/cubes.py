@@ -12,8 +12,6 @@ import re
 from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
-import numpy as np
-
 from ..errors import UserInputError
 
 COLLECTION = "itslive-cubes"
@@ -320,20 +318,6 @@ def transformer(source_epsg: int, target_epsg: int):
                     datadir.set_data_dir(candidate)
                     break
     return pyproj.Transformer.from_crs(source_epsg, target_epsg, always_xy=True)
-
-
-def footprint_lonlat_from_grid(x: np.ndarray, y: np.ndarray, epsg: int) -> dict:
-    """Lon/lat polygon (GeoJSON) of a cube grid's outline (cell edges, densified)."""
-    half = abs(float(x[1] - x[0])) / 2 if len(x) > 1 else 0.0
-    left, right = float(np.min(x)) - half, float(np.max(x)) + half
-    bottom, top = float(np.min(y)) - half, float(np.max(y)) + half
-    t = np.linspace(0, 1, 11)
-    xs = np.concatenate([left + (right - left) * t, np.full(11, right), right - (right - left) * t, np.full(11, left)])
-    ys = np.concatenate([np.full(11, bottom), bottom + (top - bottom) * t, np.full(11, top), top - (top - bottom) * t])
-    lon, lat = transformer(epsg, 4326).transform(xs, ys)
-    ring = [[float(a), float(b)] for a, b in zip(lon, lat)]
-    ring.append(ring[0])
-    return {"type": "Polygon", "coordinates": [ring]}
 
 
 def aoi_in_epsg(aoi_lonlat: dict, epsg: int):

@@ -7,10 +7,13 @@ one band per time step, band description = the layer's date YYYY-MM-DD; metadata
 SM_MID_DATE / SM_DATE_DT_DAYS per band). With aggregation the time steps are the bin
 starts and ``count_<variable>`` holds the number of values per cell.
 
+One cube's NetCDF and GeoTIFFs appear together or not at all (:class:`core.io.OutputSet`);
+a variable with no valid cell in the window is an error, not an empty output.
+
 Resume: every (cube, variable) read is cached under ``<output>/.itslive_cache/<request
-signature>/`` as soon as it is complete; a re-run of the same request skips it, so an
-interrupted download re-reads only what was not finished. The cache is removed after the
-outputs are written.
+signature>/`` as soon as it is complete (:mod:`.cache`); a re-run of the same request skips
+it, so an interrupted download re-reads only what was not finished. The cache is removed
+after the outputs are written.
 """
 from __future__ import annotations
 
@@ -18,22 +21,26 @@ import datetime as _dt
 import hashlib
 import json
 import os
-import shutil
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ..choices import Choices
 from ..errors import UserInputError, check_canceled
-from ..raster_io import FLOAT_GTIFF_PROFILE, atomic_output, ensure_writable_dir, set_band_descriptions
+from ..io import Grid, OutputSet, verify
 from . import aggregate as agg
+from .cache import clean_cache, load_part, remove_request_cache, request_cache, resumable_folder, save_part
 from .cubes import DEFAULT_TIMEOUT, CubeInfo, NetworkError, aoi_in_epsg, cube_epsg, describe_failure, open_cube
 
-VARIABLES = ("vx", "vy", "v", "v_error", "vx_error", "vy_error")
+VARIABLES = Choices(("vx", "vx"), ("vy", "vy"), ("v", "v"), ("v_error", "v_error"), ("vx_error", "vx_error"),
+                    ("vy_error", "vy_error"))
 ERROR_OF = {"v": "v_error", "vx": "vx_error", "vy": "vy_error"}
+MISSIONS = Choices(("sentinel1", "Sentinel-1"), ("sentinel2", "Sentinel-2"), ("landsat", "Landsat 4-9"))
 #: Mission filter: first character(s) of satellite_img1 (REFERENCE §2.3).
-MISSIONS = {"sentinel1": ("1",), "sentinel2": ("2",), "landsat": ("4", "5", "7", "8", "9")}
-CACHE_DIR = ".itslive_cache"
+SATELLITE_PREFIXES = {"sentinel1": ("1",), "sentinel2": ("2",), "landsat": ("4", "5", "7", "8", "9")}
+#: Sidecar style of the GeoTIFF of a variable (none for the errors and counts).
+STYLE_FOR_VARIABLE = {"v": "itslive_speed", "vx": "itslive_component", "vy": "itslive_component"}
 DAY_NS = 86400e9
 
 
@@ -125,7 +132,7 @@ def plan_window(ds, cube: CubeInfo, request: DownloadRequest) -> Optional[CubeWi
     satellite = _one_d(ds, "satellite_img1")
     satellite = satellite.astype(str) if satellite is not None else np.full(mid_date.size, "")
     if request.missions:
-        prefixes = tuple(p for m in request.missions for p in MISSIONS[m])
+        prefixes = tuple(p for m in request.missions for p in SATELLITE_PREFIXES[m])
         keep &= np.array([s.startswith(prefixes) for s in satellite])
     layers = np.flatnonzero(keep)
     if layers.size == 0:
@@ -160,17 +167,17 @@ def request_signature(request: DownloadRequest, cube: CubeInfo) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
-def _cached_read(ds, name: str, window: CubeWindow, cache: str) -> np.ndarray:
+def _cached_read(ds, name: str, window: CubeWindow, cache: str, log=None) -> np.ndarray:
+    """One variable of the window: the cached copy when a complete one is there, else read and cached."""
     path = os.path.join(cache, f"{name}.npy")
-    if os.path.exists(path):
-        return np.load(path)
+    cached = load_part(path, log, shape=(window.layers.size, window.y.size, window.x.size))
+    if cached is not None:
+        return cached["data"]
     try:
         data = read_variable(ds, name, window)
     except Exception as exc:  # noqa: BLE001 — transport errors of any kind
         raise NetworkError(describe_failure(window.cube.zarr_url, exc)) from exc
-    tmp = path + ".partial.npy"
-    np.save(tmp, data)
-    os.replace(tmp, path)
+    save_part(path, data)
     return data
 
 
@@ -178,50 +185,48 @@ def download_cubes(cubes: Sequence[CubeInfo], request: DownloadRequest, output_f
                    progress: Optional[Callable[[float], None]] = None,
                    is_canceled: Optional[Callable[[], bool]] = None,
                    messages: Optional[list] = None) -> List[Dict[str, object]]:
-    """Download every cube's window; returns per cube {name, netcdf, geotiffs, n_layers, shape}."""
+    """Download every cube's window; returns per cube {name, netcdf, geotiffs, styles, n_layers, shape}.
+
+    ``messages`` (optional list) receives notes: cubes skipped, cached parts discarded.
+    """
     request.validate()
-    folder = ensure_writable_dir(output_folder)
     if not cubes:
         raise UserInputError("No ITS_LIVE cube intersects the area of interest.")
     names = request.variables_to_read()
+    log = messages.append if messages is not None else None
     results = []
-    for index, cube in enumerate(cubes):
-        check_canceled(is_canceled)
-        base = 100.0 * index / len(cubes)
-        share = 100.0 / len(cubes)
-        ds = open_cube(cube.zarr_url, request.timeout)
-        try:
-            window = plan_window(ds, cube, request)
-        except (UserInputError, KeyboardInterrupt):
-            raise
-        except Exception as exc:  # noqa: BLE001
-            raise NetworkError(describe_failure(cube.zarr_url, exc)) from exc
-        if window is None:
-            if messages is not None:
-                messages.append(f"{cube.name}: no layer or cell matches the request; skipped.")
-            continue
-        missing = [n for n in names if n not in ds.variables]
-        if missing:
-            raise UserInputError(f"Cube {cube.zarr_url} has no variable(s) {', '.join(missing)}.")
-        cache = os.path.join(folder, CACHE_DIR, request_signature(request, cube))
-        os.makedirs(cache, exist_ok=True)
-        data = {}
-        for k, name in enumerate(names):
+    with resumable_folder(output_folder, log) as folder:
+        clean_cache(folder, log)
+        for index, cube in enumerate(cubes):
             check_canceled(is_canceled)
-            data[name] = _cached_read(ds, name, window, cache)
+            base = 100.0 * index / len(cubes)
+            share = 100.0 / len(cubes)
+            ds = open_cube(cube.zarr_url, request.timeout)
+            try:
+                window = plan_window(ds, cube, request)
+            except (UserInputError, KeyboardInterrupt):
+                raise
+            except Exception as exc:  # noqa: BLE001
+                raise NetworkError(describe_failure(cube.zarr_url, exc)) from exc
+            if window is None:
+                if log is not None:
+                    log(f"{cube.name}: no layer or cell matches the request; skipped.")
+                continue
+            missing = [n for n in names if n not in ds.variables]
+            if missing:
+                raise UserInputError(f"Cube {cube.zarr_url} has no variable(s) {', '.join(missing)}.")
+            cache = request_cache(folder, request_signature(request, cube))
+            data = {}
+            for k, name in enumerate(names):
+                check_canceled(is_canceled)
+                data[name] = _cached_read(ds, name, window, cache, log)
+                if progress:
+                    progress(base + share * 0.9 * (k + 1) / len(names))
+            results.append(write_cube_outputs(window, data, request, folder))
+            remove_request_cache(cache)
             if progress:
-                progress(base + share * 0.9 * (k + 1) / len(names))
-        results.append(write_cube_outputs(window, data, request, folder))
-        shutil.rmtree(cache, ignore_errors=True)
-        if progress:
-            progress(base + share)
-    _remove_if_empty(os.path.join(folder, CACHE_DIR))
+                progress(base + share)
     return results
-
-
-def _remove_if_empty(path: str) -> None:
-    if os.path.isdir(path) and not os.listdir(path):
-        os.rmdir(path)
 
 
 def _layers_for_output(window: CubeWindow, data: Dict[str, np.ndarray], request: DownloadRequest):
@@ -240,8 +245,7 @@ def _layers_for_output(window: CubeWindow, data: Dict[str, np.ndarray], request:
 
 def write_cube_outputs(window: CubeWindow, data: Dict[str, np.ndarray], request: DownloadRequest,
                        folder: str) -> Dict[str, object]:
-    """Write the CF NetCDF and one GeoTIFF per variable for one cube."""
-    import rasterio
+    """Write the CF NetCDF and one GeoTIFF per variable (and count) of one cube, all or none."""
     from rasterio.crs import CRS
     from rasterio.transform import from_origin
 
@@ -249,37 +253,41 @@ def write_cube_outputs(window: CubeWindow, data: Dict[str, np.ndarray], request:
     crs = CRS.from_epsg(window.epsg)
     dx = float(window.x[1] - window.x[0]) if window.x.size > 1 else 120.0
     dy = float(window.y[0] - window.y[1]) if window.y.size > 1 else 120.0
-    transform = from_origin(float(window.x[0]) - dx / 2, float(window.y[0]) + dy / 2, dx, dy)
+    height, width = window.y.size, window.x.size
+    grid = Grid(crs, from_origin(float(window.x[0]) - dx / 2, float(window.y[0]) + dy / 2, dx, dy), width, height)
     stem = window.cube.name
     netcdf = os.path.join(folder, f"{stem}.nc")
-    _write_netcdf(netcdf, window, dates, stacks, counts, one_d, crs)
-    geotiffs = []
-    for name, stack in list(stacks.items()) + list(counts.items()):
-        path = os.path.join(folder, f"{stem}_{name}.tif")
-        profile = dict(FLOAT_GTIFF_PROFILE, width=stack.shape[2], height=stack.shape[1], count=stack.shape[0],
-                       crs=crs, transform=transform)
-        if stack.shape[1] < 256 or stack.shape[2] < 256:
-            profile.update(tiled=False)
-            profile.pop("blockxsize")
-            profile.pop("blockysize")
-        with atomic_output(path) as tmp:
-            with rasterio.open(tmp, "w", **profile) as out:
-                out.write(stack.astype(np.float32))
-                set_band_descriptions(out, [d.strftime("%Y-%m-%d") for d in dates])
-                for k, moment in enumerate(dates, start=1):
-                    tags = {"SM_MID_DATE": moment.strftime("%Y-%m-%dT%H:%M:%S")}
-                    if "date_dt" in one_d:
-                        tags["SM_DATE_DT_DAYS"] = f"{one_d['date_dt'][k - 1]:.3f}"
-                    out.update_tags(k, **tags)
-                out.update_tags(SM_VARIABLE=name, SM_UNITS="count" if name.startswith("count_") else "m/yr",
-                                SM_SOURCE=window.cube.zarr_url, SM_EPSG=str(window.epsg))
-        geotiffs.append(path)
-    return {"name": stem, "netcdf": netcdf, "geotiffs": geotiffs, "n_layers": len(dates),
-            "shape": tuple(next(iter(stacks.values())).shape[1:]), "epsg": window.epsg,
-            "dates": [d.strftime("%Y-%m-%dT%H:%M:%S") for d in dates]}
+    descriptions = [d.strftime("%Y-%m-%d") for d in dates]
+    band_tags = [{"SM_MID_DATE": moment.strftime("%Y-%m-%dT%H:%M:%S")} for moment in dates]
+    if "date_dt" in one_d:
+        for tags, days in zip(band_tags, one_d["date_dt"]):
+            tags["SM_DATE_DT_DAYS"] = f"{days:.3f}"
+    raster_options = {"band_tags": band_tags, "valid_bands": tuple(range(1, len(dates) + 1)),
+                      # GDAL's 256 x 256 tiles would be mostly empty on a small window
+                      "creation": {"tiled": False} if height < 256 or width < 256 else None}
+    geotiffs, styles = [], {}
+    with OutputSet() as outputs:
+        with outputs.file(netcdf, verify=verify.netcdf_readable(),
+                          needed_bytes=sum(a.size * 4 for a in list(stacks.values()) + list(counts.values()))) as tmp:
+            _netcdf_dataset(window, dates, stacks, counts, one_d, crs).to_netcdf(tmp)
+        for name, stack in list(stacks.items()) + list(counts.items()):
+            path = os.path.join(folder, f"{stem}_{name}.tif")
+            is_count = name.startswith("count_")
+            hint = (f"The window of {stem} has no valid {name} value in the {len(dates)} layer(s) kept; widen "
+                    "the area of interest, the period or the layer filters.")
+            tags = {"SM_VARIABLE": name, "SM_UNITS": "count" if is_count else "m/yr",
+                    "SM_SOURCE": window.cube.zarr_url, "SM_EPSG": window.epsg}
+            with outputs.raster(path, grid, descriptions, tags=tags, style=STYLE_FOR_VARIABLE.get(name),
+                                require_valid=None if is_count else hint, **raster_options) as out:
+                out.write(stack)
+            geotiffs.append(path)
+            styles[path] = STYLE_FOR_VARIABLE.get(name)
+    return {"name": stem, "netcdf": netcdf, "geotiffs": geotiffs, "styles": styles, "n_layers": len(dates),
+            "shape": (height, width), "epsg": window.epsg, "dates": [d.strftime("%Y-%m-%dT%H:%M:%S") for d in dates]}
 
 
-def _write_netcdf(path, window, dates, stacks, counts, one_d, crs) -> None:
+def _netcdf_dataset(window, dates, stacks, counts, one_d, crs):
+    """The CF dataset (xarray) of one cube window: mid_date/y/x variables and the grid mapping."""
     import xarray as xr
 
     coords = {"mid_date": np.array(dates, dtype="datetime64[ns]"), "y": window.y, "x": window.x}
@@ -299,10 +307,4 @@ def _write_netcdf(path, window, dates, stacks, counts, one_d, crs) -> None:
     ds["y"].attrs.update(units="m", standard_name="projection_y_coordinate")
     ds.attrs.update(Conventions="CF-1.8", source=window.cube.zarr_url,
                     title="ITS_LIVE velocity window (Surface Motion Toolbox)")
-    with atomic_output(path) as tmp:
-        ds.to_netcdf(tmp)
-
-
-def split_names(text: str) -> Tuple[str, ...]:
-    """'vx, vy' → ('vx', 'vy')."""
-    return tuple(part.strip() for part in (text or "").replace(";", ",").split(",") if part.strip())
+    return ds

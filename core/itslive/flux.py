@@ -15,10 +15,12 @@ import numpy as np
 from affine import Affine
 
 from ..errors import UserInputError, check_canceled
-from ..raster_io import FLOAT_GTIFF_PROFILE, atomic_output, open_raster, set_band_descriptions
+from ..io import resample_to_grid, write_raster
 from .grids import centred_derivatives, read_velocity, stencil_radius
 
 FLUX_BANDS = (("flux_divergence", "m/yr"), ("thickness", "m"), ("qx", "m2/yr"), ("qy", "m2/yr"))
+#: The sidecar style of the output (flux divergence, band 1).
+FLUX_STYLE = "flux_divergence"
 
 
 def flux_divergence(thickness: np.ndarray, vx: np.ndarray, vy: np.ndarray, transform: Affine, r: int = 1,
@@ -79,24 +81,6 @@ def _is_number(text: str) -> bool:
         return False
 
 
-def thickness_on_grid(thickness_path: str, shape, transform: Affine, crs_wkt: str) -> np.ndarray:
-    """Thickness (m) resampled bilinearly to the velocity grid, nodata → NaN (never 0)."""
-    import rasterio
-    from rasterio.warp import Resampling, reproject
-
-    with open_raster(thickness_path) as ds:
-        if ds.crs is None:
-            raise UserInputError(f"The thickness raster '{thickness_path}' has no CRS; assign it first.")
-        source = ds.read(1).astype(np.float64)
-        if ds.nodata is not None and not np.isnan(ds.nodata):
-            source[source == ds.nodata] = np.nan
-        destination = np.full(shape, np.nan)
-        reproject(source, destination, src_transform=ds.transform, src_crs=ds.crs, src_nodata=np.nan,
-                  dst_transform=transform, dst_crs=rasterio.crs.CRS.from_wkt(crs_wkt), dst_nodata=np.nan,
-                  resampling=Resampling.bilinear)
-    return destination
-
-
 def outline_mask(polygons: Sequence[dict], shape, transform: Affine) -> np.ndarray:
     """True for cells whose centre lies inside any polygon."""
     from rasterio.features import rasterize
@@ -118,7 +102,8 @@ def flux_divergence_file(thickness_path: str, vx_path: str, vy_path: str, output
     grid = read_velocity(vx_path, vy_path, [band])
     shape = grid.shape
     check_canceled(is_canceled)
-    thickness = thickness_on_grid(thickness_path, shape, grid.transform, grid.crs_wkt)
+    # bilinear onto the velocity grid, the thickness's nodata (and everything outside it) NaN, never 0
+    thickness = resample_to_grid(thickness_path, grid.output_grid(), 1, "bilinear")
     if not np.isfinite(thickness).any():
         raise UserInputError(
             f"The thickness raster '{thickness_path}' does not overlap the velocity grid (or is all nodata).")
@@ -134,20 +119,16 @@ def flux_divergence_file(thickness_path: str, vx_path: str, vy_path: str, output
         raise UserInputError("The glacier outline does not overlap the velocity grid; check its CRS "
                              "(the CSV must be in the velocity raster's CRS).")
     check_canceled(is_canceled)
-    profile = dict(FLOAT_GTIFF_PROFILE, width=shape[1], height=shape[0], count=len(FLUX_BANDS),
-                   crs=grid.crs_wkt, transform=grid.transform)
-    with atomic_output(output_path) as tmp:
-        import rasterio
-
-        with rasterio.open(tmp, "w", **profile) as out:
-            set_band_descriptions(out, [f"{name} ({unit})" for name, unit in FLUX_BANDS])
-            for k, (name, _) in enumerate(FLUX_BANDS, start=1):
-                out.write(np.where(inside, result[name], np.nan).astype(np.float32), k)
-            out.update_tags(SM_COLUMN_FACTOR=str(column_factor), SM_LENGTH_SCALE_PX=str(r),
-                            SM_SIGN="flux divergence positive = dynamic thinning (m/yr)")
+    bands = [np.where(inside, result[name], np.nan) for name, _ in FLUX_BANDS]
+    hint = (f"No cell {'inside the outline ' if polygons else ''}has a thickness and valid vx, vy at ±{r} "
+            f"cell(s) around it in band {band}; check that the thickness, the velocity band and the outline "
+            "cover the same glacier, or use a smaller length scale.")
+    write_raster(output_path, grid.output_grid(), bands, [f"{name} ({unit})" for name, unit in FLUX_BANDS],
+                 tags={"SM_COLUMN_FACTOR": column_factor, "SM_LENGTH_SCALE_PX": r,
+                       "SM_SIGN": "flux divergence positive = dynamic thinning (m/yr)"},
+                 style=FLUX_STYLE, require_valid=hint)
     if progress:
         progress(100.0)
-    divergence = np.where(inside, result["flux_divergence"], np.nan)
-    finite = divergence[np.isfinite(divergence)]
+    finite = bands[0][np.isfinite(bands[0])]
     return {"path": output_path, "radius_px": r, "n_cells": int(finite.size),
             "median_m_per_yr": float(np.median(finite)) if finite.size else float("nan")}

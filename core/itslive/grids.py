@@ -17,10 +17,8 @@ import numpy as np
 from affine import Affine
 
 from ..errors import UserInputError
-from ..raster_io import open_raster, require_crs, valid_mask_from_nodata
+from ..io import Grid, open_raster, require_crs
 
-DAYS_PER_YEAR = 365.25
-_EPOCH = _dt.datetime(2000, 1, 1)
 _DATE_PATTERN = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?")
 
 
@@ -42,16 +40,10 @@ class VelocityGrid:
     def shape(self) -> Tuple[int, int]:
         return self.vx.shape[-2:]
 
-
-def decimal_year(moment: _dt.datetime) -> float:
-    """Time in years (365.25 d) on a continuous scale: 2000.0 = 2000-01-01T00:00."""
-    return 2000.0 + (moment - _EPOCH).total_seconds() / 86400.0 / DAYS_PER_YEAR
-
-
-def datetime_from_decimal_year(t_yr: float) -> _dt.datetime:
-    """Inverse of :func:`decimal_year` (to the second)."""
-    seconds = round((t_yr - 2000.0) * DAYS_PER_YEAR * 86400.0)
-    return _EPOCH + _dt.timedelta(seconds=seconds)
+    def output_grid(self, transform: Optional[Affine] = None, shape: Optional[Tuple[int, int]] = None) -> Grid:
+        """The output :class:`core.io.Grid` in this CRS: this grid, or ``transform``/``shape`` (e.g. decimated)."""
+        height, width = shape or self.shape
+        return Grid(self.crs_wkt, transform or self.transform, width, height)
 
 
 def parse_date(text: str) -> Optional[_dt.datetime]:
@@ -82,10 +74,7 @@ def read_band_stack(path: str, bands: Optional[List[int]] = None) -> Tuple[np.nd
                 raise UserInputError(
                     f"'{path}' has {ds.count} band(s); band {band} does not exist. Choose a band "
                     f"(time step) between 1 and {ds.count}.")
-        stack = ds.read(bands).astype(np.float64)
-        for k, band in enumerate(bands):
-            valid = valid_mask_from_nodata(stack[k], ds.nodatavals[band - 1])
-            stack[k][~valid] = np.nan
+        stack = np.stack([ds.read_float(band) for band in bands])
         descriptions = [ds.descriptions[b - 1] or "" for b in bands]
         return stack, {"transform": ds.transform, "crs": ds.crs, "shape": (ds.height, ds.width),
                        "path": path}, descriptions
@@ -164,13 +153,6 @@ def bilinear(field: np.ndarray, cols: np.ndarray, rows: np.ndarray) -> np.ndarra
     value = (field[i0, j0] * (1 - fc) * (1 - fr) + field[i0, j1] * fc * (1 - fr)
              + field[i1, j0] * (1 - fc) * fr + field[i1, j1] * fc * fr)
     return np.where(inside, value, np.nan)
-
-
-def pixel_to_map(transform: Affine, cols, rows) -> Tuple[np.ndarray, np.ndarray]:
-    """Map x, y of fractional pixel-centre coordinates."""
-    cols = np.asarray(cols, dtype=np.float64)
-    rows = np.asarray(rows, dtype=np.float64)
-    return transform.c + transform.a * (cols + 0.5), transform.f + transform.e * (rows + 0.5)
 
 
 def map_to_pixel(transform: Affine, x, y) -> Tuple[np.ndarray, np.ndarray]:

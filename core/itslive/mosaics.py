@@ -8,20 +8,27 @@ layout as :mod:`.download` (one band per year, band description YYYY-01-01; a CF
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
+import json
 import os
-import shutil
 from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
+from ..choices import Choices
+from ..dates import DAYS_PER_YEAR
 from ..errors import UserInputError, check_canceled
-from ..raster_io import ensure_writable_dir
+from ..io import open_raster
+from .cache import clean_cache, load_part, remove_request_cache, request_cache, resumable_folder, save_part
 from .cubes import CubeInfo, NetworkError, http_status
-from .download import CACHE_DIR, CubeWindow, DownloadRequest, write_cube_outputs
+from .download import CubeWindow, DownloadRequest, write_cube_outputs
 
 MOSAIC_URL_TEMPLATE = ("https://its-live-data.s3-us-west-2.amazonaws.com/velocity_mosaic/v2/annual/cog/"
                        "ITS_LIVE_velocity_120m_RGI{region}A_{year}_v02_{variable}.tif")
 MOSAIC_VARIABLES = ("v", "vx", "vy", "v_error", "vx_error", "vy_error", "count")
+#: Where itslivedownload reads: the image-pair cubes (:mod:`.download`) or these annual mosaics.
+SOURCES = Choices(("cubes", "Image-pair velocity cubes (Zarr)"),
+                  ("mosaics", "Annual mosaics (v2 Cloud-Optimised GeoTIFFs)"))
 
 
 def mosaic_years(start: _dt.datetime, end: _dt.datetime) -> List[int]:
@@ -55,8 +62,6 @@ def _forget_cached_http(path: str) -> None:
 
 def _read_window(url: str, aoi_lonlat: dict, timeout: float):
     """(array float64 with NaN, window transform, crs) of the AOI's cells in one COG."""
-    import rasterio
-    from rasterio.errors import RasterioIOError
     from rasterio.warp import transform_geom
     from rasterio.windows import Window
     from shapely.geometry import shape
@@ -64,7 +69,7 @@ def _read_window(url: str, aoi_lonlat: dict, timeout: float):
     path = "/vsicurl/" + url if url.startswith(("http://", "https://")) else url
     _forget_cached_http(path)
     try:
-        with _gdal_env(timeout), rasterio.open(path) as ds:
+        with _gdal_env(timeout), open_raster(path) as ds:
             aoi = shape(transform_geom("EPSG:4326", ds.crs, aoi_lonlat))
             left, bottom, right, top = aoi.bounds
             # cells whose centres fall inside the AOI's bounds (same rule as the cubes)
@@ -77,73 +82,82 @@ def _read_window(url: str, aoi_lonlat: dict, timeout: float):
             if col1 < col0 or row1 < row0:
                 return None
             window = Window(col0, row0, col1 - col0 + 1, row1 - row0 + 1)
-            data = ds.read(1, window=window).astype(np.float64)
-            if ds.nodata is not None and not np.isnan(ds.nodata):
-                data[data == ds.nodata] = np.nan
-            return data, ds.window_transform(window), ds.crs
-    except RasterioIOError as exc:
-        text = str(exc)
-        status = http_status(exc)
-        if status == 404:
-            reason = "not found (HTTP 404)"
-        elif status is not None and status >= 500:
-            reason = "server error (HTTP 5xx) — try again later"
-        elif "timed out" in text.lower() or "timeout" in text.lower():
-            reason = "timed out — retry (finished parts are kept)"
-        else:
-            reason = "could not be read (truncated, wrong URL or network failure)"
-        raise NetworkError(f"ITS_LIVE annual mosaic {url}: {reason} ({text[:300]}).") from exc
+            return ds.read_float(1, window), ds.window_transform(window), ds.crs
+    except UserInputError as exc:  # open_raster / read_float: the GDAL error is the cause
+        raise _mosaic_failure(url, exc) from exc
+
+
+def _mosaic_failure(url: str, exc: UserInputError) -> NetworkError:
+    """The network error for a mosaic GDAL could not open or read (HTTP status from the exception chain)."""
+    text = str(exc.__cause__ or exc)
+    status = http_status(exc)
+    if status == 404:
+        reason = "not found (HTTP 404)"
+    elif status is not None and status >= 500:
+        reason = "server error (HTTP 5xx) — try again later"
+    elif "timed out" in text.lower() or "timeout" in text.lower():
+        reason = "timed out — retry (finished parts are kept)"
+    else:
+        reason = "could not be read (truncated, wrong URL or network failure)"
+    return NetworkError(f"ITS_LIVE annual mosaic {url}: {reason} ({text[:300]}).")
+
+
+def _cache_key(request: DownloadRequest, region: str, template: str) -> str:
+    """The cache folder of a mosaic request: region, area of interest and URL template."""
+    text = json.dumps({"aoi": request.aoi_lonlat, "template": template}, sort_keys=True)
+    return f"mosaic_RGI{str(region).zfill(2)}_{hashlib.sha1(text.encode()).hexdigest()[:12]}"
 
 
 def download_mosaics(request: DownloadRequest, region: str, output_folder: str,
                      url_template: str = MOSAIC_URL_TEMPLATE,
                      progress: Optional[Callable[[float], None]] = None,
-                     is_canceled: Optional[Callable[[], bool]] = None) -> List[Dict[str, object]]:
-    """Download the AOI window of the annual mosaics of every year in [start, end)."""
+                     is_canceled: Optional[Callable[[], bool]] = None,
+                     messages: Optional[list] = None) -> List[Dict[str, object]]:
+    """Download the AOI window of the annual mosaics of every year in [start, end).
+
+    Each (variable, year) window is cached as soon as it is read (see :mod:`.cache`).
+    """
     request.validate()
     unknown = [v for v in request.variables if v not in MOSAIC_VARIABLES]
     if unknown:
         raise UserInputError(f"The annual mosaics have no variable(s) {unknown}; use {', '.join(MOSAIC_VARIABLES)}.")
-    folder = ensure_writable_dir(output_folder)
     years = mosaic_years(request.start, request.end)
-    cache = os.path.join(folder, CACHE_DIR, f"mosaic_RGI{str(region).zfill(2)}")
-    os.makedirs(cache, exist_ok=True)
-    stacks: Dict[str, list] = {v: [] for v in request.variables}
-    transform = crs = None
-    total = len(years) * len(request.variables)
-    for i, variable in enumerate(request.variables):
-        for j, year in enumerate(years):
-            check_canceled(is_canceled)
-            cached = os.path.join(cache, f"{variable}_{year}.npz")
-            url = mosaic_url(url_template, region, year, variable)
-            if os.path.exists(cached):
-                saved = np.load(cached, allow_pickle=False)
-                data = saved["data"]
-                if transform is None:
-                    transform, crs = _transform_from(saved), str(saved["crs"])
-            else:
-                result = _read_window(url, request.aoi_lonlat, request.timeout)
-                if result is None:
-                    raise UserInputError(f"The area of interest does not overlap the mosaic {url}.")
-                data, window_transform, window_crs = result
-                transform, crs = window_transform, window_crs.to_wkt()
-                tmp = cached + ".partial.npz"
-                np.savez(tmp, data=data, transform=np.array(tuple(window_transform)[:6]), crs=np.array(crs))
-                os.replace(tmp, cached)
-            stacks[variable].append(data)
-            if progress:
-                progress(90.0 * (i * len(years) + j + 1) / total)
-    shapes = {a.shape for s in stacks.values() for a in s}
-    if len(shapes) != 1:
-        raise UserInputError(f"The mosaics of different years have different grids ({shapes}); download them separately.")
-    result = write_cube_outputs(_mosaic_window(request, region, url_template, years, transform, crs, shapes.pop()),
-                                {v: np.stack(s) for v, s in stacks.items()},
-                                DownloadRequest(request.aoi_lonlat, request.start, request.end, request.variables),
-                                folder)
-    shutil.rmtree(cache, ignore_errors=True)
-    parent = os.path.join(folder, CACHE_DIR)
-    if os.path.isdir(parent) and not os.listdir(parent):
-        os.rmdir(parent)
+    log = messages.append if messages is not None else None
+    with resumable_folder(output_folder, log) as folder:
+        clean_cache(folder, log)
+        cache = request_cache(folder, _cache_key(request, region, url_template))
+        stacks: Dict[str, list] = {v: [] for v in request.variables}
+        transform = crs = None
+        total = len(years) * len(request.variables)
+        for i, variable in enumerate(request.variables):
+            for j, year in enumerate(years):
+                check_canceled(is_canceled)
+                cached_path = os.path.join(cache, f"{variable}_{year}.npz")
+                url = mosaic_url(url_template, region, year, variable)
+                cached = load_part(cached_path, log)
+                if cached is not None:
+                    data = cached["data"]
+                    if transform is None:
+                        transform, crs = _transform_from(cached), str(cached["crs"])
+                else:
+                    result = _read_window(url, request.aoi_lonlat, request.timeout)
+                    if result is None:
+                        raise UserInputError(f"The area of interest does not overlap the mosaic {url}.")
+                    data, window_transform, window_crs = result
+                    transform, crs = window_transform, window_crs.to_wkt()
+                    save_part(cached_path, data, transform=np.array(tuple(window_transform)[:6]), crs=np.array(crs))
+                stacks[variable].append(data)
+                if progress:
+                    progress(90.0 * (i * len(years) + j + 1) / total)
+        shapes = {a.shape for s in stacks.values() for a in s}
+        if len(shapes) != 1:
+            raise UserInputError(
+                f"The mosaics of different years have different grids ({shapes}); download them separately.")
+        result = write_cube_outputs(
+            _mosaic_window(request, region, url_template, years, transform, crs, shapes.pop()),
+            {v: np.stack(s) for v, s in stacks.items()},
+            DownloadRequest(request.aoi_lonlat, request.start, request.end, request.variables), folder)
+        remove_request_cache(cache)
     if progress:
         progress(100.0)
     return [result]
@@ -175,4 +189,4 @@ def _mosaic_window(request, region, template, years, transform, crs_wkt, shape) 
     cube = NamedCube(template, epsg, {}, name)
     dates = np.array([np.datetime64(f"{y}-01-01", "ns") for y in years])
     return CubeWindow(cube, epsg, np.arange(len(years)), slice(0, height), slice(0, width), x, y, dates,
-                      np.full(len(years), 365.25), np.full(len(years), ""), {})
+                      np.full(len(years), DAYS_PER_YEAR), np.full(len(years), ""), {})

@@ -8,13 +8,12 @@ window holds at least 5 values.
 from __future__ import annotations
 
 import datetime as _dt
-import os
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..errors import UserInputError, check_canceled
-from ..raster_io import atomic_output, ensure_writable_dir
+from ..io import OutputSet, atomic_file, verify
 from .cubes import CubeInfo, NetworkError, cube_epsg, describe_failure, open_cube, transformer
 from .download import DownloadRequest, plan_window
 
@@ -139,11 +138,11 @@ def running_mean(dates: Sequence[_dt.datetime], values: Sequence[float]) -> Tupl
     return centres, np.array(means)
 
 
-def write_csv(rows: Sequence[Dict[str, object]], path: str) -> str:
+def write_csv(rows: Sequence[Dict[str, object]], path: str, output_set: Optional[OutputSet] = None) -> str:
+    """CSV with the :data:`COLUMNS` header and one line per row (a member of ``output_set`` when given)."""
     import csv
 
-    ensure_writable_dir(os.path.dirname(os.path.abspath(path)))
-    with atomic_output(path) as tmp:
+    with atomic_file(path, verify=verify.csv_rows(len(rows), COLUMNS), output_set=output_set) as tmp:
         with open(tmp, "w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(COLUMNS))
             writer.writeheader()
@@ -152,32 +151,34 @@ def write_csv(rows: Sequence[Dict[str, object]], path: str) -> str:
     return path
 
 
-def write_plot(rows: Sequence[Dict[str, object]], path: str) -> str:
-    """PNG: speed with 1-σ error bars per point, and its running mean."""
+def write_plot(rows: Sequence[Dict[str, object]], path: str, output_set: Optional[OutputSet] = None) -> str:
+    """PNG: speed with 1-σ error bars per point, and its running mean (a member of ``output_set`` when given)."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
     figure, axis = plt.subplots(figsize=(10, 5), dpi=100)
-    for point_id in sorted({r["point_id"] for r in rows}):
-        mine = [r for r in rows if r["point_id"] == point_id]
-        dates = [_dt.datetime.fromisoformat(r["mid_date"]) for r in mine]
-        speed = [r["v"] for r in mine]
-        errors = [r["v_error"] for r in mine]
-        line = axis.errorbar(dates, speed, yerr=errors, fmt="o", ms=3, alpha=0.5, label=f"point {point_id}")
-        centres, means = running_mean(dates, speed)
-        if len(centres):
-            axis.plot(centres, means, "-", color=line[0].get_color(), lw=2,
-                      label=f"point {point_id} running mean (30 d)")
-    axis.set_ylabel("speed v (m/yr)")
-    axis.set_xlabel("mid_date")
-    axis.set_title("ITS_LIVE point velocity time series")
-    axis.grid(alpha=0.3)
-    if rows:
-        axis.legend(fontsize=8)
-    figure.autofmt_xdate()
-    with atomic_output(path) as tmp:
-        figure.savefig(tmp, format="png")
-    plt.close(figure)
+    try:
+        for point_id in sorted({r["point_id"] for r in rows}):
+            mine = [r for r in rows if r["point_id"] == point_id]
+            dates = [_dt.datetime.fromisoformat(r["mid_date"]) for r in mine]
+            speed = [r["v"] for r in mine]
+            errors = [r["v_error"] for r in mine]
+            line = axis.errorbar(dates, speed, yerr=errors, fmt="o", ms=3, alpha=0.5, label=f"point {point_id}")
+            centres, means = running_mean(dates, speed)
+            if len(centres):
+                axis.plot(centres, means, "-", color=line[0].get_color(), lw=2,
+                          label=f"point {point_id} running mean (30 d)")
+        axis.set_ylabel("speed v (m/yr)")
+        axis.set_xlabel("mid_date")
+        axis.set_title("ITS_LIVE point velocity time series")
+        axis.grid(alpha=0.3)
+        if rows:
+            axis.legend(fontsize=8)
+        figure.autofmt_xdate()
+        with atomic_file(path, verify=verify.image_readable(frames=1), output_set=output_set) as tmp:
+            figure.savefig(tmp, format="png")
+    finally:
+        plt.close(figure)
     return path

@@ -26,8 +26,9 @@ from typing import Callable, Dict, Optional, Tuple
 import numpy as np
 from affine import Affine
 
+from ..choices import Choices
 from ..errors import UserInputError, check_canceled
-from ..raster_io import FLOAT_GTIFF_PROFILE, atomic_output, row_blocks, set_band_descriptions
+from ..io import RasterWriter, open_raster, row_blocks
 from .grids import bilinear, centred_derivatives, decimate, read_band_stack, read_velocity, stencil_radius
 
 #: Output bands, in order: (name, unit). The uncertainty band is added when error rasters are given.
@@ -38,7 +39,10 @@ STRAIN_BANDS = (
     ("longitudinal", "1/yr"), ("transverse", "1/yr"), ("shear", "1/yr"), ("ezz", "1/yr"),
 )
 UNCERTAINTY_BAND = ("uncertainty", "1/yr")
-METHODS = ("nominal", "logarithmic")
+METHODS = Choices(("nominal", "Nominal (centred differences)"),
+                  ("logarithmic", "Logarithmic (Alley et al. 2018 virtual stakes)"))
+#: The sidecar style of the output (effective strain rate, band 7).
+STRAIN_STYLE = "strain_effective"
 _BLOCK_ROWS = 256
 
 
@@ -207,8 +211,7 @@ def strain_rates(vx: np.ndarray, vy: np.ndarray, transform: Affine, method: str 
                  length_scale_m: float = 0.0, tolerance: float = 1e-4,
                  rows_of_interest: Optional[Tuple[int, int]] = None) -> Dict[str, np.ndarray]:
     """Strain quantities (1/yr) of one 2-D velocity field (m/yr) on a north-up grid."""
-    if method not in METHODS:
-        raise UserInputError(f"Unknown strain-rate method '{method}'; use one of {', '.join(METHODS)}.")
+    METHODS.check(method, "strain-rate method")
     r = stencil_radius(length_scale_m, transform)
     if method == "nominal":
         return nominal_strain(vx, vy, transform, r)
@@ -254,46 +257,38 @@ def strain_rates_file(vx_path: str, vy_path: str, output_path: str, method: str 
             f"The velocity grid ({height} x {width} cells after upscale {upscale}) is too small for a "
             f"length scale of {r} cells; use a smaller length scale or a larger area.")
     halo = 2 * r + 2 if method == "logarithmic" else r
-    profile = dict(FLOAT_GTIFF_PROFILE, width=width, height=height, count=len(bands),
-                   crs=grid.crs_wkt, transform=transform)
     blocks = list(row_blocks(height, _BLOCK_ROWS))
-    with atomic_output(output_path) as tmp:
-        import rasterio
-        from rasterio.windows import Window
-
-        with rasterio.open(tmp, "w", **profile) as out:
-            set_band_descriptions(out, [band_description(n, u) for n, u in bands])
-            for index, (start, stop) in enumerate(blocks):
-                check_canceled(is_canceled)
-                lo, hi = max(0, start - halo), min(height, stop + halo)
-                block = strain_rates(vx[lo:hi], vy[lo:hi], transform, method, length_scale_m, tolerance,
-                                     rows_of_interest=(start - lo, stop - lo))
-                # edges of the full grid only: a block's halo rows are real data
-                window = Window(0, start, width, stop - start)
-                for k, (name, _) in enumerate(STRAIN_BANDS, start=1):
-                    out.write(block[name][start - lo:stop - lo].astype(np.float32), k, window=window)
-                if uncertainty is not None:
-                    out.write(uncertainty[start:stop].astype(np.float32), len(bands), window=window)
-                if progress:
-                    progress(100.0 * (index + 1) / len(blocks))
-            out.update_tags(SM_METHOD=method, SM_LENGTH_SCALE_PX=str(r), SM_UPSCALE=str(upscale),
-                            SM_UNITS="1/yr (theta_p: degrees counter-clockwise from grid x)",
-                            SM_SIGN="extension positive, compression negative; x east, y north")
+    tags = {"SM_METHOD": method, "SM_LENGTH_SCALE_PX": r, "SM_UPSCALE": upscale,
+            "SM_UNITS": "1/yr (theta_p: degrees counter-clockwise from grid x)",
+            "SM_SIGN": "extension positive, compression negative; x east, y north"}
+    out_grid = grid.output_grid(transform, (height, width))
+    hint = (f"Band {band} of the velocity rasters has no cell whose neighbours at ±{r} cell(s) (±{2 * r} for the "
+            "logarithmic method) all hold vx and vy; check BAND, or use a smaller length scale.")
+    with RasterWriter(output_path, out_grid, [band_description(n, u) for n, u in bands], tags=tags,
+                      style=STRAIN_STYLE, require_valid=hint) as out:
+        for index, (start, stop) in enumerate(blocks):
+            check_canceled(is_canceled)
+            lo, hi = max(0, start - halo), min(height, stop + halo)
+            block = strain_rates(vx[lo:hi], vy[lo:hi], transform, method, length_scale_m, tolerance,
+                                 rows_of_interest=(start - lo, stop - lo))
+            # edges of the full grid only: a block's halo rows are real data
+            window = out_grid.rows(start, stop)
+            for k, (name, _) in enumerate(STRAIN_BANDS, start=1):
+                out.write(block[name][start - lo:stop - lo], k, window)
+            if uncertainty is not None:
+                out.write(uncertainty[start:stop], len(bands), window)
+            if progress:
+                progress(100.0 * (index + 1) / len(blocks))
     return {"path": output_path, "radius_px": r, "bands": [n for n, _ in bands],
             "shape": (height, width), "pixel_size_m": abs(transform.a)}
 
 
 def read_error(path: str, band: int, shape) -> np.ndarray:
-    """One band of an error raster (m/yr), checked against the velocity grid shape."""
-    stack, info, _ = read_band_stack(path, [band] if band <= _band_count(path) else [1])
+    """Band ``band`` of an error raster (m/yr; band 1 when it has fewer bands, e.g. one error for a
+    whole stack), checked against the velocity grid shape."""
+    with open_raster(path) as ds:
+        count = ds.count
+    stack, info, _ = read_band_stack(path, [band if band <= count else 1])
     if tuple(info["shape"]) != tuple(shape):
         raise UserInputError(f"Error raster '{path}' is not on the velocity grid ({info['shape']} vs {shape}).")
     return stack[0]
-
-
-def _band_count(path: str) -> int:
-    from ..raster_io import open_raster
-
-    with open_raster(path) as ds:
-        return ds.count
-

@@ -25,9 +25,13 @@ from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 
+from ..choices import Choices
+from ..dates import datetime_from_decimal_year, decimal_year
 from ..errors import UserInputError, check_canceled
-from .grids import VelocityGrid, bilinear, datetime_from_decimal_year, decimal_year, map_to_pixel
+from .grids import VelocityGrid, bilinear, map_to_pixel
 
+#: How the velocity between two dated layers is taken (see the module docstring).
+TIME_INTERPOLATIONS = Choices(("nearest", "Nearest layer (piecewise constant)"), ("linear", "Linear between layers"))
 STOP_END_TIME = "end time"
 STOP_END_RECORD = "end of record"
 STOP_NODATA = "nodata"
@@ -65,10 +69,8 @@ class VelocityField:
     """Evaluate a :class:`VelocityGrid` at map positions and times."""
 
     def __init__(self, grid: VelocityGrid, time_interpolation: str = "nearest"):
-        if time_interpolation not in ("nearest", "linear"):
-            raise UserInputError(f"Unknown time interpolation '{time_interpolation}' (nearest or linear).")
         self.grid = grid
-        self.time_interpolation = time_interpolation
+        self.time_interpolation = TIME_INTERPOLATIONS.check(time_interpolation, "time interpolation")
         self.starts = None
         if grid.dates:
             order = np.argsort([decimal_year(d) for d in grid.dates], kind="stable")

@@ -14,7 +14,7 @@ import numpy as np
 from rasterio.enums import Resampling
 
 from ..errors import UserInputError, check_canceled
-from ..raster_io import atomic_output, open_raster
+from ..io import atomic_file, open_raster, verify
 from .stack import Layer, collect_layers, require_same_grid, require_stack
 from .units import power_to_db
 
@@ -57,6 +57,13 @@ def frame_rgb(co_db: np.ndarray, cross_db: Optional[np.ndarray]) -> np.ndarray:
     return rgb
 
 
+def stored_frames(frames: Sequence) -> int:
+    """Frames a GIF of ``frames`` holds: PIL stores identical consecutive frames once (their
+    durations add up), e.g. dates with the same image when dates are not burnt in."""
+    pixels = [frame.convert("RGB").tobytes() for frame in frames]
+    return 1 + sum(1 for before, after in zip(pixels, pixels[1:]) if before != after)
+
+
 def match_dates(co: Sequence[Layer], cross: Sequence[Layer]) -> List[Tuple[Layer, Layer]]:
     """Pairs of co- and cross-pol layers acquired on the same UTC day."""
     by_day = {layer.when.date(): layer for layer in cross}
@@ -70,7 +77,11 @@ def make_animation(co_inputs: Sequence[str], output_gif: str, cross_inputs: Sequ
                    max_size: int = 800, frame_ms: int = 700, show_dates: bool = True,
                    progress: Optional[Callable[[float], None]] = None,
                    is_canceled: Optional[Callable[[], bool]] = None) -> dict:
-    """Write an animated GIF (one frame per date, looping) and return its path and dates."""
+    """Write an animated GIF (one frame per date, looping) and return its path and dates.
+
+    The GIF is written under a temporary name, decoded back (every frame) and only then
+    renamed; stacks with no valid pixel at any date are refused.
+    """
     from PIL import Image, ImageDraw
 
     if not output_gif.lower().endswith(".gif"):
@@ -81,21 +92,21 @@ def make_animation(co_inputs: Sequence[str], output_gif: str, cross_inputs: Sequ
     if cross_inputs:
         cross = collect_layers(cross_inputs)
         require_stack(cross)
-        cross_grid = require_same_grid(cross)
-        if (cross_grid["crs"], cross_grid["transform"], cross_grid["width"], cross_grid["height"]) != (
-                grid["crs"], grid["transform"], grid["width"], grid["height"]):
+        if require_same_grid(cross) != grid:
             raise UserInputError("The co- and cross-polarised stacks are not on the same grid; build both with "
                                  "one run of surfacemotion:s1timeseries.")
         pairs = match_dates(co, cross)
     else:
         pairs = [(layer, None) for layer in co]
-    factor = max(1.0, max(grid["width"], grid["height"]) / float(max_size))
-    shape = (max(1, int(round(grid["height"] / factor))), max(1, int(round(grid["width"] / factor))))
+    factor = max(1.0, max(grid.width, grid.height) / float(max_size))
+    shape = (max(1, int(round(grid.height / factor))), max(1, int(round(grid.width / factor))))
     frames = []
+    any_valid = False
     for index, (co_layer, cross_layer) in enumerate(pairs, start=1):
         check_canceled(is_canceled)
         co_db = read_db_decimated(co_layer, unit, shape)
         cross_db = read_db_decimated(cross_layer, unit, shape) if cross_layer is not None else None
+        any_valid |= bool(np.isfinite(co_db).any())
         image = Image.fromarray(frame_rgb(co_db, cross_db), "RGB")
         if show_dates:
             draw = ImageDraw.Draw(image)
@@ -106,7 +117,10 @@ def make_animation(co_inputs: Sequence[str], output_gif: str, cross_inputs: Sequ
         frames.append(image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE))
         if progress:
             progress(90.0 * index / len(pairs))
-    with atomic_output(output_gif) as tmp:
+    if not any_valid:
+        raise UserInputError("The co-polarised stack has no valid pixel at any date (every value is nodata): "
+                             "check the stack and its unit. Nothing was written.")
+    with atomic_file(output_gif, verify=verify.image_readable(stored_frames(frames))) as tmp:
         frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=frame_ms, loop=0)
     if progress:
         progress(100.0)

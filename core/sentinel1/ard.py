@@ -13,33 +13,46 @@ output:
 
 all in linear power, float32, north-up, NaN nodata (sarsen's 0 outside the swath), named
 ``<SAFE id>_<GTCsigma0|GTCgamma0|RTCgamma0>_<POL>.tif``, plus ``<SAFE id>_lsmask.tif``
-(uint8: 0 none, 1 layover, 2 shadow; local slope criterion). Memory scales with the DEM
+(uint8: 0 none, 1 layover, 2 shadow; local slope criterion), each with its sidecar style,
+all together or none. Scratch files (the prepared DEM, sarsen's outputs, an extracted .zip)
+live in a temporary folder inside the output folder that a killed run leaves recognisable
+(:func:`core.io.temporary_folder`); the next run removes it. Memory scales with the DEM
 (AOI) size, not with the scene.
 """
 from __future__ import annotations
 
+import errno
 import glob
+import math
 import os
 import queue
 import re
-import shutil
 import subprocess
-import tempfile
 import threading
 import zipfile
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-import rasterio
-from rasterio.enums import Resampling
+from rasterio.crs import CRS
 from rasterio.transform import from_origin
-from rasterio.vrt import WarpedVRT
-from rasterio.warp import calculate_default_transform
+from rasterio.warp import transform as transform_points
+from rasterio.warp import transform_bounds
 
+from ..choices import Choices
 from ..errors import Cancelled, UserInputError, check_canceled
-from ..raster_io import FLOAT_GTIFF_PROFILE, atomic_output, ensure_writable_dir, open_raster
+from ..io import Grid, GridResampler, OutputSet, open_raster, temporary_folder, write_failure, write_raster
+from ..io import output_folder as run_folder
+from ..io.files import free_bytes
+from .styles import LS_MASK_STYLE, backscatter_style
 
-PRODUCT_TYPES = {"gtc_sigma0": "GTCsigma0", "gtc_gamma0": "GTCgamma0", "rtc_gamma0": "RTCgamma0"}
+#: Products of s1grdtoard (value, label).
+PRODUCT_TYPES = Choices(("gtc_sigma0", "GTC sigma0"), ("gtc_gamma0", "GTC gamma0"),
+                        ("rtc_gamma0", "RTC gamma0 (terrain flattening)"))
+#: The product's token in output file names and tags.
+PRODUCT_TOKENS = {"gtc_sigma0": "GTCsigma0", "gtc_gamma0": "GTCgamma0", "rtc_gamma0": "RTCgamma0"}
+LS_MASK_DESCRIPTION = "layover/shadow: 0 none, 1 layover, 2 shadow"
+#: What the full-disk and file-size errors of a subprocess say on stderr.
+_DISK_FULL_TEXTS = {"No space left on device": errno.ENOSPC, "File too large": errno.EFBIG}
 SAFE_PATTERN = re.compile(r"^(S1[A-D])_(IW|EW|S[1-6])_GRD[FHM]_1S(DV|DH|SV|SH)_\d{8}T\d{6}_\d{8}T\d{6}_\w+")
 RUNNER = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                       "tools", "sarsen_runner.py")
@@ -88,43 +101,49 @@ def measurement_group(safe: str, polarisation: str) -> str:
     return f"{SAFE_PATTERN.match(os.path.basename(safe)).group(2)}/{polarisation}"
 
 
+def dem_grid(src, bounds: Optional[Tuple[float, float, float, float]] = None, crs: Optional[str] = None,
+             resolution: Optional[float] = None) -> Grid:
+    """The output grid: the open DEM ``src`` in ``crs`` (default its own) at ``resolution``
+    (default: the DEM's pixel size, or in another CRS the size that keeps the DEM's number of
+    pixels along its diagonal, as GDAL suggests), cropped to ``bounds`` (in that CRS)."""
+    if src.crs is None:
+        raise UserInputError(f"The DEM '{src.name}' has no coordinate reference system; assign one first.")
+    target = CRS.from_user_input(crs) if crs else src.crs
+    left, bottom, right, top = transform_bounds(src.crs, target, *src.bounds, densify_pts=21)
+    if resolution:
+        res = float(resolution)
+    elif target == src.crs:
+        res = abs(src.transform.a)
+    else:
+        xs, ys = transform_points(src.crs, target, [src.bounds.left, src.bounds.right],
+                                  [src.bounds.top, src.bounds.bottom])
+        res = math.hypot(xs[1] - xs[0], ys[1] - ys[0]) / math.hypot(src.width, src.height)
+        res = (right - left) / max(1, int((right - left) / res + 0.5))
+    if target.is_geographic and res > 0.01 or (not target.is_geographic and res < 0.5):
+        raise UserInputError(f"Resolution {res:g} does not suit the CRS units of {target.to_string()} "
+                             "(degrees for geographic, metres for projected).")
+    if bounds is not None:
+        left, bottom = max(left, bounds[0]), max(bottom, bounds[1])
+        right, top = min(right, bounds[2]), min(top, bounds[3])
+        if right <= left or top <= bottom:
+            raise UserInputError("The area of interest does not overlap the DEM.")
+    width, height = max(2, int(round((right - left) / res))), max(2, int(round((top - bottom) / res)))
+    return Grid(target, from_origin(left, top, res, res), width, height)
+
+
 def prepare_dem(dem: str, output: str, bounds: Optional[Tuple[float, float, float, float]] = None,
-                crs: Optional[str] = None, resolution: Optional[float] = None) -> dict:
-    """Warp the DEM (bilinear) to ``crs``/``resolution`` and crop it to ``bounds`` (in that CRS)."""
+                crs: Optional[str] = None, resolution: Optional[float] = None) -> Grid:
+    """Resample the DEM (bilinear) onto :func:`dem_grid` and write it to ``output`` (float32,
+    holes filled with the mean height); returns the grid."""
     with open_raster(dem) as src:
-        if src.crs is None:
-            raise UserInputError(f"The DEM '{dem}' has no coordinate reference system; assign one first.")
-        target = rasterio.crs.CRS.from_user_input(crs) if crs else src.crs
-        if resolution:
-            res = float(resolution)
-        elif target == src.crs:
-            res = abs(src.transform.a)
-        else:
-            res = abs(calculate_default_transform(src.crs, target, src.width, src.height, *src.bounds)[0].a)
-        if target.is_geographic and res > 0.01 or (not target.is_geographic and res < 0.5):
-            raise UserInputError(f"Resolution {res:g} does not suit the CRS units of {target.to_string()} "
-                                 "(degrees for geographic, metres for projected).")
-        full = rasterio.warp.transform_bounds(src.crs, target, *src.bounds, densify_pts=21)
-        left, bottom, right, top = full
-        if bounds is not None:
-            left, bottom = max(left, bounds[0]), max(bottom, bounds[1])
-            right, top = min(right, bounds[2]), min(top, bounds[3])
-            if right <= left or top <= bottom:
-                raise UserInputError("The area of interest does not overlap the DEM.")
-        width, height = max(2, int(round((right - left) / res))), max(2, int(round((top - bottom) / res)))
-        transform = from_origin(left, top, res, res)
-        nodata = src.nodata
-        with WarpedVRT(src, crs=target, transform=transform, width=width, height=height,
-                       resampling=Resampling.bilinear, src_nodata=nodata, nodata=np.nan, dtype="float32") as vrt:
-            elevation = vrt.read(1)
+        grid = dem_grid(src, bounds, crs, resolution)
+    with GridResampler(grid, "bilinear") as resampler:
+        elevation = resampler.read(dem)
     if np.isnan(elevation).mean() > 0.5:
         raise UserInputError("More than half of the DEM area has no elevation; give a DEM covering the AOI.")
     elevation = np.where(np.isfinite(elevation), elevation, np.nanmean(elevation)).astype(np.float32)
-    profile = dict(driver="GTiff", width=width, height=height, count=1, dtype="float32", crs=target,
-                   transform=transform)
-    with rasterio.open(output, "w", **profile) as ds:
-        ds.write(elevation, 1)
-    return {"crs": target, "transform": transform, "width": width, "height": height}
+    write_raster(output, grid, elevation, ["height (m)"])
+    return grid
 
 
 def run_runner(python: str, arguments: Sequence[str], progress=None, is_canceled=None,
@@ -170,6 +189,9 @@ def run_runner(python: str, arguments: Sequence[str], progress=None, is_canceled
     if code == 0:
         return
     text = "\n".join(errors)
+    for fragment, number in _DISK_FULL_TEXTS.items():
+        if fragment in text:
+            raise OSError(number, f"sarsen could not write its output: {fragment}")
     if "No module named 'sarsen'" in text or "No module named sarsen" in text:
         raise UserInputError(INSTALL_HINT)
     if code in (-9, 137):
@@ -180,15 +202,35 @@ def run_runner(python: str, arguments: Sequence[str], progress=None, is_canceled
                          " Check that the DEM covers the product footprint.")
 
 
-def _north_up(path: str, band: int = 1) -> Tuple[np.ndarray, object, object]:
-    """Read a band of a sarsen output as a north-up array with its transform and CRS."""
-    with rasterio.open(path) as ds:
-        data = ds.read(band).astype(np.float32)
-        transform, crs = ds.transform, ds.crs
+def _north_up(path: str, band: int = 1) -> Tuple[np.ndarray, Grid]:
+    """A band of a sarsen output as a north-up float32 array (NaN = no data) and its grid."""
+    with open_raster(path) as ds:
+        data = ds.read_float(band, dtype=np.float32)
+        transform = ds.transform
+        grid = Grid.of(ds)
     if transform.e > 0:  # rows run south to north
         data = data[::-1]
-        transform = from_origin(transform.c, transform.f + transform.e * data.shape[0], transform.a, transform.e)
-    return data, transform, crs
+        grid = Grid(grid.crs, from_origin(transform.c, transform.f + transform.e * data.shape[0], transform.a,
+                                          transform.e), grid.width, grid.height)
+    return data, grid
+
+
+def _run_sarsen(python: str, arguments: Sequence[str], final_path: str, progress, is_canceled,
+                progress_range) -> None:
+    """:func:`run_runner`; a full disk in the scratch folder is reported for ``final_path``."""
+    try:
+        run_runner(python, arguments, progress, is_canceled, progress_range)
+    except OSError as exc:
+        raise write_failure(final_path, exc, free=free_bytes(os.path.dirname(final_path))) from exc
+
+
+def _read_sarsen_output(path: str, band: int, final_path: str) -> Tuple[np.ndarray, Grid]:
+    """:func:`_north_up` of a scratch file sarsen wrote; one it could not write completely (sarsen
+    does not always notice a full disk) is a failed write of ``final_path``."""
+    try:
+        return _north_up(path, band)
+    except UserInputError as exc:
+        raise write_failure(final_path, exc, free=free_bytes(os.path.dirname(final_path))) from exc
 
 
 def grd_to_ard(product: str, dem: str, output_folder: str, product_type: str = "rtc_gamma0",
@@ -200,13 +242,12 @@ def grd_to_ard(product: str, dem: str, output_folder: str, product_type: str = "
     """Terrain-corrected backscatter per polarisation (and the layover/shadow mask) of one GRD product.
 
     ``bounds`` (left, bottom, right, top) in ``crs`` (default: the DEM's CRS) limit the
-    output (and memory) to an area of interest. Returns {"paths": {POL: path}, "ls_mask": path|None}.
+    output (and memory) to an area of interest. Returns {"paths": {POL: path}, "ls_mask":
+    path|None, "polarisations": [...], "style": backscatter style, "ls_mask_style": style}.
     """
-    if product_type not in PRODUCT_TYPES:
-        raise UserInputError(f"Unknown product type '{product_type}'; use one of {list(PRODUCT_TYPES)}.")
-    folder = ensure_writable_dir(output_folder)
-    workdir = tempfile.mkdtemp(prefix=".s1grdtoard-", dir=folder)
-    try:
+    PRODUCT_TYPES.check(product_type, "product type")
+    token = PRODUCT_TOKENS[product_type]
+    with run_folder(output_folder) as folder, temporary_folder(folder, "s1grdtoard") as workdir:
         safe = safe_folder(product, workdir)
         available = product_polarisations(safe)
         wanted = [p.upper() for p in polarisations] if polarisations else available
@@ -217,61 +258,48 @@ def grd_to_ard(product: str, dem: str, output_folder: str, product_type: str = "
         dem_path = os.path.join(workdir, "dem.tif")
         prepare_dem(dem, dem_path, bounds, crs, resolution)
         stem = re.sub(r"\.SAFE$", "", os.path.basename(safe))
+        paths = {pol: os.path.join(folder, f"{stem}_{token}_{pol}.tif") for pol in wanted}
+        ls_path = os.path.join(folder, f"{stem}_lsmask.tif") if ls_mask else None
         mode = "rtc" if product_type == "rtc_gamma0" else "gtc"
         need_geometry = ls_mask or mode == "gtc"
-        outputs, ls_path = {}, None
+        geometry = os.path.join(workdir, "geometry.tif")
         share = 95.0 / len(wanted)
         results = {}
         for index, pol in enumerate(wanted):
             backscatter = os.path.join(workdir, f"{pol}.tif")
             arguments = ["--product", safe, "--group", measurement_group(safe, pol), "--dem", dem_path,
                          "--mode", mode, "--backscatter", backscatter]
-            geometry = os.path.join(workdir, "geometry.tif")
             if need_geometry and index == 0:
                 arguments += ["--geometry", geometry]
-            run_runner(python or "", arguments, progress, is_canceled, (index * share, (index + 1) * share))
+            _run_sarsen(python or "", arguments, paths[pol], progress, is_canceled,
+                        (index * share, (index + 1) * share))
             results[pol] = backscatter
         incidence = code = None
         if need_geometry:
-            incidence, _, _ = _north_up(geometry, 1)
-            code, _, _ = _north_up(geometry, 2)
-        with_outputs = []
-        for pol, backscatter in results.items():
-            values, transform, out_crs = _north_up(backscatter)
-            values[~np.isfinite(values) | (values <= 0)] = np.nan
-            if product_type == "gtc_sigma0":
-                values = values * np.sin(np.deg2rad(incidence))
-            elif product_type == "gtc_gamma0":
-                values = values * np.tan(np.deg2rad(incidence))
-            path = os.path.join(folder, f"{stem}_{PRODUCT_TYPES[product_type]}_{pol}.tif")
-            with_outputs.append((path, values.astype(np.float32), transform, out_crs, pol))
-        written = []
-        try:
-            for path, values, transform, out_crs, pol in with_outputs:
-                profile = dict(FLOAT_GTIFF_PROFILE, width=values.shape[1], height=values.shape[0], count=1,
-                               crs=out_crs, transform=transform)
-                with atomic_output(path) as tmp, rasterio.open(tmp, "w", **profile) as ds:
-                    ds.write(values, 1)
-                    ds.set_band_description(1, f"{PRODUCT_TYPES[product_type]} {pol} (linear power)")
-                    ds.update_tags(PRODUCT=stem, POLARISATION=pol, UNIT="linear power",
-                                   ENGINE="sarsen", PRODUCT_TYPE=PRODUCT_TYPES[product_type])
-                written.append(path)
-                outputs[pol] = path
-            if ls_mask:
-                ls_path = os.path.join(folder, f"{stem}_lsmask.tif")
-                profile = dict(driver="GTiff", width=code.shape[1], height=code.shape[0], count=1, dtype="uint8",
-                               crs=with_outputs[0][3], transform=with_outputs[0][2], compress="deflate")
-                with atomic_output(ls_path) as tmp, rasterio.open(tmp, "w", **profile) as ds:
-                    ds.write(code.astype(np.uint8), 1)
-                    ds.set_band_description(1, "layover/shadow: 0 none, 1 layover, 2 shadow")
-                written.append(ls_path)
-        except BaseException:
-            for path in written:
-                if os.path.exists(path):
-                    os.remove(path)
-            raise
-        if progress:
-            progress(100.0)
-        return {"paths": outputs, "ls_mask": ls_path, "polarisations": wanted}
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+            incidence, _ = _read_sarsen_output(geometry, 1, paths[wanted[0]])
+            code, _ = _read_sarsen_output(geometry, 2, ls_path or paths[wanted[0]])
+        style = backscatter_style("linear")
+        with OutputSet() as outputs:
+            grid = None
+            for pol, backscatter in results.items():
+                values, grid = _read_sarsen_output(backscatter, 1, paths[pol])
+                values[~np.isfinite(values) | (values <= 0)] = np.nan
+                if product_type == "gtc_sigma0":
+                    values = values * np.sin(np.deg2rad(incidence))
+                elif product_type == "gtc_gamma0":
+                    values = values * np.tan(np.deg2rad(incidence))
+                with outputs.raster(
+                        paths[pol], grid, [f"{token} {pol} (linear power)"], style=style,
+                        tags=dict(PRODUCT=stem, POLARISATION=pol, UNIT="linear power", ENGINE="sarsen",
+                                  PRODUCT_TYPE=token),
+                        require_valid="sarsen found no backscatter in the area of interest: check that the "
+                                      "DEM and the area of interest overlap the product footprint.") as out:
+                    out.write(values.astype(np.float32), 1)
+            if ls_path is not None:
+                with outputs.raster(ls_path, grid, [LS_MASK_DESCRIPTION], dtype="uint8", nodata=None,
+                                    style=LS_MASK_STYLE, require_valid=None) as out:
+                    out.write(np.nan_to_num(code, nan=0.0).astype(np.uint8), 1)
+    if progress:
+        progress(100.0)
+    return {"paths": paths, "ls_mask": ls_path, "polarisations": wanted, "style": style,
+            "ls_mask_style": LS_MASK_STYLE}

@@ -1,4 +1,5 @@
-"""Shared pieces of the stack writers: output naming, profiles and the time-series VRT."""
+"""Shared pieces of the stack writers: output types, naming, integer encoding, date files and the
+time-series VRT."""
 from __future__ import annotations
 
 import os
@@ -6,12 +7,15 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from ..raster_io import FLOAT_GTIFF_PROFILE
+from ..choices import Choices
+from ..errors import UserInputError
+from ..io import Grid, OutputSet, RasterWriter, default_nodata
 from .stack import Layer
 from .units import BACKSCATTER_DB_RANGE, DN_MAX, gdal_scale_offset, to_dn
-from .vrt import VrtBand, write_band_vrt
+from .vrt import VrtBand, add_band_vrt
 
-OUTPUT_DTYPES = ("float32", "uint8", "uint16")
+#: Data types of stack and timescan outputs: float32 (NaN nodata) or integers scaled per §9.5 (0 = nodata).
+OUTPUT_TYPES = Choices(("float32", "float32"), ("uint8", "uint8"), ("uint16", "uint16"))
 
 
 def date_file_names(layers: Sequence[Layer], polarisation: str) -> List[str]:
@@ -22,13 +26,6 @@ def date_file_names(layers: Sequence[Layer], polarisation: str) -> List[str]:
 
 def time_series_vrt_name(polarisation: str) -> str:
     return f"Timeseries.{polarisation}.vrt"
-
-
-def output_profile(width: int, height: int, crs, transform, output_dtype: str) -> dict:
-    profile = dict(FLOAT_GTIFF_PROFILE, width=width, height=height, count=1, crs=crs, transform=transform)
-    if output_dtype != "float32":
-        profile.update(dtype=output_dtype, nodata=0, predictor=2)
-    return profile
 
 
 def encode_backscatter(values: np.ndarray, output_dtype: str) -> np.ndarray:
@@ -45,24 +42,34 @@ def backscatter_scale_offset(output_dtype: str):
 
 
 def check_output_dtype(output_dtype: str, to_db: bool) -> None:
-    from ..errors import UserInputError
-
-    if output_dtype not in OUTPUT_DTYPES:
-        raise UserInputError(f"Output type '{output_dtype}' is not one of {', '.join(OUTPUT_DTYPES)}.")
+    OUTPUT_TYPES.check(output_dtype, "output type")
     if output_dtype in DN_MAX and not to_db:
         raise UserInputError("Integer output is scaled from −30…5 dB: it needs dB output (tick dB conversion).")
 
 
-def write_time_series_vrt(path: str, date_paths: Sequence[str], layers: Sequence[Layer], profile: dict,
-                          relative_to: Optional[str] = None) -> str:
-    """Band k = file k, band descriptions = ISO acquisition times (YYYY-MM-DDTHH:MM:SS, UTC)."""
-    scale, offset = (1.0, 0.0) if profile["dtype"] == "float32" else gdal_scale_offset(
-        BACKSCATTER_DB_RANGE, profile["dtype"])
-    bands = [VrtBand(p, layer.when.isoformat(), profile["dtype"], profile["nodata"], scale, offset)
+def add_date_raster(outputs: OutputSet, path: str, grid: Grid, layer: Layer, polarisation: str, db: bool,
+                    style: str, require_valid: Optional[str], output_dtype: str = "float32",
+                    **tags) -> RasterWriter:
+    """The writer of one date file of a stack (a member of ``outputs``): band description and
+    ACQUISITION_DATETIME = the ISO acquisition time (UTC), POLARISATION, UNIT (dB or linear
+    power) and ``tags``; integer types carry the GDAL scale/offset of the dB range."""
+    scale, offset = backscatter_scale_offset(output_dtype)
+    integer = output_dtype != "float32"
+    return outputs.raster(
+        path, grid, [layer.when.isoformat()], dtype=output_dtype, style=style, require_valid=require_valid,
+        tags=dict(ACQUISITION_DATETIME=layer.when.isoformat(), POLARISATION=polarisation,
+                  UNIT="dB" if db else "linear power", **tags),
+        scales=(scale,) if integer else None, offsets=(offset,) if integer else None)
+
+
+def add_time_series_vrt(outputs: OutputSet, path: str, date_paths: Sequence[str], layers: Sequence[Layer],
+                        grid: Grid, output_dtype: str, style: str) -> str:
+    """Add ``Timeseries.<POL>.vrt`` to ``outputs`` (after its date files): band k = file k,
+    band descriptions = ISO acquisition times (YYYY-MM-DDTHH:MM:SS, UTC)."""
+    scale, offset = backscatter_scale_offset(output_dtype)
+    bands = [VrtBand(p, layer.when.isoformat(), output_dtype, default_nodata(output_dtype), scale, offset)
              for p, layer in zip(date_paths, layers)]
-    return write_band_vrt(path, bands, profile["width"], profile["height"], profile["crs"].to_wkt()
-                          if hasattr(profile["crs"], "to_wkt") else str(profile["crs"]),
-                          profile["transform"], relative_to=relative_to or path)
+    return add_band_vrt(outputs, path, bands, grid, style)
 
 
 def join(folder: str, names: Sequence[str]) -> List[str]:

@@ -1,7 +1,9 @@
 """Mosaics of several tracks without Orfeo ToolBox (REFERENCE §9.7).
 
 1. Common grid: the CRS and pixel size of the first input (or given), union extent; every
-   input band is warped onto it (bilinear, NaN nodata).
+   input band is resampled onto it with :class:`core.io.GridResampler` (bilinear; NaN,
+   declared nodata and, for integer bands that declare none, DN 0 are no data; GDAL
+   scale/offset applied).
 2. Optional harmonisation of dB-level bands: mean dB difference d_ij on each overlap; offsets
    o_i minimising Σ (d_ij + o_i − o_j)² with Σ o_i = 0 (a dB offset is a linear gain).
 3. Feathering: weight = distance in pixels to the nearest invalid pixel, capped at the
@@ -11,29 +13,29 @@
 
 Inputs are time-series VRTs (band descriptions = dates) or timescans (band descriptions =
 metric names) or single-band rasters; a timescan mosaic is made per metric present in all inputs.
-Each band of the output grid is held in memory once per track.
+Each band of the output grid is held in memory once per track. All output files (with their
+sidecar styles) appear together or not at all.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-import rasterio
 from rasterio.crs import CRS
-from rasterio.enums import Resampling
 from rasterio.transform import from_origin
-from rasterio.warp import reproject, transform_bounds
+from rasterio.warp import transform_bounds
 from scipy.ndimage import distance_transform_edt
 
 from ..errors import UserInputError, check_canceled
-from ..raster_io import FLOAT_GTIFF_PROFILE, atomic_output, ensure_writable_dir, open_raster
+from ..io import Grid, GridResampler, OutputSet, open_raster
+from ..io import output_folder as run_folder
 from .naming import parse_datetime, parse_polarisation
-from .stack import expand_inputs
-from .units import db_to_power, power_to_db
-from .vrt import VrtBand, write_band_vrt
+from .stack import expand_inputs, stored_nodata
+from .styles import backscatter_style, metric_style
+from .units import UNITS, db_to_power, power_to_db
+from .vrt import VrtBand, add_band_vrt
 
 #: Band names that are backscatter levels in dB (blended in linear power, harmonised).
 DB_LEVEL_NAMES = ("avg", "max", "min", "median", "model_mean")
@@ -44,7 +46,7 @@ def is_db_level(name: str) -> bool:
     return name in DB_LEVEL_NAMES or (name.startswith("p") and name[1:].replace(".", "", 1).isdigit())
 
 
-def union_grid(paths: Sequence[str], crs: Optional[str] = None, resolution: Optional[float] = None) -> dict:
+def union_grid(paths: Sequence[str], crs: Optional[str] = None, resolution: Optional[float] = None) -> Grid:
     """Grid covering all inputs in ``crs`` (default: the first input's) at ``resolution``
     (default: the first input's pixel width), aligned to multiples of the resolution."""
     with open_raster(paths[0]) as ds:
@@ -64,24 +66,12 @@ def union_grid(paths: Sequence[str], crs: Optional[str] = None, resolution: Opti
         left, bottom, right, top = min(left, b[0]), min(bottom, b[1]), max(right, b[2]), max(top, b[3])
     left, top = math.floor(left / res) * res, math.ceil(top / res) * res
     width, height = int(math.ceil((right - left) / res)), int(math.ceil((top - bottom) / res))
-    return {"crs": target, "transform": from_origin(left, top, res, res), "width": width, "height": height}
+    return Grid(target, from_origin(left, top, res, res), width, height)
 
 
-def warp_band(path: str, band: int, grid: dict) -> np.ndarray:
-    """Band ``band`` of ``path`` on ``grid`` (float32, NaN = no data; integer DN through scale/offset)."""
-    out = np.full((grid["height"], grid["width"]), np.nan, np.float32)
-    with open_raster(path) as ds:
-        raw = ds.read(band)
-        scale, offset = ds.scales[band - 1] or 1.0, ds.offsets[band - 1] or 0.0
-        values = raw.astype(np.float32) * np.float32(scale) + np.float32(offset)
-        if np.issubdtype(raw.dtype, np.integer):
-            values[raw == 0] = np.nan
-        if ds.nodatavals[band - 1] is not None and not np.isnan(ds.nodatavals[band - 1]):
-            values[raw == ds.nodatavals[band - 1]] = np.nan
-        reproject(values, out, src_transform=ds.transform, src_crs=ds.crs, src_nodata=np.nan,
-                  dst_transform=grid["transform"], dst_crs=grid["crs"], dst_nodata=np.nan,
-                  resampling=Resampling.bilinear)
-    return out
+def resample_band(resampler: GridResampler, path: str, band: int) -> np.ndarray:
+    """Band ``band`` of ``path`` on the mosaic grid (float32, bilinear, NaN = no data)."""
+    return resampler.read(path, band, src_nodata=stored_nodata(resampler.source(path), band))
 
 
 def feather_weights(valid: np.ndarray, feather_px: float) -> np.ndarray:
@@ -147,11 +137,12 @@ def mosaic(inputs: Sequence[str], output_folder: str, unit: str = "db", harmonis
            feather_px: float = 50.0, date_window_days: float = 6.0, crs: Optional[str] = None,
            resolution: Optional[float] = None, progress: Optional[Callable[[float], None]] = None,
            is_canceled: Optional[Callable[[], bool]] = None) -> dict:
-    """Mosaic tracks; returns {"kind": "timeseries"|"timescan", "paths", "vrt", "names", "offsets"}.
+    """Mosaic tracks; returns {"kind": "timeseries"|"timescan", "paths", "vrt", "names", "styles", "offsets"}.
 
     ``unit``: ``"db"`` when time-series values are dB (levels are then blended in linear
     power and harmonised), ``"linear"`` for linear power (blended as is, no harmonisation).
     """
+    UNITS.check(unit, "backscatter unit")
     paths = expand_inputs(inputs)
     if len(paths) < 2:
         raise UserInputError("A mosaic needs at least two inputs (one per track).")
@@ -159,7 +150,6 @@ def mosaic(inputs: Sequence[str], output_folder: str, unit: str = "db", harmonis
     dated = {path: [(b, _band_date(path, b, d)) for b, d in items] for path, items in bands.items()}
     is_series = all(when is not None for items in dated.values() for _, when in items)
     grid = union_grid(paths, crs, resolution)
-    folder = ensure_writable_dir(output_folder)
     if is_series:
         jobs = _date_windows(dated, date_window_days)
         pols = sorted({p for p in (parse_polarisation(path) for path in paths) if p})
@@ -171,6 +161,7 @@ def mosaic(inputs: Sequence[str], output_folder: str, unit: str = "db", harmonis
         files = [f"{k:0{digits}d}.{when:%Y%m%d}.{suffix}.mosaic.tif" for k, (when, _) in enumerate(jobs, 1)]
         vrt_name = f"Timeseries.{suffix}.mosaic.vrt"
         level = [unit == "db"] * len(jobs)
+        styles = [backscatter_style(unit)] * len(jobs)
     else:
         common = [name for _, name in bands[paths[0]] if name and all(
             name in [n for _, n in bands[p]] for p in paths[1:])]
@@ -182,26 +173,26 @@ def mosaic(inputs: Sequence[str], output_folder: str, unit: str = "db", harmonis
         files = [f"{k:02d}.mosaic.{name}.tif" for k, name in enumerate(common, 1)]
         vrt_name = "Timescan.mosaic.vrt"
         level = [is_db_level(name) for name in common]
-    profile = dict(FLOAT_GTIFF_PROFILE, width=grid["width"], height=grid["height"], count=1, crs=grid["crs"],
-                   transform=grid["transform"])
-    out_paths = [os.path.join(folder, name) for name in files]
+        styles = [metric_style(name) for name in common]
     offsets_report = {}
-    with contextlib.ExitStack() as stack:
-        for index, ((key, members), path, name, db_level) in enumerate(zip(jobs, out_paths, names, level), start=1):
+    with run_folder(output_folder) as folder, OutputSet() as outputs, GridResampler(grid, "bilinear") as resampler:
+        out_paths = [os.path.join(folder, name) for name in files]
+        for index, ((key, members), path, name, db_level, style) in enumerate(
+                zip(jobs, out_paths, names, level, styles), start=1):
             check_canceled(is_canceled)
-            images = [warp_band(p, b, grid) for p, b in members]
+            images = [resample_band(resampler, p, b) for p, b in members]
             result, offsets = blend(images, feather_px, db_level, harmonise and unit == "db")
             offsets_report[name] = [round(float(o), 4) for o in offsets]
-            with rasterio.open(stack.enter_context(atomic_output(path)), "w", **profile) as ds:
-                ds.write(result, 1)
-                ds.set_band_description(1, name)
+            with outputs.raster(path, grid, [name], style=style, require_valid=(
+                    f"No input has a valid pixel for '{name}' on the mosaic grid: check the inputs "
+                    f"({', '.join(os.path.basename(p) for p, _ in members)}) and the output CRS.")) as out:
+                out.write(result, 1)
             if progress:
                 progress(100.0 * index / len(jobs))
-        vrt_path = os.path.join(folder, vrt_name)
-        write_band_vrt(stack.enter_context(atomic_output(vrt_path)), [VrtBand(p, n) for p, n in zip(out_paths, names)],
-                       grid["width"], grid["height"], grid["crs"].to_wkt(), grid["transform"], relative_to=vrt_path)
+        vrt_path = add_band_vrt(outputs, os.path.join(folder, vrt_name),
+                                [VrtBand(p, n) for p, n in zip(out_paths, names)], grid, styles[0])
     return {"kind": "timeseries" if is_series else "timescan", "paths": out_paths, "vrt": vrt_path, "names": names,
-            "offsets": offsets_report}
+            "styles": styles, "offsets": offsets_report}
 
 
 def _date_windows(dated: Dict[str, list], window_days: float) -> List[tuple]:

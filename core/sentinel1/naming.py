@@ -6,9 +6,15 @@ import os
 import re
 from typing import Optional
 
-from ..errors import UserInputError
+from ..choices import Choices
 
-POLARISATIONS = ("VV", "VH", "HH", "HV")
+#: Polarisations of Sentinel-1 GRD products (value = label).
+POLARISATIONS = Choices(("VV", "VV"), ("VH", "VH"), ("HH", "HH"), ("HV", "HV"))
+#: Value of "take the polarisation from the file names" in :data:`POLARISATION_SOURCES`.
+FROM_FILE_NAMES = "names"
+#: Where the polarisation of an input comes from: its file name, or one forced for all.
+POLARISATION_SOURCES = Choices((FROM_FILE_NAMES, "from file names"),
+                               *zip(POLARISATIONS.values, POLARISATIONS.labels))
 
 _DATE_PATTERNS = (
     (re.compile(r"(?<!\d)(\d{8})T(\d{6})(?!\d)"), "%Y%m%d%H%M%S"),
@@ -16,7 +22,7 @@ _DATE_PATTERNS = (
     (re.compile(r"(?<!\d)(\d{8})(?!\d)"), "%Y%m%d"),
     (re.compile(r"\.(\d{6})\."), "%y%m%d"),  # OST time series: NN.<YYMMDD>.TC.<POL>.tif
 )
-_POL_PATTERN = re.compile(r"(?<![A-Za-z])(VV|VH|HH|HV)(?![A-Za-z])", re.IGNORECASE)
+_POL_PATTERN = re.compile(rf"(?<![A-Za-z])({'|'.join(POLARISATIONS)})(?![A-Za-z])", re.IGNORECASE)
 
 
 def _valid_datetime(text: str, fmt: str) -> Optional[dt.datetime]:
@@ -49,21 +55,3 @@ def parse_polarisation(text: str) -> Optional[str]:
     """Polarisation token (VV, VH, HH, HV; upper case) in ``text``, or None."""
     match = _POL_PATTERN.search(os.path.basename(text))
     return match.group(1).upper() if match else None
-
-
-def acquisition_datetime(path: str, override: Optional[str] = None) -> dt.datetime:
-    """Acquisition time of one ARD file from its name (or ``override``), else a clear error."""
-    value = parse_datetime(override or os.path.basename(path))
-    if value is None:
-        raise UserInputError(
-            f"No acquisition date found in the file name '{os.path.basename(path)}'. Names must contain "
-            "YYYYMMDDTHHMMSS, YYYY-MM-DD, YYYYMMDD or the OST form .YYMMDD. (e.g. "
-            "S1A_IW_GRDH_1SDV_20230105T053012_..._VV.tif); rename the file.")
-    return value
-
-
-def decimal_year(value: dt.datetime) -> float:
-    """Decimal year, e.g. 2023-07-02T12:00 -> 2023.5 (length of the actual year)."""
-    start = dt.datetime(value.year, 1, 1)
-    end = dt.datetime(value.year + 1, 1, 1)
-    return value.year + (value - start).total_seconds() / (end - start).total_seconds()

@@ -15,15 +15,14 @@ import os
 from typing import Callable, Optional, Sequence
 
 import numpy as np
-import rasterio
-from rasterio.windows import Window
 from scipy.ndimage import uniform_filter
 
 from ..errors import UserInputError, check_canceled
-from ..raster_io import atomic_output, ensure_writable_dir, row_blocks
-from .common import (date_file_names, join, output_profile,
-                     time_series_vrt_name, write_time_series_vrt)
+from ..io import OutputSet, row_blocks
+from ..io import output_folder as run_folder
+from .common import add_date_raster, add_time_series_vrt, date_file_names, join, time_series_vrt_name
 from .stack import StackReader, collect_layers, require_same_grid, require_stack
+from .styles import backscatter_style
 from .units import power_to_db
 
 
@@ -60,43 +59,38 @@ def mt_speckle_filter(inputs: Sequence[str], output_folder: str, unit: str = "db
     """Filter one stack (files/folder of dated single-band rasters or a time-series VRT).
 
     Writes the time-series format (``NN.<YYYYMMDD>.<POL>.tif`` + ``Timeseries.<POL>.vrt``)
-    as float32 in the input ``unit`` ("db" or "linear"). Rows are processed in blocks with
-    a halo of window//2 rows so the result equals filtering the whole image at once.
+    as float32 in the input ``unit`` ("db" or "linear"), all files (with their sidecar
+    styles) or none. Rows are processed in blocks with a halo of window//2 rows so the
+    result equals filtering the whole image at once.
     """
     if window < 1 or window % 2 == 0:
         raise UserInputError(f"The filter window must be an odd number of pixels ≥ 1 (got {window}).")
     layers = collect_layers(inputs)
     polarisation = require_stack(layers)
     grid = require_same_grid(layers)
-    folder = ensure_writable_dir(output_folder)
-    profile = output_profile(grid["width"], grid["height"], grid["crs"], grid["transform"], "float32")
-    paths = join(folder, date_file_names(layers, polarisation))
+    style = backscatter_style(unit)
     halo = window // 2
-    rows = max(1, int(memory_mb * 2 ** 20 / (grid["width"] * len(layers) * 4 * 8)))
-    blocks = list(row_blocks(grid["height"], rows))
-    with contextlib.ExitStack() as stack:
-        reader = stack.enter_context(StackReader(layers, unit))
-        writers = []
-        for layer, path in zip(layers, paths):
-            ds = stack.enter_context(rasterio.open(stack.enter_context(atomic_output(path)), "w", **profile))
-            ds.set_band_description(1, layer.when.isoformat())
-            ds.update_tags(ACQUISITION_DATETIME=layer.when.isoformat(), POLARISATION=polarisation,
-                           UNIT="dB" if unit == "db" else "linear power", SPECKLE_FILTER=f"Quegan {window}x{window}")
-            writers.append(ds)
-        for done, (start, stop) in enumerate(blocks, start=1):
-            check_canceled(is_canceled)
-            first, last = max(0, start - halo), min(grid["height"], stop + halo)
-            filtered = quegan_filter(reader.read_rows(first, last), window)[:, start - first:stop - first]
-            if unit == "db":
-                filtered = power_to_db(filtered)
-            for ds, image in zip(writers, filtered):
-                ds.write(image, 1, window=Window(0, start, grid["width"], stop - start))
-            if progress:
-                progress(100.0 * done / len(blocks))
-        for ds in writers:
-            ds.close()
-        vrt_path = os.path.join(folder, time_series_vrt_name(polarisation))
-        write_time_series_vrt(stack.enter_context(atomic_output(vrt_path)), paths, layers, profile,
-                              relative_to=vrt_path)
+    rows = max(1, int(memory_mb * 2 ** 20 / (grid.width * len(layers) * 4 * 8)))
+    blocks = list(row_blocks(grid.height, rows))
+    with run_folder(output_folder) as folder, OutputSet() as outputs, StackReader(layers, unit) as reader:
+        paths = join(folder, date_file_names(layers, polarisation))
+        with contextlib.ExitStack() as open_writers:
+            writers = [open_writers.enter_context(add_date_raster(
+                outputs, path, grid, layer, polarisation, unit == "db", style,
+                f"Its input '{os.path.basename(layer.path)}' (band {layer.band}) has no valid pixel; leave that "
+                "date out of the stack.", SPECKLE_FILTER=f"Quegan {window}x{window}"))
+                for layer, path in zip(layers, paths)]
+            for done, (start, stop) in enumerate(blocks, start=1):
+                check_canceled(is_canceled)
+                first, last = max(0, start - halo), min(grid.height, stop + halo)
+                filtered = quegan_filter(reader.read_rows(first, last), window)[:, start - first:stop - first]
+                if unit == "db":
+                    filtered = power_to_db(filtered)
+                for writer, image in zip(writers, filtered):
+                    writer.write(image, 1, grid.rows(start, stop))
+                if progress:
+                    progress(100.0 * done / len(blocks))
+        vrt_path = add_time_series_vrt(outputs, os.path.join(folder, time_series_vrt_name(polarisation)), paths,
+                                       layers, grid, "float32", style)
     return {"paths": paths, "vrt": vrt_path, "polarisation": polarisation,
-            "dates": [layer.label for layer in layers]}
+            "dates": [layer.label for layer in layers], "style": style}

@@ -13,17 +13,15 @@ import os
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-import rasterio
 from rasterio.windows import Window
 
 from ..errors import UserInputError
-from ..raster_io import open_raster
+from ..io import SOURCE_NODATA, Grid, RasterReader, open_raster
 from .naming import parse_datetime, parse_polarisation
-from .units import clean_linear, db_to_power
+from .units import UNITS, clean_linear, db_to_power
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt")
 LS_MASK_TOKENS = ("lsmask", "ls_mask", "layover")
-UNITS = ("db", "linear")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,27 +132,37 @@ def require_stack(layers: Sequence[Layer], minimum_dates: int = 2) -> str:
     return pols[0] if pols else "bs"
 
 
-def require_same_grid(layers: Sequence[Layer]) -> dict:
-    """Profile of the common grid; clear errors for a CRS or grid mismatch."""
-    reference = None
+def require_same_grid(layers: Sequence[Layer]) -> Grid:
+    """The grid all ``layers`` share; clear errors for a missing CRS, a CRS or a grid mismatch."""
+    reference: Optional[Grid] = None
     for layer in layers:
         with open_raster(layer.path) as ds:
-            grid = (ds.crs, ds.transform, ds.width, ds.height)
-            if reference is None:
-                reference = grid
-                profile = ds.profile.copy()
-                if ds.crs is None:
-                    raise UserInputError(f"'{layer.path}' has no coordinate reference system; assign one first.")
-            elif grid[0] != reference[0]:
-                raise UserInputError(
-                    f"Mixed coordinate reference systems: '{os.path.basename(layers[0].path)}' is in "
-                    f"{reference[0].to_string()} but '{os.path.basename(layer.path)}' in {ds.crs.to_string()}. "
-                    "Reproject all dates to one CRS, or mosaic different tracks with surfacemotion:s1mosaic.")
-            elif grid != reference:
-                raise UserInputError(
-                    f"'{os.path.basename(layer.path)}' is not on the grid of '{os.path.basename(layers[0].path)}' "
-                    "(extent, size or pixel size differ). Build an aligned stack first with surfacemotion:s1timeseries.")
-    return profile
+            grid = Grid.of(ds)
+        if reference is None:
+            if grid.crs is None:
+                raise UserInputError(f"'{layer.path}' has no coordinate reference system; assign one first.")
+            reference = grid
+        elif grid.crs != reference.crs:
+            raise UserInputError(
+                f"Mixed coordinate reference systems: '{os.path.basename(layers[0].path)}' is in "
+                f"{reference.crs.to_string()} but '{os.path.basename(layer.path)}' in "
+                f"{grid.crs.to_string() if grid.crs else 'no CRS'}. "
+                "Reproject all dates to one CRS, or mosaic different tracks with surfacemotion:s1mosaic.")
+        elif grid != reference:
+            raise UserInputError(
+                f"'{os.path.basename(layer.path)}' is not on the grid of '{os.path.basename(layers[0].path)}' "
+                "(extent, size or pixel size differ). Build an aligned stack first with surfacemotion:s1timeseries.")
+    return reference
+
+
+def stored_nodata(ds: RasterReader, band: int):
+    """Nodata of a stored backscatter band, for :class:`core.io.GridResampler` (``src_nodata``):
+    the declared nodata, else DN 0 for integer bands (the convention of scaled integer
+    backscatter, §9.5), else the source default (NaN for float bands)."""
+    declared = ds.nodatavals[band - 1]
+    if declared is None and np.issubdtype(np.dtype(ds.dtypes[band - 1]), np.integer):
+        return 0
+    return SOURCE_NODATA
 
 
 class StackReader:
@@ -165,11 +173,9 @@ class StackReader:
     """
 
     def __init__(self, layers: Sequence[Layer], unit: str):
-        if unit not in UNITS:
-            raise UserInputError(f"Unknown backscatter unit '{unit}'; use one of {UNITS}.")
         self.layers = list(layers)
-        self.unit = unit
-        self._datasets: Dict[str, rasterio.io.DatasetReader] = {}
+        self.unit = UNITS.check(unit, "backscatter unit")
+        self._datasets: Dict[str, RasterReader] = {}
 
     def __enter__(self) -> "StackReader":
         for layer in self.layers:

@@ -8,10 +8,15 @@ included, uses the kept dates. Statistics are computed in linear power:
 * avg, median, min, max, p<q> (linear interpolation between order statistics): written in dB;
 * std (population, ddof = 0): linear power; std_db: std of the dB values;
 * cov = std / avg (linear); pdiff = p_hi(dB) − p_lo(dB); count = kept dates;
-* harmonics, in dB: y(t) = trend·(t − t̄) + c·cos 2πt + s·sin 2πt + model_mean with t in
-  decimal years (t̄ = mean acquisition time of the stack, so model_mean is the level at
-  t̄); amplitude = √(c² + s²) dB, phase = atan2(s, c) rad (the seasonal peak falls at
-  phase/2π of a year after 1 January), trend in dB/yr, residuals = √(SSR/n) dB;
+* harmonics, in dB: y(t) = trend·(t − t̄) + c·cos 2πt + s·sin 2πt + model_mean, with t the
+  acquisition time on the plugin's one time scale, :func:`core.dates.decimal_year`
+  (t = 2000 + time since 2000-01-01T00:00 UTC in years of 365.25 days), and t̄ the mean t
+  of the stack (model_mean is the level at t̄); amplitude = √(c² + s²) dB; phase =
+  atan2(s, c) rad in (−π, π]: the seasonal term is amplitude·cos(2πt − phase), so it
+  peaks where the fractional part of t equals phase/2π, i.e. phase/2π × 365.25 days after
+  the start of a year of this scale (2000-01-01T00:00 + k × 365.25 days, which falls
+  between 31 December 06:00 and 1 January 00:00 UTC); a negative phase puts the peak
+  before that start. trend in dB per year (of 365.25 days), residuals = √(SSR/n) dB;
   NaN where fewer than :data:`MIN_DATES_FOR_HARMONICS` dates are kept.
 
 The input block is never modified (the original OST overwrote NaNs in place).
@@ -28,21 +33,29 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
+from ..choices import Choices
+from ..dates import decimal_year
 from ..errors import UserInputError, check_canceled
-from ..raster_io import FLOAT_GTIFF_PROFILE, atomic_output, ensure_writable_dir
-from .naming import decimal_year
+from ..io import OutputSet
+from ..io import output_folder as run_folder
+from .common import OUTPUT_TYPES
 from .stack import StackReader, collect_layers, require_same_grid, require_stack
+from .styles import metric_style
 from .units import DN_MAX, clean_linear, db_to_power, gdal_scale_offset, metric_range, power_to_db, to_dn
-from .vrt import VrtBand, write_band_vrt
+from .vrt import VrtBand, add_band_vrt
 
 BASIC_METRICS = ("avg", "max", "min", "median", "std", "std_db", "cov", "pdiff", "count")
 HARMONIC_METRICS = ("amplitude", "phase", "trend", "residuals", "model_mean")
+#: The metrics a user chooses from ("percentiles" and "harmonics" expand to several bands).
+METRIC_CHOICES = Choices(*((name, name) for name in BASIC_METRICS + ("percentiles", "harmonics")))
 DEFAULT_METRICS = ("avg", "max", "min", "median", "std", "cov", "percentiles", "pdiff", "count", "harmonics")
-METRIC_CHOICES = BASIC_METRICS + ("percentiles", "harmonics")
-DB_LEVEL_METRICS = ("avg", "max", "min", "median")
 MIN_DATES_FOR_OUTLIERS = 5
 MIN_DATES_FOR_HARMONICS = 6
 OUTLIER_TRIM_PERCENTILES = (5.0, 95.0)
+NO_VALID_DATE = ("No pixel of the stack has a valid date (every value is nodata): check the input unit "
+                 "(dB or linear power) and the nodata of the stack.")
+HARMONICS_EMPTY_HINT = (f"No pixel keeps the {MIN_DATES_FOR_HARMONICS} dates the harmonics need after "
+                        "outlier removal: add dates, untick 'Remove outliers' or leave harmonics out.")
 
 
 def percentile_name(q: float) -> str:
@@ -204,7 +217,7 @@ def timescan_block(power: np.ndarray, years: Optional[np.ndarray], metrics: Sequ
     """Timescan metrics of a block ``power`` (dates, ...) in linear power, NaN = no data.
 
     Returns ``{metric name: float32 array of shape power.shape[1:]}`` for the names of
-    :func:`expand_metrics`. ``years`` are the decimal years of the dates (needed for
+    :func:`expand_metrics`. ``years`` are the dates as :func:`core.dates.decimal_year` (needed for
     harmonics); ``db_values`` optionally gives the block already in dB (saves a log10).
     ``power`` is not modified.
     """
@@ -304,74 +317,72 @@ def timescan(inputs: Sequence[str], output_folder: str, metrics: Sequence[str] =
     time-series VRT with date band descriptions), all on one grid and one polarisation.
     ``unit``: how the stack stores backscatter, ``"db"`` or ``"linear"`` (power).
     ``output_dtype``: ``float32`` or ``uint8``/``uint16`` scaled per §9.5 (0 = nodata,
-    GDAL scale/offset give physical values). Returns paths and the metric names.
+    GDAL scale/offset give physical values). All files (with their sidecar styles) or none
+    are written; a stack without any valid value, or a metric without any valid pixel, is an
+    error. Returns the paths, metric names and styles, the polarisation and the dates.
     """
-    if output_dtype not in ("float32", *DN_MAX):
-        raise UserInputError(f"Output type '{output_dtype}' is not one of float32, uint8, uint16.")
+    OUTPUT_TYPES.check(output_dtype, "output type")
     layers = collect_layers(inputs)
     polarisation = require_stack(layers)
-    profile = require_same_grid(layers)
+    grid = require_same_grid(layers)
     names = expand_metrics(metrics, percentiles)
     years = np.array([decimal_year(layer.when) for layer in layers])
     if "harmonics" in metrics and len(layers) < MIN_DATES_FOR_HARMONICS:
         raise UserInputError(
             f"Harmonics need at least {MIN_DATES_FOR_HARMONICS} dates; the stack has {len(layers)}. "
             "Untick harmonics or add dates.")
-    folder = ensure_writable_dir(output_folder)
+    if "harmonics" in metrics and remove_outliers and len(layers) >= MIN_DATES_FOR_OUTLIERS \
+            and len(layers) - 2 < MIN_DATES_FOR_HARMONICS:
+        # the [p5, p95] trim drops at least the lowest and the highest date of every pixel
+        raise UserInputError(
+            f"Harmonics need {MIN_DATES_FOR_HARMONICS} dates per pixel after outlier removal, which drops at least "
+            f"the lowest and highest of the {len(layers)} dates: give at least {MIN_DATES_FOR_HARMONICS + 2} dates, "
+            "untick 'Remove outliers' or untick harmonics.")
     prefix = prefix or polarisation
-    paths = {name: os.path.join(folder, f"{i:02d}.{prefix}.{name}.tif") for i, name in enumerate(names, 1)}
-    vrt_path = os.path.join(folder, f"Timescan.{prefix}.vrt")
-    out_profile = _output_profile(profile, output_dtype)
-    with contextlib.ExitStack() as stack:
-        # a small GDAL cache: block-aligned windows decompress every tile once
-        stack.enter_context(rasterio.Env(GDAL_CACHEMAX=64))
-        reader = stack.enter_context(StackReader(layers, unit))
-        blocks = block_windows(profile["height"], profile["width"], reader.block_shape(), len(layers), memory_mb,
-                               workers)
-        temporary = {name: stack.enter_context(atomic_output(path)) for name, path in paths.items()}
-        writers = {name: stack.enter_context(rasterio.open(tmp, "w", **out_profile))
-                   for name, tmp in temporary.items()}
+    integer = output_dtype != "float32"
+    with run_folder(output_folder) as folder, OutputSet() as outputs:
+        paths = {name: os.path.join(folder, f"{i:02d}.{prefix}.{name}.tif") for i, name in enumerate(names, 1)}
         bands = []
-        for name, ds in writers.items():
-            ds.set_band_description(1, name)
-            scale, offset = _scale_offset(name, output_dtype)
-            if output_dtype != "float32":
-                ds.scales, ds.offsets = (scale,), (offset,)
-            bands.append(VrtBand(paths[name], name, out_profile["dtype"], out_profile["nodata"], scale, offset))
-        read_lock = threading.Lock()
+        with contextlib.ExitStack() as stack:
+            # a small GDAL cache: block-aligned windows decompress every tile once
+            stack.enter_context(rasterio.Env(GDAL_CACHEMAX=64))
+            reader = stack.enter_context(StackReader(layers, unit))
+            blocks = block_windows(grid.height, grid.width, reader.block_shape(), len(layers), memory_mb, workers)
+            writers = {}
+            for name, path in paths.items():
+                scale, offset = _scale_offset(name, output_dtype)
+                writers[name] = stack.enter_context(outputs.raster(
+                    path, grid, [name], dtype=output_dtype, scales=(scale,) if integer else None,
+                    offsets=(offset,) if integer else None, style=metric_style(name),
+                    require_valid=HARMONICS_EMPTY_HINT if name in HARMONIC_METRICS else NO_VALID_DATE))
+                bands.append(VrtBand(path, name, output_dtype, writers[name].nodata, scale, offset))
+            read_lock = threading.Lock()
 
-        def compute(window):
-            check_canceled(is_canceled)
-            with read_lock:  # GDAL handles are not shared between threads
-                stored = reader.read_window_stored(window)
-            if unit == "db":
-                return window, timescan_block(db_to_power(stored), years, metrics, percentiles, remove_outliers,
-                                              outlier_k, db_values=stored)
-            return window, timescan_block(clean_linear(stored), years, metrics, percentiles, remove_outliers,
-                                          outlier_k)
+            def compute(window):
+                check_canceled(is_canceled)
+                with read_lock:  # GDAL handles are not shared between threads
+                    stored = reader.read_window_stored(window)
+                power = db_to_power(stored) if unit == "db" else clean_linear(stored)
+                values = timescan_block(power, years, metrics, percentiles, remove_outliers, outlier_k,
+                                        db_values=stored if unit == "db" else None)
+                return window, values, bool(np.isfinite(power).any())
 
-        for done, (window, values) in enumerate(_ordered_parallel(compute, blocks, workers), start=1):
-            for name, ds in writers.items():
-                ds.write(_encode(name, values[name], output_dtype), 1, window=window)
-            check_canceled(is_canceled)
-            if progress:
-                progress(100.0 * done / len(blocks))
-        for ds in writers.values():
-            ds.close()
-        with atomic_output(vrt_path) as tmp_vrt:
-            write_band_vrt(tmp_vrt, bands, profile["width"], profile["height"], profile["crs"].to_wkt(),
-                           profile["transform"], relative_to=vrt_path)
+            any_valid = False
+            for done, (window, values, valid) in enumerate(_ordered_parallel(compute, blocks, workers), start=1):
+                any_valid |= valid
+                for name, writer in writers.items():
+                    writer.write(_encode(name, values[name], output_dtype), 1, window)
+                check_canceled(is_canceled)
+                if progress:
+                    progress(100.0 * done / len(blocks))
+            if not any_valid:
+                raise UserInputError(NO_VALID_DATE + " Nothing was written.")
+        # the metric files are verified now; their VRT comes last
+        vrt_path = add_band_vrt(outputs, os.path.join(folder, f"Timescan.{prefix}.vrt"), bands, grid,
+                                metric_style(names[0]))
     return {"metrics": names, "paths": [paths[name] for name in names], "vrt": vrt_path,
-            "polarisation": polarisation, "dates": [layer.label for layer in layers]}
-
-
-def _output_profile(profile: dict, output_dtype: str) -> dict:
-    out = dict(FLOAT_GTIFF_PROFILE)
-    out.update(width=profile["width"], height=profile["height"], count=1, crs=profile["crs"],
-               transform=profile["transform"])
-    if output_dtype != "float32":
-        out.update(dtype=output_dtype, nodata=0, predictor=2)
-    return out
+            "styles": [metric_style(name) for name in names], "polarisation": polarisation,
+            "dates": [layer.label for layer in layers]}
 
 
 def _ordered_parallel(function, items, workers: int):

@@ -5,6 +5,11 @@ from typing import Tuple
 
 import numpy as np
 
+from ..choices import Choices
+
+#: How a stack stores backscatter: decibels, dB = 10·log10(power), or linear power.
+UNITS = Choices(("db", "dB"), ("linear", "linear power (γ⁰/σ⁰)"))
+
 #: Smallest linear power kept; noise removal can leave non-positive values (-> -50 dB).
 POWER_FLOOR = 1e-5
 

@@ -1,10 +1,17 @@
-"""Band-per-file VRTs (one single-band GeoTIFF per VRT band) written as plain XML."""
+"""Band-per-file VRTs (one single-band GeoTIFF per VRT band), written as plain XML.
+
+A VRT references the other outputs of its run by their final names, so it is
+added LAST to the run's :class:`core.io.OutputSet`: it is renamed into place
+after the files it points to.
+"""
 from __future__ import annotations
 
 import dataclasses
 import os
 from typing import Optional, Sequence
 from xml.sax.saxutils import escape
+
+from ..io import Grid, OutputSet, verify
 
 GDAL_TYPES = {"float32": "Float32", "uint8": "Byte", "uint16": "UInt16", "int16": "Int16", "float64": "Float64"}
 
@@ -20,17 +27,16 @@ class VrtBand:
     offset: float = 0.0
 
 
-def write_band_vrt(path: str, bands: Sequence[VrtBand], width: int, height: int, crs_wkt: str,
-                   transform, relative_to: Optional[str] = None) -> str:
-    """Write a VRT whose band k is band 1 of ``bands[k].source`` (paths relative to the VRT
-    location ``relative_to``, default ``path``)."""
-    base = os.path.dirname(os.path.abspath(relative_to or path))
-    geo = ", ".join(repr(float(v)) for v in transform.to_gdal())
+def band_vrt_xml(bands: Sequence[VrtBand], grid: Grid, folder: str) -> str:
+    """The XML of a VRT on ``grid`` whose band k is band 1 of ``bands[k].source``
+    (source paths relative to ``folder``, the VRT's folder)."""
+    width, height = grid.width, grid.height
+    geo = ", ".join(repr(float(v)) for v in grid.transform.to_gdal())
     lines = [f'<VRTDataset rasterXSize="{width}" rasterYSize="{height}">',
-             f"  <SRS>{escape(crs_wkt)}</SRS>", f"  <GeoTransform>{geo}</GeoTransform>"]
+             f"  <SRS>{escape(grid.crs.to_wkt())}</SRS>", f"  <GeoTransform>{geo}</GeoTransform>"]
     for index, band in enumerate(bands, start=1):
         gdal_type = GDAL_TYPES[band.dtype]
-        source = os.path.relpath(os.path.abspath(band.source), base)
+        source = os.path.relpath(os.path.abspath(band.source), os.path.abspath(folder))
         lines.append(f'  <VRTRasterBand dataType="{gdal_type}" band="{index}">')
         lines.append(f"    <Description>{escape(band.description)}</Description>")
         if band.nodata is not None:
@@ -48,6 +54,12 @@ def write_band_vrt(path: str, bands: Sequence[VrtBand], width: int, height: int,
         lines.append("    </SimpleSource>")
         lines.append("  </VRTRasterBand>")
     lines.append("</VRTDataset>")
-    with open(path, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(lines) + "\n")
-    return path
+    return "\n".join(lines) + "\n"
+
+
+def add_band_vrt(outputs: OutputSet, path: str, bands: Sequence[VrtBand], grid: Grid,
+                 style: Optional[str] = None) -> str:
+    """Add the VRT ``path`` of ``bands`` to ``outputs`` (after its sources), verified to open
+    with one band per source, with the sidecar ``style``; returns ``path``."""
+    return outputs.text(path, band_vrt_xml(bands, grid, os.path.dirname(os.path.abspath(path))),
+                        verify=verify.vrt_readable(len(bands)), style=style)

@@ -20,9 +20,12 @@ import math
 import numpy as np
 from scipy import ndimage
 
-from .errors import UserInputError
+from ..choices import Choices
+from ..errors import UserInputError
 
-PREFILTERS = ("none", "wallis", "highpass", "log")
+#: Pre-filters (value, label).
+PREFILTERS = Choices(("none", "None"), ("wallis", "Wallis"), ("highpass", "Gaussian high-pass"),
+                     ("log", "Laplacian of Gaussian"))
 DEFAULT_SIZES = {"none": 0.0, "wallis": 5.0, "highpass": 3.0, "log": 1.4}
 #: Gaussian kernels are truncated at this many sigmas (scipy's default is 4).
 _TRUNCATE = 4.0
@@ -32,8 +35,7 @@ _WALLIS_FLOOR = 1e-6
 
 def check_prefilter(method: str, size: float = 0.0) -> float:
     """Validate a pre-filter choice; return the size to use (the default for ``size <= 0``)."""
-    if method not in PREFILTERS:
-        raise UserInputError(f"Unknown pre-filter '{method}'; use one of {', '.join(PREFILTERS)}.")
+    PREFILTERS.check(method, "pre-filter")
     if size is None or size <= 0:
         return DEFAULT_SIZES[method]
     if method == "wallis" and (int(size) != size or size < 3):
@@ -58,6 +60,7 @@ def apply_prefilter(image: np.ndarray, method: str, size: float) -> np.ndarray:
     Returns float32. Pixels within ``prefilter_margin`` of the array edge are
     affected by the (mirror) boundary; callers read that margin and drop it.
     """
+    PREFILTERS.check(method, "pre-filter")
     image = np.asarray(image, dtype=np.float64)
     if method == "none":
         return image.astype(np.float32)
@@ -69,9 +72,7 @@ def apply_prefilter(image: np.ndarray, method: str, size: float) -> np.ndarray:
         return ((image - mean) / (std + _WALLIS_FLOOR)).astype(np.float32)
     if method == "highpass":
         return (image - gaussian_smoothed(image, size)).astype(np.float32)
-    if method == "log":
-        return (-ndimage.gaussian_laplace(image, size, mode="mirror", truncate=_TRUNCATE)).astype(np.float32)
-    raise UserInputError(f"Unknown pre-filter '{method}'; use one of {', '.join(PREFILTERS)}.")
+    return (-ndimage.gaussian_laplace(image, size, mode="mirror", truncate=_TRUNCATE)).astype(np.float32)  # log
 
 
 def gaussian_smoothed(image: np.ndarray, sigma: float) -> np.ndarray:

@@ -8,7 +8,7 @@ displacement in map units (metres) is::
     dY = d·dx + e·dy        (grid y, "north")
 
 so a north-up grid (e < 0) turns a positive dy (down) into a southward dY.
-Velocities are dX / dt_yr and dY / dt_yr with dt_yr = dt_days / 365.25,
+Velocities are dX / dt_yr and dY / dt_yr with dt_yr = dt_days / DAYS_PER_YEAR (core.dates),
 signed: dt < 0 (secondary older than reference) flips the velocity so it
 always points forward in time. The flow azimuth is the direction of the
 velocity vector in degrees clockwise from *grid* north, 0-360 (not true
@@ -21,19 +21,17 @@ import os
 from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
-import rasterio
 from affine import Affine
 from rasterio.windows import Window
 
 from .disparity import (PEAK, TAG_DT_DAYS, TAG_REF_DATE, TAG_REF_ID, TAG_SEC_DATE, TAG_SEC_ID,
                         describe_disparity, read_offsets)
-from .errors import UserInputError, check_canceled
+from ..errors import UserInputError, check_canceled
 from .planetscope import days_between, find_scene_ids, parse_iso_utc
 from .polyfit import block_rows_for, check_grid_mask, lattice_stride
-from .raster_io import (FLOAT_GTIFF_PROFILE, atomic_output, band_index_by_description, open_raster,
-                        row_blocks, set_band_descriptions)
+from ..dates import DAYS_PER_YEAR
+from ..io import Grid, RasterWriter, band_index_by_description, open_raster, row_blocks
 
-DAYS_PER_YEAR = 365.25
 VELOCITY_DESCRIPTIONS = (
     "speed (m/yr)",
     "flow azimuth (deg clockwise from grid north)",
@@ -43,6 +41,10 @@ VELOCITY_DESCRIPTIONS = (
 TAG_MEDIAN_SHIFT_DX = "SM_MEDIAN_SHIFT_DX"
 TAG_MEDIAN_SHIFT_DY = "SM_MEDIAN_SHIFT_DY"
 TAG_MIN_PEAK = "SM_MIN_PEAK"
+#: Sidecar style of velocity rasters (speed view; the azimuth view is ``velocity_azimuth``).
+VELOCITY_STYLE = "velocity_speed"
+_NO_VELOCITY_HINT = ("The disparity raster has no valid offset (or none with a peak correlation above the "
+                     "minimum); check the correlation output.")
 
 #: Cells used at most for the median shift (regular lattice subsample beyond).
 _MEDIAN_MAX_CELLS = 4_000_000
@@ -216,20 +218,18 @@ def velocity_file(disp_path: str, out_path: str, dt_days: Optional[float] = None
                      TAG_MEDIAN_SHIFT_DY: repr(median_dy)})
         if min_peak is not None:
             tags[TAG_MIN_PEAK] = repr(float(min_peak))
-        profile = dict(FLOAT_GTIFF_PROFILE, width=info.width, height=info.height, count=4,
-                       crs=info.crs, transform=info.transform)
         start = 40.0 if median_shift else 0.0
         n_valid = 0
-        with atomic_output(out_path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
-            set_band_descriptions(dst, VELOCITY_DESCRIPTIONS)
-            dst.update_tags(**tags)
+        grid = Grid(info.crs, info.transform, info.width, info.height)
+        with RasterWriter(out_path, grid, VELOCITY_DESCRIPTIONS, tags=tags, style=VELOCITY_STYLE,
+                          require_valid=_NO_VELOCITY_HINT) as dst:
             for row0, row1 in row_blocks(info.height, block_rows_for(info.width)):
                 check_canceled(is_canceled)
                 window = Window(0, row0, info.width, row1 - row0)
                 dx, dy, _ = _read_block(ds, info, window, peak_band, min_peak)
                 bands = offsets_to_velocity(dx - median_dx, dy - median_dy, info.pixel_transform, dt)
                 for index, band in enumerate(bands, start=1):
-                    dst.write(band.astype(np.float32), index, window=window)
+                    dst.write(band, index, window=window)
                 n_valid += int(np.isfinite(bands[0]).sum())
                 if progress is not None:
                     progress(start + (100.0 - start) * row1 / info.height)

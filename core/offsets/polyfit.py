@@ -22,18 +22,18 @@ import os
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-import rasterio
 import rasterio.features
 import rasterio.transform
 import rasterio.warp
-from affine import Affine
-from rasterio.enums import Resampling
 from rasterio.windows import Window
 
-from .disparity import BASE_DESCRIPTIONS, describe_disparity, disparity_tags, read_offsets
-from .errors import UserInputError, check_canceled
-from .raster_io import FLOAT_GTIFF_PROFILE, atomic_output, open_raster, row_blocks, set_band_descriptions
+from ..choices import Choices
+from ..errors import UserInputError, check_canceled
+from ..io import Grid, GridResampler, RasterWriter, open_raster, resample_to_grid, row_blocks
+from .disparity import BASE_DESCRIPTIONS, DISPARITY_STYLE, describe_disparity, disparity_tags, read_offsets
 
+#: Polynomial orders (values are the order as text).
+ORDERS = Choices(("1", "1: plane (3 terms)"), ("2", "2: quadratic (6 terms)"), ("3", "3: cubic (10 terms)"))
 TAG_POLYFIT_ORDER = "SM_POLYFIT_ORDER"
 TAG_POLYFIT_DEM = "SM_POLYFIT_DEM"
 TAG_POLYFIT_RMS_DX = "SM_POLYFIT_RMS_DX"
@@ -46,6 +46,7 @@ _BLOCK_CELLS = 2_097_152
 _COLLECT_FACTOR = 2
 #: Least-squares needs this many points per model term.
 _POINTS_PER_TERM = 10
+_NOTHING_LEFT_HINT = "The DEM has no elevation where the offsets are valid; use a DEM covering the area."
 
 
 # --------------------------------------------------------------------------- model
@@ -188,19 +189,12 @@ def moving_mask_from_raster(mask_path: str, disp_path: str) -> np.ndarray:
             raise UserInputError(
                 f"The moving-area mask '{mask_path}' has no coordinate reference system; assign one."
             )
-        destination = np.zeros((info.height, info.width), np.float32)
-        try:
-            rasterio.warp.reproject(
-                rasterio.band(src, 1), destination,
-                src_nodata=src.nodata, dst_transform=info.transform, dst_crs=info.crs,
-                dst_nodata=0.0, resampling=Resampling.nearest,
-            )
-        except Exception as exc:  # noqa: BLE001 - GDAL/PROJ raise various types
-            raise UserInputError(
-                f"Cannot reproject the moving-area mask '{mask_path}' ({src.crs}) onto the "
-                f"disparity grid ({info.crs}): {exc}"
-            ) from exc
-    return np.isfinite(destination) & (destination != 0)
+    values = resample_to_grid(mask_path, _grid_of(info), resampling="nearest", dtype=np.float32)
+    return np.isfinite(values) & (values != 0)
+
+
+def _grid_of(info) -> Grid:
+    return Grid(info.crs, info.transform, info.width, info.height)
 
 
 def moving_mask_from_geometries(geojson_geometries: Sequence[dict], disp_path: str) -> np.ndarray:
@@ -231,15 +225,11 @@ class _DemOnGrid:
     def __init__(self, dem_path: str, info) -> None:
         self.path = dem_path
         self.info = info
-        self.dataset = open_raster(dem_path)
-        try:
-            self._check_overlap()
-        except BaseException:
-            self.dataset.close()
-            raise
+        with open_raster(dem_path) as ds:
+            self._check_overlap(ds)
+        self.resampler = GridResampler(_grid_of(info), "bilinear")
 
-    def _check_overlap(self) -> None:
-        ds = self.dataset
+    def _check_overlap(self, ds) -> None:
         if ds.crs is None:
             raise UserInputError(
                 f"The DEM '{self.path}' has no coordinate reference system; assign one."
@@ -262,22 +252,10 @@ class _DemOnGrid:
 
     def block(self, row0: int, row1: int) -> np.ndarray:
         """Elevation (DEM units) on grid rows [row0, row1); NaN where the DEM has no data."""
-        destination = np.full((row1 - row0, self.info.width), np.nan, np.float32)
-        try:
-            rasterio.warp.reproject(
-                rasterio.band(self.dataset, 1), destination,
-                src_nodata=self.dataset.nodata,
-                dst_transform=self.info.transform * Affine.translation(0, row0),
-                dst_crs=self.info.crs, dst_nodata=np.nan, resampling=Resampling.bilinear,
-            )
-        except Exception as exc:  # noqa: BLE001
-            raise UserInputError(
-                f"Cannot reproject the DEM '{self.path}' onto the disparity grid: {exc}"
-            ) from exc
-        return destination.astype(np.float64)
+        return self.resampler.read_rows(self.path, row0, row1).astype(np.float64)
 
     def close(self) -> None:
-        self.dataset.close()
+        self.resampler.close()
 
 
 # --------------------------------------------------------------------------- pass 1
@@ -377,8 +355,7 @@ def deramp_file(disp_path: str, out_path: str, order: int = 2, moving_mask: Opti
             samples = _collect_fit_samples(src, info, moving_mask, dem, max_fit_points, progress, is_canceled)
             result, fit_rms = _fit_both(samples, info, order, percentile_low, percentile_high, max_fit_points)
             tags = _output_tags(src, info, order, dem_path, fit_rms)
-            with atomic_output(out_path) as tmp:
-                _write_corrected(src, tmp, info, result, samples, order, dem, tags, progress, is_canceled)
+            _write_corrected(src, out_path, info, result, samples, order, dem, tags, progress, is_canceled)
     finally:
         if dem is not None:
             dem.close()
@@ -434,17 +411,14 @@ def _output_tags(src, info, order, dem_path, fit_rms) -> Dict[str, str]:
     return tags
 
 
-def _write_corrected(src, tmp, info, result, samples, order, dem, tags, progress, is_canceled) -> None:
+def _write_corrected(src, out_path, info, result, samples, order, dem, tags, progress, is_canceled) -> None:
     count = 4 if info.is_asp else src.count
     descriptions = BASE_DESCRIPTIONS if info.is_asp else info.descriptions
-    profile = dict(FLOAT_GTIFF_PROFILE, width=info.width, height=info.height, count=count,
-                   crs=info.crs, transform=info.transform)
     coef_dx = np.asarray(result["coefficients_dx"])
     coef_dy = np.asarray(result["coefficients_dy"])
     x_row = _scaled_axis(np.arange(info.width), info.width)
-    with rasterio.open(tmp, "w", **profile) as dst:
-        set_band_descriptions(dst, descriptions)
-        dst.update_tags(**tags)
+    with RasterWriter(out_path, _grid_of(info), descriptions, tags=tags, style=DISPARITY_STYLE,
+                      require_valid=_NOTHING_LEFT_HINT) as dst:
         for row0, row1 in row_blocks(info.height, block_rows_for(info.width)):
             check_canceled(is_canceled)
             window = Window(0, row0, info.width, row1 - row0)

@@ -1,4 +1,4 @@
-"""Large motions: a-priori offset fields and the coarse-to-fine pyramid.
+"""Large motions: a-priori offset fields, the expected offsets each chip's search is centred on.
 
 An *offset field* gives the expected offset, in reference pixels (dx + right,
 dy + down, the disparity convention), at map coordinates of the reference
@@ -15,35 +15,29 @@ Sources:
   ``dt_days`` (365.25-day year), carried to the reference CRS and divided by
   the reference geotransform (its inverse 2x2 linear part, so on a north-up
   grid dx = vx * dt / pixel width and dy = -vy * dt / |pixel height|);
-* the median-filtered offsets of a coarser pyramid level (:func:`correlate_pyramid`).
+* a grid of offsets (:class:`GridOffsetField`), e.g. the median-filtered offsets of a
+  coarser pyramid level (``core.offsets.engine.pyramid``).
+
+Offsets are returned as (dx, dy) everywhere: :meth:`OffsetField.sample` and the
+block callables of :func:`block_apriori`.
 """
 from __future__ import annotations
 
 import os
-import tempfile
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import numpy as np
-import rasterio
 from affine import Affine
 from rasterio.windows import Window
-from scipy import ndimage
 
-from .errors import UserInputError, check_canceled
-from .raster_io import FLOAT_GTIFF_PROFILE, atomic_output, open_raster, row_blocks, valid_mask_from_nodata
+from ..choices import Choices
+from ..dates import DAYS_PER_YEAR
+from ..errors import UserInputError
+from ..io import open_raster, valid_mask_from_nodata
 
-APRIORI_UNITS = ("pixels", "m/yr")
-DAYS_PER_YEAR = 365.25
-#: Search radius (px) at the pyramid levels below the top, around the upsampled coarser offsets.
-PYRAMID_REFINE_SEARCH = 4
-#: Gaussian sigma (px of the finer level) applied before keeping every second pixel.
-_PYRAMID_SIGMA = 1.0
-#: Fraction of valid weight a coarse pixel needs to count as valid.
-_PYRAMID_MIN_WEIGHT = 0.9
-#: Side (cells) of the NaN-aware median filter applied to a coarse offset field.
-_MEDIAN_SIZE = 5
-#: Share of the progress bar given to the coarse levels.
-_COARSE_PROGRESS_SHARE = 0.3
+#: Units of an a-priori raster (value, label).
+APRIORI_UNITS = Choices(("pixels", "Reference pixels (dx + right, dy + down)"),
+                        ("m/yr", "Metres per year (vx, vy along the CRS axes, y up)"))
 
 
 class OffsetField:
@@ -91,8 +85,7 @@ class RasterOffsetField(OffsetField):
 
     def __init__(self, path: str, units: str, ref_crs, ref_transform: Affine,
                  dt_days: Optional[float] = None):
-        if units not in APRIORI_UNITS:
-            raise UserInputError(f"Unknown a-priori units '{units}'; use one of {', '.join(APRIORI_UNITS)}.")
+        APRIORI_UNITS.check(units, "a-priori units")
         with open_raster(path) as ds:
             if ds.count < 2:
                 raise UserInputError(
@@ -213,142 +206,14 @@ def apriori_field(apriori, units: str, ref_crs, ref_transform: Affine, dt_days: 
     return RasterOffsetField(str(apriori), units, ref_crs, ref_transform, dt_days)
 
 
-def block_apriori(field: OffsetField, transform: Affine):
-    """Callable (rows, cols) -> (dy, dx) expected offsets (px) of a block of output cells,
+def block_apriori(field: OffsetField, transform: Affine
+                  ) -> Callable[[slice, slice], Tuple[np.ndarray, np.ndarray]]:
+    """Callable (rows, cols) -> (dx, dy) expected offsets (px) of a block of output cells,
     sampled at the chip centres (``transform`` = the disparity grid's)."""
 
     def expected(rows: slice, cols: slice) -> Tuple[np.ndarray, np.ndarray]:
         jj, ii = np.meshgrid(np.arange(cols.start, cols.stop) + 0.5, np.arange(rows.start, rows.stop) + 0.5)
         xs, ys = transform * (jj, ii)
-        dx, dy = field.sample(np.asarray(xs), np.asarray(ys))
-        return dy, dx
+        return field.sample(np.asarray(xs), np.asarray(ys))
 
     return expected
-
-
-# --------------------------------------------------------------------------- pyramid
-
-
-def downsample_pair(ref_path: str, sec_path: str, ref_out: str, sec_out: str, is_canceled=None
-                    ) -> Tuple[str, str]:
-    """Both images at half resolution on a common coarse grid (Gaussian, then every second pixel).
-
-    The secondary keeps the pixels whose reference-frame index is even, like
-    the reference, so the coarse grids stay aligned to whole pixels.
-    """
-    with open_raster(ref_path) as ref_ds, open_raster(sec_path) as sec_ds:
-        col_off, row_off = ~ref_ds.transform * (sec_ds.transform.c, sec_ds.transform.f)
-    _downsample_file(ref_path, ref_out, 0, 0, is_canceled)
-    _downsample_file(sec_path, sec_out, int(round(row_off)) % 2, int(round(col_off)) % 2, is_canceled)
-    return ref_out, sec_out
-
-
-def _downsample_file(path: str, out_path: str, row_phase: int, col_phase: int, is_canceled=None) -> str:
-    """Band 1 smoothed (sigma ``_PYRAMID_SIGMA``, nodata-aware) and decimated by 2 into a
-    float32 GeoTIFF (NaN nodata); pixel k of the output is pixel 2k + phase of the input."""
-    margin = int(np.ceil(4 * _PYRAMID_SIGMA)) + 1
-    with open_raster(path) as ds:
-        height = (ds.height - row_phase + 1) // 2
-        width = (ds.width - col_phase + 1) // 2
-        transform = ds.transform * Affine.translation(col_phase - 0.5, row_phase - 0.5) * Affine.scale(2)
-        profile = dict(FLOAT_GTIFF_PROFILE, count=1, width=width, height=height, crs=ds.crs,
-                       transform=transform)
-        with atomic_output(out_path) as tmp, rasterio.open(tmp, "w", **profile) as out:
-            for start, stop in row_blocks(height, max(1, 2_000_000 // max(ds.width, 1))):
-                check_canceled(is_canceled)
-                first = 2 * start + row_phase
-                last = 2 * (stop - 1) + row_phase + 1
-                r0, r1 = max(first - margin, 0), min(last + margin, ds.height)
-                values = ds.read(1, window=Window(0, r0, ds.width, r1 - r0)).astype(np.float64)
-                valid = valid_mask_from_nodata(values, ds.nodata)
-                weight = ndimage.gaussian_filter(valid.astype(np.float64), _PYRAMID_SIGMA, mode="nearest")
-                total = ndimage.gaussian_filter(np.where(valid, values, 0.0), _PYRAMID_SIGMA, mode="nearest")
-                keep = (slice(first - r0, last - r0, 2), slice(col_phase, None, 2))
-                weight, total = weight[keep], total[keep]
-                coarse = np.where(weight >= _PYRAMID_MIN_WEIGHT, total / np.maximum(weight, 1e-12), np.nan)
-                out.write(coarse.astype(np.float32), 1, window=Window(0, start, width, stop - start))
-    return out_path
-
-
-def coarse_offset_field(disparity_path: str, factor: float = 2.0) -> GridOffsetField:
-    """The offsets of a coarse disparity map, median-filtered (NaN-aware, 5 x 5 cells), holes
-    filled from the nearest valid cell, scaled by ``factor`` (coarse -> fine pixels)."""
-    with open_raster(disparity_path) as ds:
-        dx = ds.read(1).astype(np.float64)
-        dy = ds.read(2).astype(np.float64)
-        valid = ds.read(3) == 1
-        transform = ds.transform
-    dx[~valid] = np.nan
-    dy[~valid] = np.nan
-    dx, dy = (_fill_nearest(_nan_median(component)) * factor for component in (dx, dy))
-    return GridOffsetField(dx, dy, transform)
-
-
-def _nan_median(values: np.ndarray, size: int = _MEDIAN_SIZE) -> np.ndarray:
-    """Median of the finite values in the size x size neighbourhood of every cell (NaN if none),
-    computed row by row so memory stays at size^2 x one row of cells."""
-    half = size // 2
-    padded = np.pad(values, half, constant_values=np.nan)
-    out = np.full(values.shape, np.nan)
-    windows = np.lib.stride_tricks.sliding_window_view(padded, (size, size))
-    for i in range(values.shape[0]):
-        row = windows[i].reshape(values.shape[1], -1)
-        counts = np.isfinite(row).sum(axis=1)
-        if counts.any():
-            with np.errstate(all="ignore"):
-                out[i, counts > 0] = np.nanmedian(row[counts > 0], axis=1)
-    return out
-
-
-def _fill_nearest(values: np.ndarray) -> np.ndarray:
-    missing = ~np.isfinite(values)
-    if not missing.any() or missing.all():
-        return values
-    index = ndimage.distance_transform_edt(missing, return_distances=False, return_indices=True)
-    return values[tuple(index)]
-
-
-def correlate_pyramid(ref_path: str, sec_path: str, out_path: str, levels: int, search_range: int,
-                      correlate, progress=None, is_canceled=None, apriori: Optional[OffsetField] = None,
-                      **settings) -> str:
-    """Coarse-to-fine correlation over ``levels`` x2 pyramid levels.
-
-    The top level (1 / 2**levels resolution) searches +-``search_range`` of
-    its pixels around ``apriori`` (scaled), i.e. motions up to 2**levels x
-    ``search_range`` full-resolution pixels; each finer level searches
-    +-``PYRAMID_REFINE_SEARCH`` px around the coarser level's offsets
-    (median-filtered, holes filled, x2). ``correlate`` is
-    :func:`core.correlate.correlate_files`; ``settings`` go to it (the coarse
-    levels use the Gaussian peak fit and no forward-backward check). Output
-    offsets are totals at full resolution.
-    """
-    if int(levels) != levels or levels < 0:
-        raise UserInputError(f"The number of pyramid levels must be a whole number >= 0; got {levels}.")
-    levels = int(levels)
-
-    def sub_progress(start: float, share: float):
-        return None if progress is None else (lambda percent: progress(start + share * percent))
-
-    folder = os.path.dirname(os.path.abspath(out_path))
-    with tempfile.TemporaryDirectory(prefix=".pyramid_", dir=folder) as tmp:
-        paths = [(ref_path, sec_path)]
-        for level in range(1, levels + 1):
-            check_canceled(is_canceled)
-            paths.append(downsample_pair(*paths[-1], os.path.join(tmp, f"ref_{level}.tif"),
-                                         os.path.join(tmp, f"sec_{level}.tif"), is_canceled))
-        field = apriori.scaled(1.0 / 2 ** levels) if apriori is not None else None
-        coarse_settings = dict(settings, subpixel="gaussian", forward_backward=0.0, tags=None)
-        share = 100.0 * _COARSE_PROGRESS_SHARE / max(levels, 1)
-        for position, level in enumerate(range(levels, 0, -1)):
-            check_canceled(is_canceled)
-            coarse_out = os.path.join(tmp, f"disparity_{level}.tif")
-            search = search_range if level == levels else PYRAMID_REFINE_SEARCH
-            correlate(*paths[level], coarse_out, search_range=search, apriori=field,
-                      progress=sub_progress(position * share, share / 100.0), is_canceled=is_canceled,
-                      **coarse_settings)
-            field = coarse_offset_field(coarse_out, 2.0)
-        done = 100.0 * _COARSE_PROGRESS_SHARE if levels else 0.0
-        search = PYRAMID_REFINE_SEARCH if levels else search_range
-        return correlate(ref_path, sec_path, out_path, search_range=search, apriori=field,
-                         progress=sub_progress(done, (100.0 - done) / 100.0), is_canceled=is_canceled,
-                         **settings)

@@ -28,19 +28,25 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 from affine import Affine
 
-from .errors import UserInputError
-from .raster_io import open_raster, require_crs
+from ..errors import UserInputError
+from ..io import open_raster, require_crs
 
 DX = "dx (reference px, + right)"
 DY = "dy (reference px, + down)"
 VALID = "valid (1 = valid, 0 = invalid)"
 PEAK = "peak ZNCC"
 BASE_DESCRIPTIONS = (DX, DY, VALID, PEAK)
-#: Quality bands 5+ written by core.correlate (found by description, REFERENCE §5.1).
+#: Quality bands 5+ written by core.offsets.correlate (found by description, REFERENCE §5.1).
 SNR = "SNR (peak / mean |ZNCC|)"
 PEAK_RATIO = "peak ratio (best / second-best ZNCC peak)"
 UNCERTAINTY = "uncertainty (px, 1 sigma)"
 FB_RESIDUAL = "forward-backward residual (px)"
+
+#: Sidecar style of disparity rasters (dx view; the dy view is ``disparity_dy``).
+DISPARITY_STYLE = "disparity_dx"
+#: Hint of the error raised when a correlation matches no chip at all.
+NO_MATCH_HINT = ("No chip was matched: check that the two images show the same ground (overlap, clouds, "
+                 "snow, water), or lower MIN_TEXTURE, raise SEARCH_RANGE or use a larger CHIP_SIZE.")
 
 #: Metadata tag names written into disparity GeoTIFFs.
 TAG_STEP = "SM_STEP"

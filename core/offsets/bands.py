@@ -12,12 +12,11 @@ import os
 from typing import Optional
 
 import numpy as np
-import rasterio
 from rasterio.windows import Window
 
-from .errors import UserInputError, check_canceled
+from ..errors import UserInputError, check_canceled
+from ..io import Grid, RasterWriter, default_nodata, open_raster, row_blocks
 from .planetscope import parse_scene_id
-from .raster_io import atomic_output, open_raster, row_blocks
 
 #: UDM2 bands (1-based): 1 clear, 2 snow, 3 shadow, 4 light haze, 5 heavy haze, 6 cloud, ...
 UDM2_CLEAR_BAND = 1
@@ -26,6 +25,9 @@ UDM2_SNOW_BAND = 2
 #: Pixels read per block (bounds memory); blocks are whole multiples of the 256-row tiles.
 _BLOCK_PIXELS = 8 * 1024 * 1024
 _TILE = 256
+#: Why an extracted band can come out empty, and what to do.
+_EMPTY_HINT = ("Every pixel of the scene is nodata or masked by its UDM2 (cloud, haze, shadow); use another "
+               "scene, or untick the UDM2 mask.")
 
 
 def output_name_for(src_path: str, band: int) -> str:
@@ -78,10 +80,8 @@ def extract_band(src_path: str, dst_path: str, band: int = 2, udm2_path: Optiona
         if udm2_path:
             udm2 = stack.enter_context(open_raster(udm2_path))
             _require_matching_udm2(src, udm2)
-        with atomic_output(dst_path) as tmp:
-            with rasterio.open(tmp, "w", **_output_profile(src, band)) as dst:
-                _copy_metadata(src, band, dst)
-                _copy_pixels(src, band, udm2, keep_snow, dst, progress, is_canceled)
+        with _band_writer(src, band, dst_path) as dst:
+            _copy_pixels(src, band, udm2, keep_snow, dst, progress, is_canceled)
     return dst_path
 
 
@@ -134,65 +134,31 @@ def _same_grid(a, b) -> bool:
     return abs(a.c - b.c) <= 1e-3 * pixel and abs(a.f - b.f) <= 1e-3 * pixel
 
 
-def default_nodata(dtype: str):
-    """Nodata for a band that declares none: 0 (unsigned int), type minimum (signed int), NaN."""
-    kind = np.dtype(dtype)
-    if np.issubdtype(kind, np.unsignedinteger):
-        return 0
-    if np.issubdtype(kind, np.signedinteger):
-        return int(np.iinfo(kind).min)
-    return float("nan")
-
-
-def _output_profile(src, band: int) -> dict:
+def _band_writer(src, band: int, dst_path: str) -> RasterWriter:
+    """The output of one band: the source's type, nodata (or the type's default), georeferencing
+    (CRS + geotransform, GCPs, RPCs), dataset and band tags, RPC domain, scale/offset/unit and a
+    description ``band <N> (<source description>)``."""
     dtype = src.dtypes[band - 1]
     nodata = src.nodatavals[band - 1]
-    profile = {
-        "driver": "GTiff",
-        "width": src.width,
-        "height": src.height,
-        "count": 1,
-        "dtype": dtype,
-        "nodata": default_nodata(dtype) if nodata is None else nodata,
-        "tiled": True,
-        "blockxsize": _TILE,
-        "blockysize": _TILE,
-        "compress": "deflate",
-        "BIGTIFF": "IF_SAFER",
-    }
-    if np.issubdtype(np.dtype(dtype), np.integer):
-        profile["predictor"] = 2
-    elif np.issubdtype(np.dtype(dtype), np.floating):
-        profile["predictor"] = 3
     gcps, gcp_crs = src.gcps
-    if src.crs is not None:
-        profile.update(crs=src.crs, transform=src.transform)
-    elif gcps:
-        profile.update(gcps=gcps, crs=gcp_crs)
+    georeferencing = {}
+    if src.crs is None and gcps:
+        georeferencing.update(gcps=gcps, crs=gcp_crs)
     if src.rpcs is not None:
-        profile["rpcs"] = src.rpcs
-    return profile
-
-
-def _copy_metadata(src, band: int, dst) -> None:
-    """Dataset and band tags, RPC domain, scale/offset/unit and the band description."""
-    dst.update_tags(**src.tags())
-    rpc_tags = src.tags(ns="RPC")
-    if rpc_tags:
-        dst.update_tags(ns="RPC", **rpc_tags)  # the source's exact text, beyond rasterio's RPC fields
-    band_tags = src.tags(band)
-    if band_tags:
-        dst.update_tags(1, **band_tags)
-    dst.scales = (src.scales[band - 1],)
-    dst.offsets = (src.offsets[band - 1],)
-    if src.units[band - 1]:
-        dst.units = (src.units[band - 1],)
+        georeferencing["rpcs"] = src.rpcs
+    grid = Grid(src.crs, src.transform, src.width, src.height)
     source_description = src.descriptions[band - 1]
     description = f"band {band}" + (f" ({source_description})" if source_description else "")
-    dst.set_band_description(1, description)
+    rpc_tags = src.tags(ns="RPC")  # the source's exact text, beyond rasterio's RPC fields
+    return RasterWriter(dst_path, grid, [description], dtype=dtype,
+                        nodata=default_nodata(dtype) if nodata is None else nodata, tags=src.tags(),
+                        tag_namespaces={"RPC": rpc_tags} if rpc_tags else None, band_tags=[src.tags(band)],
+                        units=[src.units[band - 1]] if src.units[band - 1] else None,
+                        scales=[src.scales[band - 1]], offsets=[src.offsets[band - 1]],
+                        georeferencing=georeferencing, require_valid=_EMPTY_HINT)
 
 
-def _copy_pixels(src, band: int, udm2, keep_snow: bool, dst, progress, is_canceled) -> None:
+def _copy_pixels(src, band: int, udm2, keep_snow: bool, dst: RasterWriter, progress, is_canceled) -> None:
     """Copy the band block by block, setting unusable pixels to the output nodata."""
     nodata = dst.nodata
     for start, stop in row_blocks(src.height, _block_rows(src.width)):

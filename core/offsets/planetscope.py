@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import List, Optional
 
-from .errors import UserInputError
+from ..errors import UserInputError
 
 FORM_PS2 = "PS2"
 FORM_SUPERDOVE = "SD"

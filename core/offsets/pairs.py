@@ -13,12 +13,13 @@ from typing import List, Optional, Sequence, Tuple
 
 import pandas as pd
 
-from .errors import UserInputError
+from ..choices import Choices
+from ..errors import UserInputError
+from ..io import atomic_file, verify
 from .planetscope import SceneId, days_between, find_scene_ids, iso_utc, parse_scene_id
-from .raster_io import atomic_output
 
 PAIR_COLUMNS = ["ref", "sec", "ref_id", "sec_id", "ref_date", "sec_date", "dt_days"]
-MODES = ("all", "reference")
+MODES = Choices(("all", "All pairs older -> newer"), ("reference", "One reference (oldest scene)"))
 
 # Timestamps have 10 ms resolution (1.2e-7 d); this tolerance only absorbs float
 # rounding so that dt limits typed by the user are inclusive at exact boundaries.
@@ -54,8 +55,7 @@ def build_pairs(paths: Sequence[str], mode: str = "all", dt_min_days: float = 0.
     ``dt_max_days=None`` = no upper limit). Rows are in chronological order of
     ref, then sec. No pair within the limits gives an empty table, not an error.
     """
-    if mode not in MODES:
-        raise UserInputError(f"Unknown pairing mode '{mode}'; use one of {', '.join(MODES)}.")
+    MODES.check(mode, "pairing mode")
     _check_dt_limits(dt_min_days, dt_max_days)
     scenes = _parse_scenes(paths)
     if mode == "all":
@@ -160,7 +160,7 @@ def write_pair_table(df: pd.DataFrame, csv_path: str) -> str:
     out = df[PAIR_COLUMNS].copy()
     out["dt_days"] = [f"{value:.6f}" if pd.notna(value) else "" for value in out["dt_days"].astype(float)]
     csv_path = os.path.abspath(csv_path)
-    with atomic_output(csv_path) as tmp:
+    with atomic_file(csv_path, verify=verify.csv_rows(len(out), PAIR_COLUMNS)) as tmp:
         out.to_csv(tmp, index=False)
     return csv_path
 
@@ -179,19 +179,30 @@ def read_pair_table(csv_path: str) -> pd.DataFrame:
         raw = pd.read_csv(csv_path, dtype=str, keep_default_na=False, skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise UserInputError(f"Cannot read the pair table '{csv_path}' as CSV: {exc}") from exc
+    return pair_table_from_text(raw, os.path.dirname(csv_path), f"The pair table '{csv_path}'")
+
+
+def pair_table_from_text(raw: pd.DataFrame, folder: str, what: str = "The pair table") -> pd.DataFrame:
+    """A pair table (:data:`PAIR_COLUMNS` first) from rows of text with at least ``ref`` and ``sec``.
+
+    Used for CSV files and for table layers alike: relative paths are resolved against
+    ``folder``; missing id/date/dt columns are filled from PlanetScope ids in the file names;
+    ``what`` names the source in error messages (rows are counted as CSV lines).
+    """
+    raw = raw.copy()
     raw.columns = [str(column).strip() for column in raw.columns]
     missing = [column for column in ("ref", "sec") if column not in raw.columns]
     if missing:
         raise UserInputError(
-            f"The pair table '{csv_path}' lacks the column(s) {missing}; columns found: "
+            f"{what} lacks the column(s) {missing}; columns found: "
             f"{list(raw.columns)}. It needs 'ref' and 'sec' (paths of the reference and secondary images).")
     for column in ("ref", "sec"):
-        empty = [index + 2 for index, value in enumerate(raw[column]) if not str(value).strip()]
+        empty = [index + 2 for index, value in enumerate(raw[column]) if value is None or not str(value).strip()]
         if empty:
             raise UserInputError(
-                f"The pair table '{csv_path}' has an empty '{column}' on line(s) {empty[:10]}; "
+                f"{what} has an empty '{column}' on line(s) {empty[:10]}; "
                 "every row needs a reference and a secondary image path.")
-    folder = os.path.dirname(csv_path)
+    raw = raw.astype(str).where(raw.notna(), "")
     table = pd.DataFrame({
         "ref": [_resolve(path, folder) for path in raw["ref"]],
         "sec": [_resolve(path, folder) for path in raw["sec"]],

@@ -1,19 +1,20 @@
 """Displacement-sweep integer search: one pass per integer offset shared by all chips.
 
-For every integer offset (dy, dx) = (v - S, u - S) in the search range the
-product of the (block-demeaned) reference with the secondary shifted by
-(v, u) is box-summed over the chip footprint for all chips of a block at once
-(OpenCV's SIMD multiply, area resize and box filter, float32). Overlapping chips
-(step < chip) share this work, which the per-chip FFT engine (core.correlate)
-repeats for every chip. With the chip's template mean m_b and norm ||t_b - m_b||
-and the footprint's norm ||s - m_s|| (from the secondary's summed-area tables),
+For every integer offset dx = u - S, dy = v - S (px, + right, + down) in the
+search range the product of the (block-demeaned) reference with the secondary
+shifted by v rows and u columns is box-summed over the chip footprint for all
+chips of a block at once (OpenCV's SIMD multiply, area resize and box filter,
+float32). Overlapping chips (step < chip) share this work, which the per-chip
+FFT engine (core.offsets.engine.search) repeats for every chip. With the
+chip's template mean m_b and norm ||t_b - m_b|| and the footprint's norm
+||s - m_s|| (from the secondary's summed-area tables),
 
     ZNCC = (sum(a * s) - m_b * sum(s)) / (||t_b - m_b|| ||s - m_s||),
 
 where ``a`` is the demeaned reference. Each row of offsets is normalised as
 soon as it is summed, straight into the (2S+1, 2S+1, B) float32 volume of
-core.peaks, so the integer peak, quality bands, sub-pixel fits and validity
-rules are those of the FFT engine.
+core.offsets.peaks, so the integer peak, quality bands, sub-pixel fits and
+validity rules are those of the FFT engine.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from typing import Tuple
 
 import numpy as np
 
+from ..choices import Choices
 from .peaks import EXCLUDED
 
 #: Relative cost of the two integer-search engines per chip, calibrated on this
@@ -36,8 +38,10 @@ _FFT_COST_PER_PIXEL = 0.85
 #: Relative variance below which a template or footprint counts as texture-less.
 FLAT_RELATIVE_VARIANCE = 1e-10
 
-#: Integer-search engine: "auto" (the cheaper one, see ``sweep_is_cheaper``), "fft" or "sweep".
-ENGINES = ("auto", "fft", "sweep")
+#: Integer-search engines (value, label); "auto" picks the cheaper one (see ``sweep_is_cheaper``).
+ENGINES = Choices(("auto", "Automatic (the cheaper for the chip overlap)"), ("fft", "Per-chip FFT"),
+                  ("sweep", "Displacement sweep (shared by overlapping chips)"))
+#: The engine used (one of ``ENGINES``).
 ENGINE = "auto"
 
 
@@ -47,9 +51,7 @@ def integer_engine(chip: int, search: int, step: int, engine: str = "") -> str:
     ``engine`` (default: the module setting ``ENGINE``) forces "fft" or "sweep";
     "auto" picks the cheaper. The sweep needs OpenCV; without it the FFT is used.
     """
-    engine = engine or ENGINE
-    if engine not in ENGINES:
-        raise ValueError(f"Unknown correlation engine '{engine}'; use one of {', '.join(ENGINES)}.")
+    engine = ENGINES.check(engine or ENGINE, "correlation engine")
     if engine == "auto":
         engine = "sweep" if sweep_is_cheaper(chip, search, step) else "fft"
     if engine == "sweep" and importlib.util.find_spec("cv2") is None:
@@ -73,19 +75,19 @@ def sweep_is_cheaper(chip: int, search: int, step: int) -> bool:
 def sweep_volume(ref: np.ndarray, sec: np.ndarray, first: int, chip: int, search: int, step: int,
                  n_rows: int, n_cols: int, window_sums: np.ndarray, inverse_deviation: np.ndarray,
                  excluded: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """ZNCC of every chip at every integer offset, in the layout of ``core.peaks``.
+    """ZNCC of every chip at every integer offset, in the layout of ``core.offsets.peaks``.
 
     ``ref``: the block's reference pixels, chip (i, j) at ``ref[i*step:, j*step:]``
     (at least ``(n_rows-1)*step + chip`` rows and the matching columns);
     ``sec``: the secondary, chip (i, j) at offset (v, u) (v, u in [0, 2S])
-    covering ``sec[first + i*step + v:, first + j*step + u:]``. Offsets are
-    (dy, dx) = (v - S, u - S) px, + down / + right. ``window_sums``,
+    covering ``sec[first + i*step + v:, first + j*step + u:]``, i.e. the offset
+    dx = u - S, dy = v - S px (+ right, + down). ``window_sums``,
     ``inverse_deviation`` and ``excluded``: per chip-sized footprint of ``sec``
     (indexed by its first pixel) the sum, 1 / sqrt(sum of squared deviations
     from its mean) and whether it is unusable (nodata, flat).
 
     Returns the float32 volume (2S+1, 2S+1, n_rows*n_cols) with excluded
-    positions at ``core.peaks.EXCLUDED``, which chips have texture (B,) and the
+    positions at ``core.offsets.peaks.EXCLUDED``, which chips have texture (B,) and the
     number of excluded positions per chip (B,). Products are float32 (OpenCV's
     box filter accumulates them in float64); template moments are float64.
     """

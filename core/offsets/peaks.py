@@ -2,8 +2,10 @@
 
 Volume layout: ``volume[v, u, b]`` (float32, shape (2S+1, 2S+1, B)) is the
 zero-normalised cross-correlation of chip ``b`` at the integer offset
-(dy, dx) = (v - S, u - S) px (+ down, + right). Chips are the last, contiguous
-axis, so every reduction below runs over long contiguous rows of chips.
+dx = u - S, dy = v - S px (+ right, + down): the search surface is indexed
+[row, column], so indices are (v, u) while offsets are passed as (dx, dy).
+Chips are the last, contiguous axis, so every reduction below runs over long
+contiguous rows of chips.
 Positions whose secondary footprint is unusable (nodata, flat) hold
 ``EXCLUDED`` (-4, below any ZNCC), never NaN/inf: maxima skip them and the
 SNR corrects its sums with the number of excluded positions per chip.
@@ -26,7 +28,8 @@ MAX_PEAK_RATIO = 100.0
 
 @dataclass
 class IntegerPeaks:
-    """Per chip: best integer position ``index`` (B, 2) as (v, u) volume indices;
+    """Per chip: best integer position ``index`` (B, 2) as (v, u) = (row, column) volume indices
+    (offset dx = u - S, dy = v - S);
     its ZNCC ``value`` (-inf when excluded); the 3 x 3 ZNCC ``patch`` (B, 3, 3)
     around it (rows v-1..v+1, columns u-1..u+1, clipped into the volume; -inf at
     excluded positions); ``snr`` = value / mean |ZNCC| over the usable positions;

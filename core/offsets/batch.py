@@ -1,4 +1,9 @@
-"""Multi-step jobs built from the core pieces: pair metadata and batch correlation."""
+"""Batch correlation of a pair table, resumable: pair metadata, outputs, skip/redo decisions.
+
+An existing output counts as done only when it is complete (core.io.is_complete_raster:
+completion tag written last, last block readable); anything else is redone and reported.
+Temporary files of a killed run in the output folder are removed first.
+"""
 from __future__ import annotations
 
 import os
@@ -9,11 +14,11 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import pandas as pd
 
+from ..errors import Cancelled, UserInputError, check_canceled
+from ..io import is_complete_raster, output_folder
 from .correlate import correlate_files
 from .disparity import TAG_DT_DAYS, TAG_REF_DATE, TAG_REF_ID, TAG_SEC_DATE, TAG_SEC_ID
-from .errors import Cancelled, UserInputError, check_canceled
 from .planetscope import days_between, find_scene_ids, iso_utc
-from .raster_io import ensure_writable_dir
 
 
 #: How often the Dask futures are polled (s): cancel is noticed within this time.
@@ -57,8 +62,8 @@ class PairOutcome:
     ref: str
     sec: str
     output: str
-    status: str  # "done", "skipped" (output existed) or "failed"
-    message: str = ""
+    status: str  # "done", "skipped" (a complete output existed) or "failed"
+    message: str = ""  # why it failed, or why an existing output was redone
 
 
 def correlate_pair_table(table: pd.DataFrame, out_folder: str, chip_size: int, search_range: int,
@@ -68,14 +73,17 @@ def correlate_pair_table(table: pd.DataFrame, out_folder: str, chip_size: int, s
                          scheduler: Optional[str] = None, **options) -> List[PairOutcome]:
     """Correlate every (ref, sec) row of ``table`` into ``out_folder``.
 
-    Existing outputs are skipped unless ``overwrite``; a pair that fails is
+    Complete existing outputs are skipped unless ``overwrite``; incomplete ones
+    (truncated, unreadable, written by an interrupted run) are redone and the reason
+    logged; temporary files of a killed run are removed first. A pair that fails is
     reported (status "failed" with the reason) and the others continue.
-    Cancelling stops after removing the pairs in progress; finished pairs stay.
+    Cancelling stops after removing the pairs in progress; finished pairs stay, and so
+    does an output folder this run created (the batch resumes from it).
     ``workers`` > 1 correlates that many pairs at once in threads of this
     process (the engine releases the GIL); ``scheduler`` (a dask.distributed
     address such as ``tcp://10.0.0.5:8786``) runs the pairs on that cluster
     instead; its workers must be able to import this package and read and
-    write the paths. ``options`` go to :func:`core.correlate.correlate_files`
+    write the paths. ``options`` go to :func:`core.offsets.correlate.correlate_files`
     (prefilter, min_texture, median_test, forward_backward, mask_geometries...).
     Outcomes are returned in table order.
     """
@@ -86,21 +94,34 @@ def correlate_pair_table(table: pd.DataFrame, out_folder: str, chip_size: int, s
             "Use the output of surfacemotion:buildpairs or a CSV with 'ref' and 'sec' columns.")
     if int(workers) != workers or workers < 1:
         raise UserInputError(f"The number of parallel pairs must be a whole number >= 1; got {workers}.")
-    out_folder = ensure_writable_dir(out_folder)
     log = log or (lambda message: None)
-    settings = dict(options, chip_size=chip_size, search_range=search_range, step=step, subpixel=subpixel)
+    with output_folder(out_folder, keep_on_failure=True, log=log) as folder:
+        return _correlate_into(table, folder, overwrite, log, progress, is_canceled, int(workers), scheduler,
+                               dict(options, chip_size=chip_size, search_range=search_range, step=step,
+                                    subpixel=subpixel))
+
+
+def _correlate_into(table: pd.DataFrame, out_folder: str, overwrite: bool, log, progress, is_canceled,
+                    workers: int, scheduler: Optional[str], settings: dict) -> List[PairOutcome]:
     n_pairs = len(table)
     outcomes: List[Optional[PairOutcome]] = [None] * n_pairs
+    redo_reasons: Dict[int, str] = {}
     jobs = []
     for index, (ref, sec) in enumerate(zip(table["ref"], table["sec"])):
         output = os.path.join(out_folder, disparity_name(ref, sec))
         if os.path.exists(output) and not overwrite:
-            outcomes[index] = PairOutcome(ref, sec, output, "skipped", "output exists")
-            log(f"[{index + 1}/{n_pairs}] skipped, exists: {output}")
-        else:
-            jobs.append((index, ref, sec, output))
+            incomplete = is_complete_raster(output)
+            if incomplete is None:
+                outcomes[index] = PairOutcome(ref, sec, output, "skipped", "output exists")
+                log(f"[{index + 1}/{n_pairs}] skipped, complete output exists: {output}")
+                continue
+            redo_reasons[index] = f"redone: the existing output was incomplete ({incomplete})"
+            log(f"[{index + 1}/{n_pairs}] redoing {output}: {incomplete}")
+        jobs.append((index, ref, sec, output))
 
     def record(index: int, ref: str, sec: str, output: str, status: str, message: str) -> None:
+        if status == "done" and index in redo_reasons:
+            message = redo_reasons[index]
         outcomes[index] = PairOutcome(ref, sec, output, status, message)
         if status == "done":
             log(f"[{index + 1}/{n_pairs}] done: {output}")
@@ -110,7 +131,7 @@ def correlate_pair_table(table: pd.DataFrame, out_folder: str, chip_size: int, s
     if scheduler:
         _run_on_dask(jobs, settings, scheduler, record, progress, is_canceled)
     elif workers > 1 and len(jobs) > 1:
-        _run_in_threads(jobs, settings, int(workers), record, progress, is_canceled)
+        _run_in_threads(jobs, settings, workers, record, progress, is_canceled)
     else:
         for done, (index, ref, sec, output) in enumerate(jobs):
             check_canceled(is_canceled)

@@ -1,0 +1,200 @@
+"""Block scheduling: the chip grid cut into blocks, computed two at a time, assembled into strips.
+
+Images are processed in blocks of output cells (reference rows/columns plus a
+margin, secondary plus the search halo), ``THREADS`` blocks at a time in
+threads (numpy, scipy and OpenCV release the GIL), so memory stays bounded (a
+few hundred MB whatever the image size); the block layout changes only the
+float32 rounding of the correlation products (< 1e-4 px). Reading and the
+sink stay in the calling thread; finished blocks are joined into full-width
+strips of cells, which get the normalised median test with one row of context
+above and below. Block a-priori callables give (dx, dy) px per cell.
+"""
+from __future__ import annotations
+
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import Callable, Iterator, List, Optional, Tuple
+
+import numpy as np
+
+from ...errors import check_canceled
+from ..sweep import integer_engine
+from .params import SPLINE_MARGIN, THREADS, CorrelationResult, Params
+from .pipeline import compute_block
+from .quality import normalised_median_test
+from .sources import PixelSource
+
+#: Working-memory budget of one block of chips (bytes); the block size follows from it.
+_BLOCK_MEMORY_BYTES = 120_000_000
+
+Sink = Callable[[slice, slice, CorrelationResult], None]
+CellMask = Callable[[slice, slice], np.ndarray]
+#: (rows, cols) of output cells -> their expected (dx, dy) offsets (px, NaN = unknown).
+BlockApriori = Callable[[slice, slice], Tuple[np.ndarray, np.ndarray]]
+
+
+def _chips_per_block(params: Params, sweep: bool = False) -> int:
+    """Chips per block so the working memory stays near ``_BLOCK_MEMORY_BYTES``.
+
+    Per chip: the float32 ZNCC volume and its reductions; the per-chip FFT
+    windows, spectra and templates (FFT engine) or the sweep's product rows
+    (step^2 pixels per chip). Lucas-Kanade works on ``subpixel._LK_CHUNK`` chips at a
+    time (about 120 x chip^2 bytes each) whatever the block size.
+    """
+    span = 2 * params.search + 1
+    bytes_per_chip = 6 * span ** 2 + 64 * span + 80 * params.step ** 2
+    if sweep:
+        bytes_per_chip += 12 * span * params.step ** 2
+    else:
+        bytes_per_chip += 40 * params.window ** 2 + 4 * params.chip ** 2
+    return max(1, int(_BLOCK_MEMORY_BYTES // bytes_per_chip))
+
+
+def _blocks(n_rows: int, n_cols: int, chips: int, min_rows: int = 1) -> Iterator[Tuple[slice, slice]]:
+    """Blocks of about ``chips`` cells, full-width strips unless that leaves fewer than
+    ``min_rows`` rows (the displacement sweep wants compact blocks: less halo)."""
+    block_cols = min(n_cols, max(1, chips // max(1, min(min_rows, n_rows))))
+    block_rows = max(1, chips // block_cols)
+    for i0 in range(0, n_rows, block_rows):
+        for j0 in range(0, n_cols, block_cols):
+            yield slice(i0, min(n_rows, i0 + block_rows)), slice(j0, min(n_cols, j0 + block_cols))
+
+
+def correlate_into_result(ref: PixelSource, sec: PixelSource, shape: Tuple[int, int], params: Params,
+                          progress=None, is_canceled=None, cell_mask: Optional[CellMask] = None,
+                          apriori: Optional[BlockApriori] = None) -> CorrelationResult:
+    """:func:`run_blocks` into an in-memory result of the grid ``shape`` (rows, columns)."""
+    result = CorrelationResult.empty(shape, params.forward_backward > 0)
+
+    def store(rows: slice, cols: slice, block: CorrelationResult) -> None:
+        for name, values in block.arrays().items():
+            getattr(result, name)[rows, cols] = values
+
+    run_blocks(ref, sec, shape[0], shape[1], params, store, progress, is_canceled, cell_mask, apriori)
+    return result
+
+
+def run_blocks(ref_source: PixelSource, sec_source: PixelSource, n_rows: int, n_cols: int, params: Params,
+               sink: Sink, progress=None, is_canceled=None, cell_mask: Optional[CellMask] = None,
+               apriori: Optional[BlockApriori] = None) -> None:
+    """Read, correlate and hand over every block; ``THREADS`` blocks are computed at once.
+
+    ``apriori(rows, cols)`` gives the expected (dx, dy) offsets (px, NaN =
+    unknown) of a block's cells: the search windows are centred on their
+    rounded values and the secondary is read with a halo covering them.
+
+    Reading and the ``sink`` stay in the calling thread (rasterio datasets
+    are not shared between threads); results reach the sink in block order,
+    assembled into full-width strips (see ``_StripAssembler``).
+    """
+    # the displacement sweep shares work between overlapping chips: with small steps it wants
+    # larger, compact blocks (less halo per chip); with steps of a quarter chip or more,
+    # full-width strips of the FFT engine's size serve it well
+    sweep = apriori is None and integer_engine(params.chip, params.search, params.step) == "sweep"
+    dense = sweep and 4 * params.step < params.chip
+    # every thread gets a block, even on small images
+    chips = min(_chips_per_block(params, sweep), max(64, -(-n_rows * n_cols // THREADS)))
+    min_rows = min(params.chip // params.step, int(np.sqrt(chips))) if dense else 1
+    blocks = list(_blocks(n_rows, n_cols, chips, min_rows))
+    strips = _StripAssembler(n_rows, n_cols, params.median_test, sink)
+    pending: deque = deque()
+    done = 0
+    with ThreadPoolExecutor(THREADS) as pool:
+        try:
+            for index, (rows, cols) in enumerate(blocks):
+                check_canceled(is_canceled)
+                mask = None if cell_mask is None else np.asarray(cell_mask(rows, cols), bool)
+                if mask is not None and not mask.any():
+                    pending.append((rows, cols, None))
+                else:
+                    centres, block_params = _block_centres(apriori, rows, cols, params)
+                    data = _read_block(ref_source, sec_source, rows, cols, block_params)
+                    pending.append((rows, cols, pool.submit(compute_block, *data, block_params, mask, centres)))
+                while pending and (len(pending) >= THREADS or index == len(blocks) - 1):
+                    rows_done, cols_done, future = pending.popleft()
+                    shape = (rows_done.stop - rows_done.start, cols_done.stop - cols_done.start)
+                    strips.add(rows_done, cols_done, CorrelationResult.empty(shape, params.forward_backward > 0)
+                               if future is None else future.result())
+                    done += 1
+                    if progress is not None:
+                        progress(100.0 * done / len(blocks))
+        finally:
+            for _, _, future in pending:
+                if future is not None:
+                    future.cancel()
+    strips.finish()
+
+
+def _block_centres(apriori: Optional[BlockApriori], rows: slice, cols: slice, params: Params
+                   ) -> Tuple[Optional[np.ndarray], Params]:
+    """Integer search centres (B, 2) as (dx, dy) of a block's chips (NaN a-priori -> 0) and
+    the block's parameters with the secondary halo widened to cover them."""
+    if apriori is None:
+        return None, params
+    dx, dy = apriori(rows, cols)
+    expected = np.stack([np.ravel(dx), np.ravel(dy)], axis=1)
+    centres = np.where(np.isfinite(expected), np.round(expected), 0.0).astype(np.intp)
+    reach = int(np.abs(centres).max()) if centres.size else 0
+    return centres, replace(params, apriori_halo=reach)
+
+
+def _read_block(ref_source: PixelSource, sec_source: PixelSource, rows: slice, cols: slice, params: Params):
+    """Reference with ``SPLINE_MARGIN`` (the search halo with forward-backward) and the
+    secondary with the search halo, plus the pre-filter margin, around a block of cells."""
+    row0, col0 = rows.start * params.step, cols.start * params.step
+    row1 = (rows.stop - 1) * params.step + params.chip
+    col1 = (cols.stop - 1) * params.step + params.chip
+    m = params.filter_margin
+    g = (params.halo if params.forward_backward > 0 else SPLINE_MARGIN) + m
+    h = params.halo + m
+    ref, ref_valid = ref_source.read(row0 - g, row1 + g, col0 - g, col1 + g)
+    sec, sec_valid = sec_source.read(row0 - h, row1 + h, col0 - h, col1 + h)
+    return ref, ref_valid, sec, sec_valid
+
+
+class _StripAssembler:
+    """Joins blocks into full-width strips of cells, applies the normalised median
+    test with one row of context from the strips above and below, and hands
+    each strip to ``sink`` one strip late (the test needs the next strip's first row)."""
+
+    def __init__(self, n_rows: int, n_cols: int, threshold: float, sink: Sink):
+        self.n_cols = n_cols
+        self.threshold = threshold
+        self.sink = sink
+        self.parts: List[CorrelationResult] = []
+        self.width = 0
+        self.held: Optional[Tuple[slice, CorrelationResult]] = None
+        self.row_above: Optional[CorrelationResult] = None
+
+    def add(self, rows: slice, cols: slice, block: CorrelationResult) -> None:
+        self.parts.append(block)
+        self.width += cols.stop - cols.start
+        if self.width < self.n_cols:
+            return
+        strip = CorrelationResult.side_by_side(self.parts)
+        self.parts, self.width = [], 0
+        if self.threshold <= 0:
+            self.sink(rows, slice(0, self.n_cols), strip)
+            return
+        if self.held is not None:
+            self._release(strip.row(0))
+        self.held = (rows, strip)
+
+    def finish(self) -> None:
+        if self.held is not None:
+            self._release(None)
+            self.held = None
+
+    def _release(self, row_below: Optional[CorrelationResult]) -> None:
+        rows, strip = self.held
+        last_row = strip.row(strip.dx.shape[0] - 1)
+        context = [r for r in (self.row_above, strip, row_below) if r is not None]
+        dx = np.concatenate([c.dx for c in context])
+        dy = np.concatenate([c.dy for c in context])
+        first = 1 if self.row_above is not None else 0
+        outliers = normalised_median_test(dx, dy, self.threshold)[first:first + strip.dx.shape[0]]
+        self.row_above = last_row  # before filtering: every cell is tested against raw neighbours
+        strip.valid &= ~outliers
+        strip.blank_invalid()
+        self.sink(rows, slice(0, self.n_cols), strip)

@@ -1,0 +1,164 @@
+"""Parameters and results of the correlator, their checks, and the engine's shared constants.
+
+Units: pixels of the images being correlated. Offsets are (dx, dy), dx + right
+(columns), dy + down (rows); ``step`` is the spacing of the chip grid in pixels.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+
+from ...choices import Choices
+from ...errors import UserInputError
+from ..prefilters import check_prefilter, prefilter_margin
+
+#: Sub-pixel methods (value, label).
+SUBPIXEL_METHODS = Choices(("lk", "Lucas-Kanade refinement (accurate)"),
+                           ("gaussian", "3x3 Gaussian peak fit (fast)"))
+#: Default anti-aliasing Gaussian sigma (px) applied to both images before matching.
+DEFAULT_SMOOTHING = 0.8
+#: Default minimum template texture: standard deviation / image noise (see ``quality.estimate_noise``).
+DEFAULT_MIN_TEXTURE = 3.0
+#: Default normalised median test threshold (Westerweel & Scarano 2005).
+DEFAULT_MEDIAN_TEST = 3.0
+
+#: Extra rows/columns read around a block (reference) and its search windows (secondary)
+#: so the quintic-spline prefilter's boundary effect (decaying as 0.431**distance) is
+#: negligible where sampled: results do not depend on the block layout.
+SPLINE_MARGIN = 16
+#: Order of the B-spline that models the secondary (quintic: its interpolation bias, which
+#: depends on the fractional shift and causes pixel-locking, is far below the cubic's).
+SPLINE_ORDER = 5
+#: Blocks computed at once (numpy/scipy release the GIL), and FFT threads per block.
+THREADS = max(1, min(2, os.cpu_count() or 1))
+FFT_WORKERS = max(1, (os.cpu_count() or 1) // THREADS)
+
+
+@dataclass
+class CorrelationResult:
+    """Offsets on the chip grid: float32 arrays, NaN where ``valid`` is False.
+
+    dx: column offset in reference pixels (+ right); dy: row offset (+ down);
+    peak: ZNCC at the matched position (-1..1); valid: bool.
+    Quality (NaN where invalid): snr = peak / mean |ZNCC| over the search
+    surface; peak_ratio = best / second-best ZNCC peak (more than 2 px away,
+    capped at 100); sigma = 1-sigma uncertainty of the offset vector in px,
+    sqrt(sx^2 + sy^2) with s^2 = 2 (1 - peak) / (n * curvature) per axis
+    (n chip pixels, curvature of the ZNCC peak per px^2); fb_residual =
+    |forward + backward offset| in px (None unless forward-backward is on).
+    """
+
+    dx: np.ndarray
+    dy: np.ndarray
+    peak: np.ndarray
+    valid: np.ndarray
+    snr: Optional[np.ndarray] = None
+    peak_ratio: Optional[np.ndarray] = None
+    sigma: Optional[np.ndarray] = None
+    fb_residual: Optional[np.ndarray] = None
+
+    def arrays(self) -> dict:
+        """The fields that are set, by name."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+    @classmethod
+    def empty(cls, shape: Tuple[int, int], forward_backward: bool) -> "CorrelationResult":
+        """All cells invalid (NaN bands), with the forward-backward band when asked for."""
+        def nan() -> np.ndarray:
+            return np.full(shape, np.nan, np.float32)
+
+        return cls(nan(), nan(), nan(), np.zeros(shape, bool), nan(), nan(), nan(),
+                   nan() if forward_backward else None)
+
+    def blank_invalid(self) -> None:
+        """Set every float band to NaN where ``valid`` is False."""
+        for name, values in self.arrays().items():
+            if name != "valid":
+                values[~self.valid] = np.nan
+
+    def row(self, index: int) -> "CorrelationResult":
+        """A copy of one row of cells (as a 1-row grid)."""
+        return CorrelationResult(**{name: values[index:index + 1].copy()
+                                    for name, values in self.arrays().items()})
+
+    @staticmethod
+    def side_by_side(parts: Sequence["CorrelationResult"]) -> "CorrelationResult":
+        """Blocks of the same rows joined along the columns."""
+        if len(parts) == 1:
+            return parts[0]
+        return CorrelationResult(**{name: np.concatenate([getattr(part, name) for part in parts], axis=1)
+                                    for name in parts[0].arrays()})
+
+
+@dataclass(frozen=True)
+class Params:
+    """Checked correlation parameters (px); ``noise`` is the reference noise (image units)."""
+
+    chip: int
+    search: int
+    step: int
+    subpixel: str
+    prefilter: str = "none"
+    prefilter_size: float = 0.0
+    min_texture: float = 0.0
+    median_test: float = 0.0
+    forward_backward: float = 0.0
+    noise: float = 0.0
+    smoothing: float = 0.0
+    #: Largest |a-priori search centre| (px) of a block: widens the secondary halo.
+    apriori_halo: int = 0
+
+    @property
+    def filter_margin(self) -> int:
+        """Pixels read around a block so smoothing and the pre-filter are exact inside it."""
+        smoothing = int(np.ceil(4.0 * self.smoothing)) + 1 if self.smoothing > 0 else 0
+        return prefilter_margin(self.prefilter, self.prefilter_size) + smoothing
+
+    @property
+    def window(self) -> int:
+        """Side of the search window in pixels."""
+        return self.chip + 2 * self.search
+
+    @property
+    def halo(self) -> int:
+        """Secondary pixels read on each side of a block's reference pixels."""
+        return self.search + self.apriori_halo + SPLINE_MARGIN
+
+
+def check_parameters(chip_size: int, search_range: int, step: int, subpixel: str, prefilter: str = "none",
+                     prefilter_size: float = 0.0, min_texture: float = 0.0, median_test: float = 0.0,
+                     forward_backward: float = 0.0, smoothing: float = 0.0) -> Params:
+    """The parameters as :class:`Params`, or a UserInputError saying which one is wrong and why."""
+    if int(chip_size) != chip_size or chip_size < 8:
+        raise UserInputError(f"Chip size must be a whole number of pixels >= 8; got {chip_size}.")
+    if int(search_range) != search_range or search_range < 1:
+        raise UserInputError(f"Search range must be a whole number of pixels >= 1; got {search_range}.")
+    if int(step) != step or step < 1:
+        raise UserInputError(f"Step must be a whole number of pixels >= 1; got {step}.")
+    SUBPIXEL_METHODS.check(subpixel, "sub-pixel method")
+    size = check_prefilter(prefilter, prefilter_size)
+    for name, value in (("minimum texture", min_texture), ("median test threshold", median_test),
+                        ("forward-backward threshold", forward_backward), ("smoothing sigma", smoothing)):
+        if value is None or not np.isfinite(value) or value < 0:
+            raise UserInputError(f"The {name} must be >= 0 (0 = off); got {value}.")
+    return Params(int(chip_size), int(search_range), int(step), subpixel, prefilter, size,
+                  float(min_texture), float(median_test), float(forward_backward), 0.0, float(smoothing))
+
+
+def check_pyramid_levels(levels: int) -> int:
+    """The number of coarse-to-fine pyramid levels as an int (0 = off)."""
+    if levels is None or int(levels) != levels or levels < 0:
+        raise UserInputError(f"The number of pyramid levels must be a whole number >= 0; got {levels}.")
+    return int(levels)
+
+
+def grid_shape(height: int, width: int, params: Params) -> Tuple[int, int]:
+    """(rows, columns) of the chip grid over a height x width image."""
+    if height < params.chip or width < params.chip:
+        raise UserInputError(
+            f"The image area ({width} x {height} px) is smaller than one chip ({params.chip} px). "
+            "Use a smaller chip size or larger images.")
+    return (height - params.chip) // params.step + 1, (width - params.chip) // params.step + 1
