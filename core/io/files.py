@@ -73,14 +73,31 @@ def sidecar_paths(path: str) -> List[str]:
 
 
 def pid_alive(pid: int) -> bool:
-    """True when a process with this id runs on this host."""
+    """True when a process with this id runs on this host (never signals it)."""
+    if os.name == "nt":
+        return _windows_pid_alive(pid)
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # signal 0: existence check only (on Windows os.kill would terminate it)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
     return True
+
+
+def _windows_pid_alive(pid: int) -> bool:
+    import ctypes
+
+    query_limited_information, still_active, access_denied = 0x1000, 259, 5
+    kernel32 = ctypes.windll.kernel32
+    handle = kernel32.OpenProcess(query_limited_information, False, int(pid))
+    if not handle:
+        return ctypes.GetLastError() == access_denied  # it exists, but belongs to someone else
+    try:
+        code = ctypes.c_ulong()
+        return not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)) or code.value == still_active
+    finally:
+        kernel32.CloseHandle(handle)
 
 
 def is_stale_temporary(name: str) -> bool:
@@ -282,8 +299,8 @@ def check_free_space(folder: str, needed_bytes: int, compressed: bool, path: str
 
 
 def fsync_file(path: str) -> None:
-    """Flush a file (or a folder's entries) to the disk."""
-    fd = os.open(path, os.O_RDONLY)
+    """Flush a file (or, on POSIX, a folder's entries) to the disk."""
+    fd = os.open(path, os.O_RDWR if os.name == "nt" else os.O_RDONLY)  # Windows commits writable handles only
     try:
         os.fsync(fd)
     finally:
