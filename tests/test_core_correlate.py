@@ -16,7 +16,8 @@ from rasterio.crs import CRS
 from scipy import ndimage
 
 import core.offsets.engine.blocks as blocks_module
-from core.offsets.correlate import QUALITY_DESCRIPTIONS, CorrelationResult, correlate_arrays, correlate_files
+from core.offsets.correlate import (DIAGNOSTIC_DESCRIPTIONS, QUALITY_DESCRIPTIONS, CorrelationResult, correlate_arrays,
+                                   correlate_files)
 from core.offsets.disparity import BASE_DESCRIPTIONS, grid_transform
 from core.offsets.engine.params import Params
 from core.offsets.engine.subpixel import sample_translated
@@ -141,10 +142,11 @@ def test_grid_shape_and_chip_placement():
     assert result.dx.shape == ((height - 32) // 5 + 1, (width - 32) // 5 + 1)
     assert result.dx.dtype == np.float32 and result.valid.dtype == bool
     # the chip of cell (i, j) covers rows 5i..5i+31, cols 5j..5j+31: one invalid reference
-    # pixel at (100, 70) must invalidate exactly cells i = 14..20, j = 8..14
+    # pixel at (100, 70) must invalidate exactly cells i = 14..20, j = 8..14 (without masked
+    # correlation, min_valid_fraction=1: chips touching nodata are invalid)
     ref_valid = np.ones(ref.shape, bool)
     ref_valid[100, 70] = False
-    result = correlate_arrays(ref, sec, 32, 4, 5, ref_valid=ref_valid)
+    result = correlate_arrays(ref, sec, 32, 4, 5, ref_valid=ref_valid, min_valid_fraction=1.0)
     assert not result.valid[14:21, 8:15].any()
     assert np.isnan(result.dx[14:21, 8:15]).all() and np.isnan(result.peak[14:21, 8:15]).all()
     assert result.valid[13, 8:15].all() and result.valid[21, 8:15].all()
@@ -190,7 +192,8 @@ def test_nodata_regions_are_invalid_and_the_rest_is_accurate():
     sec_valid[150:300, 100:250] = False  # a nodata hole in the secondary
     ref = ref.copy()
     ref[20:120, 200:300] = np.nan  # and one in the reference (NaN = invalid for floats)
-    result = correlate_arrays(ref, sec, CHIP, SEARCH, STEP, sec_valid=sec_valid)
+    # without masked correlation (min_valid_fraction=1): chips touching nodata are invalid
+    result = correlate_arrays(ref, sec, CHIP, SEARCH, STEP, sec_valid=sec_valid, min_valid_fraction=1.0)
 
     centre_rows = np.arange(result.dx.shape[0]) * STEP
     centre_cols = np.arange(result.dx.shape[1]) * STEP
@@ -256,14 +259,14 @@ def test_file_output_format_and_geometry(shifted_files, tmp_path):
     assert percents[-1] == 100.0
     assert _folder_files(tmp_path / "out") == ["disp.qml", "disp.tif"]  # the style sidecar comes with the raster
     with rasterio.open(out) as ds:
-        assert ds.count == 7 and ds.dtypes == ("float32",) * 7
+        assert ds.count == 9 and ds.dtypes == ("float32",) * 9
         assert ds.transform == grid_transform(transform, 0, 0, CHIP, STEP)
         assert ds.crs == CRS_UTM
-        assert ds.descriptions == BASE_DESCRIPTIONS + QUALITY_DESCRIPTIONS
+        assert ds.descriptions == BASE_DESCRIPTIONS + QUALITY_DESCRIPTIONS + DIAGNOSTIC_DESCRIPTIONS
         assert np.isnan(ds.nodata)
         assert (ds.height, ds.width) == ((shape[0] - CHIP) // STEP + 1, (shape[1] - CHIP) // STEP + 1)
         tags = ds.tags()
-        dx, dy, valid, peak, snr, ratio, sigma = ds.read()
+        dx, dy, valid, peak, snr, ratio, sigma, reason, chip = ds.read()
     assert tags["SM_STEP"] == "8" and tags["SM_CHIP_SIZE"] == "32"
     assert tags["SM_SEARCH_RANGE"] == "8" and tags["SM_SUBPIXEL"] == "lk"
     assert tags["SM_REF_ID"] == "20200101_abc" and tags["SM_DT_DAYS"] == "12.5"
@@ -272,6 +275,7 @@ def test_file_output_format_and_geometry(shifted_files, tmp_path):
     assert np.isnan(dx[invalid]).all() and np.isnan(dy[invalid]).all() and np.isnan(peak[invalid]).all()
     assert np.isnan(snr[invalid]).all() and np.isnan(sigma[invalid]).all()
     assert np.isfinite(snr[~invalid]).all() and (ratio[~invalid] >= 1).all() and (sigma[~invalid] < 0.2).all()
+    assert (reason[~invalid] == 0).all() and (reason[invalid] > 0).all() and (chip[~invalid] == CHIP).all()
     assert np.isfinite(dx[~invalid]).all() and np.isfinite(peak[~invalid]).all()
     inner = _interior(valid) == 1
     assert inner.mean() > 0.9
@@ -319,7 +323,7 @@ def test_declared_nodata_in_the_secondary_file_is_invalid(shifted_files, tmp_pat
     sec[:, 200:] = 0  # Planet-style nodata, declared in the file
     sec_path = _write(tmp_path / "sec_nodata.tif", sec, transform, nodata=0)
     out = correlate_files(ref_path, sec_path, str(tmp_path / "disp.tif"), CHIP, SEARCH, STEP,
-                          subpixel="gaussian")
+                          subpixel="gaussian", min_valid_fraction=1.0)  # chips touching nodata: invalid
     with rasterio.open(out) as ds:
         valid = ds.read(3) == 1
     first_cols = np.arange(valid.shape[1]) * STEP

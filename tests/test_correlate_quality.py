@@ -19,7 +19,7 @@ from scipy import ndimage
 
 from core.offsets.correlate import correlate_arrays, correlate_files, estimate_noise, normalised_median_test
 from core.offsets.engine.sources import ArraySource
-from core.offsets.disparity import FB_RESIDUAL, PEAK_RATIO, SNR, UNCERTAINTY
+from core.offsets.disparity import CHIP_SIZE, FB_RESIDUAL, PEAK_RATIO, REASON, SNR, UNCERTAINTY
 from core.offsets.prefilters import apply_prefilter, check_prefilter, prefilter_margin
 from core.errors import UserInputError
 from core.offsets.batch import correlate_pair_table
@@ -303,7 +303,7 @@ def test_polygon_mask_and_quality_bands_in_the_file(tmp_path):
     out = correlate_files(ref_path, sec_path, str(tmp_path / "d.tif"), CHIP, SEARCH, STEP,
                           forward_backward=1.0, mask_geometries=[square])
     with rasterio.open(out) as ds:
-        assert ds.descriptions[4:] == (SNR, PEAK_RATIO, UNCERTAINTY, FB_RESIDUAL)
+        assert ds.descriptions[4:] == (SNR, PEAK_RATIO, UNCERTAINTY, FB_RESIDUAL, REASON, CHIP_SIZE)
         valid = ds.read(3) == 1
         sigma = ds.read(7)
     centre_cols = 16 + STEP * np.arange(valid.shape[1])

@@ -33,22 +33,26 @@ from rasterio.windows import Window
 from ..errors import UserInputError
 from ..io import RasterWriter, open_raster, require_crs, require_single_band
 from .apriori import OffsetField, apriori_field, block_apriori
-from .disparity import (BASE_DESCRIPTIONS, DISPARITY_STYLE, FB_RESIDUAL, NO_MATCH_HINT, PEAK_RATIO, SNR,
-                        TAG_DT_DAYS, UNCERTAINTY, disparity_tags)
+from .disparity import (BASE_DESCRIPTIONS, CHIP_SIZE, DISPARITY_STYLE, FB_RESIDUAL, NO_MATCH_HINT, PEAK_RATIO,
+                        REASON, SNR, TAG_DT_DAYS, UNCERTAINTY, disparity_tags)
 from .engine.blocks import correlate_into_result, run_blocks
 from .engine.frame import PairFrame, geometry_cell_mask, pair_frame
-from .engine.params import (DEFAULT_MEDIAN_TEST, DEFAULT_MIN_TEXTURE, DEFAULT_SMOOTHING, SUBPIXEL_METHODS,
+from .engine.params import (DEFAULT_CHIP_LADDER, DEFAULT_COHERENCE, DEFAULT_MEDIAN_TEST, DEFAULT_MIN_PEAK_RATIO,
+                            DEFAULT_MIN_TEXTURE, DEFAULT_MIN_VALID_FRACTION, DEFAULT_SMOOTHING, SUBPIXEL_METHODS,
                             CorrelationResult, Params, check_parameters, check_pyramid_levels, grid_shape)
 from .engine.pyramid import COARSE_PROGRESS_SHARE, PYRAMID_REFINE_SEARCH, coarse_to_fine, progress_range
 from .engine.quality import estimate_noise, normalised_median_test, with_noise
 from .engine.sources import ArraySource, PixelSource, RasterSource
 
 __all__ = ["correlate_arrays", "correlate_files", "CorrelationResult", "QUALITY_DESCRIPTIONS", "SUBPIXEL_METHODS",
-           "DEFAULT_SMOOTHING", "DEFAULT_MIN_TEXTURE", "DEFAULT_MEDIAN_TEST", "estimate_noise",
+           "DEFAULT_SMOOTHING", "DEFAULT_MIN_TEXTURE", "DEFAULT_MEDIAN_TEST", "DEFAULT_MIN_VALID_FRACTION",
+           "DEFAULT_CHIP_LADDER", "DEFAULT_COHERENCE", "DEFAULT_MIN_PEAK_RATIO", "estimate_noise",
            "normalised_median_test"]
 
 #: Quality bands after the four base bands (forward-backward only when requested).
 QUALITY_DESCRIPTIONS = (SNR, PEAK_RATIO, UNCERTAINTY)
+#: Bands after the quality bands (and the forward-backward band): why a cell is invalid, the chip used.
+DIAGNOSTIC_DESCRIPTIONS = (REASON, CHIP_SIZE)
 
 _OPTIONS_DOC = """
     Options (defaults suit PlanetScope landslides): ``prefilter`` one of
@@ -62,7 +66,18 @@ _OPTIONS_DOC = """
     |forward + backward| exceeds it (px); ``smoothing``: Gaussian sigma (px)
     applied to both images before matching (0 = off): it removes the
     near-Nyquist detail that no interpolator reproduces at fractional shifts,
-    the source of pixel-locking.
+    the source of pixel-locking; ``min_valid_fraction`` (0-1]: chips with nodata
+    (invalid pixels inside the images) are correlated on their valid pixels
+    (masked ZNCC, weighted refinement) when at least this fraction of the chip,
+    and of its overlap with each secondary footprint, is valid (1 = chips
+    touching nodata are invalid); ``chip_ladder``: where a chip fails a per-chip
+    test it is retried with 2x, ... 2**chip_ladder x larger chips on the same
+    centre (0 = off); ``coherence``: displacement coherence test tolerance (px,
+    0 = off): cells agreeing (|d dx|, |d dy| <= it) with fewer than 8/25 of their
+    valid neighbours within about two chips are invalid (clustered outliers);
+    ``min_peak_ratio``: cells whose best / second-best ZNCC peak ratio is below
+    it are invalid (0 = off). ``result.reason`` records why each invalid cell
+    was rejected (``core.offsets.disparity.REASONS``).
 """
 
 
@@ -73,7 +88,10 @@ def correlate_arrays(ref: np.ndarray, sec: np.ndarray, chip_size: int, search_ra
                      median_test: float = DEFAULT_MEDIAN_TEST, forward_backward: float = 0.0,
                      cell_mask: Optional[np.ndarray] = None,
                      smoothing: float = DEFAULT_SMOOTHING,
-                     apriori_offsets: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> CorrelationResult:
+                     apriori_offsets: Optional[Tuple[np.ndarray, np.ndarray]] = None,
+                     min_valid_fraction: float = DEFAULT_MIN_VALID_FRACTION,
+                     chip_ladder: int = DEFAULT_CHIP_LADDER, coherence: float = DEFAULT_COHERENCE,
+                     min_peak_ratio: float = DEFAULT_MIN_PEAK_RATIO) -> CorrelationResult:
     """Correlate two co-registered 2-D images (same shape, same pixel grid).
 
     Cell (i, j) covers ``ref[i*step : i*step+chip, j*step : j*step+chip]``;
@@ -86,7 +104,8 @@ def correlate_arrays(ref: np.ndarray, sec: np.ndarray, chip_size: int, search_ra
     (see the module docstring).
     """
     params = check_parameters(chip_size, search_range, step, subpixel, prefilter, prefilter_size,
-                              min_texture, median_test, forward_backward, smoothing)
+                              min_texture, median_test, forward_backward, smoothing, min_valid_fraction,
+                              chip_ladder, coherence, min_peak_ratio)
     ref = np.asarray(ref)
     sec = np.asarray(sec)
     if ref.ndim != 2 or ref.shape != sec.shape:
@@ -122,15 +141,18 @@ def correlate_files(ref_path: str, sec_path: str, out_path: str, chip_size: int 
                     min_texture: float = DEFAULT_MIN_TEXTURE, median_test: float = DEFAULT_MEDIAN_TEST,
                     forward_backward: float = 0.0, mask_geometries: Optional[Sequence[dict]] = None,
                     smoothing: float = DEFAULT_SMOOTHING, apriori=None, apriori_units: str = "pixels",
-                    apriori_dt_days: Optional[float] = None, pyramid_levels: int = 0) -> str:
+                    apriori_dt_days: Optional[float] = None, pyramid_levels: int = 0,
+                    min_valid_fraction: float = DEFAULT_MIN_VALID_FRACTION, chip_ladder: int = DEFAULT_CHIP_LADDER,
+                    coherence: float = DEFAULT_COHERENCE, min_peak_ratio: float = DEFAULT_MIN_PEAK_RATIO) -> str:
     """Correlate two single-band rasters on a common pixel grid into a disparity GeoTIFF.
 
     The rasters must share CRS and pixel size and be aligned to whole pixels;
     with different extents their overlap is used. The output (REFERENCE §5.1)
     has bands dx, dy (reference px, + right / + down), valid (1/0) and peak
     ZNCC, then the quality bands SNR, peak ratio, uncertainty (px) and, with
-    ``forward_backward``, the forward-backward residual (px); NaN where
-    invalid; on ``grid_transform(ref.transform, col0, row0, chip_size,
+    ``forward_backward``, the forward-backward residual (px), NaN where
+    invalid; then the rejection reason (code, 0 = valid, see
+    ``core.offsets.disparity.REASONS``) and the chip size used (px, NaN where invalid); on ``grid_transform(ref.transform, col0, row0, chip_size,
     step)`` where (col0, row0) is the overlap's first reference pixel.
     ``mask_geometries`` (GeoJSON geometries in the reference CRS) limits the
     output to cells whose chip centre lies inside them; blocks without any
@@ -148,7 +170,8 @@ def correlate_files(ref_path: str, sec_path: str, out_path: str, chip_size: int 
     (a-priori + measured).
     """
     params = check_parameters(chip_size, search_range, step, subpixel, prefilter, prefilter_size,
-                              min_texture, median_test, forward_backward, smoothing)
+                              min_texture, median_test, forward_backward, smoothing, min_valid_fraction,
+                              chip_ladder, coherence, min_peak_ratio)
     levels = check_pyramid_levels(pyramid_levels)
     full = replace(params, search=PYRAMID_REFINE_SEARCH) if levels else params
     out_tags = dict(tags or {})
@@ -166,7 +189,7 @@ def correlate_files(ref_path: str, sec_path: str, out_path: str, chip_size: int 
         level_progress = progress
         if levels:
             out_tags.update(SM_PYRAMID_LEVELS=str(levels), SM_PYRAMID_TOP_SEARCH_RANGE=str(search_range))
-            coarse = replace(params, subpixel="gaussian", forward_backward=0.0)
+            coarse = replace(params, subpixel="gaussian", forward_backward=0.0, chip_ladder=0)
             solve = functools.partial(_solve_level, params=coarse, mask_geometries=mask_geometries)
             field = coarse_to_fine(ref, sec, solve, levels, search_range, field,
                                    os.path.dirname(os.path.abspath(out_path)), progress, is_canceled)
@@ -217,7 +240,9 @@ def _write_disparity(frame: PairFrame, params: Params, out_path: str, tags: dict
                               subpixel=params.subpixel, prefilter=params.prefilter,
                               prefilter_size=params.prefilter_size, min_texture=params.min_texture,
                               median_test=params.median_test, forward_backward=params.forward_backward,
-                              smoothing=params.smoothing, noise_dn=f"{params.noise:.6g}")
+                              smoothing=params.smoothing, noise_dn=f"{params.noise:.6g}",
+                              min_valid_fraction=params.min_valid_fraction, chip_ladder=params.chip_ladder,
+                              coherence=params.coherence, min_peak_ratio=params.min_peak_ratio)
     out_tags.update({str(key): str(value) for key, value in tags.items() if value is not None})
     with RasterWriter(out_path, frame.grid, _descriptions(params), tags=out_tags, style=DISPARITY_STYLE,
                       require_valid=NO_MATCH_HINT) as out:
@@ -233,7 +258,7 @@ def _write_disparity(frame: PairFrame, params: Params, out_path: str, tags: dict
 
 def _descriptions(params: Params) -> Tuple[str, ...]:
     extra = (FB_RESIDUAL,) if params.forward_backward > 0 else ()
-    return BASE_DESCRIPTIONS + QUALITY_DESCRIPTIONS + extra
+    return BASE_DESCRIPTIONS + QUALITY_DESCRIPTIONS + extra + DIAGNOSTIC_DESCRIPTIONS
 
 
 def _output_bands(block: CorrelationResult, params: Params):
@@ -241,4 +266,5 @@ def _output_bands(block: CorrelationResult, params: Params):
              block.sigma]
     if params.forward_backward > 0:
         bands.append(block.fb_residual)
+    bands += [block.reason.astype(np.float32), block.chip_size]
     return bands

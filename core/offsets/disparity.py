@@ -10,7 +10,8 @@ band   content
 2      dy: row offset in reference pixels, + down (south on north-up grids)
 3      valid mask, 1 = valid, 0 = invalid (dx, dy are NaN where 0)
 4      peak zero-normalised cross-correlation (ZNCC), -1..1
-5+     further quality bands, found by their description
+5+     further quality bands, found by their description (the rejection
+       reason band holds a code, see ``REASONS``, where the others are NaN)
 =====  ==================================================================
 
 The grid may be the reference grid subsampled by ``step`` (tag
@@ -41,6 +42,29 @@ SNR = "SNR (peak / mean |ZNCC|)"
 PEAK_RATIO = "peak ratio (best / second-best ZNCC peak)"
 UNCERTAINTY = "uncertainty (px, 1 sigma)"
 FB_RESIDUAL = "forward-backward residual (px)"
+
+#: Why a cell is invalid: the codes of the "rejection reason" band (0 = valid). A cell gets the code
+#: of the first test it fails, in this order (the per-chip tests of its base chip, then the strip tests).
+REASON_VALID = 0
+REASON_NO_DATA = 1          # the chip, or every position of its search range, has no usable pixel
+REASON_FEW_VALID = 2        # fewer valid pixels in the chip than MIN_VALID_FRACTION
+REASON_LOW_TEXTURE = 3      # chip standard deviation below MIN_TEXTURE x noise, or a flat template
+REASON_SEARCH_EDGE = 4      # best integer peak on the edge of the search range
+REASON_LOW_PEAK_RATIO = 5   # peak ratio below MIN_PEAK_RATIO
+REASON_REFINEMENT = 6       # sub-pixel refinement failed: no peak fit, diverged, singular, not converged
+REASON_MEDIAN_TEST = 7      # normalised median test against the 8 neighbours
+REASON_COHERENCE_TEST = 8   # displacement coherence test against the neighbourhood
+REASON_FORWARD_BACKWARD = 9  # forward-backward residual above FORWARD_BACKWARD
+REASON_MASKED = 10          # outside the mask polygons (not computed)
+#: (code, meaning), in code order: the one list the band description and the help text are made from.
+REASONS = ((REASON_VALID, "valid"), (REASON_NO_DATA, "no data"), (REASON_FEW_VALID, "too few valid pixels"),
+           (REASON_LOW_TEXTURE, "low texture"), (REASON_SEARCH_EDGE, "peak on search edge"),
+           (REASON_LOW_PEAK_RATIO, "low peak ratio"), (REASON_REFINEMENT, "refinement failed"),
+           (REASON_MEDIAN_TEST, "median test"), (REASON_COHERENCE_TEST, "coherence test"),
+           (REASON_FORWARD_BACKWARD, "forward-backward"), (REASON_MASKED, "outside mask"))
+REASON = "rejection reason (" + ", ".join(f"{code} {meaning}" for code, meaning in REASONS) + ")"
+#: Chip size (px) that gave a valid cell: the base chip or one of the fallback ladder's larger chips.
+CHIP_SIZE = "chip size (px)"
 
 #: Sidecar style of disparity rasters (dx view; the dy view is ``disparity_dy``).
 DISPARITY_STYLE = "disparity_dx"

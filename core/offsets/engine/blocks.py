@@ -6,23 +6,28 @@ threads (numpy, scipy and OpenCV release the GIL), so memory stays bounded (a
 few hundred MB whatever the image size); the block layout changes only the
 float32 rounding of the correlation products (< 1e-4 px). Reading and the
 sink stay in the calling thread; finished blocks are joined into full-width
-strips of cells, which get the normalised median test with one row of context
-above and below. Block a-priori callables give (dx, dy) px per cell.
+strips of cells, which get the outlier tests — the normalised median test (one
+row of context above and below) and the displacement coherence test (about two
+chips of context) — each recording its rejection code. Each block is read with
+the margin of the fallback chip ladder (:mod:`.ladder`) and the nodata mask
+(invalid pixels inside the images) for masked ZNCC. Block a-priori callables
+give (dx, dy) px per cell.
 """
 from __future__ import annotations
 
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Callable, Iterator, List, Optional, Tuple
+from typing import Callable, Deque, Iterator, List, Optional, Tuple
 
 import numpy as np
 
 from ...errors import check_canceled
+from ..disparity import REASON_COHERENCE_TEST, REASON_MEDIAN_TEST
 from ..sweep import integer_engine
+from .ladder import BlockPixels, compute_cells, ladder_margin
 from .params import SPLINE_MARGIN, THREADS, CorrelationResult, Params
-from .pipeline import compute_block
-from .quality import normalised_median_test
+from .quality import coherence_geometry, displacement_coherence_test, normalised_median_test
 from .sources import PixelSource
 
 #: Working-memory budget of one block of chips (bytes); the block size follows from it.
@@ -97,7 +102,7 @@ def run_blocks(ref_source: PixelSource, sec_source: PixelSource, n_rows: int, n_
     chips = min(_chips_per_block(params, sweep), max(64, -(-n_rows * n_cols // THREADS)))
     min_rows = min(params.chip // params.step, int(np.sqrt(chips))) if dense else 1
     blocks = list(_blocks(n_rows, n_cols, chips, min_rows))
-    strips = _StripAssembler(n_rows, n_cols, params.median_test, sink)
+    strips = _StripAssembler(n_rows, n_cols, params, sink)
     pending: deque = deque()
     done = 0
     with ThreadPoolExecutor(THREADS) as pool:
@@ -110,7 +115,7 @@ def run_blocks(ref_source: PixelSource, sec_source: PixelSource, n_rows: int, n_
                 else:
                     centres, block_params = _block_centres(apriori, rows, cols, params)
                     data = _read_block(ref_source, sec_source, rows, cols, block_params)
-                    pending.append((rows, cols, pool.submit(compute_block, *data, block_params, mask, centres)))
+                    pending.append((rows, cols, pool.submit(compute_cells, data, block_params, mask, centres)))
                 while pending and (len(pending) >= THREADS or index == len(blocks) - 1):
                     rows_done, cols_done, future = pending.popleft()
                     shape = (rows_done.stop - rows_done.start, cols_done.stop - cols_done.start)
@@ -139,33 +144,47 @@ def _block_centres(apriori: Optional[BlockApriori], rows: slice, cols: slice, pa
     return centres, replace(params, apriori_halo=reach)
 
 
-def _read_block(ref_source: PixelSource, sec_source: PixelSource, rows: slice, cols: slice, params: Params):
+def _read_block(ref_source: PixelSource, sec_source: PixelSource, rows: slice, cols: slice,
+                params: Params) -> BlockPixels:
     """Reference with ``SPLINE_MARGIN`` (the search halo with forward-backward) and the
-    secondary with the search halo, plus the pre-filter margin, around a block of cells."""
+    secondary with the search halo, plus the pre-filter margin and the chip ladder's margin,
+    around a block of cells; with masking (``min_valid_fraction`` < 1) also their nodata."""
     row0, col0 = rows.start * params.step, cols.start * params.step
     row1 = (rows.stop - 1) * params.step + params.chip
     col1 = (cols.stop - 1) * params.step + params.chip
-    m = params.filter_margin
+    m = params.filter_margin + ladder_margin(params)
     g = (params.halo if params.forward_backward > 0 else SPLINE_MARGIN) + m
     h = params.halo + m
-    ref, ref_valid = ref_source.read(row0 - g, row1 + g, col0 - g, col1 + g)
-    sec, sec_valid = sec_source.read(row0 - h, row1 + h, col0 - h, col1 + h)
-    return ref, ref_valid, sec, sec_valid
+    ref_window = (row0 - g, row1 + g, col0 - g, col1 + g)
+    sec_window = (row0 - h, row1 + h, col0 - h, col1 + h)
+    ref, ref_valid = ref_source.read(*ref_window)
+    sec, sec_valid = sec_source.read(*sec_window)
+    ref_nodata = sec_nodata = None
+    if params.min_valid_fraction < 1:
+        ref_nodata = ref_source.inside(*ref_window) & ~ref_valid
+        sec_nodata = sec_source.inside(*sec_window) & ~sec_valid
+    return BlockPixels(ref, ref_valid, ref_nodata, sec, sec_valid, sec_nodata)
 
 
 class _StripAssembler:
-    """Joins blocks into full-width strips of cells, applies the normalised median
-    test with one row of context from the strips above and below, and hands
-    each strip to ``sink`` one strip late (the test needs the next strip's first row)."""
+    """Joins blocks into full-width strips of cells, applies the outlier tests of ``params`` —
+    the normalised median test (``median_test``, 8 neighbours) and the displacement coherence test
+    (``coherence``, :func:`quality.coherence_geometry` neighbourhood) — with the rows of context
+    they need from the strips above and below, and hands each strip to ``sink`` once enough rows
+    below it have arrived. Every cell is tested against unfiltered neighbours; rejected cells get
+    the code of the first test they fail."""
 
-    def __init__(self, n_rows: int, n_cols: int, threshold: float, sink: Sink):
+    def __init__(self, n_rows: int, n_cols: int, params: Params, sink: Sink):
         self.n_cols = n_cols
-        self.threshold = threshold
+        self.median = params.median_test
+        self.coherence = params.coherence
+        self.spacing, self.reach = coherence_geometry(params.chip, params.step)
+        self.context = max(1 if self.median > 0 else 0, self.spacing * self.reach if self.coherence > 0 else 0)
         self.sink = sink
         self.parts: List[CorrelationResult] = []
         self.width = 0
-        self.held: Optional[Tuple[slice, CorrelationResult]] = None
-        self.row_above: Optional[CorrelationResult] = None
+        self.held: Deque[Tuple[slice, CorrelationResult]] = deque()
+        self.above: Optional[CorrelationResult] = None  # up to ``context`` unfiltered rows above ``held``
 
     def add(self, rows: slice, cols: slice, block: CorrelationResult) -> None:
         self.parts.append(block)
@@ -174,27 +193,40 @@ class _StripAssembler:
             return
         strip = CorrelationResult.side_by_side(self.parts)
         self.parts, self.width = [], 0
-        if self.threshold <= 0:
+        if self.context == 0:
             self.sink(rows, slice(0, self.n_cols), strip)
             return
-        if self.held is not None:
-            self._release(strip.row(0))
-        self.held = (rows, strip)
+        self.held.append((rows, strip))
+        self._release(final=False)
 
     def finish(self) -> None:
-        if self.held is not None:
-            self._release(None)
-            self.held = None
+        self._release(final=True)
 
-    def _release(self, row_below: Optional[CorrelationResult]) -> None:
-        rows, strip = self.held
-        last_row = strip.row(strip.dx.shape[0] - 1)
-        context = [r for r in (self.row_above, strip, row_below) if r is not None]
-        dx = np.concatenate([c.dx for c in context])
-        dy = np.concatenate([c.dy for c in context])
-        first = 1 if self.row_above is not None else 0
-        outliers = normalised_median_test(dx, dy, self.threshold)[first:first + strip.dx.shape[0]]
-        self.row_above = last_row  # before filtering: every cell is tested against raw neighbours
-        strip.valid &= ~outliers
-        strip.blank_invalid()
-        self.sink(rows, slice(0, self.n_cols), strip)
+    def _release(self, final: bool) -> None:
+        """Filter and hand over the held strips that have ``context`` rows below them (all when ``final``)."""
+        while self.held:
+            below = sum(strip.dx.shape[0] for _, strip in list(self.held)[1:])
+            if not final and below < self.context:
+                return
+            rows, strip = self.held.popleft()
+            stack = [self.above] if self.above is not None else []
+            stack += [strip] + [later for _, later in self.held]
+            dx = np.concatenate([part.dx for part in stack])
+            dy = np.concatenate([part.dy for part in stack])
+            first = 0 if self.above is None else self.above.dx.shape[0]
+            own = slice(first, first + strip.dx.shape[0])
+            # before filtering: every cell is tested against unfiltered neighbours
+            self.above = _last_rows(CorrelationResult.stacked(
+                [part for part in (self.above, strip) if part is not None]), self.context)
+            if self.median > 0:
+                strip.reject(normalised_median_test(dx, dy, self.median)[own], REASON_MEDIAN_TEST)
+            if self.coherence > 0:
+                strip.reject(displacement_coherence_test(dx, dy, self.coherence, self.spacing, self.reach)[own],
+                             REASON_COHERENCE_TEST)
+            strip.blank_invalid()
+            self.sink(rows, slice(0, self.n_cols), strip)
+
+
+def _last_rows(result: CorrelationResult, count: int) -> CorrelationResult:
+    """A copy of the last ``count`` rows of cells."""
+    return CorrelationResult(**{name: values[-count:].copy() for name, values in result.arrays().items()})

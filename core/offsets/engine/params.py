@@ -13,6 +13,7 @@ import numpy as np
 
 from ...choices import Choices
 from ...errors import UserInputError
+from ..disparity import REASON_MASKED
 from ..prefilters import check_prefilter, prefilter_margin
 
 #: Sub-pixel methods (value, label).
@@ -24,6 +25,18 @@ DEFAULT_SMOOTHING = 0.8
 DEFAULT_MIN_TEXTURE = 3.0
 #: Default normalised median test threshold (Westerweel & Scarano 2005).
 DEFAULT_MEDIAN_TEST = 3.0
+#: Default smallest fraction of valid pixels in a chip (and in its overlap with each secondary
+#: footprint) for it to be correlated on its valid pixels (masked ZNCC); 1 = chips touching nodata are invalid.
+DEFAULT_MIN_VALID_FRACTION = 0.7
+#: Default number of fallback chip sizes (2x, 4x the chip) tried where the chip fails (0 = off).
+DEFAULT_CHIP_LADDER = 0
+#: Default tolerance (px) of the displacement coherence test (0 = off).
+DEFAULT_COHERENCE = 0.0
+#: Default smallest peak ratio (best / second-best ZNCC peak; 0 = off).
+DEFAULT_MIN_PEAK_RATIO = 0.0
+
+#: Largest number of fallback chip sizes (2**MAX_CHIP_LADDER x the chip).
+MAX_CHIP_LADDER = 3
 
 #: Extra rows/columns read around a block (reference) and its search windows (secondary)
 #: so the quintic-spline prefilter's boundary effect (decaying as 0.431**distance) is
@@ -49,6 +62,8 @@ class CorrelationResult:
     sqrt(sx^2 + sy^2) with s^2 = 2 (1 - peak) / (n * curvature) per axis
     (n chip pixels, curvature of the ZNCC peak per px^2); fb_residual =
     |forward + backward offset| in px (None unless forward-backward is on).
+    reason: uint8 rejection code per cell (``core.offsets.disparity.REASONS``, 0 = valid; never
+    blanked); chip_size: the chip (px) that gave the cell (the base chip or a fallback ladder chip).
     """
 
     dx: np.ndarray
@@ -59,30 +74,43 @@ class CorrelationResult:
     peak_ratio: Optional[np.ndarray] = None
     sigma: Optional[np.ndarray] = None
     fb_residual: Optional[np.ndarray] = None
+    reason: Optional[np.ndarray] = None
+    chip_size: Optional[np.ndarray] = None
 
     def arrays(self) -> dict:
         """The fields that are set, by name."""
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
 
     @classmethod
-    def empty(cls, shape: Tuple[int, int], forward_backward: bool) -> "CorrelationResult":
-        """All cells invalid (NaN bands), with the forward-backward band when asked for."""
+    def empty(cls, shape: Tuple[int, int], forward_backward: bool,
+              reason: int = REASON_MASKED) -> "CorrelationResult":
+        """All cells invalid (NaN bands, rejection ``reason``), with the forward-backward band when asked for."""
         def nan() -> np.ndarray:
             return np.full(shape, np.nan, np.float32)
 
         return cls(nan(), nan(), nan(), np.zeros(shape, bool), nan(), nan(), nan(),
-                   nan() if forward_backward else None)
+                   nan() if forward_backward else None, np.full(shape, reason, np.uint8), nan())
 
     def blank_invalid(self) -> None:
         """Set every float band to NaN where ``valid`` is False."""
         for name, values in self.arrays().items():
-            if name != "valid":
+            if name not in ("valid", "reason"):
                 values[~self.valid] = np.nan
 
-    def row(self, index: int) -> "CorrelationResult":
-        """A copy of one row of cells (as a 1-row grid)."""
-        return CorrelationResult(**{name: values[index:index + 1].copy()
-                                    for name, values in self.arrays().items()})
+    def reject(self, cells: np.ndarray, code: int) -> None:
+        """Invalidate ``cells`` (bool, grid shape) that are valid, recording ``code`` as their reason."""
+        cells = cells & self.valid
+        self.valid &= ~cells
+        if self.reason is not None:
+            self.reason[cells] = code
+
+    @staticmethod
+    def stacked(parts: Sequence["CorrelationResult"]) -> "CorrelationResult":
+        """Blocks of the same columns joined along the rows."""
+        if len(parts) == 1:
+            return parts[0]
+        return CorrelationResult(**{name: np.concatenate([getattr(part, name) for part in parts], axis=0)
+                                    for name in parts[0].arrays()})
 
     @staticmethod
     def side_by_side(parts: Sequence["CorrelationResult"]) -> "CorrelationResult":
@@ -110,6 +138,14 @@ class Params:
     smoothing: float = 0.0
     #: Largest |a-priori search centre| (px) of a block: widens the secondary halo.
     apriori_halo: int = 0
+    #: Smallest valid fraction of a chip and of its overlap with a secondary footprint (1 = no nodata).
+    min_valid_fraction: float = 1.0
+    #: Fallback chip sizes tried where the chip fails: 2x, then 4x, ... (0 = off).
+    chip_ladder: int = 0
+    #: Tolerance (px) of the displacement coherence test (0 = off).
+    coherence: float = 0.0
+    #: Smallest peak ratio (0 = off).
+    min_peak_ratio: float = 0.0
 
     @property
     def filter_margin(self) -> int:
@@ -130,7 +166,8 @@ class Params:
 
 def check_parameters(chip_size: int, search_range: int, step: int, subpixel: str, prefilter: str = "none",
                      prefilter_size: float = 0.0, min_texture: float = 0.0, median_test: float = 0.0,
-                     forward_backward: float = 0.0, smoothing: float = 0.0) -> Params:
+                     forward_backward: float = 0.0, smoothing: float = 0.0, min_valid_fraction: float = 1.0,
+                     chip_ladder: int = 0, coherence: float = 0.0, min_peak_ratio: float = 0.0) -> Params:
     """The parameters as :class:`Params`, or a UserInputError saying which one is wrong and why."""
     if int(chip_size) != chip_size or chip_size < 8:
         raise UserInputError(f"Chip size must be a whole number of pixels >= 8; got {chip_size}.")
@@ -144,8 +181,19 @@ def check_parameters(chip_size: int, search_range: int, step: int, subpixel: str
                         ("forward-backward threshold", forward_backward), ("smoothing sigma", smoothing)):
         if value is None or not np.isfinite(value) or value < 0:
             raise UserInputError(f"The {name} must be >= 0 (0 = off); got {value}.")
+    for name, value in (("coherence tolerance", coherence), ("minimum peak ratio", min_peak_ratio)):
+        if value is None or not np.isfinite(value) or value < 0:
+            raise UserInputError(f"The {name} must be >= 0 (0 = off); got {value}.")
+    if min_valid_fraction is None or not 0.0 < min_valid_fraction <= 1.0:
+        raise UserInputError(f"The minimum valid fraction must be in (0, 1] (1 = chips touching nodata are "
+                             f"invalid); got {min_valid_fraction}.")
+    if chip_ladder is None or int(chip_ladder) != chip_ladder or not 0 <= chip_ladder <= MAX_CHIP_LADDER:
+        raise UserInputError(f"The chip ladder must be a whole number from 0 (off) to {MAX_CHIP_LADDER}; "
+                             f"got {chip_ladder}.")
     return Params(int(chip_size), int(search_range), int(step), subpixel, prefilter, size,
-                  float(min_texture), float(median_test), float(forward_backward), 0.0, float(smoothing))
+                  float(min_texture), float(median_test), float(forward_backward), 0.0, float(smoothing),
+                  min_valid_fraction=float(min_valid_fraction), chip_ladder=int(chip_ladder),
+                  coherence=float(coherence), min_peak_ratio=float(min_peak_ratio))
 
 
 def check_pyramid_levels(levels: int) -> int:

@@ -7,6 +7,7 @@ dx + right, dy + down.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Optional, Tuple
 
 import numpy as np
 from scipy import ndimage
@@ -15,6 +16,9 @@ from ..sweep import box_sums
 from .params import DEFAULT_MEDIAN_TEST, Params
 from .sources import PixelSource
 
+#: Share of a noise box's pixels that must be usable (valid with their 8 neighbours): low enough
+#: for scattered nodata (5 % random nodata leaves 63 %), high enough for a stable box mean.
+_NOISE_MIN_USABLE = 0.25
 #: Epsilon of the normalised median test (px): the spread below which residuals count as noise.
 MEDIAN_EPSILON_PX = 0.1
 
@@ -24,7 +28,8 @@ def estimate_noise(source: PixelSource, height: int, width: int, windows_per_sid
     """Noise standard deviation of an image (its units), from up to 36 sample windows.
 
     Immerkaer (1996): sigma = sqrt(pi/2) / 6 * mean |I * N| with N the 3x3
-    Laplacian-difference kernel, on ``box`` x ``box`` boxes of valid pixels;
+    Laplacian-difference kernel, on ``box`` x ``box`` boxes of valid pixels (pixels whose
+    3 x 3 neighbourhood is valid; boxes with at least ``_NOISE_MIN_USABLE`` of them);
     the 10th percentile of the box estimates is returned, so textured areas
     (whose fine detail inflates the estimate) do not count as noise. The
     windows are fixed by the image size, so the value does not depend on the
@@ -46,7 +51,7 @@ def estimate_noise(source: PixelSource, height: int, width: int, windows_per_sid
             cells = (n, step, n, step)
             counts = usable[:n * step, :n * step].reshape(cells).sum(axis=(1, 3))
             totals = np.where(usable, response, 0.0)[:n * step, :n * step].reshape(cells).sum(axis=(1, 3))
-            enough = counts > 0.9 * step * step
+            enough = counts > _NOISE_MIN_USABLE * step * step
             box_means = totals[enough] / counts[enough]
             estimates.extend(box_means[box_means > 0])  # exactly flat (saturated, filled) areas: no noise
     if not estimates:
@@ -82,17 +87,26 @@ def with_noise(params: Params, ref: PixelSource, height: int, width: int) -> Par
     return replace(params, noise=estimate_noise(ref, height, width))
 
 
-def textured(ref: np.ndarray, p: Params) -> np.ndarray:
+def textured(ref: np.ndarray, p: Params, valid: Optional[np.ndarray] = None) -> np.ndarray:
     """Chips (flat, row-major) whose raw reference standard deviation is at least
-    ``min_texture`` x the noise; ``ref`` holds exactly the block's chips."""
+    ``min_texture`` x the noise; ``ref`` holds exactly the block's chips. With ``valid``
+    (bool, like ``ref``) the deviation is that of the chip's valid pixels."""
     n_rows = (ref.shape[0] - p.chip) // p.step + 1
     n_cols = (ref.shape[1] - p.chip) // p.step + 1
     if p.min_texture <= 0 or p.noise <= 0:
         return np.ones(n_rows * n_cols, bool)
-    centred = ref - ref.mean()  # conditions the float64 sums; any constant would do
-    n = p.chip * p.chip
-    sums = box_sums(centred, p.chip)[::p.step, ::p.step][:n_rows, :n_cols]
-    squares = box_sums(centred * centred, p.chip)[::p.step, ::p.step][:n_rows, :n_cols]
+
+    def at_chips(image: np.ndarray) -> np.ndarray:
+        return box_sums(image, p.chip)[::p.step, ::p.step][:n_rows, :n_cols]
+
+    if valid is None:
+        centred = ref - ref.mean()  # conditions the float64 sums; any constant would do
+        n = p.chip * p.chip
+    else:
+        centred = np.where(valid, ref - (ref[valid].mean() if valid.any() else 0.0), 0.0)
+        n = np.maximum(at_chips(valid.astype(np.float64)), 1.0)
+    sums = at_chips(centred)
+    squares = at_chips(centred * centred)
     variance = np.maximum(squares - sums * sums / n, 0.0) / n
     return (np.sqrt(variance) >= p.min_texture * p.noise).ravel()
 
@@ -141,6 +155,53 @@ def normalised_median_test(dx: np.ndarray, dy: np.ndarray, threshold: float = DE
         residual = np.abs(component[enough] - median) / (spread + epsilon)
         outliers[enough] |= residual > threshold
     return outliers
+
+
+#: Share of a cell's valid neighbours that must agree with it in the coherence test (autoRIFT's 8 / 25).
+COHERENCE_MIN_SHARE = 8.0 / 25.0
+
+
+def coherence_geometry(chip: int, step: int) -> Tuple[int, int]:
+    """(spacing, reach) in cells of the coherence test's neighbourhood: neighbours every
+    ``spacing`` cells up to ``reach`` samples away, i.e. about two chips on every side (autoRIFT's
+    NDC window of (5 - 1) x chip/step + 1 cells), sampled so it costs at most 9 x 9 comparisons."""
+    ratio = max(1, int(round(chip / step)))
+    spacing = max(1, ratio // 2)
+    return spacing, max(2, (2 * ratio) // spacing)
+
+
+def displacement_coherence_test(dx: np.ndarray, dy: np.ndarray, tolerance: float, spacing: int = 1,
+                                reach: int = 2, min_share: float = COHERENCE_MIN_SHARE) -> np.ndarray:
+    """Outliers of an offset field by a normalised displacement coherence test (after autoRIFT's NDC
+    filter, Gardner et al. 2018): clustered outliers, not only isolated ones.
+
+    For each finite cell, its finite neighbours at (a * spacing, b * spacing) cells, |a|, |b| <=
+    ``reach`` (not the cell itself), agree when both |dx_nb - dx| and |dy_nb - dy| are at most
+    ``tolerance`` px; the cell is an outlier when fewer than ``min_share`` of them agree (a
+    cluster of wrong matches is removed when it is smaller than that share of its
+    neighbourhood). Unlike NDC the share counts only valid neighbours, so cells at the edge of
+    the valid data (nodata, image edges) keep their chance. Cells without valid neighbours are
+    kept. Returns a bool array.
+    """
+    height, width = dx.shape
+    pad = reach * spacing
+    padded_x = np.pad(dx.astype(np.float64), pad, constant_values=np.nan)
+    padded_y = np.pad(dy.astype(np.float64), pad, constant_values=np.nan)
+    finite = np.isfinite(dx) & np.isfinite(dy)
+    valid = np.zeros(dx.shape, np.int32)
+    agree = np.zeros(dx.shape, np.int32)
+    for a in range(-reach, reach + 1):
+        for b in range(-reach, reach + 1):
+            if a == 0 and b == 0:
+                continue
+            rows = slice(pad + a * spacing, pad + a * spacing + height)
+            cols = slice(pad + b * spacing, pad + b * spacing + width)
+            nb_x, nb_y = padded_x[rows, cols], padded_y[rows, cols]
+            present = np.isfinite(nb_x) & np.isfinite(nb_y)
+            valid += present
+            with np.errstate(invalid="ignore"):
+                agree += present & (np.abs(nb_x - dx) <= tolerance) & (np.abs(nb_y - dy) <= tolerance)
+    return finite & (valid > 0) & (agree < min_share * valid)
 
 
 def _finite_median(values: np.ndarray, counts: np.ndarray) -> np.ndarray:

@@ -43,6 +43,13 @@ class PixelSource:
         framed.row_origin, framed.col_origin = int(row_origin), int(col_origin)
         return framed
 
+    def inside(self, row0: int, row1: int, col0: int, col1: int) -> np.ndarray:
+        """Which pixels [row0, row1) x [col0, col1) of the frame lie inside the image (bool): invalid
+        pixels outside it are never matched, invalid ones inside it (nodata) may be masked out."""
+        rows = np.arange(row0, row1) + self.row_origin
+        cols = np.arange(col0, col1) + self.col_origin
+        return ((rows >= 0) & (rows < self.height))[:, None] & ((cols >= 0) & (cols < self.width))[None, :]
+
     def read(self, row0: int, row1: int, col0: int, col1: int) -> Tuple[np.ndarray, np.ndarray]:
         """Pixels [row0, row1) x [col0, col1) of the frame as (float64 values, valid);
         outside the image = invalid; invalid pixels hold the nearest valid value (see ``pad_to_window``)."""

@@ -14,7 +14,7 @@ images are indexed [row, column].
 """
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 from scipy import ndimage
@@ -77,7 +77,8 @@ def _parabola_vertex(left: np.ndarray, centre: np.ndarray, right: np.ndarray) ->
 
 def refine_lucas_kanade(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray,
                         sec_invalid_sums: np.ndarray, start: np.ndarray, integer_peak: np.ndarray,
-                        ok: np.ndarray, p: Params, n_rows: int, n_cols: int
+                        ok: np.ndarray, p: Params, n_rows: int, n_cols: int,
+                        pixel_weights: Optional[Callable[[np.ndarray, np.ndarray], np.ndarray]] = None
                         ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Inverse-compositional Lucas-Kanade translation with gain and bias.
 
@@ -94,6 +95,10 @@ def refine_lucas_kanade(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray,
     ``_LK_MAX_DEPARTURE_PX`` from the integer peak, it does not converge, or
     the spline support of its final footprint touches invalid pixels.
     Chips are refined ``_LK_CHUNK`` at a time (bounded memory whatever the block size).
+    ``pixel_weights(chips, offsets)`` (optional) gives (len(chips), chip, chip) least-squares
+    weights of the template pixels (0 = ignored: nodata, or a secondary sample whose spline
+    support touches nodata at the starting ``offsets``); with it the caller checks the supports
+    (the final spline-support test is skipped).
     Returns the offsets, the ZNCC at the last sampled position and validity.
     """
     offset = start.astype(np.float64).copy()
@@ -113,10 +118,14 @@ def refine_lucas_kanade(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray,
         first_col = (chips % n_cols) * p.step
         templates = windows_at(reference, p.chip, first_row, first_col)
         gradient_windows = [windows_at(image, p.chip, first_row, first_col) for image in gradients]
-        operator, coupling, template_norm, well_posed = _lk_operators(templates, *gradient_windows)
+        weights = None if pixel_weights is None else pixel_weights(chips, offset[chips])
+        operator, coupling, template_norm, well_posed = _lk_operators(templates, *gradient_windows,
+                                                                      weights=weights)
         ok[chips[~well_posed]] = False
         chips = chips[well_posed]
         state = (operator[well_posed], coupling[well_posed], template_norm[well_posed])
+        if weights is not None:
+            state += (weights.reshape(len(weights), -1)[well_posed],)
         _iterate_lucas_kanade(coefficients, sec_invalid_sums, chips, state, offset, peak, integer_peak, ok,
                               p, n_cols)
     return offset, peak, ok
@@ -139,11 +148,16 @@ def _iterate_lucas_kanade(coefficients: np.ndarray, sec_invalid_sums: np.ndarray
         b = chips[active]
         sampled = sample_translated(coefficients, top[active], left[active], offset[b], p.chip)
         sampled = sampled.reshape(len(active), n)
-        op, coup, norm_t = state
+        op, coup, norm_t = state[:3]
         products = np.einsum("bkn,bn->bk", op, sampled).astype(np.float64)  # q_dx, q_dy, t.s
         q = products[:, :2]
-        total = sampled.sum(axis=1, dtype=np.float64)
-        energy = np.einsum("bn,bn->b", sampled, sampled).astype(np.float64) - total * total / n
+        if len(state) > 3:  # weighted: the ZNCC over the weighted pixels
+            w = state[3]
+            total = np.einsum("bn,bn->b", w, sampled, dtype=np.float64)
+            energy = np.einsum("bn,bn->b", w * sampled, sampled, dtype=np.float64) - total * total / w.sum(axis=1)
+        else:
+            total = sampled.sum(axis=1, dtype=np.float64)
+            energy = np.einsum("bn,bn->b", sampled, sampled).astype(np.float64) - total * total / n
         peak[b] = products[:, 2] / np.sqrt(np.where(energy > 0, energy, np.inf))
         gain = products[:, 2] / norm_t - np.einsum("bk,bk->b", coup, q)
         good = (gain > 0) & np.all(np.isfinite(q), axis=1)
@@ -157,7 +171,8 @@ def _iterate_lucas_kanade(coefficients: np.ndarray, sec_invalid_sums: np.ndarray
             active = active[going]
             state = tuple(array[going] for array in state)
     ok[chips[last_update > _LK_NOT_CONVERGED_PX]] = False
-    ok[chips] &= _spline_support_valid(sec_invalid_sums, top, left, offset[chips], p.chip)
+    if len(state) == 3:
+        ok[chips] &= _spline_support_valid(sec_invalid_sums, top, left, offset[chips], p.chip)
 
 
 def _lk_gradients(ref: np.ndarray, ref_valid: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
@@ -182,8 +197,8 @@ def _lk_gradients(ref: np.ndarray, ref_valid: np.ndarray) -> Tuple[np.ndarray, n
     return grad_x, grad_y
 
 
-def _lk_operators(templates: np.ndarray, grad_x: np.ndarray, grad_y: np.ndarray
-                  ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _lk_operators(templates: np.ndarray, grad_x: np.ndarray, grad_y: np.ndarray,
+                  weights: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per-chip least-squares operators of the LK model, from the (B, chip, chip) templates
     and their x/y gradient windows.
 
@@ -194,8 +209,12 @@ def _lk_operators(templates: np.ndarray, grad_x: np.ndarray, grad_y: np.ndarray
     Hessian is well conditioned. The gradient columns are made orthogonal to
     the template and the constant (Frisch-Waugh-Lovell), which separates the
     translation from gain and bias. Gradients are the exact derivatives of the
-    reference's quintic-spline interpolant at the pixels.
+    reference's quintic-spline interpolant at the pixels. With ``weights`` (B, chip, chip) the
+    least squares are weighted (means and inner products over the weights; the operator rows
+    carry them).
     """
+    if weights is not None:
+        return _weighted_lk_operators(templates, grad_x, grad_y, weights)
     count = len(templates)
     n = templates.shape[1] * templates.shape[2]
     g_x = grad_x.reshape(count, n)
@@ -224,6 +243,40 @@ def _lk_operators(templates: np.ndarray, grad_x: np.ndarray, grad_y: np.ndarray
     operator[:, 1] -= (h_xy / safe).astype(np.float32)[:, None] * o_x
     operator[:, 2] = unit
     coupling = np.stack([along_x, along_y], axis=1).astype(np.float64) / template_norm[:, None]
+    return operator, coupling, template_norm, well_posed
+
+
+def _weighted_lk_operators(templates: np.ndarray, grad_x: np.ndarray, grad_y: np.ndarray, weights: np.ndarray
+                           ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_lk_operators` of weighted least squares (float64): weighted means and inner products."""
+    count = len(templates)
+    w = weights.reshape(count, -1).astype(np.float64)
+    total = np.maximum(w.sum(axis=1, keepdims=True), 1e-12)
+
+    def centred(values: np.ndarray) -> np.ndarray:
+        values = values.reshape(count, -1).astype(np.float64)
+        return values - (w * values).sum(axis=1, keepdims=True) / total
+
+    def dot(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return np.einsum("bn,bn->b", w * x, y)
+
+    t0 = centred(templates)
+    template_norm = np.sqrt(dot(t0, t0))
+    unit = t0 / np.where(template_norm > 0, template_norm, 1.0)[:, None]
+    g_x, g_y = centred(grad_x), centred(grad_y)
+    along_x, along_y = dot(g_x, unit), dot(g_y, unit)
+    o_x = g_x - along_x[:, None] * unit
+    o_y = g_y - along_y[:, None] * unit
+    h_xx, h_yy, h_xy = dot(o_x, o_x), dot(o_y, o_y), dot(o_x, o_y)
+    det = h_yy * h_xx - h_xy ** 2
+    trace = h_yy + h_xx
+    well_posed = (template_norm > 0) & np.isfinite(det) & (det > _SINGULAR_EIGEN_RATIO * trace * trace)
+    safe = np.where(well_posed, det, 1.0)
+    operator = np.empty((count, 3, w.shape[1]), np.float32)
+    operator[:, 0] = w * ((h_yy / safe)[:, None] * o_x - (h_xy / safe)[:, None] * o_y)
+    operator[:, 1] = w * ((h_xx / safe)[:, None] * o_y - (h_xy / safe)[:, None] * o_x)
+    operator[:, 2] = w * unit
+    coupling = np.stack([along_x, along_y], axis=1) / np.where(template_norm > 0, template_norm, 1.0)[:, None]
     return operator, coupling, template_norm, well_posed
 
 
