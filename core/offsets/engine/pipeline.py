@@ -86,8 +86,9 @@ def compute_block(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec_v
     reason = np.zeros(_grid_size(ref.shape, core, p), np.uint8)
     if mask is not None:
         reason[~mask.ravel()] = REASON_MASKED
-    texture_valid = None if ref_nodata is None else _crop(ref_valid, core)
-    _mark(reason, ~textured(_crop(ref, core), p, texture_valid), REASON_LOW_TEXTURE)
+    chips_valid = _crop(ref_valid, core)
+    _mark_templates(reason, chips_valid, None if ref_nodata is None else _crop(ref_nodata, core), p)
+    _mark(reason, ~textured(_crop(ref, core), p, None if ref_nodata is None else chips_valid), REASON_LOW_TEXTURE)
     forward = correlate_block(ref_f[ref_inner], ref_valid[ref_inner], sec_f, sec_valid, p, reason, centres,
                               None if ref_nodata is None else ref_nodata[ref_inner], sec_nodata, sparse)
     if p.forward_backward > 0:
@@ -116,6 +117,29 @@ def _grid_size(shape: Tuple[int, int], margin: int, p: Params) -> int:
 def _mark(reason: np.ndarray, failed: np.ndarray, code: int) -> None:
     """Record ``code`` for the cells that fail a test (bool, flat) and have not failed an earlier one."""
     reason[(reason == REASON_VALID) & failed] = code
+
+
+def _mark_templates(reason: np.ndarray, valid: np.ndarray, nodata: Optional[np.ndarray], p: Params) -> np.ndarray:
+    """Record which chips have no data or too few valid pixels (``valid`` / ``nodata``: the
+    block's chip area, chip (i, j) at ``[i*step:, j*step:]``; ``nodata`` None = no masking: any
+    invalid pixel is too many). Returns the number of invalid pixels per chip (flat)."""
+    n = p.chip * p.chip
+
+    invalid = _chip_sums(~valid, p)
+    if nodata is None:
+        _mark(reason, invalid == n, REASON_NO_DATA)
+        _mark(reason, invalid > 0, REASON_FEW_VALID)
+    else:
+        _mark(reason, (invalid == n) | (_chip_sums(~(valid | nodata), p) > 0), REASON_NO_DATA)
+        _mark(reason, n - invalid < p.min_valid_fraction * n, REASON_FEW_VALID)
+    return invalid
+
+
+def _chip_sums(image: np.ndarray, p: Params) -> np.ndarray:
+    """Sums of ``image`` over each chip of a block's chip area (flat, row-major)."""
+    n_rows = (image.shape[0] - p.chip) // p.step + 1
+    n_cols = (image.shape[1] - p.chip) // p.step + 1
+    return box_sums(image, p.chip)[::p.step, ::p.step][:n_rows, :n_cols].ravel()
 
 
 def _filtered(image: np.ndarray, p: Params, nodata: Optional[np.ndarray] = None) -> np.ndarray:
@@ -159,16 +183,7 @@ def correlate_block(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec
     n = p.chip * p.chip
     reason = np.zeros(count, np.uint8) if reason is None else reason.copy()
 
-    def at_chips(image: np.ndarray) -> np.ndarray:
-        return box_sums(image, p.chip)[::p.step, ::p.step][:n_rows, :n_cols].ravel()
-
-    invalid = at_chips(~ref_valid[inner])
-    if ref_nodata is None:
-        _mark(reason, invalid == n, REASON_NO_DATA)
-        _mark(reason, invalid > 0, REASON_FEW_VALID)
-    else:
-        _mark(reason, (invalid == n) | (at_chips(~(ref_valid | ref_nodata)[inner]) > 0), REASON_NO_DATA)
-        _mark(reason, n - invalid < p.min_valid_fraction * n, REASON_FEW_VALID)
+    invalid = _mark_templates(reason, ref_valid[inner], None if ref_nodata is None else ref_nodata[inner], p)
 
     sec_centred = demeaned(sec, sec_valid)
     sec_invalid_sums = box_sums(~sec_valid, p.chip)
@@ -177,7 +192,7 @@ def correlate_block(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec
     nodata = dirty = None
     if ref_nodata is not None:
         nodata = Nodata(ref_nodata[inner], sec_nodata, int(np.ceil(p.min_valid_fraction * n - 1e-9)))
-        dirty = (invalid > 0) | _window_has_nodata(sec_nodata, p, n_rows, n_cols, centres)
+        dirty = ((invalid > 0) | _window_has_nodata(sec_nodata, p, n_rows, n_cols, centres)) & (reason == 0)
     volume, template_ok, n_excluded = integer_zncc(
         ref[inner], ref_valid[inner], sec_centred, sec_valid, sec_invalid_sums, p, n_rows, n_cols, chips, sweep,
         centres, nodata, None if dirty is None else dirty[chips])

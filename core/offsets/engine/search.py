@@ -37,6 +37,9 @@ from ..peaks import EXCLUDED
 from ..sweep import FLAT_RELATIVE_VARIANCE, box_sums, masked_sweep_volume, sweep_volume
 from .params import FFT_WORKERS, Params
 
+#: Share of a sweep block's chips with nodata above which the masked sweep computes the whole block;
+#: below it the plain sweep does and the chips with nodata are redone by masked per-chip FFT.
+MASKED_SWEEP_SHARE = 0.5
 #: Working memory (bytes) of one batch of masked per-chip FFTs (12 spectra per chip).
 _MASKED_BATCH_BYTES = 64_000_000
 #: Working memory (bytes) of one batch of plain per-chip FFTs (ladder chips can be large).
@@ -76,12 +79,16 @@ def integer_zncc(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec_va
     excluded = (sec_invalid_sums > 0) | (variance_n <= FLAT_RELATIVE_VARIANCE * energy_sec)
     inverse_deviation = 1.0 / np.sqrt(np.where(excluded, 1.0, variance_n))
     if sweep:
-        if dirty is not None and dirty.any():
+        if dirty is not None and dirty.mean() > MASKED_SWEEP_SHARE:
             hard = box_sums(~(sec_valid | nodata.sec), p.chip) > 0
             return masked_sweep_volume(ref, ~nodata.ref & ref_valid, sec, sec_valid, hard, offset, p.chip,
                                        p.search, p.step, n_rows, n_cols, nodata.min_count)
-        return sweep_volume(ref, sec, offset, p.chip, p.search, p.step, n_rows, n_cols, sums,
-                            inverse_deviation, excluded)
+        volume, textured, n_excluded = sweep_volume(ref, sec, offset, p.chip, p.search, p.step, n_rows, n_cols,
+                                                    sums, inverse_deviation, excluded)
+        if dirty is not None and dirty.any():  # the few chips with nodata: masked per-chip FFT
+            _masked_chips(volume, textured, n_excluded, np.flatnonzero(dirty), ref, ref_valid, sec, sec_valid, p,
+                          n_cols, chips, centres, offset, nodata)
+        return volume, textured, n_excluded
 
     span = 2 * p.search + 1
     volume = np.empty((span, span, len(chips)), np.float32)
@@ -94,16 +101,24 @@ def integer_zncc(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec_va
         volume[:, :, part], textured[part], n_excluded[part] = _fft_zncc(
             ref, sec, inverse_deviation, excluded, p, n_cols, chips[part], centres, offset)
     if dirty is not None and dirty.any():
-        masked = np.flatnonzero(dirty)
-        hard = box_sums(~(sec_valid | nodata.sec), p.chip) > 0
-        size = scipy.fft.next_fast_len(p.window, real=True)
-        batch = max(1, _MASKED_BATCH_BYTES // (12 * 16 * size * (size // 2 + 1)))
-        for first in range(0, masked.size, batch):
-            part = masked[first:first + batch]
-            volume[:, :, part], textured[part], n_excluded[part] = _masked_fft_zncc(
-                ref, ref_valid & ~nodata.ref, sec, sec_valid, hard, p, n_cols, chips[part], centres, offset,
-                nodata.min_count)
+        _masked_chips(volume, textured, n_excluded, np.flatnonzero(dirty), ref, ref_valid, sec, sec_valid, p,
+                      n_cols, chips, centres, offset, nodata)
     return volume, textured, n_excluded
+
+
+def _masked_chips(volume: np.ndarray, textured: np.ndarray, n_excluded: np.ndarray, masked: np.ndarray,
+                  ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec_valid: np.ndarray, p: Params,
+                  n_cols: int, chips: np.ndarray, centres: Optional[np.ndarray], offset: int, nodata: Nodata) -> None:
+    """Masked per-chip FFT ZNCC of the entries ``masked`` of ``chips``, in batches, into
+    ``volume`` (its last axis indexed like ``chips``), ``textured`` and ``n_excluded``."""
+    hard = box_sums(~(sec_valid | nodata.sec), p.chip) > 0
+    size = scipy.fft.next_fast_len(p.window, real=True)
+    batch = max(1, _MASKED_BATCH_BYTES // (12 * 16 * size * (size // 2 + 1)))
+    for first in range(0, masked.size, batch):
+        part = masked[first:first + batch]
+        volume[:, :, part], textured[part], n_excluded[part] = _masked_fft_zncc(
+            ref, ref_valid & ~nodata.ref, sec, sec_valid, hard, p, n_cols, chips[part], centres, offset,
+            nodata.min_count)
 
 
 def _fft_zncc(ref: np.ndarray, sec: np.ndarray, inverse_deviation: np.ndarray, excluded: np.ndarray, p: Params,
