@@ -19,12 +19,13 @@ from qgis.core import (
 )
 
 from ..core.offsets.apriori import APRIORI_UNITS
-from ..core.offsets.correlate import (DEFAULT_MEDIAN_TEST, DEFAULT_MIN_TEXTURE, DEFAULT_SMOOTHING, SUBPIXEL_METHODS,
-                                     correlate_files)
+from ..core.offsets.correlate import (DEFAULT_CHIP_LADDER, DEFAULT_COHERENCE, DEFAULT_MEDIAN_TEST,
+                                     DEFAULT_MIN_PEAK_RATIO, DEFAULT_MIN_TEXTURE, DEFAULT_MIN_VALID_FRACTION,
+                                     DEFAULT_SMOOTHING, SUBPIXEL_METHODS, correlate_files)
 from ..core.offsets.prefilters import PREFILTERS
 from ..core.io import open_raster
 from ..core.offsets.batch import correlate_pair_table, pair_tags
-from ..core.offsets.disparity import DISPARITY_STYLE
+from ..core.offsets.disparity import DISPARITY_STYLE, REASONS
 from ..core.offsets.pairs import pair_table_from_text, read_pair_table
 from .base import (SurfaceMotionAlgorithm, core_errors_as_processing_errors, enum_parameter, enum_value,
                    load_disparity_on_completion, output_folder_for, polygons_in_crs, run_core, style_on_completion,
@@ -41,7 +42,10 @@ CONVENTIONS_HELP = (
     "SNR = peak / mean |ZNCC| over the search surface; band 6 peak ratio = best / second-best ZNCC peak "
     "more than 2 px away (1 = ambiguous, capped at 100); band 7 uncertainty = 1-sigma error of the "
     "offset vector in px, from the peak ZNCC and its curvature; band 8 (only with the forward-backward "
-    "check) |forward + backward offset| in px.\n"
+    "check) |forward + backward offset| in px; then 'rejection reason' (a code where valid = 0, never NaN: "
+    + ", ".join(f"{code} {meaning}" for code, meaning in REASONS)
+    + "; the first test the cell's base chip failed) and 'chip size (px)' (the chip that gave the cell: "
+    "CHIP_SIZE or a fallback ladder chip).\n"
     "Engine: zero-normalised cross-correlation of each chip over the search window (Lewis), by FFT per "
     "chip or, when chips overlap, by a displacement sweep shared by all chips (same values, chosen "
     "automatically), then "
@@ -62,7 +66,8 @@ CONVENTIONS_HELP = (
     "for shadows and haze), Gaussian high-pass (image minus its Gaussian blur, sigma PREFILTER_SIZE px, "
     "default 3; for illumination gradients across seasons) or Laplacian of Gaussian (sigma default 1.4, "
     "as Ames Stereo Pipeline). PREFILTER_SIZE 0 = the filter's default.\n"
-    "Invalid (valid = 0): chips touching nodata or the image edge; chips whose reference standard "
+    "Invalid (valid = 0): chips touching the image edge or with too little valid data (MIN_VALID_FRACTION); "
+    "chips whose reference standard "
     "deviation is below MIN_TEXTURE x the image noise (estimated from the reference, Immerkaer's "
     "method; water and featureless areas; 0 = off; default 3); peaks on the edge of the search range; "
     "diverging refinements; cells failing the normalised median test against their 8 neighbours "
@@ -70,6 +75,24 @@ CONVENTIONS_HELP = (
     "when FORWARD_BACKWARD > 0, cells whose forward-backward residual exceeds it (px; costs a second "
     "correlation). MASK (optional polygons, any CRS): only cells whose chip centre lies inside are "
     "computed.\n"
+    "Nodata (advanced): MIN_VALID_FRACTION (0-1, default 0.7): chips with nodata pixels (declared nodata, "
+    "masks, DEM voids, saturated pixels flagged as nodata) are correlated on their valid pixels (masked "
+    "zero-normalised cross-correlation, Padfield 2012, over the pixels valid in both the chip and the "
+    "shifted secondary footprint; the refinement ignores nodata pixels and the samples next to them) when "
+    "at least this fraction of the chip and of its overlap with the secondary is valid; 1 = chips touching "
+    "nodata are invalid (the behaviour before). Measured on a 6 px quintic warp of a Sentinel-2 crop: 1 % "
+    "and 5 % random nodata keep 0.99 and 0.998 of the clean case's valid cells, RMSE within 2.5 %; images "
+    "without nodata give the same numbers as with 1.\n"
+    "Outliers and coverage (advanced): COHERENCE (px, default 0 = off): displacement coherence test after "
+    "autoRIFT's NDC filter: a cell is invalid when fewer than 8/25 of its valid neighbours within about two "
+    "chips agree with it to within COHERENCE px in dx and dy; it removes clusters of wrong matches the "
+    "8-neighbour median test keeps (on a cloudy 20-day Sentinel-2 glacier pair, 2 px brought the "
+    "stable-ground std from 0.46/0.72 to 0.24/0.40 px, and with the Wallis pre-filter from 1.7/1.9 to "
+    "0.14/0.19 px, for 1-2 % of the glacier cells). CHIP_LADDER (0-3, default 0 = off): cells whose chip "
+    "fails (low texture, peak on the search edge, low peak ratio, refinement, forward-backward) are retried "
+    "with 2x, 4x, ... larger chips centred on the same point (autoRIFT's nested chips); 2 rungs raised the "
+    "glacier coverage of that pair from 0.78 to 0.86 at about 4 times the run time. MIN_PEAK_RATIO "
+    "(default 0 = off): cells whose best / second-best peak ratio is below it are invalid.\n"
     "Both images must be single-band, on the same CRS and pixel size, on a common pixel grid; "
     "with different extents the overlap is used.\n"
     "Large motions (advanced): APRIORI (optional two-band raster, any CRS and resolution, sampled "
@@ -97,7 +120,7 @@ def _advanced(parameter):
 def add_correlation_parameters(algorithm) -> None:
     """Parameters shared by both correlation algorithms (CHIP_SIZE, SEARCH_RANGE, STEP, SUBPIXEL,
     SMOOTHING, PREFILTER, PREFILTER_SIZE, MIN_TEXTURE, MEDIAN_TEST, FORWARD_BACKWARD, MASK, APRIORI,
-    APRIORI_UNITS, APRIORI_DT, PYRAMID_LEVELS)."""
+    APRIORI_UNITS, APRIORI_DT, PYRAMID_LEVELS, MIN_VALID_FRACTION, CHIP_LADDER, COHERENCE, MIN_PEAK_RATIO)."""
     tr = algorithm.tr
     algorithm.addParameter(QgsProcessingParameterNumber(
         "CHIP_SIZE", tr("Chip (template) size (px)"), QgsProcessingParameterNumber.Integer, 32,
@@ -139,6 +162,19 @@ def add_correlation_parameters(algorithm) -> None:
     algorithm.addParameter(_advanced(QgsProcessingParameterNumber(
         "PYRAMID_LEVELS", tr("Coarse-to-fine pyramid levels (0 = off)"),
         QgsProcessingParameterNumber.Integer, 0, minValue=0, maxValue=6)))
+    algorithm.addParameter(_advanced(QgsProcessingParameterNumber(
+        "MIN_VALID_FRACTION", tr("Minimum valid fraction of a chip with nodata (0-1; 1 = chips touching nodata "
+                                 "are invalid)"),
+        QgsProcessingParameterNumber.Double, DEFAULT_MIN_VALID_FRACTION, minValue=0.01, maxValue=1.0)))
+    algorithm.addParameter(_advanced(QgsProcessingParameterNumber(
+        "CHIP_LADDER", tr("Fallback chip ladder: larger chips (2x, 4x, ...) tried where a chip fails (0 = off)"),
+        QgsProcessingParameterNumber.Integer, DEFAULT_CHIP_LADDER, minValue=0, maxValue=3)))
+    algorithm.addParameter(_advanced(QgsProcessingParameterNumber(
+        "COHERENCE", tr("Displacement coherence test tolerance (px, 0 = off)"),
+        QgsProcessingParameterNumber.Double, DEFAULT_COHERENCE, minValue=0.0)))
+    algorithm.addParameter(_advanced(QgsProcessingParameterNumber(
+        "MIN_PEAK_RATIO", tr("Minimum peak ratio: best / second-best ZNCC peak (0 = off)"),
+        QgsProcessingParameterNumber.Double, DEFAULT_MIN_PEAK_RATIO, minValue=0.0)))
 
 
 def correlation_settings(algorithm, parameters, context) -> dict:
@@ -158,6 +194,10 @@ def correlation_settings(algorithm, parameters, context) -> dict:
         "apriori_units": enum_value(algorithm, parameters, "APRIORI_UNITS", context, APRIORI_UNITS),
         "apriori_dt_days": algorithm.parameterAsDouble(parameters, "APRIORI_DT", context) or None,
         "pyramid_levels": algorithm.parameterAsInt(parameters, "PYRAMID_LEVELS", context),
+        "min_valid_fraction": algorithm.parameterAsDouble(parameters, "MIN_VALID_FRACTION", context),
+        "chip_ladder": algorithm.parameterAsInt(parameters, "CHIP_LADDER", context),
+        "coherence": algorithm.parameterAsDouble(parameters, "COHERENCE", context),
+        "min_peak_ratio": algorithm.parameterAsDouble(parameters, "MIN_PEAK_RATIO", context),
     }
 
 
