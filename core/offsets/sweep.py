@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib.util
 import threading
 from contextlib import contextmanager
-from typing import Tuple
+from typing import Callable, Tuple
 
 import numpy as np
 
@@ -101,20 +101,7 @@ def sweep_volume(ref: np.ndarray, sec: np.ndarray, first: int, chip: int, search
     s = np.ascontiguousarray(sec, np.float32)
     span = 2 * search + 1
     count = n_rows * n_cols
-    # chip sums = sums of k x k cells of cell x cell pixels (cell = step when it divides the chip)
-    cell = step if step > 1 and chip % step == 0 else 1
-    k = chip // cell
-    cells = (height // cell, width // cell)
-    area = float(cell * cell)
-    reach_r, reach_c = (n_rows - 1) * step // cell + 1, (n_cols - 1) * step // cell + 1
-
-    def chip_sums(sums: np.ndarray) -> np.ndarray:
-        """(..., cells) -> (..., n_rows, n_cols) chip sums, with one box filter over all panels."""
-        lead = sums.shape[:-2]
-        boxed = cv2.boxFilter(sums.reshape(-1, sums.shape[-1]), -1, (k, k), normalize=False, anchor=(0, 0),
-                              borderType=cv2.BORDER_CONSTANT)
-        boxed = boxed.reshape(lead + sums.shape[-2:])  # a footprint never crosses panels
-        return boxed[..., :reach_r:step // cell, :reach_c:step // cell]
+    cell, cells, area, chip_sums = _chip_summer(chip, step, n_rows, n_cols)
 
     with single_threaded_opencv():
         moments = np.stack([a64, a64 * a64, reference * reference])
@@ -196,18 +183,7 @@ def masked_sweep_volume(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray,
     s2 = s1 * s1
     span = 2 * search + 1
     count = n_rows * n_cols
-    cell = step if step > 1 and chip % step == 0 else 1
-    k = chip // cell
-    cells = (height // cell, width // cell)
-    area = float(cell * cell)
-    reach_r, reach_c = (n_rows - 1) * step // cell + 1, (n_cols - 1) * step // cell + 1
-
-    def chip_sums(sums: np.ndarray) -> np.ndarray:
-        lead = sums.shape[:-2]
-        boxed = cv2.boxFilter(sums.reshape(-1, sums.shape[-1]), -1, (k, k), normalize=False, anchor=(0, 0),
-                              borderType=cv2.BORDER_CONSTANT)
-        boxed = boxed.reshape(lead + sums.shape[-2:])
-        return boxed[..., :reach_r:step // cell, :reach_c:step // cell]
+    cell, cells, area, chip_sums = _chip_summer(chip, step, n_rows, n_cols)
 
     def at_chips(image: np.ndarray) -> np.ndarray:
         return box_sums(image, chip)[::step, ::step][:n_rows, :n_cols].ravel()
@@ -243,6 +219,30 @@ def masked_sweep_volume(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray,
             volume[v] = np.where(excluded, EXCLUDED, np.clip(zncc, -1.0, 1.0)).reshape(span, count)
     n_excluded = (volume < EXCLUDED / 2).sum(axis=(0, 1)).astype(np.int64)
     return volume, textured, n_excluded
+
+
+def _chip_summer(chip: int, step: int, n_rows: int, n_cols: int
+                 ) -> Tuple[int, Tuple[int, int], float, Callable[[np.ndarray], np.ndarray]]:
+    """How a sweep sums products over chips: products are first reduced to cells of cell x cell
+    pixels (cell = step when it divides the chip, INTER_AREA means of ``area`` pixels), then
+    ``chip_sums`` maps (..., cells) panels to (..., n_rows, n_cols) chip sums (of cell means) with
+    one box filter over all panels. Returns (cell, cells shape, area, chip_sums)."""
+    import cv2
+
+    height = (n_rows - 1) * step + chip
+    width = (n_cols - 1) * step + chip
+    cell = step if step > 1 and chip % step == 0 else 1
+    k = chip // cell
+    reach_r, reach_c = (n_rows - 1) * step // cell + 1, (n_cols - 1) * step // cell + 1
+
+    def chip_sums(sums: np.ndarray) -> np.ndarray:
+        lead = sums.shape[:-2]
+        boxed = cv2.boxFilter(sums.reshape(-1, sums.shape[-1]), -1, (k, k), normalize=False, anchor=(0, 0),
+                              borderType=cv2.BORDER_CONSTANT)
+        boxed = boxed.reshape(lead + sums.shape[-2:])  # a footprint never crosses panels
+        return boxed[..., :reach_r:step // cell, :reach_c:step // cell]
+
+    return cell, (height // cell, width // cell), float(cell * cell), chip_sums
 
 
 def _offset_view(values: np.ndarray, row: int, col: int, span: int, n_rows: int, n_cols: int,

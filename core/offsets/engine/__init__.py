@@ -14,10 +14,12 @@ Layout, in the order of the data flow:
   :class:`core.io.RasterReader`), outside = invalid;
 * :mod:`.frame`    where a pair overlaps on one pixel grid and the chip grid over it;
 * :mod:`.pyramid`  the coarse-to-fine driver, handed the single-level solver;
-* :mod:`.blocks`   block scheduling: blocks, threads, strip assembly;
-* :mod:`.pipeline` the per-block pipeline: filters, texture test, forward/backward;
-* :mod:`.search`   integer search by per-chip FFT (the displacement sweep is
+* :mod:`.blocks`   block scheduling: blocks, threads, strip assembly and its outlier tests;
+* :mod:`.ladder`   the fallback chip ladder: failed cells retried with 2x, 4x chips;
+* :mod:`.pipeline` the per-block pipeline: filters, texture test, forward/backward,
+  rejection reasons, masked (nodata) refinement weights;
+* :mod:`.search`   integer search by per-chip FFT, plain or masked (the displacement sweep is
   :mod:`core.offsets.sweep`, the peak search :mod:`core.offsets.peaks`);
 * :mod:`.subpixel` sub-pixel refinement: 3x3 Gaussian fit and Lucas-Kanade;
-* :mod:`.quality`  noise, texture, uncertainty and the normalised median test.
+* :mod:`.quality`  noise, texture, uncertainty, the normalised median and coherence tests.
 """

@@ -56,8 +56,6 @@ _WEIGHT_TAPS = 2
 _SUPPORT_REACH = 3
 #: Smallest share of a chip's pixels that keep a non-zero Lucas-Kanade weight (masked chips).
 _MIN_WEIGHTED_SHARE = 0.25
-#: Chips refined by one Lucas-Kanade call, scaled for the chip size (bounds its memory for ladder chips).
-_LK_CALL_PIXELS = 4096 * 32 * 32
 
 
 @single_threaded_opencv()
@@ -311,23 +309,9 @@ def _refine(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec_valid: 
 
 def _lucas_kanade(ref, ref_valid, sec, sec_invalid_sums, start, integer_offset, ok, p, n_rows, n_cols,
                   weights=None) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``refine_lucas_kanade`` over ``ok`` in calls of at most ``_LK_CALL_PIXELS`` chip pixels
-    (so the large chips of the fallback ladder keep its memory bounded)."""
-    chips = np.flatnonzero(ok)
-    per_call = max(1, _LK_CALL_PIXELS // (p.chip * p.chip))
-    if chips.size <= per_call:
-        return refine_lucas_kanade(ref, ref_valid, sec, sec_invalid_sums, start, integer_offset, ok, p,
-                                   n_rows, n_cols, pixel_weights=weights)
-    offset = start.astype(np.float64).copy()
-    peak = np.full(len(ok), np.nan)
-    valid = ok.copy()
-    for first in range(0, chips.size, per_call):
-        part = np.zeros(len(ok), bool)
-        part[chips[first:first + per_call]] = True
-        o, k, v = refine_lucas_kanade(ref, ref_valid, sec, sec_invalid_sums, start, integer_offset, part, p,
-                                      n_rows, n_cols, pixel_weights=weights)
-        offset[part], peak[part], valid[part] = o[part], k[part], v[part]
-    return offset, peak, valid
+    """``refine_lucas_kanade`` of the chips ``ok`` (with ``weights``, the weighted form)."""
+    return refine_lucas_kanade(ref, ref_valid, sec, sec_invalid_sums, start, integer_offset, ok, p, n_rows, n_cols,
+                               pixel_weights=weights)
 
 
 class _SupportWeights:

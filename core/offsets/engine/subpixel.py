@@ -112,8 +112,9 @@ def refine_lucas_kanade(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray,
     gradients = _lk_gradients(ref, ref_valid)
     coefficients = ndimage.spline_filter(sec, order=SPLINE_ORDER, mode="mirror",
                                          output=np.float64).astype(np.float32)
-    for first in range(0, candidates.size, _LK_CHUNK):
-        chips = candidates[first:first + _LK_CHUNK]
+    chunk = min(_LK_CHUNK, max(1, _LK_CHUNK * 32 * 32 // (p.chip * p.chip)))  # large (ladder) chips: fewer
+    for first in range(0, candidates.size, chunk):
+        chips = candidates[first:first + chunk]
         first_row = (chips // n_cols) * p.step
         first_col = (chips % n_cols) * p.step
         templates = windows_at(reference, p.chip, first_row, first_col)
