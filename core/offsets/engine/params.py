@@ -28,10 +28,16 @@ DEFAULT_MEDIAN_TEST = 3.0
 #: Default smallest fraction of valid pixels in a chip (and in its overlap with each secondary
 #: footprint) for it to be correlated on its valid pixels (masked ZNCC); 1 = chips touching nodata are invalid.
 DEFAULT_MIN_VALID_FRACTION = 0.7
-#: Default number of fallback chip sizes (2x, 4x the chip) tried where the chip fails (0 = off).
+#: Default number of fallback chip sizes (2x, 4x the chip) tried where the chip fails (0 = off). Off: on
+#: a 6 px quintic warp of the Sentinel-2 crop 2 rungs raise the valid cells from 0.926 to 0.969 but the
+#: RMSE dx from 0.109 to 0.185 px (large chips average the strain); on a cloudy 20-day Sentinel-2 glacier
+#: pair the glacier coverage goes from 0.78 to 0.86 at about 4x the run time.
 DEFAULT_CHIP_LADDER = 0
-#: Default tolerance (px) of the displacement coherence test (0 = off).
-DEFAULT_COHERENCE = 0.0
+#: Default tolerance (px) of the displacement coherence test (0 = off). On the glacier pair (chip 32,
+#: search 10, step 8) 2 px halve the stable-ground std (0.46/0.72 -> 0.24/0.40 px; with the Wallis
+#: pre-filter 1.71/1.91 -> 0.14/0.19 px) for 1-2 % of the glacier cells (1 px costs 6 %); on the warp it
+#: removes no cell.
+DEFAULT_COHERENCE = 2.0
 #: Default smallest peak ratio (best / second-best ZNCC peak; 0 = off).
 DEFAULT_MIN_PEAK_RATIO = 0.0
 
