@@ -84,7 +84,7 @@ CONVENTIONS_HELP = (
     "and 5 % random nodata keep 0.99 and 0.998 of the clean case's valid cells, RMSE within 2.5 %; images "
     "without nodata give the same numbers as with 1.\n"
     "Outliers and coverage (advanced): COHERENCE (px, default 2, 0 = off): displacement coherence test after "
-    "autoRIFT's NDC filter: a cell is invalid when fewer than 8/25 of its valid neighbours within about two "
+    "autoRIFT's NDC filter: a cell is invalid when fewer than 15 % of its valid neighbours within about two "
     "chips agree with it to within COHERENCE px in dx and dy; it removes clusters of wrong matches the "
     "8-neighbour median test keeps (on a cloudy 20-day Sentinel-2 glacier pair, 2 px brought the "
     "stable-ground std from 0.46/0.72 to 0.24/0.40 px, and with the Wallis pre-filter from 1.7/1.9 to "

@@ -255,12 +255,12 @@ def test_reason_median_test_on_an_isolated_outlier():
 
 
 def test_coherence_test_removes_a_clustered_outlier_the_median_test_keeps():
-    ref, sec = _with_moved_patch(80)
+    ref, sec = _with_moved_patch(56)  # a cluster of about 5 x 5 cells, smaller than 15 % of the window
     off = dict(median_test=3.0, chip_ladder=0)
     median_only = correlate_arrays(ref, sec, CHIP, SEARCH, STEP, coherence=0.0, **off)
     wrong = median_only.valid & (np.hypot(median_only.dx - 1.3, median_only.dy + 0.7) > 2.0)
     assert wrong.sum() >= 9  # a cluster the 8-neighbour median test does not remove
-    both = correlate_arrays(ref, sec, CHIP, SEARCH, STEP, coherence=1.0, **off)
+    both = correlate_arrays(ref, sec, CHIP, SEARCH, STEP, coherence=2.0, **off)
     assert not (both.valid & (np.hypot(both.dx - 1.3, both.dy + 0.7) > 2.0)).any()
     assert (both.reason[wrong] == REASON_COHERENCE_TEST).mean() > 0.8
     # and coverage stays: the good cells are kept

@@ -73,7 +73,7 @@ _OPTIONS_DOC = """
     touching nodata are invalid); ``chip_ladder``: where a chip fails a per-chip
     test it is retried with 2x, ... 2**chip_ladder x larger chips on the same
     centre (0 = off); ``coherence``: displacement coherence test tolerance (px,
-    0 = off): cells agreeing (|d dx|, |d dy| <= it) with fewer than 8/25 of their
+    0 = off): cells agreeing (|d dx|, |d dy| <= it) with fewer than 15 % of their
     valid neighbours within about two chips are invalid (clustered outliers);
     ``min_peak_ratio``: cells whose best / second-best ZNCC peak ratio is below
     it are invalid (0 = off). ``result.reason`` records why each invalid cell

@@ -35,7 +35,7 @@ DEFAULT_MIN_VALID_FRACTION = 0.7
 DEFAULT_CHIP_LADDER = 0
 #: Default tolerance (px) of the displacement coherence test (0 = off). On the glacier pair (chip 32,
 #: search 10, step 8) 2 px halve the stable-ground std (0.46/0.72 -> 0.24/0.40 px; with the Wallis
-#: pre-filter 1.71/1.91 -> 0.14/0.19 px) for 1-2 % of the glacier cells (1 px costs 6 %); on the warp it
+#: pre-filter 1.71/1.91 -> 0.14/0.19 px) for 1-2 % of the glacier cells; on the warp it
 #: removes no cell.
 DEFAULT_COHERENCE = 2.0
 #: Default smallest peak ratio (best / second-best ZNCC peak; 0 = off).
