@@ -96,9 +96,9 @@ def refine_lucas_kanade(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray,
     the spline support of its final footprint touches invalid pixels.
     Chips are refined ``_LK_CHUNK`` at a time (bounded memory whatever the block size).
     ``pixel_weights(chips, offsets)`` (optional) gives (len(chips), chip, chip) least-squares
-    weights of the template pixels (0 = ignored: nodata, or a secondary sample whose spline
-    support touches nodata at the starting ``offsets``); with it the caller checks the supports
-    (the final spline-support test is skipped).
+    weights of the template pixels (0 = ignored: nodata, or a secondary sample next to nodata
+    at the starting ``offsets``); with it the caller checks where the chip ends (the final
+    spline-support test is skipped).
     Returns the offsets, the ZNCC at the last sampled position and validity.
     """
     offset = start.astype(np.float64).copy()
