@@ -37,7 +37,13 @@ bias of dx, dy against the truth (px), fraction valid, pixel-locking (range over
 fractional shift of the mean error, px; cases a only), chips per second and wall time
 (per pair the fastest of 3 runs, 1 run for methods slower than 1 s per pair), and peak
 resident memory (VmHWM of a fresh process running only that method and case, input
-images included). The real case prints its own table (one row per pair and method).
+images included). The real case prints its own table (one row per pair and method; one
+run per pair; glacier and overall scores on every second row and column of cells, all
+163 stable cells; ours and autorift-core compute the whole domain because their outlier
+filters use the neighbours, see bench/real_case.py). Its "lower stable-ground std than
+every peer" target counts only the peers that keep at least half of the stable cells and
+whose median glacier offset is within 20 % of the NCC peers' (same-place phase
+correlation reports nearly 0 everywhere and would otherwise win on stable ground).
 
 The ``engine`` column is the integer search core.offsets.correlate chose
 (core.offsets.sweep.integer_engine); ``x cv2`` is the chips/s ratio to cv2-match on the
