@@ -645,8 +645,9 @@ def check_targets_issue10(rows: List[dict], real: List[dict], dense: Dict, large
     by = {(row["method"], row["case"]): row for row in rows}
     notes = []
 
-    def line(ok: bool, text: str) -> None:
-        notes.append(f"{'PASS' if ok else 'MISS'}: {text}")
+    def line(ok, text: str) -> None:
+        """ok: True (PASS), False (MISS) or None (N/A: nothing to compare with)."""
+        notes.append(f"{'N/A' if ok is None else 'PASS' if ok else 'MISS'}: {text}")
 
     if (ours, "warp") in by:
         mine = by[(ours, "warp")]
@@ -663,8 +664,10 @@ def check_targets_issue10(rows: List[dict], real: List[dict], dense: Dict, large
     if mine_real:
         def per_pair(key_text, ok_fn, value_fn):
             values = [(row["pair"], value_fn(row), ok_fn(row)) for row in mine_real]
-            line(all(ok for _, _, ok in values), f"real pairs: {ours} {key_text}: " + "; ".join(
-                f"{pair} {value}" for pair, value, _ in values))
+            oks = [ok for _, _, ok in values]
+            verdict = None if any(ok is None for ok in oks) and all(ok is not False for ok in oks) else \
+                all(ok is True for ok in oks)
+            line(verdict, f"real pairs: {ours} {key_text}: " + "; ".join(f"{pair} {value}" for pair, value, _ in values))
 
         per_pair("stable std dx / dy <= 0.08 px",
                  lambda r: max(r["stable_std_dx"], r["stable_std_dy"]) <= 0.08,
@@ -682,6 +685,8 @@ def check_targets_issue10(rows: List[dict], real: List[dict], dense: Dict, large
         if peers_real:
             def lowest(row):
                 others = [p for p in peers_real if p["pair"] == row["pair"]]
+                if not others:
+                    return None
                 return all(row["stable_std_dx"] < p["stable_std_dx"] and row["stable_std_dy"] < p["stable_std_dy"]
                            for p in others)
 
