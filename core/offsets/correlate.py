@@ -73,7 +73,8 @@ def correlate_arrays(ref: np.ndarray, sec: np.ndarray, chip_size: int, search_ra
                      median_test: float = DEFAULT_MEDIAN_TEST, forward_backward: float = 0.0,
                      cell_mask: Optional[np.ndarray] = None,
                      smoothing: float = DEFAULT_SMOOTHING,
-                     apriori_offsets: Optional[Tuple[np.ndarray, np.ndarray]] = None) -> CorrelationResult:
+                     apriori_offsets: Optional[Tuple[np.ndarray, np.ndarray]] = None,
+                     strain_bands: bool = False) -> CorrelationResult:
     """Correlate two co-registered 2-D images (same shape, same pixel grid).
 
     Cell (i, j) covers ``ref[i*step : i*step+chip, j*step : j*step+chip]``;
@@ -86,7 +87,7 @@ def correlate_arrays(ref: np.ndarray, sec: np.ndarray, chip_size: int, search_ra
     (see the module docstring).
     """
     params = check_parameters(chip_size, search_range, step, subpixel, prefilter, prefilter_size,
-                              min_texture, median_test, forward_backward, smoothing)
+                              min_texture, median_test, forward_backward, smoothing, strain_bands)
     ref = np.asarray(ref)
     sec = np.asarray(sec)
     if ref.ndim != 2 or ref.shape != sec.shape:

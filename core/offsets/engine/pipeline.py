@@ -10,7 +10,8 @@ the secondary with the search halo, both plus the filter margin (see
    standard deviation is below ``min_texture`` x the image noise are not matched;
 1. integer search (:mod:`.search`), peak and quality bands (:mod:`core.offsets.peaks`);
    a peak on the border of the search range is rejected;
-2. sub-pixel: the 3x3 Gaussian fit, then Lucas-Kanade for ``subpixel="lk"`` (:mod:`.subpixel`);
+2. sub-pixel: the 3x3 Gaussian fit, then Lucas-Kanade for ``subpixel="lk"`` (:mod:`.subpixel`)
+   or the affine refinement for ``subpixel="affine"`` (:mod:`.affine`, with the deformation bands);
 3. with ``forward_backward``, the same cells secondary -> reference: cells
    whose |forward + backward| exceeds it are invalid.
 
@@ -25,6 +26,7 @@ import numpy as np
 from ..peaks import volume_peaks
 from ..prefilters import apply_prefilter, gaussian_smoothed
 from ..sweep import box_sums, integer_engine, single_threaded_opencv
+from .affine import refine_affine, strain_bands
 from .params import SPLINE_MARGIN, CorrelationResult, Params
 from .quality import textured, uncertainty
 from .search import chip_stack, demeaned, integer_zncc
@@ -108,10 +110,16 @@ def correlate_block(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec
     integer_offset = peaks.index[:, ::-1] - p.search + (0 if centres is None else centres)
     offset = integer_offset + fit  # (B, 2): (dx, dy)
 
+    strain = None
     if p.subpixel == "lk":
         del templates
         offset, peak_value, ok = refine_lucas_kanade(
             ref, ref_valid, sec_centred, sec_invalid_sums, offset, integer_offset, ok, p, n_rows, n_cols)
+    elif p.subpixel == "affine":
+        del templates
+        offset, peak_value, ok, strain = refine_affine(
+            ref, ref_valid, sec_centred, sec_invalid_sums, sec_valid, offset, integer_offset, ok, p, n_rows,
+            n_cols)
     # smoothing correlates the noise over about 4 pi sigma^2 pixels: fewer independent samples
     sigma = uncertainty(peak_value, curvature, p.chip * p.chip / (1.0 + 4.0 * np.pi * p.smoothing ** 2))
 
@@ -120,5 +128,9 @@ def correlate_block(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec
     def band(values: np.ndarray) -> np.ndarray:
         return np.where(ok, values, np.nan).astype(np.float32).reshape(shape)
 
-    return CorrelationResult(band(offset[:, 0]), band(offset[:, 1]), band(peak_value), ok.reshape(shape),
-                             band(snr), band(ratio), band(sigma))
+    result = CorrelationResult(band(offset[:, 0]), band(offset[:, 1]), band(peak_value), ok.reshape(shape),
+                               band(snr), band(ratio), band(sigma))
+    if p.strain_bands and strain is not None:
+        for name, values in strain_bands(strain, ok, shape).items():
+            setattr(result, name, values)
+    return result

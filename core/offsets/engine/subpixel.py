@@ -182,19 +182,15 @@ def _lk_gradients(ref: np.ndarray, ref_valid: np.ndarray) -> Tuple[np.ndarray, n
     return grad_x, grad_y
 
 
-def _lk_operators(templates: np.ndarray, grad_x: np.ndarray, grad_y: np.ndarray
-                  ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per-chip least-squares operators of the LK model, from the (B, chip, chip) templates
-    and their x/y gradient windows.
+def _lk_basis(templates: np.ndarray, grad_x: np.ndarray, grad_y: np.ndarray) -> dict:
+    """The orthogonalised LK basis of each chip, from the (B, chip, chip) templates and their
+    x/y gradient windows (all (B, n) float32 unless noted, n = chip^2):
 
-    Returns ``operator`` (B, 3, n) float32 whose rows applied to the sampled
-    secondary s give (q_dx, q_dy, t.s) with t the zero-mean unit-norm
-    template; ``coupling`` (B, 2) (x, y) and ``template_norm`` (B,) such that
-    gain = t.s / template_norm - coupling.q; and the chips whose translation
-    Hessian is well conditioned. The gradient columns are made orthogonal to
-    the template and the constant (Frisch-Waugh-Lovell), which separates the
-    translation from gain and bias. Gradients are the exact derivatives of the
-    reference's quintic-spline interpolant at the pixels.
+    ``unit`` the zero-mean unit-norm template t; ``o_x``, ``o_y`` the gradient columns made
+    orthogonal to the constant and to t (Frisch-Waugh-Lovell: this separates the translation
+    from gain and bias); ``along`` (B, 2) float32 the projections g_x.t, g_y.t;
+    ``template_norm`` (B,) float64 ||T - mean||; ``h_xx``, ``h_yy``, ``h_xy`` (B,) float64
+    the Gram entries of (o_x, o_y).
     """
     count = len(templates)
     n = templates.shape[1] * templates.shape[2]
@@ -210,20 +206,45 @@ def _lk_operators(templates: np.ndarray, grad_x: np.ndarray, grad_y: np.ndarray
     along_x = np.einsum("bn,bn->b", g_x, unit)
     o_y = g_y - g_y.mean(axis=1, keepdims=True) - along_y[:, None] * unit
     o_x = g_x - g_x.mean(axis=1, keepdims=True) - along_x[:, None] * unit
-    h_yy = np.einsum("bn,bn->b", o_y, o_y, dtype=np.float64)
-    h_xx = np.einsum("bn,bn->b", o_x, o_x, dtype=np.float64)
-    h_xy = np.einsum("bn,bn->b", o_y, o_x, dtype=np.float64)
+    return dict(unit=unit, o_x=o_x, o_y=o_y, along=np.stack([along_x, along_y], axis=1),
+                template_norm=template_norm,
+                h_yy=np.einsum("bn,bn->b", o_y, o_y, dtype=np.float64),
+                h_xx=np.einsum("bn,bn->b", o_x, o_x, dtype=np.float64),
+                h_xy=np.einsum("bn,bn->b", o_y, o_x, dtype=np.float64))
+
+
+def _lk_operators(templates: np.ndarray, grad_x: np.ndarray, grad_y: np.ndarray
+                  ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-chip least-squares operators of the LK model, from the (B, chip, chip) templates
+    and their x/y gradient windows.
+
+    Returns ``operator`` (B, 3, n) float32 whose rows applied to the sampled
+    secondary s give (q_dx, q_dy, t.s) with t the zero-mean unit-norm
+    template; ``coupling`` (B, 2) (x, y) and ``template_norm`` (B,) such that
+    gain = t.s / template_norm - coupling.q; and the chips whose translation
+    Hessian is well conditioned. The gradient columns are made orthogonal to
+    the template and the constant (see ``_lk_basis``). Gradients are the exact
+    derivatives of the reference's quintic-spline interpolant at the pixels.
+    """
+    return _lk_operators_of(_lk_basis(templates, grad_x, grad_y))
+
+
+def _lk_operators_of(basis: dict) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``_lk_operators`` from an ``_lk_basis``."""
+    o_x, o_y, unit = basis["o_x"], basis["o_y"], basis["unit"]
+    h_xx, h_yy, h_xy = basis["h_xx"], basis["h_yy"], basis["h_xy"]
+    template_norm = basis["template_norm"]
     det = h_yy * h_xx - h_xy ** 2
     trace = h_yy + h_xx
     well_posed = np.isfinite(det) & (det > _SINGULAR_EIGEN_RATIO * trace * trace)
     safe = np.where(well_posed, det, 1.0)
-    operator = np.empty((len(templates), 3, n), np.float32)
+    operator = np.empty((len(unit), 3, unit.shape[1]), np.float32)
     operator[:, 0] = (h_yy / safe).astype(np.float32)[:, None] * o_x
     operator[:, 0] -= (h_xy / safe).astype(np.float32)[:, None] * o_y
     operator[:, 1] = (h_xx / safe).astype(np.float32)[:, None] * o_y
     operator[:, 1] -= (h_xy / safe).astype(np.float32)[:, None] * o_x
     operator[:, 2] = unit
-    coupling = np.stack([along_x, along_y], axis=1).astype(np.float64) / template_norm[:, None]
+    coupling = basis["along"].astype(np.float64) / template_norm[:, None]
     return operator, coupling, template_norm, well_posed
 
 
