@@ -21,8 +21,9 @@ Three stages, per chip:
    (4) get a chi-square test, chi2 = gamma' S gamma / sigma^2 / (1 + 4 pi
    smoothing^2) (S: their Gram matrix after partialling out the other
    columns, sigma^2: residual variance; the last factor counts the pixels
-   the anti-aliasing Gaussian correlates). Chips with chi2 <= ``STRAIN_TEST``
-   keep the stage-1 offset (on pure translations that is nearly all: the
+   the anti-aliasing Gaussian correlates). Chips with chi2 <= ``STRAIN_TEST``,
+   or whose first-order deformation moves the chip's edge by less than
+   ``MIN_STRAIN_PX`` (max |A| chip/2), keep the stage-1 offset (on pure translations that is nearly all: the
    translation-only model is then the more precise one), with the first-order
    estimate A = (I + gamma/gain)^-1 - I as their deformation terms;
 3. chips with significant strain: inverse-compositional affine Lucas-Kanade
@@ -57,6 +58,9 @@ from .subpixel import (_LK_CHUNK, _LK_MAX_DEPARTURE_PX, _LK_MAX_ITERATIONS, _LK_
 #: Strain test threshold (chi-square of the 4 strain terms, 4 degrees of freedom, corrected for the
 #: noise correlation of the smoothing): above it a chip is refined with the affine model.
 STRAIN_TEST = 10.0
+#: ... and the first-order deformation must move the chip's edge pixels by at least this (px):
+#: max |A| x chip / 2 (noise-free pairs pass the chi-square test with negligible strain).
+MIN_STRAIN_PX = 0.02
 #: Sigma of the Gaussian window of the affine stage, as a fraction of the chip size (0 = uniform).
 AFFINE_WINDOW = 0.375
 #: Largest |deformation term| (px/px) the affine stage accepts.
@@ -86,7 +90,7 @@ def refine_affine(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec_i
     offsets (B, 2) (dx, dy) px, the ZNCC at the last sampled position (B,),
     validity (B,) and the deformation terms (B, 4) px/px (NaN where not fitted).
     """
-    from .affine_kernel import translation_and_strain_test
+    from . import affine_kernel
 
     offset = start.astype(np.float64).copy()
     peak = np.full(len(offset), np.nan)
@@ -100,30 +104,33 @@ def refine_affine(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec_i
     gradients = _lk_gradients(ref, ref_valid)
     coefficients = ndimage.spline_filter(sec, order=SPLINE_ORDER, mode="mirror",
                                          output=np.float64).astype(np.float32)
-    invalid_table = _summed_area(~sec_valid)
+    invalid_table = None
     correlation = 1.0 + 4.0 * np.pi * p.smoothing ** 2
     for first in range(0, candidates.size, _LK_CHUNK):
         chips = candidates[first:first + _LK_CHUNK]
         first_row = (chips // n_cols) * p.step
         first_col = (chips % n_cols) * p.step
-        templates = windows_at(reference, p.chip, first_row, first_col)
-        gx, gy = (windows_at(image, p.chip, first_row, first_col) for image in gradients)
         top = first_row + p.halo
         left = first_col + p.halo
-        stage = translation_and_strain_test(coefficients, templates, gx, gy, top, left, offset[chips],
-                                            integer_peak[chips], p.chip, correlation)
+        stage = affine_kernel.translation_and_strain_test(
+            coefficients, sec_invalid_sums, reference, *gradients, first_row, first_col, top, left, offset[chips],
+            integer_peak[chips], p.chip, correlation)
         converged, offset[chips], peak[chips], chi2, joint_shift, joint_strain, sample_at = stage
         ok[chips] &= converged
-        ok[chips] &= _spline_support_valid(sec_invalid_sums, top, left, offset[chips], p.chip)
-        identity = np.eye(2)
-        first_order = np.linalg.inv(identity + joint_strain.reshape(-1, 2, 2))  # (I + dA)^-1
-        strain[chips] = (first_order - identity).reshape(-1, 4)
-        strained = ok[chips] & (chi2 > STRAIN_TEST) & np.all(np.isfinite(joint_strain), axis=1)
+        first_order = _inverse_2x2(1.0 + joint_strain[:, 0], joint_strain[:, 1], joint_strain[:, 2],
+                                   1.0 + joint_strain[:, 3])  # (I + dA)^-1, (B, 2, 2)
+        strain[chips] = (first_order - np.eye(2)).reshape(-1, 4)
+        strained = (ok[chips] & (chi2 > STRAIN_TEST) & np.all(np.isfinite(joint_strain), axis=1)
+                    & (np.abs(strain[chips]).max(axis=1) * (p.chip / 2.0) > MIN_STRAIN_PX))
         if strained.any():
+            if invalid_table is None:
+                invalid_table = _summed_area(~sec_valid)
             picked = np.flatnonzero(strained)
+            rows, cols = first_row[picked], first_col[picked]
             shift0 = sample_at[picked] - np.einsum("bij,bj->bi", first_order[picked], joint_shift[picked])
-            result = _affine_stage(coefficients, invalid_table, templates[picked], gx[picked], gy[picked],
-                                   top[picked], left[picked], shift0, first_order[picked] - identity,
+            result = _affine_stage(coefficients, invalid_table, windows_at(reference, p.chip, rows, cols),
+                                   *(windows_at(image, p.chip, rows, cols) for image in gradients),
+                                   top[picked], left[picked], shift0, first_order[picked] - np.eye(2),
                                    integer_peak[chips[picked]], p.chip)
             done, shift, terms, zncc = result
             update = chips[picked[done]]
@@ -134,24 +141,31 @@ def refine_affine(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec_i
     return offset, peak, ok, strain
 
 
-def translation_and_strain_test_numpy(coefficients: np.ndarray, templates: np.ndarray, gx: np.ndarray,
-                                      gy: np.ndarray, top: np.ndarray, left: np.ndarray, start: np.ndarray,
+def translation_and_strain_test_numpy(coefficients: np.ndarray, invalid_sums: np.ndarray, reference: np.ndarray,
+                                      grad_x: np.ndarray, grad_y: np.ndarray, first_row: np.ndarray,
+                                      first_col: np.ndarray, top: np.ndarray, left: np.ndarray, start: np.ndarray,
                                       integer_peak: np.ndarray, chip: int, correlation: float):
     """Stages 1 and 2 in numpy for one chunk of chips (B of them).
 
     ``coefficients``: the secondary block's quintic-spline coefficients (float32);
-    ``templates``, ``gx``, ``gy``: (B, chip, chip) reference windows and their
-    spline derivatives (float32); ``top``, ``left``: where each chip's pixels
-    start in ``coefficients`` at zero offset; ``start``, ``integer_peak``: (B, 2)
-    (dx, dy) px; ``correlation``: the noise-correlation factor of the chi-square.
+    ``invalid_sums``: its invalid-pixel counts per chip-sized footprint (indexed by
+    the first pixel); ``reference``, ``grad_x``, ``grad_y``: the block's reference
+    pixels and their spline derivatives (float32), chip b at rows ``first_row[b]`` +
+    [0, chip), columns ``first_col[b]`` + [0, chip); ``top``, ``left``: where each
+    chip's pixels start in ``coefficients`` at zero offset; ``start``,
+    ``integer_peak``: (B, 2) (dx, dy) px; ``correlation``: the noise-correlation
+    factor of the chi-square.
     Returns ``converged`` (B,) (stage 1 valid: well posed, positive gain, within
-    ``_LK_MAX_DEPARTURE_PX`` of the integer peak, converged), the stage-1 offsets
-    (B, 2), their ZNCC (B,), the strain chi-square (B,), the joint first-order fit's
-    shift increment dp (B, 2) and strain increment dA (B, 4) (both / gain, px and
-    px/px, in the inverse-compositional sense: the secondary sampled at
-    ``sample_at`` matches the template warped by x + dp + dA (u, v)), and ``sample_at``
-    (B, 2), the offset of the last sample.
+    ``_LK_MAX_DEPARTURE_PX`` of the integer peak, converged, spline support on
+    valid pixels), the stage-1 offsets (B, 2), their ZNCC (B,), the strain
+    chi-square (B,), the joint first-order fit's shift increment dp (B, 2) and
+    strain increment dA (B, 4) (both / gain, px and px/px, in the
+    inverse-compositional sense: the secondary sampled at ``sample_at`` matches the
+    template warped by x + dp + dA (u, v)), and ``sample_at`` (B, 2), the offset
+    of the last sample.
     """
+    templates = windows_at(reference, chip, first_row, first_col)
+    gx, gy = (windows_at(image, chip, first_row, first_col) for image in (grad_x, grad_y))
     count = len(templates)
     n = chip * chip
     basis = _lk_basis(templates, gx, gy)
@@ -185,6 +199,7 @@ def translation_and_strain_test_numpy(coefficients: np.ndarray, templates: np.nd
         going = good & ~departed & (last_update[active] >= _LK_TOLERANCE_PX)
         active = active[going]
     converged &= last_update <= _LK_NOT_CONVERGED_PX
+    converged &= _spline_support_valid(invalid_sums, top, left, offset, chip)
     chi2, joint_shift, joint_strain = _strain_test(basis, templates.reshape(count, n), gx.reshape(count, n),
                                                    gy.reshape(count, n), samples, chip, correlation)
     return converged, offset, peak, chi2, joint_shift, joint_strain, sample_at
@@ -233,6 +248,14 @@ def _strain_test(basis: dict, templates: np.ndarray, gx: np.ndarray, gy: np.ndar
     return chi2, np.where(bad[:, None], np.nan, shift), np.where(bad[:, None], np.nan, strain)
 
 
+def _inverse_2x2(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Inverses (B, 2, 2) of [[a, b], [c, d]] (NaN where singular)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        det = a * d - b * c
+        det = np.where(det != 0, det, np.nan)
+        return np.stack([np.stack([d, -b], axis=-1), np.stack([-c, a], axis=-1)], axis=-2) / det[:, None, None]
+
+
 def _affine_stage(coefficients: np.ndarray, invalid_table: np.ndarray, templates: np.ndarray, gx: np.ndarray,
                   gy: np.ndarray, top: np.ndarray, left: np.ndarray, shift: np.ndarray, strain: np.ndarray,
                   integer_peak: np.ndarray, chip: int
@@ -250,8 +273,13 @@ def _affine_stage(coefficients: np.ndarray, invalid_table: np.ndarray, templates
     columns = np.stack([t0, np.ones_like(t0), g_x, g_y, g_x * u, g_x * v, g_y * u, g_y * v], axis=1)
     weighted = columns * weights
     hessian = np.einsum("bkn,bln->bkl", weighted, columns)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        good = np.isfinite(np.linalg.cond(hessian)) & (np.linalg.cond(hessian) < 1e12)
+    # a well-posed chip: the Hessian's Cholesky factor exists with a pivot ratio above 1e-12
+    # (relative to the diagonal, i.e. on the correlation matrix of the columns)
+    scale = np.sqrt(np.einsum("bkk->bk", hessian))
+    good = np.all(scale > 0, axis=1)
+    correlation = hessian / np.where(good, 1.0, np.nan)[:, None, None] / (scale[:, :, None] * scale[:, None, :])
+    good &= np.all(np.isfinite(correlation), axis=(1, 2))
+    good[good] = np.linalg.eigvalsh(correlation[good]).min(axis=1) > 1e-12
     operator = np.zeros_like(weighted)
     operator[good] = np.linalg.solve(hessian[good], weighted[good])
     template_centred = t0 - t0.mean(axis=1, keepdims=True)
@@ -278,8 +306,8 @@ def _affine_stage(coefficients: np.ndarray, invalid_table: np.ndarray, templates
         gain = beta[:, 0]
         fine = (gain > 0) & np.all(np.isfinite(beta), axis=1)
         delta = beta[:, 2:] / np.where(fine, gain, 1.0)[:, None]
-        with np.errstate(invalid="ignore"):
-            composed = (identity + strain[active]) @ np.linalg.inv(identity + delta[:, 2:].reshape(-1, 2, 2))
+        composed = (identity + strain[active]) @ _inverse_2x2(1.0 + delta[:, 2], delta[:, 3], delta[:, 4],
+                                                              1.0 + delta[:, 5])
         new_shift = shift[active] - np.einsum("bij,bj->bi", composed, delta[:, :2])
         new_strain = composed - identity
         step = np.maximum(np.abs(new_shift - shift[active]).max(axis=1),
