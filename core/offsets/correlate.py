@@ -34,7 +34,8 @@ from ..errors import UserInputError
 from ..io import RasterWriter, open_raster, require_crs, require_single_band
 from .apriori import OffsetField, apriori_field, block_apriori
 from .disparity import (BASE_DESCRIPTIONS, DISPARITY_STYLE, FB_RESIDUAL, NO_MATCH_HINT, PEAK_RATIO, SNR,
-                        TAG_DT_DAYS, UNCERTAINTY, disparity_tags)
+                        STRAIN_DESCRIPTIONS, TAG_DT_DAYS, UNCERTAINTY, disparity_tags)
+from .engine.affine import STRAIN_TERMS
 from .engine.blocks import correlate_into_result, run_blocks
 from .engine.frame import PairFrame, geometry_cell_mask, pair_frame
 from .engine.params import (DEFAULT_MEDIAN_TEST, DEFAULT_MIN_TEXTURE, DEFAULT_SMOOTHING, SUBPIXEL_METHODS,
@@ -62,7 +63,10 @@ _OPTIONS_DOC = """
     |forward + backward| exceeds it (px); ``smoothing``: Gaussian sigma (px)
     applied to both images before matching (0 = off): it removes the
     near-Nyquist detail that no interpolator reproduces at fractional shifts,
-    the source of pixel-locking.
+    the source of pixel-locking; ``strain_bands`` (``subpixel="affine"`` only):
+    also return / write the deformation terms fitted inside each chip,
+    d(dx)/dx, d(dx)/dy, d(dy)/dx, d(dy)/dy in px/px (x + right, y + down;
+    see :mod:`core.offsets.engine.affine`).
 """
 
 
@@ -123,14 +127,16 @@ def correlate_files(ref_path: str, sec_path: str, out_path: str, chip_size: int 
                     min_texture: float = DEFAULT_MIN_TEXTURE, median_test: float = DEFAULT_MEDIAN_TEST,
                     forward_backward: float = 0.0, mask_geometries: Optional[Sequence[dict]] = None,
                     smoothing: float = DEFAULT_SMOOTHING, apriori=None, apriori_units: str = "pixels",
-                    apriori_dt_days: Optional[float] = None, pyramid_levels: int = 0) -> str:
+                    apriori_dt_days: Optional[float] = None, pyramid_levels: int = 0,
+                    strain_bands: bool = False) -> str:
     """Correlate two single-band rasters on a common pixel grid into a disparity GeoTIFF.
 
     The rasters must share CRS and pixel size and be aligned to whole pixels;
     with different extents their overlap is used. The output (REFERENCE §5.1)
     has bands dx, dy (reference px, + right / + down), valid (1/0) and peak
     ZNCC, then the quality bands SNR, peak ratio, uncertainty (px) and, with
-    ``forward_backward``, the forward-backward residual (px); NaN where
+    ``forward_backward``, the forward-backward residual (px), and with
+    ``strain_bands`` the four deformation bands (px/px); NaN where
     invalid; on ``grid_transform(ref.transform, col0, row0, chip_size,
     step)`` where (col0, row0) is the overlap's first reference pixel.
     ``mask_geometries`` (GeoJSON geometries in the reference CRS) limits the
@@ -149,7 +155,7 @@ def correlate_files(ref_path: str, sec_path: str, out_path: str, chip_size: int 
     (a-priori + measured).
     """
     params = check_parameters(chip_size, search_range, step, subpixel, prefilter, prefilter_size,
-                              min_texture, median_test, forward_backward, smoothing)
+                              min_texture, median_test, forward_backward, smoothing, strain_bands)
     levels = check_pyramid_levels(pyramid_levels)
     full = replace(params, search=PYRAMID_REFINE_SEARCH) if levels else params
     out_tags = dict(tags or {})
@@ -167,7 +173,7 @@ def correlate_files(ref_path: str, sec_path: str, out_path: str, chip_size: int 
         level_progress = progress
         if levels:
             out_tags.update(SM_PYRAMID_LEVELS=str(levels), SM_PYRAMID_TOP_SEARCH_RANGE=str(search_range))
-            coarse = replace(params, subpixel="gaussian", forward_backward=0.0)
+            coarse = replace(params, subpixel="gaussian", forward_backward=0.0, strain_bands=False)
             solve = functools.partial(_solve_level, params=coarse, mask_geometries=mask_geometries)
             field = coarse_to_fine(ref, sec, solve, levels, search_range, field,
                                    os.path.dirname(os.path.abspath(out_path)), progress, is_canceled)
@@ -218,7 +224,8 @@ def _write_disparity(frame: PairFrame, params: Params, out_path: str, tags: dict
                               subpixel=params.subpixel, prefilter=params.prefilter,
                               prefilter_size=params.prefilter_size, min_texture=params.min_texture,
                               median_test=params.median_test, forward_backward=params.forward_backward,
-                              smoothing=params.smoothing, noise_dn=f"{params.noise:.6g}")
+                              smoothing=params.smoothing, noise_dn=f"{params.noise:.6g}",
+                              strain_bands=str(params.strain_bands).lower() if params.strain_bands else None)
     out_tags.update({str(key): str(value) for key, value in tags.items() if value is not None})
     with RasterWriter(out_path, frame.grid, _descriptions(params), tags=out_tags, style=DISPARITY_STYLE,
                       require_valid=NO_MATCH_HINT) as out:
@@ -234,7 +241,8 @@ def _write_disparity(frame: PairFrame, params: Params, out_path: str, tags: dict
 
 def _descriptions(params: Params) -> Tuple[str, ...]:
     extra = (FB_RESIDUAL,) if params.forward_backward > 0 else ()
-    return BASE_DESCRIPTIONS + QUALITY_DESCRIPTIONS + extra
+    strain = STRAIN_DESCRIPTIONS if params.strain_bands else ()
+    return BASE_DESCRIPTIONS + QUALITY_DESCRIPTIONS + extra + strain
 
 
 def _output_bands(block: CorrelationResult, params: Params):
@@ -242,4 +250,6 @@ def _output_bands(block: CorrelationResult, params: Params):
              block.sigma]
     if params.forward_backward > 0:
         bands.append(block.fb_residual)
+    if params.strain_bands:
+        bands.extend(getattr(block, name) for name in STRAIN_TERMS)
     return bands

@@ -10,7 +10,9 @@ band   content
 2      dy: row offset in reference pixels, + down (south on north-up grids)
 3      valid mask, 1 = valid, 0 = invalid (dx, dy are NaN where 0)
 4      peak zero-normalised cross-correlation (ZNCC), -1..1
-5+     further quality bands, found by their description
+5+     further quality bands, found by their description (with the affine
+       refinement's optional deformation bands d(dx)/dx, d(dx)/dy, d(dy)/dx,
+       d(dy)/dy in px/px last)
 =====  ==================================================================
 
 The grid may be the reference grid subsampled by ``step`` (tag
@@ -41,6 +43,13 @@ SNR = "SNR (peak / mean |ZNCC|)"
 PEAK_RATIO = "peak ratio (best / second-best ZNCC peak)"
 UNCERTAINTY = "uncertainty (px, 1 sigma)"
 FB_RESIDUAL = "forward-backward residual (px)"
+#: Deformation bands of the affine refinement (optional, after the quality bands): the gradient of
+#: the offset field inside each chip, px/px (dimensionless), x + right (columns), y + down (rows).
+DDX_DX = "d(dx)/dx (px/px, x + right): extension along x > 0"
+DDX_DY = "d(dx)/dy (px/px, y + down)"
+DDY_DX = "d(dy)/dx (px/px, x + right)"
+DDY_DY = "d(dy)/dy (px/px, y + down): extension along y > 0"
+STRAIN_DESCRIPTIONS = (DDX_DX, DDX_DY, DDY_DX, DDY_DY)
 
 #: Sidecar style of disparity rasters (dx view; the dy view is ``disparity_dy``).
 DISPARITY_STYLE = "disparity_dx"
