@@ -5,7 +5,6 @@ warps of the Sentinel-2 land texture (sec(x) = ref(x - D(x))), so the truth is
 known exactly: at a chip centre c the offset d solves d = D(c + d), and for an
 affine D(x) = p0 + G (x - x0) the offset field's gradient is (I - G)^-1 G.
 """
-import os
 
 import numpy as np
 import pytest

@@ -49,11 +49,11 @@ from typing import Optional, Tuple
 import numpy as np
 from scipy import ndimage
 
-from .params import SPLINE_MARGIN, SPLINE_ORDER, Params
+from .params import SPLINE_ORDER, Params
 from .search import windows_at
 from .subpixel import (_LK_CHUNK, _LK_MAX_DEPARTURE_PX, _LK_MAX_ITERATIONS, _LK_NOT_CONVERGED_PX,
-                       _LK_TOLERANCE_PX, _lk_basis, _lk_gradients, _lk_operators_of, _spline_support_valid,
-                       sample_translated)
+                       _LK_TOLERANCE_PX, _lk_basis, _lk_operators_of, _spline_support_valid, lk_block_inputs,
+                       lk_step, sample_translated)
 
 #: Strain test threshold (chi-square of the 4 strain terms, 4 degrees of freedom, corrected for the
 #: noise correlation of the smoothing): above it a chip is refined with the affine model.
@@ -99,11 +99,7 @@ def refine_affine(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec_i
     if candidates.size == 0:
         return offset, peak, ok, strain
     ok = ok.copy()
-    g = SPLINE_MARGIN
-    reference = ref[g:ref.shape[0] - g, g:ref.shape[1] - g].astype(np.float32)
-    gradients = _lk_gradients(ref, ref_valid)
-    coefficients = ndimage.spline_filter(sec, order=SPLINE_ORDER, mode="mirror",
-                                         output=np.float64).astype(np.float32)
+    reference, gradients, coefficients = lk_block_inputs(ref, ref_valid, sec)
     invalid_table = None
     correlation = 1.0 + 4.0 * np.pi * p.smoothing ** 2
     for first in range(0, candidates.size, _LK_CHUNK):
@@ -184,15 +180,8 @@ def translation_and_strain_test_numpy(coefficients: np.ndarray, invalid_sums: np
         sampled = sampled.reshape(len(active), n)
         samples[active] = sampled
         sample_at[active] = offset[active]
-        products = np.einsum("bkn,bn->bk", operator[active], sampled).astype(np.float64)
-        q = products[:, :2]
-        total = sampled.sum(axis=1, dtype=np.float64)
-        energy = np.einsum("bn,bn->b", sampled, sampled).astype(np.float64) - total * total / n
-        peak[active] = products[:, 2] / np.sqrt(np.where(energy > 0, energy, np.inf))
-        gain = products[:, 2] / template_norm[active] - np.einsum("bk,bk->b", coupling[active], q)
-        good = (gain > 0) & np.all(np.isfinite(q), axis=1)
-        update = q / np.where(good, gain, 1.0)[:, None]
-        offset[active] -= np.where(good[:, None], update, 0.0)
+        peak[active], good, update = lk_step(sampled, operator[active], coupling[active], template_norm[active])
+        offset[active] -= update
         last_update[active] = np.where(good, np.hypot(update[:, 0], update[:, 1]), np.inf)
         departed = np.any(np.abs(offset[active] - integer_peak[active]) > _LK_MAX_DEPARTURE_PX, axis=1)
         converged[active[~good | departed]] = False

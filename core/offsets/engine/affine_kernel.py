@@ -72,6 +72,7 @@ def _kernel() -> Optional[Callable]:
                 options = dict(nogil=True, cache=True, fastmath=True)
                 # the helpers are compiled first and bound in this module, where ``_chips`` finds them
                 globals()["_quintic_weights"] = numba.njit(**options)(_quintic_weights_py)
+                globals()["_add_row"] = numba.njit(**options)(_add_row_py)
                 globals()["_strain_test"] = numba.njit(**options)(_strain_test_py)
                 _compiled = numba.njit(**options)(_chips)
     return _compiled
@@ -284,6 +285,15 @@ def _quintic_weights(t, weights):  # pragma: no cover (compiled)
     weights[5] = t5 / 120.0
 
 
+def _add_row(z, x_u, x, y_u, y, v):  # pragma: no cover (compiled)
+    """Adds one chip row to sums over z = (g_x u, g_x v, g_y u, g_y v) times some f: ``x_u``, ``x``
+    are the row's sums of f g_x u and f g_x, ``y_u``, ``y`` of f g_y u and f g_y, ``v`` its v."""
+    z[0] += x_u
+    z[1] += v * x
+    z[2] += y_u
+    z[3] += v * y
+
+
 def _strain_test(b, reference, grad_x, grad_y, sample, row0, col0, chip, half, mean_t, mean_x, mean_y, norm,
                  along_x, along_y, h_xx, h_yy, h_xy, total, t_s, s_s, correlation, chi2, joint_shift,
                  joint_strain):  # pragma: no cover (compiled, inlined into ``_chips``)
@@ -343,26 +353,11 @@ def _strain_test(b, reference, grad_x, grad_y, sample, row0, col0, chip, half, m
             puu_xy += xy * u * u
             puu_yy += yy * u * u
             c += 1
-        zo[0] += u_x
-        zo[1] += v * a_x
-        zo[2] += u_y
-        zo[3] += v * a_y
-        ztt[0] += u_xt
-        ztt[1] += v * a_xt
-        ztt[2] += u_yt
-        ztt[3] += v * a_yt
-        zs[0] += u_xs
-        zs[1] += v * a_xs
-        zs[2] += u_ys
-        zs[3] += v * a_ys
-        zgx[0] += pu_xx
-        zgx[1] += v * p_xx
-        zgx[2] += pu_xy
-        zgx[3] += v * p_xy
-        zgy[0] += pu_xy
-        zgy[1] += v * p_xy
-        zgy[2] += pu_yy
-        zgy[3] += v * p_yy
+        _add_row(zo, u_x, a_x, u_y, a_y, v)
+        _add_row(ztt, u_xt, a_xt, u_yt, a_yt, v)
+        _add_row(zs, u_xs, a_xs, u_ys, a_ys, v)
+        _add_row(zgx, pu_xx, p_xx, pu_xy, p_xy, v)
+        _add_row(zgy, pu_xy, p_xy, pu_yy, p_yy, v)
         g[0, 0] += puu_xx
         g[0, 1] += v * pu_xx
         g[0, 2] += puu_xy
@@ -450,3 +445,4 @@ def _strain_test(b, reference, grad_x, grad_y, sample, row0, col0, chip, half, m
 #: The helpers as written (``_kernel`` replaces the module names by their compiled versions).
 _quintic_weights_py = _quintic_weights
 _strain_test_py = _strain_test
+_add_row_py = _add_row

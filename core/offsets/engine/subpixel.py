@@ -102,11 +102,7 @@ def refine_lucas_kanade(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray,
     if candidates.size == 0:
         return offset, peak, ok
     ok = ok.copy()
-    g = SPLINE_MARGIN
-    reference = ref[g:ref.shape[0] - g, g:ref.shape[1] - g].astype(np.float32)
-    gradients = _lk_gradients(ref, ref_valid)
-    coefficients = ndimage.spline_filter(sec, order=SPLINE_ORDER, mode="mirror",
-                                         output=np.float64).astype(np.float32)
+    reference, gradients, coefficients = lk_block_inputs(ref, ref_valid, sec)
     for first in range(0, candidates.size, _LK_CHUNK):
         chips = candidates[first:first + _LK_CHUNK]
         first_row = (chips // n_cols) * p.step
@@ -120,6 +116,18 @@ def refine_lucas_kanade(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray,
         _iterate_lucas_kanade(coefficients, sec_invalid_sums, chips, state, offset, peak, integer_peak, ok,
                               p, n_cols)
     return offset, peak, ok
+
+
+def lk_block_inputs(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray
+                    ) -> Tuple[np.ndarray, Tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """What the LK refinements need of a block: the reference pixels inside its
+    ``SPLINE_MARGIN`` (float32), their x and y spline derivatives (float32, ``_lk_gradients``)
+    and the quintic-spline coefficients of the (demeaned) secondary ``sec`` (float32)."""
+    g = SPLINE_MARGIN
+    reference = ref[g:ref.shape[0] - g, g:ref.shape[1] - g].astype(np.float32)
+    coefficients = ndimage.spline_filter(sec, order=SPLINE_ORDER, mode="mirror",
+                                         output=np.float64).astype(np.float32)
+    return reference, _lk_gradients(ref, ref_valid), coefficients
 
 
 def _iterate_lucas_kanade(coefficients: np.ndarray, sec_invalid_sums: np.ndarray, chips: np.ndarray,
@@ -139,16 +147,8 @@ def _iterate_lucas_kanade(coefficients: np.ndarray, sec_invalid_sums: np.ndarray
         b = chips[active]
         sampled = sample_translated(coefficients, top[active], left[active], offset[b], p.chip)
         sampled = sampled.reshape(len(active), n)
-        op, coup, norm_t = state
-        products = np.einsum("bkn,bn->bk", op, sampled).astype(np.float64)  # q_dx, q_dy, t.s
-        q = products[:, :2]
-        total = sampled.sum(axis=1, dtype=np.float64)
-        energy = np.einsum("bn,bn->b", sampled, sampled).astype(np.float64) - total * total / n
-        peak[b] = products[:, 2] / np.sqrt(np.where(energy > 0, energy, np.inf))
-        gain = products[:, 2] / norm_t - np.einsum("bk,bk->b", coup, q)
-        good = (gain > 0) & np.all(np.isfinite(q), axis=1)
-        update = q / np.where(good, gain, 1.0)[:, None]
-        offset[b] -= np.where(good[:, None], update, 0.0)
+        peak[b], good, update = lk_step(sampled, *state)
+        offset[b] -= update
         last_update[active] = np.where(good, np.hypot(update[:, 0], update[:, 1]), np.inf)
         departed = np.any(np.abs(offset[b] - integer_peak[b]) > _LK_MAX_DEPARTURE_PX, axis=1)
         ok[b[~good | departed]] = False
@@ -158,6 +158,24 @@ def _iterate_lucas_kanade(coefficients: np.ndarray, sec_invalid_sums: np.ndarray
             state = tuple(array[going] for array in state)
     ok[chips[last_update > _LK_NOT_CONVERGED_PX]] = False
     ok[chips] &= _spline_support_valid(sec_invalid_sums, top, left, offset[chips], p.chip)
+
+
+def lk_step(sampled: np.ndarray, operator: np.ndarray, coupling: np.ndarray, template_norm: np.ndarray
+            ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One Lucas-Kanade step from the secondary sampled at the current offsets (B, n), with the
+    operators of ``_lk_operators``: the ZNCC there (B,), whether the step is usable (positive
+    gain, finite) (B,), and the (dx, dy) update to subtract from the offsets (B, 2) px (0 where
+    not usable)."""
+    n = sampled.shape[1]
+    products = np.einsum("bkn,bn->bk", operator, sampled).astype(np.float64)  # q_dx, q_dy, t.s
+    q = products[:, :2]
+    total = sampled.sum(axis=1, dtype=np.float64)
+    energy = np.einsum("bn,bn->b", sampled, sampled).astype(np.float64) - total * total / n
+    peak = products[:, 2] / np.sqrt(np.where(energy > 0, energy, np.inf))
+    gain = products[:, 2] / template_norm - np.einsum("bk,bk->b", coupling, q)
+    good = (gain > 0) & np.all(np.isfinite(q), axis=1)
+    update = q / np.where(good, gain, 1.0)[:, None]
+    return peak, good, np.where(good[:, None], update, 0.0)
 
 
 def _lk_gradients(ref: np.ndarray, ref_valid: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
