@@ -47,9 +47,9 @@ from __future__ import annotations
 from typing import Optional, Tuple
 
 import numpy as np
-from scipy import ndimage
 
-from .params import SPLINE_ORDER, Params
+from . import affine_kernel
+from .params import Params
 from .search import windows_at
 from .subpixel import (_LK_CHUNK, _LK_MAX_DEPARTURE_PX, _LK_MAX_ITERATIONS, _LK_NOT_CONVERGED_PX,
                        _LK_TOLERANCE_PX, _lk_basis, _lk_operators_of, _spline_support_valid, lk_block_inputs,
@@ -90,8 +90,6 @@ def refine_affine(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec_i
     offsets (B, 2) (dx, dy) px, the ZNCC at the last sampled position (B,),
     validity (B,) and the deformation terms (B, 4) px/px (NaN where not fitted).
     """
-    from . import affine_kernel
-
     offset = start.astype(np.float64).copy()
     peak = np.full(len(offset), np.nan)
     strain = np.full((len(offset), 4), np.nan)
@@ -269,8 +267,7 @@ def _affine_stage(coefficients: np.ndarray, invalid_table: np.ndarray, templates
     correlation = hessian / np.where(good, 1.0, np.nan)[:, None, None] / (scale[:, :, None] * scale[:, None, :])
     good &= np.all(np.isfinite(correlation), axis=(1, 2))
     good[good] = np.linalg.eigvalsh(correlation[good]).min(axis=1) > 1e-12
-    operator = np.zeros_like(weighted)
-    operator[good] = np.linalg.solve(hessian[good], weighted[good])
+    hessian[~good] = np.eye(8)
     template_centred = t0 - t0.mean(axis=1, keepdims=True)
     template_centred /= np.linalg.norm(template_centred, axis=1, keepdims=True)
     identity = np.eye(2)
@@ -279,19 +276,15 @@ def _affine_stage(coefficients: np.ndarray, invalid_table: np.ndarray, templates
     change = np.full(count, np.inf)
     zncc = np.full(count, np.nan)
     active = np.flatnonzero(good)
-    rows_base = top[:, None] + (v + (chip - 1) / 2.0)[None, :]
-    cols_base = left[:, None] + (u + (chip - 1) / 2.0)[None, :]
     for _ in range(_AFFINE_MAX_ITERATIONS):
         if active.size == 0:
             break
-        rows, cols = _warped(rows_base[active], cols_base[active], shift[active], strain[active], u, v)
-        sampled = ndimage.map_coordinates(coefficients, [rows.ravel(), cols.ravel()], order=SPLINE_ORDER,
-                                          prefilter=False, mode="mirror", output=np.float64)
-        sampled = sampled.reshape(len(active), n)
+        sampled = affine_kernel.sample_affine(coefficients, top[active], left[active], shift[active],
+                                              strain[active], chip)
         centred = sampled - sampled.mean(axis=1, keepdims=True)
         norms = np.linalg.norm(centred, axis=1)
         zncc[active] = np.einsum("bn,bn->b", centred, template_centred[active]) / np.where(norms > 0, norms, np.inf)
-        beta = np.einsum("bkn,bn->bk", operator[active], sampled)
+        beta = np.linalg.solve(hessian[active], np.einsum("bkn,bn->bk", weighted[active], sampled)[..., None])[..., 0]
         gain = beta[:, 0]
         fine = (gain > 0) & np.all(np.isfinite(beta), axis=1)
         delta = beta[:, 2:] / np.where(fine, gain, 1.0)[:, None]
@@ -312,16 +305,20 @@ def _affine_stage(coefficients: np.ndarray, invalid_table: np.ndarray, templates
     reach = _LK_MAX_DEPARTURE_PX + np.abs(strain).reshape(-1, 4).max(axis=1) * (chip / 2.0)
     done &= np.all(np.abs(shift - integer_peak) <= reach[:, None], axis=1)
     done &= np.all(np.abs(strain).reshape(-1, 4) <= MAX_STRAIN, axis=1)
-    rows, cols = _warped(rows_base, cols_base, shift, strain, u, v)
+    rows, cols = warped_positions(top, left, shift, strain, chip)
     done &= _support_valid(invalid_table, rows, cols)
     return done, shift, strain, zncc
 
 
-def _warped(rows_base: np.ndarray, cols_base: np.ndarray, shift: np.ndarray, strain: np.ndarray,
-            u: np.ndarray, v: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """Sample rows and columns (B, n) of the chips' pixels under x + p + A (u, v)."""
-    cols = cols_base + shift[:, 0:1] + strain[:, 0, 0:1] * u + strain[:, 0, 1:2] * v
-    rows = rows_base + shift[:, 1:2] + strain[:, 1, 0:1] * u + strain[:, 1, 1:2] * v
+def warped_positions(top: np.ndarray, left: np.ndarray, shift: np.ndarray, strain: np.ndarray, chip: int
+                     ) -> Tuple[np.ndarray, np.ndarray]:
+    """Rows and columns (B, n) where the chips' pixels are sampled under x + p + A (u, v): chip b's
+    pixel (a, c) at row top[b] + a + dy(u, v), column left[b] + c + dx(u, v); ``shift`` (B, 2)
+    (dx, dy) px, ``strain`` (B, 2, 2) px/px."""
+    u, v = chip_coordinates(chip)
+    half = (chip - 1) / 2.0
+    cols = left[:, None] + (u + half) + shift[:, 0:1] + strain[:, 0, 0:1] * u + strain[:, 0, 1:2] * v
+    rows = top[:, None] + (v + half) + shift[:, 1:2] + strain[:, 1, 0:1] * u + strain[:, 1, 1:2] * v
     return rows, cols
 
 

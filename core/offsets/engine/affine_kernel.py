@@ -19,6 +19,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from .params import SPLINE_ORDER
 from .subpixel import (_LK_MAX_DEPARTURE_PX, _LK_MAX_ITERATIONS, _LK_NOT_CONVERGED_PX, _LK_TOLERANCE_PX,
                        _SINGULAR_EIGEN_RATIO)
 
@@ -26,6 +27,7 @@ from .subpixel import (_LK_MAX_DEPARTURE_PX, _LK_MAX_ITERATIONS, _LK_NOT_CONVERG
 USE_NUMBA = True
 
 _compiled: Optional[Callable] = None
+_compiled_points: Optional[Callable] = None
 _compile_lock = threading.Lock()
 
 
@@ -60,6 +62,40 @@ def translation_and_strain_test(coefficients: np.ndarray, invalid_sums: np.ndarr
            np.ascontiguousarray(integer_peak, np.float64), int(chip), float(correlation),
            converged, offset, peak, chi2, joint_shift, joint_strain, sample_at)
     return converged, offset, peak, chi2, joint_shift, joint_strain, sample_at
+
+
+def sample_affine(coefficients: np.ndarray, top: np.ndarray, left: np.ndarray, shift: np.ndarray,
+                  strain: np.ndarray, chip: int) -> np.ndarray:
+    """The quintic spline with ``coefficients`` (2-D) sampled at the affine-warped chips (B, n)
+    (positions: :func:`.affine.warped_positions`), as ``ndimage.map_coordinates(order=5,
+    prefilter=False, mode="mirror")``; compiled when numba is installed and ``USE_NUMBA``."""
+    kernel = _points_kernel() if USE_NUMBA else None
+    if kernel is None:
+        from scipy import ndimage
+
+        from .affine import warped_positions
+        rows, cols = warped_positions(top, left, shift, strain, chip)
+        return ndimage.map_coordinates(coefficients, [rows.ravel(), cols.ravel()], order=SPLINE_ORDER,
+                                       prefilter=False, mode="mirror", output=np.float64).reshape(rows.shape)
+    values = np.empty((len(top), chip * chip))
+    kernel(np.ascontiguousarray(coefficients, np.float32), np.asarray(top, np.float64),
+           np.asarray(left, np.float64), np.ascontiguousarray(shift, np.float64),
+           np.ascontiguousarray(strain, np.float64).reshape(-1, 4), chip, values)
+    return values
+
+
+def _points_kernel() -> Optional[Callable]:
+    """The compiled point sampler, None without numba."""
+    global _compiled_points
+    if _compiled_points is None and numba_available():
+        with _compile_lock:
+            if _compiled_points is None:
+                import numba
+                options = dict(nogil=True, cache=True, fastmath=True)
+                globals()["_quintic_weights"] = numba.njit(**options)(_quintic_weights_py)
+                globals()["_mirrored"] = numba.njit(**options)(_mirrored_py)
+                _compiled_points = numba.njit(**options)(_points)
+    return _compiled_points
 
 
 def _kernel() -> Optional[Callable]:
@@ -270,6 +306,53 @@ def _chips(coefficients, invalid_sums, reference, grad_x, grad_y, first_row, fir
                      joint_strain)
 
 
+def _points(coefficients, top, left, shift, strain, chip, values):  # pragma: no cover (compiled)
+    """Numba body of ``sample_affine``: per chip and pixel the warped position, then the
+    quintic spline from the 6 x 6 coefficients floor - 2 .. floor + 3, mirrored at the edges."""
+    height, width = coefficients.shape
+    w_rows = np.empty(6)
+    w_cols = np.empty(6)
+    half = (chip - 1) / 2.0
+    for b in range(top.shape[0]):
+        for a in range(chip):
+            v = a - half
+            for c in range(chip):
+                u = c - half
+                col = left[b] + c + shift[b, 0] + strain[b, 0] * u + strain[b, 1] * v
+                row = top[b] + a + shift[b, 1] + strain[b, 2] * u + strain[b, 3] * v
+                base_row = np.floor(row)
+                base_col = np.floor(col)
+                _quintic_weights(row - base_row, w_rows)
+                _quintic_weights(col - base_col, w_cols)
+                first_row = int(base_row) - 2
+                first_col = int(base_col) - 2
+                total = 0.0
+                if first_row >= 0 and first_col >= 0 and first_row + 6 <= height and first_col + 6 <= width:
+                    for i in range(6):
+                        line = coefficients[first_row + i]
+                        acc = 0.0
+                        for j in range(6):
+                            acc += w_cols[j] * line[first_col + j]
+                        total += w_rows[i] * acc
+                else:
+                    for i in range(6):
+                        line = coefficients[_mirrored(first_row + i, height)]
+                        acc = 0.0
+                        for j in range(6):
+                            acc += w_cols[j] * line[_mirrored(first_col + j, width)]
+                        total += w_rows[i] * acc
+                values[b, a * chip + c] = total
+
+
+def _mirrored(index, size):  # pragma: no cover (compiled)
+    """``index`` reflected into [0, size) about the edge pixels (scipy's "mirror" mode)."""
+    if size == 1:
+        return 0
+    period = 2 * size - 2
+    index = abs(index) % period
+    return period - index if index >= size else index
+
+
 def _quintic_weights(t, weights):  # pragma: no cover (compiled)
     """Quintic B-spline weights of the coefficients at floor-2 .. floor+3 for the fraction ``t``
     (as ``subpixel._bspline_weights``)."""
@@ -446,3 +529,4 @@ def _strain_test(b, reference, grad_x, grad_y, sample, row0, col0, chip, half, m
 _quintic_weights_py = _quintic_weights
 _strain_test_py = _strain_test
 _add_row_py = _add_row
+_mirrored_py = _mirrored
