@@ -57,7 +57,7 @@ from .subpixel import (_LK_CHUNK, _LK_MAX_DEPARTURE_PX, _LK_MAX_ITERATIONS, _LK_
 
 #: Strain test threshold (chi-square of the 4 strain terms, 4 degrees of freedom, corrected for the
 #: noise correlation of the smoothing): above it a chip is refined with the affine model.
-STRAIN_TEST = 10.0
+STRAIN_TEST = 8.0
 #: ... and the first-order deformation must move the chip's edge pixels by at least this (px):
 #: max |A| x chip / 2 (noise-free pairs pass the chi-square test with negligible strain).
 MIN_STRAIN_PX = 0.02

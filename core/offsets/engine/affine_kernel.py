@@ -135,6 +135,8 @@ def _chips(coefficients, invalid_sums, reference, grad_x, grad_y, first_row, fir
     sample = np.empty((chip, chip), np.float32)
     rows_pass = np.empty((chip, span), np.float32)
     weights = np.empty(6)
+    work = np.empty((11, 4))
+    gram = np.empty((4, 4))
     half = (chip - 1) / 2.0
     for b in range(count):
         row0 = first_row[b]
@@ -303,7 +305,7 @@ def _chips(coefficients, invalid_sums, reference, grad_x, grad_y, first_row, fir
         # ---- the strain test on the last sample (``affine._strain_test``), from row sums
         _strain_test(b, reference, grad_x, grad_y, sample, row0, col0, chip, half, mean_t, mean_x, mean_y, norm,
                      along_x, along_y, h_xx, h_yy, h_xy, total, t_s, s_s, correlation, chi2, joint_shift,
-                     joint_strain)
+                     joint_strain, work, gram)
 
 
 def _points(coefficients, top, left, shift, strain, chip, values):  # pragma: no cover (compiled)
@@ -379,18 +381,25 @@ def _add_row(z, x_u, x, y_u, y, v):  # pragma: no cover (compiled)
 
 def _strain_test(b, reference, grad_x, grad_y, sample, row0, col0, chip, half, mean_t, mean_x, mean_y, norm,
                  along_x, along_y, h_xx, h_yy, h_xy, total, t_s, s_s, correlation, chi2, joint_shift,
-                 joint_strain):  # pragma: no cover (compiled, inlined into ``_chips``)
+                 joint_strain, work, g):  # pragma: no cover (compiled, inlined into ``_chips``)
     """Stage 2 of chip ``b``: the strain columns are z = (g_x u, g_x v, g_y u, g_y v); their sums
     against 1, t, o_x, o_y, s and each other come from row sums of products with 1, u (and u^2)
     weighted per row by 1, v (and v^2); o_x = g_x - mean - (g_x.t) t gives z.o_x = z.g_x -
-    mean z.1 - (g_x.t) z.t, and likewise o_y; ``total``, ``t_s``, ``s_s`` are 1.s, t.s, s.s."""
+    mean z.1 - (g_x.t) z.t, and likewise o_y; ``total``, ``t_s``, ``s_s`` are 1.s, t.s, s.s.
+    ``work`` (11, 4) and ``g`` (4, 4) are scratch buffers (no allocation per chip)."""
     n = chip * chip
-    zo = np.zeros(4)    # z.1
-    ztt = np.zeros(4)   # z.T (raw template)
-    zs = np.zeros(4)    # z.s
-    zgx = np.zeros(4)   # z.g_x
-    zgy = np.zeros(4)   # z.g_y
-    g = np.zeros((4, 4))
+    work[:] = 0.0
+    g[:] = 0.0
+    zo = work[0]    # z.1
+    ztt = work[1]   # z.T (raw template)
+    zs = work[2]    # z.s
+    zgx = work[3]   # z.g_x
+    zgy = work[4]   # z.g_y
+    zt = work[5]
+    zx = work[6]
+    zy = work[7]
+    score = work[8]
+    gamma = work[9]
     x_s = 0.0
     y_s = 0.0
     for r in range(chip):
@@ -453,9 +462,6 @@ def _strain_test(b, reference, grad_x, grad_y, sample, row0, col0, chip, half, m
         g[3, 3] += v * v * p_yy
         x_s += a_xs
         y_s += a_ys
-    zt = np.empty(4)
-    zx = np.empty(4)
-    zy = np.empty(4)
     for i in range(4):
         zt[i] = (ztt[i] - mean_t * zo[i]) / norm
         zx[i] = zgx[i] - mean_x * zo[i] - along_x * zt[i]
@@ -468,7 +474,6 @@ def _strain_test(b, reference, grad_x, grad_y, sample, row0, col0, chip, half, m
     i_xy = -h_xy / det_o
     q_x = i_xx * o_s_x + i_xy * o_s_y
     q_y = i_xy * o_s_x + i_yy * o_s_y
-    score = np.empty(4)
     for i in range(4):
         for m in range(i, 4):
             value = (g[i, m] - zo[i] * zo[m] / n - zt[i] * zt[m]
@@ -477,7 +482,7 @@ def _strain_test(b, reference, grad_x, grad_y, sample, row0, col0, chip, half, m
             g[m, i] = value
         score[i] = zs[i] - zo[i] * (total / n) - zt[i] * t_s - (zx[i] * q_x + zy[i] * q_y)
     # gamma = g^-1 score by Gaussian elimination with partial pivoting
-    gamma = score.copy()
+    gamma[:] = score
     for i in range(4):
         pivot = i
         for m in range(i + 1, 4):
