@@ -6,6 +6,8 @@ known exactly: at a chip centre c the offset d solves d = D(c + d), and for an
 affine D(x) = p0 + G (x - x0) the offset field's gradient is (I - G)^-1 G.
 """
 
+import os
+
 import numpy as np
 import pytest
 import rasterio
@@ -221,3 +223,35 @@ def test_numpy_fallback_without_numba(monkeypatch):
     valid = _interior(result.valid)
     assert valid.mean() >= 0.9
     assert _rmse(_interior(result.dx)[valid] + 0.4) < 0.01 and _rmse(_interior(result.dy)[valid] - 0.25) < 0.01
+
+
+def test_runs_where_numba_cannot_be_imported():
+    """A fresh interpreter in which importing numba fails: the affine refinement runs in numpy
+    and never imports numba."""
+    import subprocess
+    import sys
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = f"""
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('numba', 'llvmlite'):
+            raise ImportError('blocked for the test: ' + name)
+sys.meta_path.insert(0, Block())
+sys.path[:0] = [{repo!r}, {os.path.join(repo, 'tests')!r}]
+import os
+
+import numpy as np
+from texture import fourier_shifted, land_texture
+from core.offsets.correlate import correlate_arrays
+land = land_texture()[:160, :160]
+result = correlate_arrays(land, fourier_shifted(land, dx=0.3, dy=-0.6), 32, 8, 8, subpixel="affine",
+                          strain_bands=True)
+inner = result.valid[1:-1, 1:-1]
+print(float(np.sqrt(np.mean((result.dx[1:-1, 1:-1][inner] - 0.3) ** 2))), 'numba' in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rmse, imported = done.stdout.split()
+    assert float(rmse) < 0.01 and imported == "False"
