@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import threading
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 
@@ -97,32 +97,31 @@ def sample_affine(coefficients: np.ndarray, top: np.ndarray, left: np.ndarray, s
 
 def _points_kernel() -> Optional[Callable]:
     """The compiled point sampler, None without numba."""
-    global _compiled_points
-    if _compiled_points is None and numba_available():
-        with _compile_lock:
-            if _compiled_points is None:
-                import numba
-                options = dict(nogil=True, cache=True, fastmath=True)
-                globals()["_quintic_weights"] = numba.njit(**options)(_quintic_weights_py)
-                globals()["_mirrored"] = numba.njit(**options)(_mirrored_py)
-                _compiled_points = numba.njit(**options)(_points)
-    return _compiled_points
+    return _compile()[1]
 
 
 def _kernel() -> Optional[Callable]:
-    """The compiled kernel (compiled once per process, cached on disk), None without numba."""
-    global _compiled
-    if _compiled is None and numba_available():
+    """The compiled stages 1-2 kernel, None without numba."""
+    return _compile()[0]
+
+
+def _compile() -> Tuple[Optional[Callable], Optional[Callable]]:
+    """Both kernels, compiled once per process (and cached on disk by numba); (None, None) without
+    numba. The helpers are compiled first and bound in this module, where the kernels find them."""
+    global _compiled, _compiled_points
+    if not numba_available():
+        return None, None
+    if _compiled is None:
         with _compile_lock:
             if _compiled is None:
                 import numba
                 options = dict(nogil=True, cache=True, fastmath=True)
-                # the helpers are compiled first and bound in this module, where ``_chips`` finds them
-                globals()["_quintic_weights"] = numba.njit(**options)(_quintic_weights_py)
-                globals()["_add_row"] = numba.njit(**options)(_add_row_py)
-                globals()["_strain_test"] = numba.njit(**options)(_strain_test_py)
+                for name, function in (("_quintic_weights", _quintic_weights_py), ("_add_row", _add_row_py),
+                                       ("_strain_test", _strain_test_py), ("_mirrored", _mirrored_py)):
+                    globals()[name] = numba.njit(**options)(function)
+                _compiled_points = numba.njit(**options)(_points)
                 _compiled = numba.njit(**options)(_chips)
-    return _compiled
+    return _compiled, _compiled_points
 
 
 def _chips(coefficients, invalid_sums, reference, grad_x, grad_y, first_row, first_col, top, left, integer_peak,
