@@ -114,8 +114,9 @@ def run_blocks(ref_source: PixelSource, sec_source: PixelSource, n_rows: int, n_
                 while pending and (len(pending) >= THREADS or index == len(blocks) - 1):
                     rows_done, cols_done, future = pending.popleft()
                     shape = (rows_done.stop - rows_done.start, cols_done.stop - cols_done.start)
-                    strips.add(rows_done, cols_done, CorrelationResult.empty(shape, params.forward_backward > 0, params.strain_bands)
-                               if future is None else future.result())
+                    empty = future is None
+                    strips.add(rows_done, cols_done, CorrelationResult.empty(
+                        shape, params.forward_backward > 0, params.strain_bands) if empty else future.result())
                     done += 1
                     if progress is not None:
                         progress(100.0 * done / len(blocks))
