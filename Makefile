@@ -11,7 +11,7 @@ APT_PACKAGES := qgis qgis-providers python3-qgis python3-numpy python3-scipy pyt
 	python3-rasterio python3-gdal python3-pytest python3-pip python3-venv python3-matplotlib \
 	python3-skimage python3-opencv python3-xarray python3-zarr python3-fsspec python3-netcdf4 \
 	python3-dask python3-distributed python3-aiohttp python3-requests python3-pil python3-shapely \
-	python3-pyproj python3-geopandas xauth
+	python3-pyproj python3-geopandas python3-numba xauth
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export QT_QPA_PLATFORM ?= offscreen
 export XDG_RUNTIME_DIR ?= /tmp/runtime-$(shell id -u)

@@ -34,7 +34,8 @@ from ..errors import UserInputError
 from ..io import RasterWriter, open_raster, require_crs, require_single_band
 from .apriori import OffsetField, apriori_field, block_apriori
 from .disparity import (BASE_DESCRIPTIONS, CHIP_SIZE, DISPARITY_STYLE, FB_RESIDUAL, NO_MATCH_HINT, PEAK_RATIO,
-                        REASON, SNR, TAG_DT_DAYS, UNCERTAINTY, disparity_tags)
+                        REASON, SNR, STRAIN_DESCRIPTIONS, TAG_DT_DAYS, UNCERTAINTY, disparity_tags)
+from .engine.affine import STRAIN_TERMS
 from .engine.blocks import correlate_into_result, run_blocks
 from .engine.frame import PairFrame, geometry_cell_mask, pair_frame
 from .engine.params import (DEFAULT_CHIP_LADDER, DEFAULT_COHERENCE, DEFAULT_MEDIAN_TEST, DEFAULT_MIN_PEAK_RATIO,
@@ -77,7 +78,10 @@ _OPTIONS_DOC = """
     valid neighbours within about two chips are invalid (clustered outliers);
     ``min_peak_ratio``: cells whose best / second-best ZNCC peak ratio is below
     it are invalid (0 = off). ``result.reason`` records why each invalid cell
-    was rejected (``core.offsets.disparity.REASONS``).
+    was rejected (``core.offsets.disparity.REASONS``). ``strain_bands``
+    (``subpixel="affine"`` only): also return / write the deformation terms
+    fitted inside each chip, d(dx)/dx, d(dx)/dy, d(dy)/dx, d(dy)/dy in px/px
+    (x + right, y + down; see :mod:`core.offsets.engine.affine`).
 """
 
 
@@ -91,7 +95,7 @@ def correlate_arrays(ref: np.ndarray, sec: np.ndarray, chip_size: int, search_ra
                      apriori_offsets: Optional[Tuple[np.ndarray, np.ndarray]] = None,
                      min_valid_fraction: float = DEFAULT_MIN_VALID_FRACTION,
                      chip_ladder: int = DEFAULT_CHIP_LADDER, coherence: float = DEFAULT_COHERENCE,
-                     min_peak_ratio: float = DEFAULT_MIN_PEAK_RATIO) -> CorrelationResult:
+                     min_peak_ratio: float = DEFAULT_MIN_PEAK_RATIO, strain_bands: bool = False) -> CorrelationResult:
     """Correlate two co-registered 2-D images (same shape, same pixel grid).
 
     Cell (i, j) covers ``ref[i*step : i*step+chip, j*step : j*step+chip]``;
@@ -105,7 +109,7 @@ def correlate_arrays(ref: np.ndarray, sec: np.ndarray, chip_size: int, search_ra
     """
     params = check_parameters(chip_size, search_range, step, subpixel, prefilter, prefilter_size,
                               min_texture, median_test, forward_backward, smoothing, min_valid_fraction,
-                              chip_ladder, coherence, min_peak_ratio)
+                              chip_ladder, coherence, min_peak_ratio, strain_bands)
     ref = np.asarray(ref)
     sec = np.asarray(sec)
     if ref.ndim != 2 or ref.shape != sec.shape:
@@ -143,7 +147,8 @@ def correlate_files(ref_path: str, sec_path: str, out_path: str, chip_size: int 
                     smoothing: float = DEFAULT_SMOOTHING, apriori=None, apriori_units: str = "pixels",
                     apriori_dt_days: Optional[float] = None, pyramid_levels: int = 0,
                     min_valid_fraction: float = DEFAULT_MIN_VALID_FRACTION, chip_ladder: int = DEFAULT_CHIP_LADDER,
-                    coherence: float = DEFAULT_COHERENCE, min_peak_ratio: float = DEFAULT_MIN_PEAK_RATIO) -> str:
+                    coherence: float = DEFAULT_COHERENCE, min_peak_ratio: float = DEFAULT_MIN_PEAK_RATIO,
+                    strain_bands: bool = False) -> str:
     """Correlate two single-band rasters on a common pixel grid into a disparity GeoTIFF.
 
     The rasters must share CRS and pixel size and be aligned to whole pixels;
@@ -152,7 +157,9 @@ def correlate_files(ref_path: str, sec_path: str, out_path: str, chip_size: int 
     ZNCC, then the quality bands SNR, peak ratio, uncertainty (px) and, with
     ``forward_backward``, the forward-backward residual (px), NaN where
     invalid; then the rejection reason (code, 0 = valid, see
-    ``core.offsets.disparity.REASONS``) and the chip size used (px, NaN where invalid); on ``grid_transform(ref.transform, col0, row0, chip_size,
+    ``core.offsets.disparity.REASONS``) and the chip size used (px, NaN where
+    invalid), and with ``strain_bands`` the four deformation bands (px/px); on
+    ``grid_transform(ref.transform, col0, row0, chip_size,
     step)`` where (col0, row0) is the overlap's first reference pixel.
     ``mask_geometries`` (GeoJSON geometries in the reference CRS) limits the
     output to cells whose chip centre lies inside them; blocks without any
@@ -171,7 +178,7 @@ def correlate_files(ref_path: str, sec_path: str, out_path: str, chip_size: int 
     """
     params = check_parameters(chip_size, search_range, step, subpixel, prefilter, prefilter_size,
                               min_texture, median_test, forward_backward, smoothing, min_valid_fraction,
-                              chip_ladder, coherence, min_peak_ratio)
+                              chip_ladder, coherence, min_peak_ratio, strain_bands)
     levels = check_pyramid_levels(pyramid_levels)
     full = replace(params, search=PYRAMID_REFINE_SEARCH) if levels else params
     out_tags = dict(tags or {})
@@ -189,7 +196,7 @@ def correlate_files(ref_path: str, sec_path: str, out_path: str, chip_size: int 
         level_progress = progress
         if levels:
             out_tags.update(SM_PYRAMID_LEVELS=str(levels), SM_PYRAMID_TOP_SEARCH_RANGE=str(search_range))
-            coarse = replace(params, subpixel="gaussian", forward_backward=0.0, chip_ladder=0)
+            coarse = replace(params, subpixel="gaussian", forward_backward=0.0, chip_ladder=0, strain_bands=False)
             solve = functools.partial(_solve_level, params=coarse, mask_geometries=mask_geometries)
             field = coarse_to_fine(ref, sec, solve, levels, search_range, field,
                                    os.path.dirname(os.path.abspath(out_path)), progress, is_canceled)
@@ -242,7 +249,8 @@ def _write_disparity(frame: PairFrame, params: Params, out_path: str, tags: dict
                               median_test=params.median_test, forward_backward=params.forward_backward,
                               smoothing=params.smoothing, noise_dn=f"{params.noise:.6g}",
                               min_valid_fraction=params.min_valid_fraction, chip_ladder=params.chip_ladder,
-                              coherence=params.coherence, min_peak_ratio=params.min_peak_ratio)
+                              coherence=params.coherence, min_peak_ratio=params.min_peak_ratio,
+                              strain_bands=str(params.strain_bands).lower() if params.strain_bands else None)
     out_tags.update({str(key): str(value) for key, value in tags.items() if value is not None})
     with RasterWriter(out_path, frame.grid, _descriptions(params), tags=out_tags, style=DISPARITY_STYLE,
                       require_valid=NO_MATCH_HINT) as out:
@@ -258,7 +266,8 @@ def _write_disparity(frame: PairFrame, params: Params, out_path: str, tags: dict
 
 def _descriptions(params: Params) -> Tuple[str, ...]:
     extra = (FB_RESIDUAL,) if params.forward_backward > 0 else ()
-    return BASE_DESCRIPTIONS + QUALITY_DESCRIPTIONS + extra + DIAGNOSTIC_DESCRIPTIONS
+    strain = STRAIN_DESCRIPTIONS if params.strain_bands else ()
+    return BASE_DESCRIPTIONS + QUALITY_DESCRIPTIONS + extra + DIAGNOSTIC_DESCRIPTIONS + strain
 
 
 def _output_bands(block: CorrelationResult, params: Params):
@@ -267,4 +276,6 @@ def _output_bands(block: CorrelationResult, params: Params):
     if params.forward_backward > 0:
         bands.append(block.fb_residual)
     bands += [block.reason.astype(np.float32), block.chip_size]
+    if params.strain_bands:
+        bands.extend(getattr(block, name) for name in STRAIN_TERMS)
     return bands

@@ -11,7 +11,9 @@ band   content
 3      valid mask, 1 = valid, 0 = invalid (dx, dy are NaN where 0)
 4      peak zero-normalised cross-correlation (ZNCC), -1..1
 5+     further quality bands, found by their description (the rejection
-       reason band holds a code, see ``REASONS``, where the others are NaN)
+       reason band holds a code, see ``REASONS``, where the others are NaN; the affine
+       refinement's optional deformation bands d(dx)/dx, d(dx)/dy, d(dy)/dx, d(dy)/dy
+       in px/px come last)
 =====  ==================================================================
 
 The grid may be the reference grid subsampled by ``step`` (tag
@@ -42,6 +44,13 @@ SNR = "SNR (peak / mean |ZNCC|)"
 PEAK_RATIO = "peak ratio (best / second-best ZNCC peak)"
 UNCERTAINTY = "uncertainty (px, 1 sigma)"
 FB_RESIDUAL = "forward-backward residual (px)"
+#: Deformation bands of the affine refinement (optional, after the quality bands): the gradient of
+#: the offset field inside each chip, px/px (dimensionless), x + right (columns), y + down (rows).
+DDX_DX = "d(dx)/dx (px/px, x + right): extension along x > 0"
+DDX_DY = "d(dx)/dy (px/px, y + down)"
+DDY_DX = "d(dy)/dx (px/px, x + right)"
+DDY_DY = "d(dy)/dy (px/px, y + down): extension along y > 0"
+STRAIN_DESCRIPTIONS = (DDX_DX, DDX_DY, DDY_DX, DDY_DY)
 
 #: Why a cell is invalid: the codes of the "rejection reason" band (0 = valid). A cell gets the code
 #: of the first test it fails, in this order (the per-chip tests of its base chip, then the strip tests).

@@ -70,7 +70,7 @@ def correlate_into_result(ref: PixelSource, sec: PixelSource, shape: Tuple[int, 
                           progress=None, is_canceled=None, cell_mask: Optional[CellMask] = None,
                           apriori: Optional[BlockApriori] = None) -> CorrelationResult:
     """:func:`run_blocks` into an in-memory result of the grid ``shape`` (rows, columns)."""
-    result = CorrelationResult.empty(shape, params.forward_backward > 0)
+    result = CorrelationResult.empty(shape, params.forward_backward > 0, params.strain_bands)
 
     def store(rows: slice, cols: slice, block: CorrelationResult) -> None:
         for name, values in block.arrays().items():
@@ -119,8 +119,9 @@ def run_blocks(ref_source: PixelSource, sec_source: PixelSource, n_rows: int, n_
                 while pending and (len(pending) >= THREADS or index == len(blocks) - 1):
                     rows_done, cols_done, future = pending.popleft()
                     shape = (rows_done.stop - rows_done.start, cols_done.stop - cols_done.start)
-                    strips.add(rows_done, cols_done, CorrelationResult.empty(shape, params.forward_backward > 0)
-                               if future is None else future.result())
+                    empty = future is None
+                    strips.add(rows_done, cols_done, CorrelationResult.empty(
+                        shape, params.forward_backward > 0, params.strain_bands) if empty else future.result())
                     done += 1
                     if progress is not None:
                         progress(100.0 * done / len(blocks))

@@ -18,7 +18,8 @@ from ..prefilters import check_prefilter, prefilter_margin
 
 #: Sub-pixel methods (value, label).
 SUBPIXEL_METHODS = Choices(("lk", "Lucas-Kanade refinement (accurate)"),
-                           ("gaussian", "3x3 Gaussian peak fit (fast)"))
+                           ("gaussian", "3x3 Gaussian peak fit (fast)"),
+                           ("affine", "Affine Lucas-Kanade: models the deformation inside the chip"))
 #: Default anti-aliasing Gaussian sigma (px) applied to both images before matching.
 DEFAULT_SMOOTHING = 0.8
 #: Default minimum template texture: standard deviation / image noise (see ``quality.estimate_noise``).
@@ -82,20 +83,28 @@ class CorrelationResult:
     fb_residual: Optional[np.ndarray] = None
     reason: Optional[np.ndarray] = None
     chip_size: Optional[np.ndarray] = None
+    #: Deformation terms of the chip (subpixel "affine" with ``strain_bands``): the displacement
+    #: gradient d(dx)/dx, d(dx)/dy, d(dy)/dx, d(dy)/dy in px/px (x + right, y + down), NaN where invalid.
+    ddx_dx: Optional[np.ndarray] = None
+    ddx_dy: Optional[np.ndarray] = None
+    ddy_dx: Optional[np.ndarray] = None
+    ddy_dy: Optional[np.ndarray] = None
 
     def arrays(self) -> dict:
         """The fields that are set, by name."""
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
 
     @classmethod
-    def empty(cls, shape: Tuple[int, int], forward_backward: bool,
+    def empty(cls, shape: Tuple[int, int], forward_backward: bool, strain: bool = False,
               reason: int = REASON_MASKED) -> "CorrelationResult":
-        """All cells invalid (NaN bands, rejection ``reason``), with the forward-backward band when asked for."""
+        """All cells invalid (NaN bands, rejection ``reason``), with the forward-backward and strain bands
+        when asked for."""
         def nan() -> np.ndarray:
             return np.full(shape, np.nan, np.float32)
 
+        terms = (nan(), nan(), nan(), nan()) if strain else (None,) * 4
         return cls(nan(), nan(), nan(), np.zeros(shape, bool), nan(), nan(), nan(),
-                   nan() if forward_backward else None, np.full(shape, reason, np.uint8), nan())
+                   nan() if forward_backward else None, np.full(shape, reason, np.uint8), nan(), *terms)
 
     def blank_invalid(self) -> None:
         """Set every float band to NaN where ``valid`` is False."""
@@ -152,6 +161,8 @@ class Params:
     coherence: float = 0.0
     #: Smallest peak ratio (0 = off).
     min_peak_ratio: float = 0.0
+    #: Output the deformation terms of the affine refinement (subpixel "affine").
+    strain_bands: bool = False
 
     @property
     def filter_margin(self) -> int:
@@ -173,7 +184,8 @@ class Params:
 def check_parameters(chip_size: int, search_range: int, step: int, subpixel: str, prefilter: str = "none",
                      prefilter_size: float = 0.0, min_texture: float = 0.0, median_test: float = 0.0,
                      forward_backward: float = 0.0, smoothing: float = 0.0, min_valid_fraction: float = 1.0,
-                     chip_ladder: int = 0, coherence: float = 0.0, min_peak_ratio: float = 0.0) -> Params:
+                     chip_ladder: int = 0, coherence: float = 0.0, min_peak_ratio: float = 0.0,
+                     strain_bands: bool = False) -> Params:
     """The parameters as :class:`Params`, or a UserInputError saying which one is wrong and why."""
     if int(chip_size) != chip_size or chip_size < 8:
         raise UserInputError(f"Chip size must be a whole number of pixels >= 8; got {chip_size}.")
@@ -196,10 +208,14 @@ def check_parameters(chip_size: int, search_range: int, step: int, subpixel: str
     if chip_ladder is None or int(chip_ladder) != chip_ladder or not 0 <= chip_ladder <= MAX_CHIP_LADDER:
         raise UserInputError(f"The chip ladder must be a whole number from 0 (off) to {MAX_CHIP_LADDER}; "
                              f"got {chip_ladder}.")
+    if strain_bands and subpixel != "affine":
+        raise UserInputError("Strain bands are fitted by the affine sub-pixel refinement: choose the "
+                             "sub-pixel method 'affine' or switch the strain bands off.")
     return Params(int(chip_size), int(search_range), int(step), subpixel, prefilter, size,
                   float(min_texture), float(median_test), float(forward_backward), 0.0, float(smoothing),
                   min_valid_fraction=float(min_valid_fraction), chip_ladder=int(chip_ladder),
-                  coherence=float(coherence), min_peak_ratio=float(min_peak_ratio))
+                  coherence=float(coherence), min_peak_ratio=float(min_peak_ratio),
+                  strain_bands=bool(strain_bands))
 
 
 def check_pyramid_levels(levels: int) -> int:

@@ -12,7 +12,9 @@ the secondary with the search halo, both plus the filter margin (see
 1. integer search (:mod:`.search`), peak and quality bands (:mod:`core.offsets.peaks`);
    a peak on the border of the search range is rejected, and so is a peak ratio
    below ``min_peak_ratio``;
-2. sub-pixel: the 3x3 Gaussian fit, then Lucas-Kanade for ``subpixel="lk"`` (:mod:`.subpixel`);
+2. sub-pixel: the 3x3 Gaussian fit, then Lucas-Kanade for ``subpixel="lk"`` (:mod:`.subpixel`)
+   or the affine refinement for ``subpixel="affine"`` (:mod:`.affine`, with the deformation
+   bands; chips with nodata get the weighted translation Lucas-Kanade);
 3. with ``forward_backward``, the same cells secondary -> reference: cells
    whose |forward + backward| exceeds it are invalid.
 
@@ -40,6 +42,7 @@ from ..disparity import (REASON_FEW_VALID, REASON_FORWARD_BACKWARD, REASON_LOW_P
 from ..peaks import volume_peaks
 from ..prefilters import apply_prefilter, gaussian_smoothed
 from ..sweep import box_sums, integer_engine, single_threaded_opencv
+from .affine import refine_affine, strain_bands
 from .params import SPLINE_MARGIN, CorrelationResult, Params
 from .quality import textured, uncertainty
 from .search import Nodata, demeaned, integer_zncc, windows_at
@@ -212,10 +215,17 @@ def correlate_block(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec
     integer_offset = index[:, ::-1] - p.search + (0 if centres is None else centres)
     offset = integer_offset + fit  # (B, 2): (dx, dy)
 
+    strain = None
     if p.subpixel == "lk":
         offset, peak_value, refined, few = _refine(ref, ref_valid, sec_centred, sec_valid, sec_invalid_sums, offset,
                                                    integer_offset, ok, p, n_rows, n_cols, dirty)
         _mark(reason, ok & few, REASON_FEW_VALID)
+        _mark(reason, ok & ~refined, REASON_REFINEMENT)
+        ok = refined
+    elif p.subpixel == "affine":
+        offset, peak_value, refined, strain = _refine_affine(ref, ref_valid, sec_centred, sec_valid, sec_invalid_sums,
+                                                             offset, integer_offset, ok, p, n_rows, n_cols, dirty,
+                                                             reason)
         _mark(reason, ok & ~refined, REASON_REFINEMENT)
         ok = refined
     # smoothing correlates the noise over about 4 pi sigma^2 pixels: fewer independent samples
@@ -226,9 +236,35 @@ def correlate_block(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec
     def band(values: np.ndarray) -> np.ndarray:
         return np.where(ok, values, np.nan).astype(np.float32).reshape(shape)
 
-    return CorrelationResult(band(offset[:, 0]), band(offset[:, 1]), band(peak_value), ok.reshape(shape),
-                             band(snr), band(ratio), band(sigma), reason=reason.reshape(shape),
-                             chip_size=band(np.full(count, float(p.chip))))
+    result = CorrelationResult(band(offset[:, 0]), band(offset[:, 1]), band(peak_value), ok.reshape(shape),
+                               band(snr), band(ratio), band(sigma), reason=reason.reshape(shape),
+                               chip_size=band(np.full(count, float(p.chip))))
+    if p.strain_bands and strain is not None:
+        for name, values in strain_bands(strain, ok, shape).items():
+            setattr(result, name, values)
+    return result
+
+
+def _refine_affine(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec_valid: np.ndarray,
+                   sec_invalid_sums: np.ndarray, start: np.ndarray, integer_offset: np.ndarray, ok: np.ndarray,
+                   p: Params, n_rows: int, n_cols: int, dirty: Optional[np.ndarray], reason: np.ndarray
+                   ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The affine refinement of the chips ``ok`` without nodata; the ``dirty`` ones (nodata in their
+    search window) get the weighted translation Lucas-Kanade of :func:`_refine` (no deformation terms).
+    Chips with too few weighted pixels are marked in ``reason``. Returns offsets, peak ZNCC, validity
+    and the deformation terms (B, 4) px/px."""
+    clean = ok if dirty is None else ok & ~dirty
+    offset, peak, valid, strain = refine_affine(ref, ref_valid, sec, sec_invalid_sums, sec_valid, start,
+                                                integer_offset, clean, p, n_rows, n_cols)
+    if dirty is None or not (ok & dirty).any():
+        return offset, peak, valid, strain
+    masked = ok & dirty
+    w_offset, w_peak, w_valid, few = _refine(ref, ref_valid, sec, sec_valid, sec_invalid_sums, start, integer_offset,
+                                             masked, p, n_rows, n_cols, dirty)
+    _mark(reason, masked & few, REASON_FEW_VALID)
+    offset[masked], peak[masked], valid[masked] = w_offset[masked], w_peak[masked], w_valid[masked]
+    strain[masked] = np.nan
+    return offset, peak, valid, strain
 
 
 def _scattered(peaks, chips: np.ndarray, count: int):

@@ -107,11 +107,7 @@ def refine_lucas_kanade(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray,
     if candidates.size == 0:
         return offset, peak, ok
     ok = ok.copy()
-    g = SPLINE_MARGIN
-    reference = ref[g:ref.shape[0] - g, g:ref.shape[1] - g].astype(np.float32)
-    gradients = _lk_gradients(ref, ref_valid)
-    coefficients = ndimage.spline_filter(sec, order=SPLINE_ORDER, mode="mirror",
-                                         output=np.float64).astype(np.float32)
+    reference, gradients, coefficients = lk_block_inputs(ref, ref_valid, sec)
     chunk = min(_LK_CHUNK, max(1, _LK_CHUNK * 32 * 32 // (p.chip * p.chip)))  # large (ladder) chips: fewer
     for first in range(0, candidates.size, chunk):
         chips = candidates[first:first + chunk]
@@ -132,6 +128,18 @@ def refine_lucas_kanade(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray,
     return offset, peak, ok
 
 
+def lk_block_inputs(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray
+                    ) -> Tuple[np.ndarray, Tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """What the LK refinements need of a block: the reference pixels inside its
+    ``SPLINE_MARGIN`` (float32), their x and y spline derivatives (float32, ``_lk_gradients``)
+    and the quintic-spline coefficients of the (demeaned) secondary ``sec`` (float32)."""
+    g = SPLINE_MARGIN
+    reference = ref[g:ref.shape[0] - g, g:ref.shape[1] - g].astype(np.float32)
+    coefficients = ndimage.spline_filter(sec, order=SPLINE_ORDER, mode="mirror",
+                                         output=np.float64).astype(np.float32)
+    return reference, _lk_gradients(ref, ref_valid), coefficients
+
+
 def _iterate_lucas_kanade(coefficients: np.ndarray, sec_invalid_sums: np.ndarray, chips: np.ndarray,
                           state: Tuple[np.ndarray, np.ndarray, np.ndarray], offset: np.ndarray,
                           peak: np.ndarray, integer_peak: np.ndarray, ok: np.ndarray, p: Params,
@@ -149,21 +157,8 @@ def _iterate_lucas_kanade(coefficients: np.ndarray, sec_invalid_sums: np.ndarray
         b = chips[active]
         sampled = sample_translated(coefficients, top[active], left[active], offset[b], p.chip)
         sampled = sampled.reshape(len(active), n)
-        op, coup, norm_t = state[:3]
-        products = np.einsum("bkn,bn->bk", op, sampled).astype(np.float64)  # q_dx, q_dy, t.s
-        q = products[:, :2]
-        if len(state) > 3:  # weighted: the ZNCC over the weighted pixels
-            w = state[3]
-            total = np.einsum("bn,bn->b", w, sampled, dtype=np.float64)
-            energy = np.einsum("bn,bn->b", w * sampled, sampled, dtype=np.float64) - total * total / w.sum(axis=1)
-        else:
-            total = sampled.sum(axis=1, dtype=np.float64)
-            energy = np.einsum("bn,bn->b", sampled, sampled).astype(np.float64) - total * total / n
-        peak[b] = products[:, 2] / np.sqrt(np.where(energy > 0, energy, np.inf))
-        gain = products[:, 2] / norm_t - np.einsum("bk,bk->b", coup, q)
-        good = (gain > 0) & np.all(np.isfinite(q), axis=1)
-        update = q / np.where(good, gain, 1.0)[:, None]
-        offset[b] -= np.where(good[:, None], update, 0.0)
+        peak[b], good, update = lk_step(sampled, *state)
+        offset[b] -= update
         last_update[active] = np.where(good, np.hypot(update[:, 0], update[:, 1]), np.inf)
         departed = np.any(np.abs(offset[b] - integer_peak[b]) > _LK_MAX_DEPARTURE_PX, axis=1)
         ok[b[~good | departed]] = False
@@ -174,6 +169,29 @@ def _iterate_lucas_kanade(coefficients: np.ndarray, sec_invalid_sums: np.ndarray
     ok[chips[last_update > _LK_NOT_CONVERGED_PX]] = False
     if len(state) == 3:
         ok[chips] &= _spline_support_valid(sec_invalid_sums, top, left, offset[chips], p.chip)
+
+
+def lk_step(sampled: np.ndarray, operator: np.ndarray, coupling: np.ndarray, template_norm: np.ndarray,
+            weights: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One Lucas-Kanade step from the secondary sampled at the current offsets (B, n), with the
+    operators of ``_lk_operators``: the ZNCC there (B,), whether the step is usable (positive
+    gain, finite) (B,), and the (dx, dy) update to subtract from the offsets (B, 2) px (0 where
+    not usable). With the pixel ``weights`` (B, n) the ZNCC is taken over the weighted pixels."""
+    n = sampled.shape[1]
+    products = np.einsum("bkn,bn->bk", operator, sampled).astype(np.float64)  # q_dx, q_dy, t.s
+    q = products[:, :2]
+    if weights is not None:
+        total = np.einsum("bn,bn->b", weights, sampled, dtype=np.float64)
+        energy = (np.einsum("bn,bn->b", weights * sampled, sampled, dtype=np.float64)
+                  - total * total / weights.sum(axis=1))
+    else:
+        total = sampled.sum(axis=1, dtype=np.float64)
+        energy = np.einsum("bn,bn->b", sampled, sampled).astype(np.float64) - total * total / n
+    peak = products[:, 2] / np.sqrt(np.where(energy > 0, energy, np.inf))
+    gain = products[:, 2] / template_norm - np.einsum("bk,bk->b", coupling, q)
+    good = (gain > 0) & np.all(np.isfinite(q), axis=1)
+    update = q / np.where(good, gain, 1.0)[:, None]
+    return peak, good, np.where(good[:, None], update, 0.0)
 
 
 def _lk_gradients(ref: np.ndarray, ref_valid: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
@@ -198,24 +216,16 @@ def _lk_gradients(ref: np.ndarray, ref_valid: np.ndarray) -> Tuple[np.ndarray, n
     return grad_x, grad_y
 
 
-def _lk_operators(templates: np.ndarray, grad_x: np.ndarray, grad_y: np.ndarray,
-                  weights: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per-chip least-squares operators of the LK model, from the (B, chip, chip) templates
-    and their x/y gradient windows.
+def _lk_basis(templates: np.ndarray, grad_x: np.ndarray, grad_y: np.ndarray) -> dict:
+    """The orthogonalised LK basis of each chip, from the (B, chip, chip) templates and their
+    x/y gradient windows (all (B, n) float32 unless noted, n = chip^2):
 
-    Returns ``operator`` (B, 3, n) float32 whose rows applied to the sampled
-    secondary s give (q_dx, q_dy, t.s) with t the zero-mean unit-norm
-    template; ``coupling`` (B, 2) (x, y) and ``template_norm`` (B,) such that
-    gain = t.s / template_norm - coupling.q; and the chips whose translation
-    Hessian is well conditioned. The gradient columns are made orthogonal to
-    the template and the constant (Frisch-Waugh-Lovell), which separates the
-    translation from gain and bias. Gradients are the exact derivatives of the
-    reference's quintic-spline interpolant at the pixels. With ``weights`` (B, chip, chip) the
-    least squares are weighted (means and inner products over the weights; the operator rows
-    carry them).
+    ``unit`` the zero-mean unit-norm template t; ``o_x``, ``o_y`` the gradient columns made
+    orthogonal to the constant and to t (Frisch-Waugh-Lovell: this separates the translation
+    from gain and bias); ``along`` (B, 2) float32 the projections g_x.t, g_y.t;
+    ``template_norm`` (B,) float64 ||T - mean||; ``h_xx``, ``h_yy``, ``h_xy`` (B,) float64
+    the Gram entries of (o_x, o_y).
     """
-    if weights is not None:
-        return _weighted_lk_operators(templates, grad_x, grad_y, weights)
     count = len(templates)
     n = templates.shape[1] * templates.shape[2]
     g_x = grad_x.reshape(count, n)
@@ -230,20 +240,49 @@ def _lk_operators(templates: np.ndarray, grad_x: np.ndarray, grad_y: np.ndarray,
     along_x = np.einsum("bn,bn->b", g_x, unit)
     o_y = g_y - g_y.mean(axis=1, keepdims=True) - along_y[:, None] * unit
     o_x = g_x - g_x.mean(axis=1, keepdims=True) - along_x[:, None] * unit
-    h_yy = np.einsum("bn,bn->b", o_y, o_y, dtype=np.float64)
-    h_xx = np.einsum("bn,bn->b", o_x, o_x, dtype=np.float64)
-    h_xy = np.einsum("bn,bn->b", o_y, o_x, dtype=np.float64)
+    return dict(unit=unit, o_x=o_x, o_y=o_y, along=np.stack([along_x, along_y], axis=1),
+                template_norm=template_norm,
+                h_yy=np.einsum("bn,bn->b", o_y, o_y, dtype=np.float64),
+                h_xx=np.einsum("bn,bn->b", o_x, o_x, dtype=np.float64),
+                h_xy=np.einsum("bn,bn->b", o_y, o_x, dtype=np.float64))
+
+
+def _lk_operators(templates: np.ndarray, grad_x: np.ndarray, grad_y: np.ndarray,
+                  weights: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-chip least-squares operators of the LK model, from the (B, chip, chip) templates
+    and their x/y gradient windows.
+
+    Returns ``operator`` (B, 3, n) float32 whose rows applied to the sampled
+    secondary s give (q_dx, q_dy, t.s) with t the zero-mean unit-norm
+    template; ``coupling`` (B, 2) (x, y) and ``template_norm`` (B,) such that
+    gain = t.s / template_norm - coupling.q; and the chips whose translation
+    Hessian is well conditioned. The gradient columns are made orthogonal to
+    the template and the constant (see ``_lk_basis``). Gradients are the exact
+    derivatives of the reference's quintic-spline interpolant at the pixels. With ``weights``
+    (B, chip, chip) the least squares are weighted (means and inner products over the weights;
+    the operator rows carry them).
+    """
+    if weights is not None:
+        return _weighted_lk_operators(templates, grad_x, grad_y, weights)
+    return _lk_operators_of(_lk_basis(templates, grad_x, grad_y))
+
+
+def _lk_operators_of(basis: dict) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``_lk_operators`` from an ``_lk_basis``."""
+    o_x, o_y, unit = basis["o_x"], basis["o_y"], basis["unit"]
+    h_xx, h_yy, h_xy = basis["h_xx"], basis["h_yy"], basis["h_xy"]
+    template_norm = basis["template_norm"]
     det = h_yy * h_xx - h_xy ** 2
     trace = h_yy + h_xx
     well_posed = np.isfinite(det) & (det > _SINGULAR_EIGEN_RATIO * trace * trace)
     safe = np.where(well_posed, det, 1.0)
-    operator = np.empty((len(templates), 3, n), np.float32)
+    operator = np.empty((len(unit), 3, unit.shape[1]), np.float32)
     operator[:, 0] = (h_yy / safe).astype(np.float32)[:, None] * o_x
     operator[:, 0] -= (h_xy / safe).astype(np.float32)[:, None] * o_y
     operator[:, 1] = (h_xx / safe).astype(np.float32)[:, None] * o_y
     operator[:, 1] -= (h_xy / safe).astype(np.float32)[:, None] * o_x
     operator[:, 2] = unit
-    coupling = np.stack([along_x, along_y], axis=1).astype(np.float64) / template_norm[:, None]
+    coupling = basis["along"].astype(np.float64) / template_norm[:, None]
     return operator, coupling, template_norm, well_posed
 
 
