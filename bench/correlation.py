@@ -61,7 +61,7 @@ Usage:
       --ours subpixel=gaussian --ours-name ours-g
       only these cases and methods (plus the --ours variants), same rows and targets;
       every key=value of an --ours goes straight to correlate_arrays (numbers, true/false,
-      none and text are parsed), so options the engine gains later work unchanged.
+      null and text are parsed), so options the engine gains later work unchanged.
   --target-method NAME checks the issue-10 targets on another variant than ``ours``;
   --masks-out DIR writes the real pairs' masks (uint8 GeoTIFF + PNG) for inspection.
 """
@@ -199,7 +199,7 @@ def build_case(case: str, cache: Optional[str] = None) -> List[dict]:
 
 
 def parse_options(text: str) -> Dict[str, object]:
-    """'key=value,key=value' -> {key: value}; values: int, float, true/false, none, else text."""
+    """'key=value,key=value' -> {key: value}; values: int, float, true/false, null (None), else text."""
     options: Dict[str, object] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         if "=" not in item:
@@ -213,7 +213,7 @@ def _parse_value(value: str):
     lowered = value.lower()
     if lowered in ("true", "false"):
         return lowered == "true"
-    if lowered == "none":
+    if lowered == "null":  # "none" is a value of the choice options (prefilter=none)
         return None
     for kind in (int, float):
         try:

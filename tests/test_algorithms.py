@@ -331,3 +331,17 @@ def test_shipped_model_opens_and_runs_in_process(run_algorithm, tmp_path):
     centre = speed[int(truth["centre_row_px"] / 8) - 2:int(truth["centre_row_px"] / 8) + 2,
                    int(truth["centre_col_px"] / 8) - 2:int(truth["centre_col_px"] / 8) + 2]
     assert np.nanmedian(centre) == pytest.approx(truth["speed_m_per_yr"], rel=0.10)
+
+
+def test_the_model_correlates_with_the_algorithm_defaults(provider):
+    """The shipped model sets only the grid of its correlation step: every other correlation
+    setting (sub-pixel method, pre-filter, outlier tests, nodata) is correlatepairs' default."""
+    model = next(a for a in provider.algorithms() if a.id() == "surfacemotion:planetscopel3bvelocity")
+    children = [child for child in model.childAlgorithms().values()
+                if child.algorithmId() == "surfacemotion:correlatepairs"]
+    assert len(children) == 1
+    correlation = {"SUBPIXEL", "SMOOTHING", "PREFILTER", "PREFILTER_SIZE", "MIN_TEXTURE", "MEDIAN_TEST",
+                   "FORWARD_BACKWARD", "MIN_VALID_FRACTION", "CHIP_LADDER", "COHERENCE", "MIN_PEAK_RATIO",
+                   "PYRAMID_LEVELS"}
+    assert not correlation & set(children[0].parameterSources())
+    assert {"CHIP_SIZE", "SEARCH_RANGE", "STEP"} <= set(children[0].parameterSources())

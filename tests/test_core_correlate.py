@@ -127,8 +127,14 @@ def test_offset_beyond_the_search_range_is_invalid():
     height, width = land.shape[0] - 2 * MARGIN, land.shape[1] - 2 * MARGIN
     ref = land[MARGIN:MARGIN + height, MARGIN:MARGIN + width]
     sec = land[MARGIN - 12:MARGIN - 12 + height, MARGIN:MARGIN + width]  # 12 px down, search 8
+    unfiltered = correlate_arrays(ref, sec, CHIP, SEARCH, STEP, prefilter="none")
+    assert unfiltered.valid.mean() < 0.02  # the peak sits on the border of the search range
+    # with the default high-pass the surface away from the true peak is noise-like, so its maximum can
+    # fall inside the range: measured 8.4 % valid (forward-backward 1 px: 3.7 %), the README says so
     result = correlate_arrays(ref, sec, CHIP, SEARCH, STEP)
-    assert result.valid.mean() < 0.05  # the peak sits on the border of the search range
+    assert result.valid.mean() < 0.10
+    checked = correlate_arrays(ref, sec, CHIP, SEARCH, STEP, forward_backward=1.0)
+    assert checked.valid.mean() < 0.05
     wider = correlate_arrays(ref, sec, CHIP, 14, STEP)
     valid = _interior(wider.valid)
     assert valid.mean() > 0.85
@@ -268,7 +274,7 @@ def test_file_output_format_and_geometry(shifted_files, tmp_path):
         tags = ds.tags()
         dx, dy, valid, peak, snr, ratio, sigma, reason, chip = ds.read()
     assert tags["SM_STEP"] == "8" and tags["SM_CHIP_SIZE"] == "32"
-    assert tags["SM_SEARCH_RANGE"] == "8" and tags["SM_SUBPIXEL"] == "lk"
+    assert tags["SM_SEARCH_RANGE"] == "8" and tags["SM_SUBPIXEL"] == "affine"
     assert tags["SM_REF_ID"] == "20200101_abc" and tags["SM_DT_DAYS"] == "12.5"
     assert set(np.unique(valid)) == {0.0, 1.0}
     invalid = valid == 0

@@ -38,6 +38,11 @@ Three stages, per chip:
    ``MAX_STRAIN`` or whose warped footprint touches invalid pixels keeps its
    stage-1 offset and first-order terms.
 
+Chips with nodata in their search window (:func:`refine_affine_weighted`) start from the weighted
+translation Lucas-Kanade of :mod:`.pipeline`; stage 2 is then a weighted least squares and stage 3
+re-weights the pixels at every iteration by the window times their validity at the current warp
+(:class:`PixelValidity`: valid template pixel, valid 2 x 2 secondary support).
+
 Stages 1 and 2 run in a compiled kernel (:mod:`.affine_kernel`, numba) when
 numba is installed, else in numpy; both give the same numbers (to float
 rounding, ~1e-6 px).
@@ -133,6 +138,121 @@ def refine_affine(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec_i
             peak[update] = zncc[done]
     strain[~ok] = np.nan
     return offset, peak, ok, strain
+
+
+def refine_affine_weighted(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, start: np.ndarray,
+                           integer_peak: np.ndarray, ok: np.ndarray, p: Params, n_cols: int,
+                           validity: "PixelValidity") -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Stages 2 and 3 for chips with nodata (``ok``), started from their weighted translation
+    Lucas-Kanade offsets ``start`` (B, 2) (dx, dy) px: the strain test of stage 2 as a weighted
+    least squares on the pixels ``validity`` keeps, then for chips with significant strain the
+    weighted affine stage 3. Returns the offsets (B, 2) (``start`` where no affine fit was
+    kept), the stage-3 ZNCC (NaN where not run), which chips got the affine fit, and the
+    deformation terms (B, 4) px/px (first order where stage 3 did not run or failed; NaN where
+    not ``ok``)."""
+    offset = start.astype(np.float64).copy()
+    peak = np.full(len(offset), np.nan)
+    strain = np.full((len(offset), 4), np.nan)
+    fitted = np.zeros(len(offset), bool)
+    candidates = np.flatnonzero(ok)
+    if candidates.size == 0:
+        return offset, peak, fitted, strain
+    reference, gradients, coefficients = lk_block_inputs(ref, ref_valid, sec)
+    correlation = 1.0 + 4.0 * np.pi * p.smoothing ** 2
+    zero = np.zeros((1, 2, 2))
+    for first in range(0, candidates.size, _LK_CHUNK):
+        chips = candidates[first:first + _LK_CHUNK]
+        rows, cols = (chips // n_cols) * p.step, (chips % n_cols) * p.step
+        top, left = rows + p.halo, cols + p.halo
+        templates = windows_at(reference, p.chip, rows, cols).reshape(len(chips), -1)
+        gx, gy = (windows_at(image, p.chip, rows, cols).reshape(len(chips), -1) for image in gradients)
+        samples = sample_translated(coefficients, top, left, offset[chips], p.chip).reshape(len(chips), -1)
+        mask = validity(chips, *warped_positions(top, left, offset[chips], np.broadcast_to(zero, (len(chips), 2, 2)),
+                                                 p.chip))
+        chi2, joint_shift, joint_strain = weighted_strain_test(templates, gx, gy, samples, mask, p.chip, correlation)
+        first_order = _inverse_2x2(1.0 + joint_strain[:, 0], joint_strain[:, 1], joint_strain[:, 2],
+                                   1.0 + joint_strain[:, 3])
+        strain[chips] = (first_order - np.eye(2)).reshape(-1, 4)
+        strained = ((chi2 > STRAIN_TEST) & np.all(np.isfinite(joint_strain), axis=1)
+                    & (np.abs(strain[chips]).max(axis=1) * (p.chip / 2.0) > MIN_STRAIN_PX))
+        if not strained.any():
+            continue
+        picked = np.flatnonzero(strained)
+        shift0 = offset[chips[picked]] - np.einsum("bij,bj->bi", first_order[picked], joint_shift[picked])
+        done, shift, terms, zncc = _affine_stage(
+            coefficients, None, templates[picked], gx[picked], gy[picked], top[picked], left[picked], shift0,
+            first_order[picked] - np.eye(2), integer_peak[chips[picked]], p.chip,
+            validity.of_chips(chips[picked]))
+        update = chips[picked[done]]
+        offset[update], strain[update], peak[update] = shift[done], terms[done].reshape(-1, 4), zncc[done]
+        fitted[update] = True
+    strain[~ok] = np.nan
+    return offset, peak, fitted, strain
+
+
+class PixelValidity:
+    """Which pixels of chips with nodata count in their least squares: the template pixel is
+    valid and the secondary pixels around its sample (rows floor(r) .. floor(r) + taps - 1,
+    likewise columns) are all valid. ``template_valid``: the block's reference validity
+    (chip (i, j) at ``[i*step:, j*step:]``); ``support_clean``: per secondary pixel, whether the
+    taps x taps pixels from it are valid; ``min_share``: the share of a chip's pixels that
+    must stay valid."""
+
+    def __init__(self, template_valid: np.ndarray, support_clean: np.ndarray, step: int, chip: int, n_cols: int,
+                 min_share: float, chips: Optional[np.ndarray] = None):
+        self.template_valid, self.support_clean = template_valid, support_clean
+        self.step, self.chip, self.n_cols, self.min_share = step, chip, n_cols, min_share
+        self.chips = chips
+
+    def of_chips(self, chips: np.ndarray) -> "PixelValidity":
+        """The same test for a subset: called with positions into ``chips``."""
+        return PixelValidity(self.template_valid, self.support_clean, self.step, self.chip, self.n_cols,
+                              self.min_share, chips)
+
+    def __call__(self, chips: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """(B, n) float64 0/1 weights of ``chips`` (flat chip indices, or positions into the subset)
+        whose pixels are sampled at ``rows``, ``cols`` (B, n) of the secondary block."""
+        if self.chips is not None:
+            chips = self.chips[chips]
+        first_row, first_col = (chips // self.n_cols) * self.step, (chips % self.n_cols) * self.step
+        template = windows_at(self.template_valid, self.chip, first_row, first_col).reshape(len(chips), -1)
+        height, width = self.support_clean.shape
+        r, c = np.floor(rows).astype(np.intp), np.floor(cols).astype(np.intp)
+        inside = (r >= 0) & (r < height) & (c >= 0) & (c < width)
+        clean = self.support_clean[np.clip(r, 0, height - 1), np.clip(c, 0, width - 1)] & inside
+        return (template & clean).astype(np.float64)
+
+
+def weighted_strain_test(templates: np.ndarray, gx: np.ndarray, gy: np.ndarray, samples: np.ndarray,
+                         weights: np.ndarray, chip: int, correlation: float
+                         ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stage 2 with pixel ``weights`` (B, n): the weighted least squares of the samples (B, n) on
+    the first-order affine model (columns 1, T, g_x, g_y, g_x u, g_x v, g_y u, g_y v, all (B, n)).
+    chi2 = (RSS without the 4 strain columns - RSS) / (sigma^2 correlation), sigma^2 = RSS /
+    (sum of weights - 8). Returns chi2 (B,) (0 where the fit fails), dp (B, 2) px and dA (B, 4)
+    px/px as :func:`translation_and_strain_test_numpy` (NaN where the fit fails). With unit
+    weights it gives the numbers of the unweighted test."""
+    u, v = chip_coordinates(chip)
+    t = templates.astype(np.float64)
+    g_x, g_y = gx.astype(np.float64), gy.astype(np.float64)
+    s = samples.astype(np.float64)
+    columns = np.stack([np.ones_like(t), t, g_x, g_y, g_x * u, g_x * v, g_y * u, g_y * v], axis=1)
+    weighted, normal, posed = _weighted_normal_matrix(columns, weights)
+    moments = np.einsum("bkn,bn->bk", weighted, s)
+    total = np.einsum("bn,bn,bn->b", weights, s, s)
+    beta = np.linalg.solve(normal, moments[..., None])[..., 0]
+    reduced = np.linalg.solve(normal[:, :4, :4], moments[:, :4, None])[..., 0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rss = total - np.einsum("bk,bk->b", beta, moments)
+        explained = np.einsum("bk,bk->b", beta, moments) - np.einsum("bk,bk->b", reduced, moments[:, :4])
+        sigma2 = np.maximum(rss, 0.0) / (weights.sum(axis=1) - 8)
+        chi2 = explained / (sigma2 * correlation)
+        gain = beta[:, 1]
+        shift = beta[:, 2:4] / gain[:, None]
+        strain = beta[:, 4:8] / gain[:, None]
+    bad = ~posed | ~(gain > 0) | ~np.isfinite(chi2)
+    return (np.where(bad, 0.0, chi2), np.where(bad[:, None], np.nan, shift),
+            np.where(bad[:, None], np.nan, strain))
 
 
 def translation_and_strain_test_numpy(coefficients: np.ndarray, invalid_sums: np.ndarray, reference: np.ndarray,
@@ -243,33 +363,32 @@ def _inverse_2x2(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray) -> 
         return np.stack([np.stack([d, -b], axis=-1), np.stack([-c, a], axis=-1)], axis=-2) / det[:, None, None]
 
 
-def _affine_stage(coefficients: np.ndarray, invalid_table: np.ndarray, templates: np.ndarray, gx: np.ndarray,
-                  gy: np.ndarray, top: np.ndarray, left: np.ndarray, shift: np.ndarray, strain: np.ndarray,
-                  integer_peak: np.ndarray, chip: int
+def _affine_stage(coefficients: np.ndarray, invalid_table: Optional[np.ndarray], templates: np.ndarray,
+                  gx: np.ndarray, gy: np.ndarray, top: np.ndarray, left: np.ndarray, shift: np.ndarray,
+                  strain: np.ndarray, integer_peak: np.ndarray, chip: int,
+                  validity: Optional["PixelValidity"] = None
                   ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Stage 3 for B chips: inverse-compositional affine LK from ``shift`` (B, 2) (dx, dy) px and
     ``strain`` (B, 2, 2) [[d(dx)/dx, d(dx)/dy], [d(dy)/dx, d(dy)/dy]]. Returns which chips
-    succeeded (B,), their offsets (B, 2), terms (B, 2, 2) and ZNCC (B,)."""
+    succeeded (B,), their offsets (B, 2), terms (B, 2, 2) and ZNCC (B,).
+
+    Without ``validity`` the warped footprint must lie on valid pixels (``invalid_table``);
+    with it (chips with nodata) every iteration weights the pixels by the window times their
+    validity at the current warp, and a chip needs ``validity.min_share`` of its pixels valid
+    at the end."""
     count = len(templates)
     n = chip * chip
     u, v = chip_coordinates(chip)
-    weights = _window(chip)
+    window = _window(chip)
     g_x = gx.reshape(count, n).astype(np.float64)
     g_y = gy.reshape(count, n).astype(np.float64)
     t0 = templates.reshape(count, n).astype(np.float64)
     columns = np.stack([t0, np.ones_like(t0), g_x, g_y, g_x * u, g_x * v, g_y * u, g_y * v], axis=1)
-    weighted = columns * weights
-    hessian = np.einsum("bkn,bln->bkl", weighted, columns)
-    # a well-posed chip: the Hessian's Cholesky factor exists with a pivot ratio above 1e-12
-    # (relative to the diagonal, i.e. on the correlation matrix of the columns)
-    scale = np.sqrt(np.einsum("bkk->bk", hessian))
-    good = np.all(scale > 0, axis=1)
-    correlation = hessian / np.where(good, 1.0, np.nan)[:, None, None] / (scale[:, :, None] * scale[:, None, :])
-    good &= np.all(np.isfinite(correlation), axis=(1, 2))
-    good[good] = np.linalg.eigvalsh(correlation[good]).min(axis=1) > 1e-12
-    hessian[~good] = np.eye(8)
-    template_centred = t0 - t0.mean(axis=1, keepdims=True)
-    template_centred /= np.linalg.norm(template_centred, axis=1, keepdims=True)
+    if validity is None:
+        weighted, hessian, good = _weighted_normal_matrix(columns, np.broadcast_to(window, (count, n)))
+        template_centred = _unit_centred(t0, None)
+    else:
+        good = np.ones(count, bool)
     identity = np.eye(2)
     shift = shift.copy()
     strain = strain.copy()
@@ -281,12 +400,20 @@ def _affine_stage(coefficients: np.ndarray, invalid_table: np.ndarray, templates
             break
         sampled = affine_kernel.sample_affine(coefficients, top[active], left[active], shift[active],
                                               strain[active], chip)
-        centred = sampled - sampled.mean(axis=1, keepdims=True)
-        norms = np.linalg.norm(centred, axis=1)
-        zncc[active] = np.einsum("bn,bn->b", centred, template_centred[active]) / np.where(norms > 0, norms, np.inf)
-        beta = np.linalg.solve(hessian[active], np.einsum("bkn,bn->bk", weighted[active], sampled)[..., None])[..., 0]
+        if validity is None:
+            centred = sampled - sampled.mean(axis=1, keepdims=True)
+            norms = np.linalg.norm(centred, axis=1)
+            zncc[active] = (np.einsum("bn,bn->b", centred, template_centred[active])
+                            / np.where(norms > 0, norms, np.inf))
+            system, normal = weighted[active], hessian[active]
+        else:
+            mask = validity(active, *warped_positions(top[active], left[active], shift[active], strain[active], chip))
+            zncc[active] = _masked_zncc(t0[active], sampled, mask)
+            system, normal, posed = _weighted_normal_matrix(columns[active], window * mask)
+            good[active] &= posed
+        beta = np.linalg.solve(normal, np.einsum("bkn,bn->bk", system, sampled)[..., None])[..., 0]
         gain = beta[:, 0]
-        fine = (gain > 0) & np.all(np.isfinite(beta), axis=1)
+        fine = (gain > 0) & np.all(np.isfinite(beta), axis=1) & good[active]
         delta = beta[:, 2:] / np.where(fine, gain, 1.0)[:, None]
         composed = (identity + strain[active]) @ _inverse_2x2(1.0 + delta[:, 2], delta[:, 3], delta[:, 4],
                                                               1.0 + delta[:, 5])
@@ -306,8 +433,47 @@ def _affine_stage(coefficients: np.ndarray, invalid_table: np.ndarray, templates
     done &= np.all(np.abs(shift - integer_peak) <= reach[:, None], axis=1)
     done &= np.all(np.abs(strain).reshape(-1, 4) <= MAX_STRAIN, axis=1)
     rows, cols = warped_positions(top, left, shift, strain, chip)
-    done &= _support_valid(invalid_table, rows, cols)
+    if validity is None:
+        done &= _support_valid(invalid_table, rows, cols)
+    else:
+        done &= validity(np.arange(count), rows, cols).sum(axis=1) >= validity.min_share * n
     return done, shift, strain, zncc
+
+
+def _weighted_normal_matrix(columns: np.ndarray, weights: np.ndarray
+                            ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted columns (B, k, n), normal matrices (B, k, k) and which are well posed (B,) of the
+    least squares with ``columns`` (B, k, n) and pixel ``weights`` (B, n); ill-posed matrices are
+    replaced by the identity. Well posed: the normal matrix's Cholesky factor exists with a pivot
+    ratio above 1e-12 (relative to the diagonal, i.e. on the correlation matrix of the columns)."""
+    weighted = columns * weights[:, None, :]
+    hessian = np.einsum("bkn,bln->bkl", weighted, columns)
+    scale = np.sqrt(np.einsum("bkk->bk", hessian))
+    good = np.all(scale > 0, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        correlation = hessian / np.where(good, 1.0, np.nan)[:, None, None] / (scale[:, :, None] * scale[:, None, :])
+    good &= np.all(np.isfinite(correlation), axis=(1, 2))
+    good[good] = np.linalg.eigvalsh(correlation[good]).min(axis=1) > 1e-12
+    hessian[~good] = np.eye(columns.shape[1])
+    return weighted, hessian, good
+
+
+def _unit_centred(values: np.ndarray, mask: Optional[np.ndarray]) -> np.ndarray:
+    """Rows of ``values`` (B, n) minus their mean, scaled to unit norm (over ``mask`` only, zero
+    elsewhere, when given)."""
+    if mask is None:
+        centred = values - values.mean(axis=1, keepdims=True)
+    else:
+        share = np.maximum(mask.sum(axis=1, keepdims=True), 1.0)
+        centred = (values - (values * mask).sum(axis=1, keepdims=True) / share) * mask
+    norms = np.linalg.norm(centred, axis=1, keepdims=True)
+    return centred / np.where(norms > 0, norms, np.inf)
+
+
+def _masked_zncc(templates: np.ndarray, samples: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """ZNCC (B,) of templates and samples (B, n) over the pixels where ``mask`` (B, n) is non-zero."""
+    mask = (mask > 0).astype(np.float64)
+    return np.einsum("bn,bn->b", _unit_centred(templates, mask), _unit_centred(samples, mask))
 
 
 def warped_positions(top: np.ndarray, left: np.ndarray, shift: np.ndarray, strain: np.ndarray, chip: int

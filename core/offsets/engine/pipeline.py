@@ -14,7 +14,7 @@ the secondary with the search halo, both plus the filter margin (see
    below ``min_peak_ratio``;
 2. sub-pixel: the 3x3 Gaussian fit, then Lucas-Kanade for ``subpixel="lk"`` (:mod:`.subpixel`)
    or the affine refinement for ``subpixel="affine"`` (:mod:`.affine`, with the deformation
-   bands; chips with nodata get the weighted translation Lucas-Kanade);
+   bands; chips with nodata get the weighted translation Lucas-Kanade, then the weighted affine stage);
 3. with ``forward_backward``, the same cells secondary -> reference: cells
    whose |forward + backward| exceeds it are invalid.
 
@@ -42,7 +42,7 @@ from ..disparity import (REASON_FEW_VALID, REASON_FORWARD_BACKWARD, REASON_LOW_P
 from ..peaks import volume_peaks
 from ..prefilters import apply_prefilter, gaussian_smoothed
 from ..sweep import box_sums, integer_engine, single_threaded_opencv
-from .affine import refine_affine, strain_bands
+from .affine import PixelValidity, refine_affine, refine_affine_weighted, strain_bands
 from .params import SPLINE_MARGIN, CorrelationResult, Params
 from .quality import textured, uncertainty
 from .search import Nodata, demeaned, integer_zncc, windows_at
@@ -250,7 +250,8 @@ def _refine_affine(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec_
                    p: Params, n_rows: int, n_cols: int, dirty: Optional[np.ndarray], reason: np.ndarray
                    ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The affine refinement of the chips ``ok`` without nodata; the ``dirty`` ones (nodata in their
-    search window) get the weighted translation Lucas-Kanade of :func:`_refine` (no deformation terms).
+    search window) get the weighted translation Lucas-Kanade of :func:`_refine`, then the weighted
+    strain test and affine stage (:func:`.affine.refine_affine_weighted`) on the same pixel weights.
     Chips with too few weighted pixels are marked in ``reason``. Returns offsets, peak ZNCC, validity
     and the deformation terms (B, 4) px/px."""
     clean = ok if dirty is None else ok & ~dirty
@@ -263,7 +264,14 @@ def _refine_affine(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec_
                                              masked, p, n_rows, n_cols, dirty)
     _mark(reason, masked & few, REASON_FEW_VALID)
     offset[masked], peak[masked], valid[masked] = w_offset[masked], w_peak[masked], w_valid[masked]
-    strain[masked] = np.nan
+    masked &= valid
+    g = SPLINE_MARGIN
+    validity = PixelValidity(ref_valid[g:-g, g:-g], box_sums(~sec_valid, _WEIGHT_TAPS) == 0, p.step, p.chip, n_cols,
+                             _MIN_WEIGHTED_SHARE)
+    a_offset, a_peak, fitted, a_strain = refine_affine_weighted(ref, ref_valid, sec, offset, integer_offset, masked,
+                                                                p, n_cols, validity)
+    offset[fitted], peak[fitted] = a_offset[fitted], a_peak[fitted]
+    strain[ok & dirty] = a_strain[ok & dirty]
     return offset, peak, valid, strain
 
 
