@@ -41,7 +41,7 @@ Three stages, per chip:
 Chips with nodata in their search window (:func:`refine_affine_weighted`) start from the weighted
 translation Lucas-Kanade of :mod:`.pipeline`; stage 2 is then a weighted least squares and stage 3
 re-weights the pixels at every iteration by the window times their validity at the current warp
-(:class:`PixelValidity`: valid template pixel, valid 2 x 2 secondary support).
+(:class:`PixelValidity`: valid template pixel, valid nearest secondary pixel).
 
 Stages 1 and 2 run in a compiled kernel (:mod:`.affine_kernel`, numba) when
 numba is installed, else in numpy; both give the same numbers (to float
@@ -191,23 +191,21 @@ def refine_affine_weighted(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarr
 
 
 class PixelValidity:
-    """Which pixels of chips with nodata count in their least squares: the template pixel is
-    valid and the secondary pixels around its sample (rows floor(r) .. floor(r) + taps - 1,
-    likewise columns) are all valid. ``template_valid``: the block's reference validity
-    (chip (i, j) at ``[i*step:, j*step:]``); ``support_clean``: per secondary pixel, whether the
-    taps x taps pixels from it are valid; ``min_share``: the share of a chip's pixels that
-    must stay valid."""
+    """Which pixels of chips with nodata count in their least squares: the template pixel and the
+    secondary pixel nearest to its sample are valid. ``template_valid``: the block's reference
+    validity (chip (i, j) at ``[i*step:, j*step:]``); ``sec_valid``: the secondary block's;
+    ``min_share``: the share of a chip's pixels that must stay valid."""
 
-    def __init__(self, template_valid: np.ndarray, support_clean: np.ndarray, step: int, chip: int, n_cols: int,
+    def __init__(self, template_valid: np.ndarray, sec_valid: np.ndarray, step: int, chip: int, n_cols: int,
                  min_share: float, chips: Optional[np.ndarray] = None):
-        self.template_valid, self.support_clean = template_valid, support_clean
+        self.template_valid, self.sec_valid = template_valid, sec_valid
         self.step, self.chip, self.n_cols, self.min_share = step, chip, n_cols, min_share
         self.chips = chips
 
     def of_chips(self, chips: np.ndarray) -> "PixelValidity":
         """The same test for a subset: called with positions into ``chips``."""
-        return PixelValidity(self.template_valid, self.support_clean, self.step, self.chip, self.n_cols,
-                              self.min_share, chips)
+        return PixelValidity(self.template_valid, self.sec_valid, self.step, self.chip, self.n_cols,
+                             self.min_share, chips)
 
     def __call__(self, chips: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """(B, n) float64 0/1 weights of ``chips`` (flat chip indices, or positions into the subset)
@@ -216,10 +214,10 @@ class PixelValidity:
             chips = self.chips[chips]
         first_row, first_col = (chips // self.n_cols) * self.step, (chips % self.n_cols) * self.step
         template = windows_at(self.template_valid, self.chip, first_row, first_col).reshape(len(chips), -1)
-        height, width = self.support_clean.shape
-        r, c = np.floor(rows).astype(np.intp), np.floor(cols).astype(np.intp)
+        height, width = self.sec_valid.shape
+        r, c = np.floor(rows + 0.5).astype(np.intp), np.floor(cols + 0.5).astype(np.intp)
         inside = (r >= 0) & (r < height) & (c >= 0) & (c < width)
-        clean = self.support_clean[np.clip(r, 0, height - 1), np.clip(c, 0, width - 1)] & inside
+        clean = self.sec_valid[np.clip(r, 0, height - 1), np.clip(c, 0, width - 1)] & inside
         return (template & clean).astype(np.float64)
 
 
