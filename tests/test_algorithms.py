@@ -345,3 +345,11 @@ def test_the_model_correlates_with_the_algorithm_defaults(provider):
                    "PYRAMID_LEVELS"}
     assert not correlation & set(children[0].parameterSources())
     assert {"CHIP_SIZE", "SEARCH_RANGE", "STEP"} <= set(children[0].parameterSources())
+    from core.offsets.correlate import DEFAULT_PREFILTER, DEFAULT_SUBPIXEL, SUBPIXEL_METHODS
+    from core.offsets.prefilters import PREFILTERS
+    for algorithm_id in ("surfacemotion:correlatepair", "surfacemotion:correlatepairs"):
+        algorithm = next(a for a in provider.algorithms() if a.id() == algorithm_id)
+        subpixel = algorithm.parameterDefinition("SUBPIXEL").defaultValue()
+        prefilter = algorithm.parameterDefinition("PREFILTER").defaultValue()
+        assert SUBPIXEL_METHODS.values[subpixel] == DEFAULT_SUBPIXEL == "affine"
+        assert PREFILTERS.values[prefilter] == DEFAULT_PREFILTER == "highpass"
