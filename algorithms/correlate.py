@@ -21,7 +21,8 @@ from qgis.core import (
 from ..core.offsets.apriori import APRIORI_UNITS
 from ..core.offsets.correlate import (DEFAULT_CHIP_LADDER, DEFAULT_COHERENCE, DEFAULT_MEDIAN_TEST,
                                      DEFAULT_MIN_PEAK_RATIO, DEFAULT_MIN_TEXTURE, DEFAULT_MIN_VALID_FRACTION,
-                                     DEFAULT_SMOOTHING, SUBPIXEL_METHODS, correlate_files)
+                                     DEFAULT_PREFILTER, DEFAULT_SMOOTHING, DEFAULT_SUBPIXEL, SUBPIXEL_METHODS,
+                                     correlate_files)
 from ..core.offsets.prefilters import PREFILTERS
 from ..core.io import open_raster
 from ..core.offsets.batch import correlate_pair_table, pair_tags
@@ -143,11 +144,12 @@ def add_correlation_parameters(algorithm) -> None:
     algorithm.addParameter(QgsProcessingParameterNumber(
         "STEP", tr("Output grid spacing (px)"), QgsProcessingParameterNumber.Integer, 4, minValue=1))
     algorithm.addParameter(_advanced(enum_parameter(algorithm, "SUBPIXEL", "Sub-pixel method", SUBPIXEL_METHODS,
-                                                    "lk")))
+                                                    DEFAULT_SUBPIXEL)))
     algorithm.addParameter(_advanced(QgsProcessingParameterNumber(
         "SMOOTHING", tr("Anti-aliasing smoothing: Gaussian sigma (px, 0 = off)"),
         QgsProcessingParameterNumber.Double, DEFAULT_SMOOTHING, minValue=0.0, maxValue=5.0)))
-    algorithm.addParameter(_advanced(enum_parameter(algorithm, "PREFILTER", "Pre-filter", PREFILTERS, "none")))
+    algorithm.addParameter(_advanced(enum_parameter(algorithm, "PREFILTER", "Pre-filter", PREFILTERS,
+                                                    DEFAULT_PREFILTER)))
     algorithm.addParameter(_advanced(QgsProcessingParameterNumber(
         "PREFILTER_SIZE", tr("Pre-filter size: Wallis window or Gaussian sigma (px, 0 = default)"),
         QgsProcessingParameterNumber.Double, 0.0, minValue=0.0, maxValue=50.0)))

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..errors import Cancelled, UserInputError, check_canceled
 from ..io import is_complete_raster, output_folder
-from .correlate import correlate_files
+from .correlate import DEFAULT_SUBPIXEL, correlate_files
 from .disparity import TAG_DT_DAYS, TAG_REF_DATE, TAG_REF_ID, TAG_SEC_DATE, TAG_SEC_ID
 from .planetscope import days_between, find_scene_ids, iso_utc
 
@@ -67,7 +67,7 @@ class PairOutcome:
 
 
 def correlate_pair_table(table: pd.DataFrame, out_folder: str, chip_size: int, search_range: int,
-                         step: int, subpixel: str = "lk", overwrite: bool = False,
+                         step: int, subpixel: str = DEFAULT_SUBPIXEL, overwrite: bool = False,
                          log: Optional[Callable[[str], None]] = None,
                          progress=None, is_canceled=None, workers: int = 1,
                          scheduler: Optional[str] = None, **options) -> List[PairOutcome]:

@@ -39,13 +39,15 @@ from .engine.affine import STRAIN_TERMS
 from .engine.blocks import correlate_into_result, run_blocks
 from .engine.frame import PairFrame, geometry_cell_mask, pair_frame
 from .engine.params import (DEFAULT_CHIP_LADDER, DEFAULT_COHERENCE, DEFAULT_MEDIAN_TEST, DEFAULT_MIN_PEAK_RATIO,
-                            DEFAULT_MIN_TEXTURE, DEFAULT_MIN_VALID_FRACTION, DEFAULT_SMOOTHING, SUBPIXEL_METHODS,
+                            DEFAULT_MIN_TEXTURE, DEFAULT_MIN_VALID_FRACTION, DEFAULT_PREFILTER, DEFAULT_SMOOTHING,
+                            DEFAULT_SUBPIXEL, SUBPIXEL_METHODS,
                             CorrelationResult, Params, check_parameters, check_pyramid_levels, grid_shape)
 from .engine.pyramid import COARSE_PROGRESS_SHARE, PYRAMID_REFINE_SEARCH, coarse_to_fine, progress_range
 from .engine.quality import estimate_noise, normalised_median_test, with_noise
 from .engine.sources import ArraySource, PixelSource, RasterSource
 
 __all__ = ["correlate_arrays", "correlate_files", "CorrelationResult", "QUALITY_DESCRIPTIONS", "SUBPIXEL_METHODS",
+           "DEFAULT_SUBPIXEL", "DEFAULT_PREFILTER",
            "DEFAULT_SMOOTHING", "DEFAULT_MIN_TEXTURE", "DEFAULT_MEDIAN_TEST", "DEFAULT_MIN_VALID_FRACTION",
            "DEFAULT_CHIP_LADDER", "DEFAULT_COHERENCE", "DEFAULT_MIN_PEAK_RATIO", "estimate_noise",
            "normalised_median_test"]
@@ -87,7 +89,8 @@ _OPTIONS_DOC = """
 
 def correlate_arrays(ref: np.ndarray, sec: np.ndarray, chip_size: int, search_range: int, step: int,
                      ref_valid: Optional[np.ndarray] = None, sec_valid: Optional[np.ndarray] = None,
-                     subpixel: str = "lk", progress=None, is_canceled=None, prefilter: str = "none",
+                     subpixel: str = DEFAULT_SUBPIXEL, progress=None, is_canceled=None,
+                     prefilter: str = DEFAULT_PREFILTER,
                      prefilter_size: float = 0.0, min_texture: float = DEFAULT_MIN_TEXTURE,
                      median_test: float = DEFAULT_MEDIAN_TEST, forward_backward: float = 0.0,
                      cell_mask: Optional[np.ndarray] = None,
@@ -140,8 +143,8 @@ correlate_arrays.__doc__ += _OPTIONS_DOC
 
 
 def correlate_files(ref_path: str, sec_path: str, out_path: str, chip_size: int = 32, search_range: int = 8,
-                    step: int = 4, subpixel: str = "lk", tags: Optional[dict] = None,
-                    progress=None, is_canceled=None, prefilter: str = "none", prefilter_size: float = 0.0,
+                    step: int = 4, subpixel: str = DEFAULT_SUBPIXEL, tags: Optional[dict] = None,
+                    progress=None, is_canceled=None, prefilter: str = DEFAULT_PREFILTER, prefilter_size: float = 0.0,
                     min_texture: float = DEFAULT_MIN_TEXTURE, median_test: float = DEFAULT_MEDIAN_TEST,
                     forward_backward: float = 0.0, mask_geometries: Optional[Sequence[dict]] = None,
                     smoothing: float = DEFAULT_SMOOTHING, apriori=None, apriori_units: str = "pixels",
