@@ -23,3 +23,22 @@ def test_spline_coefficients_equal_scipy(monkeypatch, shape):
     assert np.abs(compiled - expected).max() <= 1e-12 * np.abs(expected).max()
     monkeypatch.setattr(spline_kernel, "USE_NUMBA", False)
     assert np.array_equal(spline_kernel.spline_coefficients(image), expected)
+
+
+def test_compiled_volume_peaks_equal_numpy(monkeypatch):
+    pytest.importorskip("numba")
+    import core.offsets.peaks_kernel as peaks_kernel
+    from core.offsets.peaks import EXCLUDED, volume_peaks
+    rng = np.random.default_rng(3)
+    span, count = 9, 500
+    volume = rng.uniform(-0.5, 0.9, (span, span, count)).astype(np.float32)
+    volume[:, :, :50] = np.round(volume[:, :, :50], 1)  # ties: the first position wins
+    volume[0, :, 60:80] = EXCLUDED
+    volume[:, :, 90] = EXCLUDED  # nothing usable
+    n_excluded = (volume == EXCLUDED).sum(axis=(0, 1))
+    compiled = volume_peaks(volume.copy(), n_excluded)
+    monkeypatch.setattr(peaks_kernel, "USE_NUMBA", False)
+    expected = volume_peaks(volume.copy(), n_excluded)
+    for name in ("index", "value", "patch", "ratio", "inside"):
+        np.testing.assert_array_equal(getattr(compiled, name), getattr(expected, name), err_msg=name)
+    np.testing.assert_allclose(compiled.snr, expected.snr, rtol=1e-12)
