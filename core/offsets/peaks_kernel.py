@@ -12,16 +12,14 @@ NaN (unusable positions hold ``EXCLUDED``).
 """
 from __future__ import annotations
 
-import threading
-from typing import Callable, Optional, Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
+from .jit import LazyKernel
+
 #: Use the compiled kernel when numba is installed (tests switch it off to compare).
 USE_NUMBA = True
-
-_compiled: Optional[Callable] = None
-_compile_lock = threading.Lock()
 
 
 def volume_peaks_compiled(volume: np.ndarray, excluded_below: float, excluded: float, reach: int
@@ -42,20 +40,6 @@ def volume_peaks_compiled(volume: np.ndarray, excluded_below: float, excluded: f
     magnitude = np.empty(count)
     kernel(volume, float(excluded_below), float(excluded), int(reach), index, value, patch, second, magnitude)
     return index, value, patch, second, magnitude
-
-
-def _kernel() -> Optional[Callable]:
-    """The compiled peak search, once per process (cached on disk by numba); None without numba."""
-    global _compiled
-    from .engine.affine_kernel import numba_available
-    if not numba_available():
-        return None
-    if _compiled is None:
-        with _compile_lock:
-            if _compiled is None:
-                import numba
-                _compiled = numba.njit(nogil=True, cache=True)(_peaks)
-    return _compiled
 
 
 def _peaks(volume, excluded_below, excluded, reach, index, value, patch, second,
@@ -112,3 +96,7 @@ def _peaks(volume, excluded_below, excluded, reach, index, value, patch, second,
             for j in range(3):
                 x = np.float64(volume[r0 + i, c0 + j, b])
                 patch[b, i, j] = -np.inf if x < excluded_below else x
+
+
+#: The kernel, compiled on first use.
+_kernel = LazyKernel(globals(), _peaks, ())

@@ -18,16 +18,12 @@ dy = v - S px (+ right, + down).
 """
 from __future__ import annotations
 
-import threading
-from typing import Callable, Optional
-
 import numpy as np
+
+from .jit import LazyKernel
 
 #: Use the compiled kernel when numba is installed (tests switch it off to compare).
 USE_NUMBA = True
-
-_compiled: Optional[Callable] = None
-_compile_lock = threading.Lock()
 
 
 def sweep_volume_compiled(a: np.ndarray, s: np.ndarray, first: int, chip: int, step: int, cell: int,
@@ -54,24 +50,6 @@ def sweep_volume_compiled(a: np.ndarray, s: np.ndarray, first: int, chip: int, s
            np.ascontiguousarray(template_mean, np.float64), np.ascontiguousarray(inverse_norm, np.float64),
            volume)
     return True
-
-
-def _kernel() -> Optional[Callable]:
-    """The compiled sweep, once per process (cached on disk by numba); None without numba."""
-    global _compiled
-    from .engine.affine_kernel import numba_available
-    if not numba_available():
-        return None
-    if _compiled is None:
-        with _compile_lock:
-            if _compiled is None:
-                import numba
-                options = dict(nogil=True, cache=True, fastmath=True)
-                for name, function in (("_add_rows", _add_rows_py), ("_normalised_rows", _normalised_rows_py),
-                                       ("_sweep_pixels", _sweep_pixels_py)):
-                    globals()[name] = numba.njit(**options)(function)
-                _compiled = numba.njit(**options)(_sweep)
-    return _compiled
 
 
 def _sweep(a, s, first, chip, step, cell, n_rows, n_cols, window_sums, inverse_deviation, penalty,
@@ -214,7 +192,10 @@ def _normalised_rows(out, prefix, i, s_row0, s_col0, chip, step, n_cols, window_
                   * inverse_norm[b] + penalty_row[col])
 
 
-#: The helpers as written (``_kernel`` replaces the module names by their compiled versions).
+#: The helpers as written (``_kernel`` binds the module names to their compiled versions).
 _add_rows_py = _add_rows
 _normalised_rows_py = _normalised_rows
 _sweep_pixels_py = _sweep_pixels
+
+#: The kernel, compiled on first use.
+_kernel = LazyKernel(globals(), _sweep, ("_add_rows", "_normalised_rows", "_sweep_pixels"), fastmath=True)

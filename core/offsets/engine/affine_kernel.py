@@ -13,13 +13,12 @@ Units and conventions: see :mod:`.affine` (offsets (dx, dy) px, dx + right, dy +
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import threading
 from typing import Callable, Optional, Tuple
 
 import numpy as np
 
+from ..jit import numba_available
 from .params import SPLINE_ORDER
 from .subpixel import (_LK_MAX_DEPARTURE_PX, _LK_MAX_ITERATIONS, _LK_NOT_CONVERGED_PX, _LK_TOLERANCE_PX,
                        _SINGULAR_EIGEN_RATIO)
@@ -29,22 +28,7 @@ USE_NUMBA = True
 
 _compiled: Optional[Callable] = None
 _compiled_points: Optional[Callable] = None
-_numba_ok: Optional[bool] = None
 _compile_lock = threading.Lock()
-
-
-def numba_available() -> bool:
-    """True when numba is installed and imports (a numba built for another numpy fails to import:
-    the numpy implementation is used then)."""
-    global _numba_ok
-    if _numba_ok is None:
-        try:
-            _numba_ok = importlib.util.find_spec("numba") is not None
-            if _numba_ok:
-                importlib.import_module("numba")
-        except ImportError:
-            _numba_ok = False
-    return _numba_ok
 
 
 def translation_and_strain_test(coefficients: np.ndarray, invalid_sums: np.ndarray, reference: np.ndarray,

@@ -7,16 +7,15 @@ quintic B-spline the causal recursion started with scipy's exact mirror
 initialisation and the anti-causal recursion. The compiled version filters
 along the rows axis for strips of columns at once (each step of the recursion
 is a contiguous, vectorised row operation), then along the columns axis for a
-few rows at once (their recursions interleaved); without numba (or with ``USE_NUMBA = False``) scipy does it.
+few rows at once (their recursions interleaved); without numba (or with
+``USE_NUMBA = False``) scipy does it.
 """
 from __future__ import annotations
-
-import threading
-from typing import Callable, Optional
 
 import numpy as np
 from scipy import ndimage
 
+from ..jit import LazyKernel
 from .params import SPLINE_ORDER
 
 #: Use the compiled filter when numba is installed (tests switch it off to compare).
@@ -32,10 +31,6 @@ _NEGLIGIBLE = 1e-30
 #: Columns filtered together (a strip of the image stays in cache through the passes).
 _STRIP = 64
 
-_compiled: Optional[Callable] = None
-_compile_lock = threading.Lock()
-
-
 def spline_coefficients(image: np.ndarray) -> np.ndarray:
     """The quintic-spline coefficients (float64, same shape) of a 2-D ``image``, mirror boundary."""
     kernel = _kernel() if USE_NUMBA and SPLINE_ORDER == 5 and min(np.shape(image)) >= 4 else None
@@ -43,24 +38,6 @@ def spline_coefficients(image: np.ndarray) -> np.ndarray:
         return ndimage.spline_filter(image, order=SPLINE_ORDER, mode="mirror", output=np.float64)
     coefficients = np.array(image, dtype=np.float64, order="C", copy=True)
     return kernel(coefficients, np.array(POLES))
-
-
-def _kernel() -> Optional[Callable]:
-    """The compiled 2-D filter, once per process (cached on disk by numba); None without numba."""
-    global _compiled
-    from .affine_kernel import numba_available
-    if not numba_available():
-        return None
-    if _compiled is None:
-        with _compile_lock:
-            if _compiled is None:
-                import numba
-                options = dict(nogil=True, cache=True)
-                for name, function in (("_filter_strip", _filter_strip_py), ("_filter_columns", _filter_columns_py),
-                                       ("_filter_lines", _filter_lines_py)):
-                    globals()[name] = numba.njit(**options)(function)
-                _compiled = numba.njit(**options)(_filter_2d)
-    return _compiled
 
 
 def _filter_2d(c, poles):  # pragma: no cover (compiled)
@@ -162,7 +139,10 @@ def _filter_strip(c, poles, j0, j1, first):  # pragma: no cover (compiled)
                 row[j] = z * (following[j] - row[j])
 
 
-#: The helpers as written (``_kernel`` replaces the module names by their compiled versions).
+#: The helpers as written (``_kernel`` binds the module names to their compiled versions).
 _filter_strip_py = _filter_strip
 _filter_columns_py = _filter_columns
 _filter_lines_py = _filter_lines
+
+#: The kernel, compiled on first use.
+_kernel = LazyKernel(globals(), _filter_2d, ("_filter_strip", "_filter_columns", "_filter_lines"))
