@@ -3,12 +3,13 @@
 numba is imported lazily, on the first sweep; without it (or with
 ``USE_NUMBA = False``) :func:`sweep_volume_compiled` returns False and the
 sweep runs its OpenCV/numpy implementation, which gives the same ZNCC (to
-float32 rounding, ~1e-6: the kernel multiplies and sums in float64 where
-OpenCV multiplies in float32). Per integer offset (v, u) the kernel fuses
-what the OpenCV path does in several passes over the block: the product of
-the demeaned reference with the shifted secondary, its sums over cells of
-``cell`` x ``cell`` pixels, a float64 summed-area table of the cells, each
-chip's sum from four corners of it and the normalisation
+float32 rounding, ~1e-7). Per integer offset (v, u) the kernel fuses what the
+OpenCV path does in several passes over the block: the product of the
+demeaned reference with the shifted secondary, its sums over cells of
+``cell`` x ``cell`` pixels (float32 products summed in float32 over the
+cell's rows, as OpenCV's area resize does; single-pixel cells in float64),
+a float64 summed-area table of the cells (or running sums), each chip's sum
+from it and the normalisation
 
     ZNCC = (sum(a * s) - m_b * sum(s)) * inverse_deviation * inverse_norm_b (+ the exclusion penalty),
 
@@ -66,21 +67,22 @@ def _sweep(a, s, first, chip, step, cell, n_rows, n_cols, window_sums, inverse_d
     cell_cols = width // cell
     k = chip // cell
     stride = step // cell
-    table = np.zeros((cell_rows + 1, cell_cols + 1))
-    line = np.empty(width)
+    tables = np.zeros((span, cell_rows + 1, cell_cols + 1))
+    line = np.empty(width, np.float32)
     for v in range(span):
-        for u in range(span):
-            for r in range(cell_rows):
+        # cell rows outermost: the cell's reference and secondary rows stay in cache for every u
+        for r in range(cell_rows):
+            for u in range(span):
                 line[:] = 0.0
                 for i in range(cell):
                     a_row = a[r * cell + i]
                     s_row = s[first + v + r * cell + i, first + u:first + u + width]
                     c = 0
                     while c < width:  # (a while loop: numba's range loops do not vectorise here)
-                        line[c] += np.float64(a_row[c]) * np.float64(s_row[c])
+                        line[c] += a_row[c] * s_row[c]
                         c += 1
-                above = table[r]
-                below = table[r + 1]
+                above = tables[u, r]
+                below = tables[u, r + 1]
                 running = 0.0
                 for cc in range(cell_cols):
                     total = 0.0
@@ -88,6 +90,8 @@ def _sweep(a, s, first, chip, step, cell, n_rows, n_cols, window_sums, inverse_d
                         total += line[cc * cell + j]
                     running += total
                     below[cc + 1] = above[cc + 1] + running
+        for u in range(span):
+            table = tables[u]
             out = volume[v, u]
             for i in range(n_rows):
                 r0 = i * stride
