@@ -28,6 +28,19 @@ def numba_available() -> bool:
     return _numba_ok
 
 
+def compiled(function: Callable, **options) -> Callable:
+    """``numba.njit(**options)(function)``, its on-disk cache kept apart per top-level package name.
+
+    numba names a cache entry after the source file and the function's qualified name, and the
+    entry refers to its module by its import name: the same file imported as ``core....`` (tests,
+    bench) and as ``surface_motion.core....`` (the QGIS plugin) would load each other's entries
+    and fail ("No module named 'core'"). The package name is therefore put into the qualified
+    name numba caches under."""
+    import numba
+    function.__qualname__ = f"{function.__module__.split('.')[0]}__{function.__name__}"
+    return numba.njit(**options)(function)
+
+
 class LazyKernel:
     """A numba kernel compiled once per process on first use (and cached on disk by numba).
 
@@ -51,8 +64,7 @@ class LazyKernel:
         if self._compiled is None:
             with self._lock:
                 if self._compiled is None:
-                    import numba
                     for name in self._helpers:
-                        self._namespace[name] = numba.njit(**self._options)(self._namespace[name + "_py"])
-                    self._compiled = numba.njit(**self._options)(self._body)
+                        self._namespace[name] = compiled(self._namespace[name + "_py"], **self._options)
+                    self._compiled = compiled(self._body, **self._options)
         return self._compiled

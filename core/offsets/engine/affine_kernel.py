@@ -18,7 +18,7 @@ from typing import Callable, Optional, Tuple
 
 import numpy as np
 
-from ..jit import numba_available
+from ..jit import compiled, numba_available
 from .params import SPLINE_ORDER
 from .subpixel import (_LK_MAX_DEPARTURE_PX, _LK_MAX_ITERATIONS, _LK_NOT_CONVERGED_PX, _LK_TOLERANCE_PX,
                        _SINGULAR_EIGEN_RATIO)
@@ -215,18 +215,17 @@ def _compile() -> Tuple[Optional[Callable], Optional[Callable], Optional[Callabl
     if _compiled is None:
         with _compile_lock:
             if _compiled is None:
-                import numba
                 options = dict(nogil=True, cache=True, fastmath=True)
                 for name, function in (("_quintic_weights", _quintic_weights_py), ("_add_row", _add_row_py),
                                        ("_strain_test", _strain_test_py), ("_mirrored", _mirrored_py),
                                        ("_sample_chip", _sample_chip_py)):
-                    globals()[name] = numba.njit(**options)(function)
+                    globals()[name] = compiled(function, **options)
                 exact = dict(nogil=True, cache=True, fastmath={"nsz", "arcp", "contract", "reassoc"})
                 for name, function in (("_solved", _solved_py), ("_nan_max", _nan_max_py)):
-                    globals()[name] = numba.njit(**exact)(function)
-                _compiled_stage = numba.njit(**exact)(_stage)
-                _compiled_points = numba.njit(**options)(_points)
-                _compiled = numba.njit(**options)(_chips)
+                    globals()[name] = compiled(function, **exact)
+                _compiled_stage = compiled(_stage, **exact)
+                _compiled_points = compiled(_points, **options)
+                _compiled = compiled(_chips, **options)
     return _compiled, _compiled_points, _compiled_stage
 
 
