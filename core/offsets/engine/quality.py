@@ -71,8 +71,12 @@ def _filtered_nearest(values: np.ndarray, kernel: np.ndarray) -> np.ndarray:
 
 def _eroded(valid: np.ndarray) -> np.ndarray:
     """Binary erosion by a 3 x 3 square, outside = False (``ndimage.binary_erosion``'s result)."""
-    padded = np.pad(valid, 1, constant_values=False)
     height, width = valid.shape
+    if valid.all():  # the usual case: only the border goes
+        out = np.zeros((height, width), bool)
+        out[1:-1, 1:-1] = True
+        return out
+    padded = np.pad(valid, 1, constant_values=False)
     out = padded[1:1 + height, 1:1 + width].copy()
     for dr in (0, 1, 2):
         for dc in (0, 1, 2):
