@@ -42,3 +42,32 @@ def test_compiled_volume_peaks_equal_numpy(monkeypatch):
     for name in ("index", "value", "patch", "ratio", "inside"):
         np.testing.assert_array_equal(getattr(compiled, name), getattr(expected, name), err_msg=name)
     np.testing.assert_allclose(compiled.snr, expected.snr, rtol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_compiled_outlier_tests_equal_numpy(monkeypatch, seed):
+    pytest.importorskip("numba")
+    import core.offsets.engine.outlier_kernel as outlier_kernel
+    from core.offsets.engine.quality import displacement_coherence_test, normalised_median_test
+    rng = np.random.default_rng(seed)
+    shape = (37, 41)
+    dx = (np.sin(np.arange(shape[1]) / 6.0)[None, :] + rng.normal(0, 0.05, shape)).astype(np.float32)
+    dy = (np.cos(np.arange(shape[0]) / 5.0)[:, None] + rng.normal(0, 0.05, shape)).astype(np.float32)
+    dx[rng.random(shape) < 0.05] += 3.0  # outliers
+    dx[9:14, 20:26] += 2.0  # a cluster of them
+    holes = rng.random(shape) < 0.15
+    dx[holes], dy[holes] = np.nan, np.nan
+    dy[rng.random(shape) < 0.03] = np.nan  # dy alone missing
+    dx[0, :] = 0.0  # ties
+    runs = {}
+    for use_numba in (True, False):
+        monkeypatch.setattr(outlier_kernel, "USE_NUMBA", use_numba)
+        runs[use_numba] = [normalised_median_test(dx, dy, 2.0), displacement_coherence_test(dx, dy, 0.5, 2, 3),
+                           displacement_coherence_test(dx, dy, 0.3)]
+    for compiled, expected in zip(runs[True], runs[False]):
+        assert compiled.any()
+        np.testing.assert_array_equal(compiled, expected)
+    empty = np.full((4, 5), np.nan, np.float32)
+    for use_numba in (True, False):
+        monkeypatch.setattr(outlier_kernel, "USE_NUMBA", use_numba)
+        assert not normalised_median_test(empty, empty).any()
