@@ -2,7 +2,8 @@
 
 Images are processed in blocks of output cells (reference rows/columns plus a
 margin, secondary plus the search halo), ``THREADS`` blocks at a time in
-threads (numpy, scipy and OpenCV release the GIL), so memory stays bounded (a
+threads (numpy, scipy, OpenCV and the numba kernels release the GIL; OpenBLAS runs one
+thread meanwhile, :mod:`core.offsets.blas`), so memory stays bounded (a
 few hundred MB whatever the image size); the block layout changes only the
 float32 rounding of the correlation products (< 1e-4 px). Reading and the
 sink stay in the calling thread; finished blocks are joined into full-width
@@ -23,6 +24,7 @@ from typing import Callable, Deque, Iterator, List, Optional, Tuple
 import numpy as np
 
 from ...errors import check_canceled
+from ..blas import single_threaded_blas
 from ..disparity import REASON_COHERENCE_TEST, REASON_MEDIAN_TEST
 from ..sweep import integer_engine
 from .ladder import BlockPixels, compute_cells, ladder_margin
@@ -106,7 +108,7 @@ def run_blocks(ref_source: PixelSource, sec_source: PixelSource, n_rows: int, n_
     strips = _StripAssembler(n_rows, n_cols, params, sink)
     pending: deque = deque()
     done = 0
-    with ThreadPoolExecutor(THREADS) as pool:
+    with single_threaded_blas(), ThreadPoolExecutor(THREADS) as pool:
         try:
             for index, (rows, cols) in enumerate(blocks):
                 check_canceled(is_canceled)
