@@ -60,12 +60,30 @@ def _chips_per_block(params: Params, sweep: bool = False) -> int:
 
 def _blocks(n_rows: int, n_cols: int, chips: int, min_rows: int = 1) -> Iterator[Tuple[slice, slice]]:
     """Blocks of about ``chips`` cells, full-width strips unless that leaves fewer than
-    ``min_rows`` rows (the displacement sweep wants compact blocks: less halo)."""
+    ``min_rows`` rows (the displacement sweep wants compact blocks: less halo); rows and columns
+    are shared evenly among the blocks (see :func:`_parts`), so no sliver of a last block is left
+    to run alone after the others (an image's share per thread: ``THREADS`` blocks, not two and a
+    sliver)."""
     block_cols = min(n_cols, max(1, chips // max(1, min(min_rows, n_rows))))
-    block_rows = max(1, chips // block_cols)
-    for i0 in range(0, n_rows, block_rows):
-        for j0 in range(0, n_cols, block_cols):
-            yield slice(i0, min(n_rows, i0 + block_rows)), slice(j0, min(n_cols, j0 + block_cols))
+    col_parts = _parts(n_cols, block_cols)
+    block_rows = max(1, chips // max(stop - start for start, stop in col_parts))
+    for i0, i1 in _parts(n_rows, block_rows):
+        for j0, j1 in col_parts:
+            yield slice(i0, i1), slice(j0, j1)
+
+
+#: Largest share by which an even split may make blocks larger than asked, to save a block.
+_BLOCK_SLACK = 0.1
+
+
+def _parts(total: int, size: int) -> List[Tuple[int, int]]:
+    """[start, stop) of the fewest near-equal parts of ``total`` no larger than ``size`` (or than
+    ``size`` x (1 + ``_BLOCK_SLACK``) when that saves a part); sizes differ by at most one."""
+    count = -(-total // size)
+    if count > 1 and total <= (count - 1) * size * (1 + _BLOCK_SLACK):
+        count -= 1
+    bounds = [total * k // count for k in range(count + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 def correlate_into_result(ref: PixelSource, sec: PixelSource, shape: Tuple[int, int], params: Params,
