@@ -74,13 +74,19 @@ def _sweep(a, s, first, chip, step, cell, n_rows, n_cols, window_sums, inverse_d
         for r in range(cell_rows):
             for u in range(span):
                 line[:] = 0.0
-                for i in range(cell):
-                    a_row = a[r * cell + i]
-                    s_row = s[first + v + r * cell + i, first + u:first + u + width]
+                row0 = r * cell
+                i = 0
+                while i + 4 <= cell:  # four rows a pass: fewer loads and stores of ``line``
+                    _add_four_products(line, a, s, row0 + i, first + v + row0 + i, first + u)
+                    i += 4
+                while i < cell:
+                    a_row = a[row0 + i]
+                    s_row = s[first + v + row0 + i, first + u:first + u + width]
                     c = 0
                     while c < width:  # (a while loop: numba's range loops do not vectorise here)
                         line[c] += a_row[c] * s_row[c]
                         c += 1
+                    i += 1
                 above = tables[u, r]
                 below = tables[u, r + 1]
                 running = 0.0
@@ -108,6 +114,24 @@ def _sweep(a, s, first, chip, step, cell, n_rows, n_cols, window_sums, inverse_d
                     b = i * n_cols + j
                     out[b] = ((box - sums_row[col] * template_mean[b]) * inverse_row[col] * inverse_norm[b]
                               + penalty_row[col])
+
+
+def _add_four_products(line, a, s, a_row0, s_row0, s_col0):  # pragma: no cover (compiled)
+    """Adds the products of reference rows a_row0 .. a_row0 + 3 with the secondary rows s_row0 ..
+    s_row0 + 3 (from column ``s_col0``) to ``line`` (float32), column by column."""
+    width = line.shape[0]
+    a0 = a[a_row0]
+    a1 = a[a_row0 + 1]
+    a2 = a[a_row0 + 2]
+    a3 = a[a_row0 + 3]
+    s0 = s[s_row0, s_col0:s_col0 + width]
+    s1 = s[s_row0 + 1, s_col0:s_col0 + width]
+    s2 = s[s_row0 + 2, s_col0:s_col0 + width]
+    s3 = s[s_row0 + 3, s_col0:s_col0 + width]
+    c = 0
+    while c < width:
+        line[c] += a0[c] * s0[c] + a1[c] * s1[c] + a2[c] * s2[c] + a3[c] * s3[c]
+        c += 1
 
 
 def _sweep_pixels(a, s, first, chip, step, n_rows, n_cols, window_sums, inverse_deviation, penalty,
@@ -200,6 +224,7 @@ def _normalised_rows(out, prefix, i, s_row0, s_col0, chip, step, n_cols, window_
 _add_rows_py = _add_rows
 _normalised_rows_py = _normalised_rows
 _sweep_pixels_py = _sweep_pixels
+_add_four_products_py = _add_four_products
 
 #: The kernel, compiled on first use.
-_kernel = LazyKernel(globals(), _sweep, ("_add_rows", "_normalised_rows", "_sweep_pixels"), fastmath=True)
+_kernel = LazyKernel(globals(), _sweep, ("_add_rows", "_normalised_rows", "_sweep_pixels", "_add_four_products"), fastmath=True)
