@@ -259,6 +259,39 @@ def test_numba_kernel_and_numpy_give_the_same_numbers(monkeypatch):
         assert np.percentile(difference, 99) < 1e-5 and difference.max() < 1e-3, name  # measured < 1e-5
 
 
+@pytest.mark.parametrize("use_numba", [True, False])
+def test_affine_stage_kernel_equals_the_numpy_stage(monkeypatch, use_numba):
+    """affine_kernel.affine_stage (per-chip weights; compiled, or its numpy fallback) with the
+    Gaussian window as weights, plus the footprint test, reproduces affine._affine_stage."""
+    if use_numba:
+        pytest.importorskip("numba")
+    from core.offsets.engine import affine as affine_module
+    calls = []
+    stage = affine_module._affine_stage
+
+    def recorded(*args):
+        calls.append((args, stage(*args)))
+        return calls[-1][1]
+
+    monkeypatch.setattr(affine_module, "_affine_stage", recorded)
+    ref, sec, _, _, _ = _affine_pair()
+    correlate_arrays(*_noisy(ref, sec, seed=5), CHIP, SEARCH, STEP, subpixel="affine")
+    assert sum(len(args[2]) for args, _ in calls) >= 50
+    monkeypatch.setattr(affine_kernel, "USE_NUMBA", use_numba)
+    for args, (done, shift, strain, zncc) in calls:
+        coefficients, invalid_table, templates, gx, gy, top, left, start, start_strain, peak, chip = args
+        weights = np.broadcast_to(affine_module._window(chip), (len(templates), chip * chip))
+        k_done, k_shift, k_strain, k_zncc = affine_kernel.affine_stage(
+            coefficients, templates, gx, gy, weights, top, left, start, start_strain, peak, chip,
+            affine_module._AFFINE_MAX_ITERATIONS, affine_module._AFFINE_TOLERANCE_PX,
+            affine_kernel._LK_NOT_CONVERGED_PX, affine_module.MAX_STRAIN)
+        k_done &= affine_module._support_valid(invalid_table, *affine_module.warped_positions(
+            top, left, k_shift, k_strain, chip))
+        np.testing.assert_array_equal(k_done, done)
+        assert np.abs(k_shift - shift)[done].max() < 1e-9 and np.abs(k_strain - strain)[done].max() < 1e-10
+        np.testing.assert_allclose(k_zncc, zncc, atol=1e-12)
+
+
 def test_numpy_fallback_without_numba(monkeypatch):
     monkeypatch.setattr(affine_kernel, "numba_available", lambda: False)
     monkeypatch.setattr(affine_kernel, "_compiled", None)

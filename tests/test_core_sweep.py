@@ -115,3 +115,29 @@ def test_engine_choice():
     assert integer_engine(32, 8, 8, "fft") == "fft"
     with pytest.raises(ValueError):
         integer_engine(32, 8, 8, "gpu")
+
+
+@pytest.mark.parametrize("step", [8, 3, 1])
+def test_compiled_sweep_equals_the_opencv_sweep(monkeypatch, step):
+    """The numba kernel (cells of ``step`` px when the step divides the chip, else single pixels)
+    gives the volume of the OpenCV path to float32 rounding, with the same exclusions."""
+    pytest.importorskip("numba")
+    import core.offsets.sweep_kernel as kernel_module
+    rng = np.random.default_rng(7)
+    chip, search, n_rows, n_cols, first = 24, 4, 5, 6, 6
+    ref = rng.normal(size=((n_rows - 1) * step + chip, (n_cols - 1) * step + chip)) * 30 + 500
+    sec = rng.normal(size=(ref.shape[0] + 2 * first, ref.shape[1] + 2 * first)) * 30
+    excluded = np.zeros((sec.shape[0] - chip + 1, sec.shape[1] - chip + 1), bool)
+    excluded[first + 1, first + 3] = True
+    sums = _box(sec, chip)
+    deviation = np.sqrt(_box(sec * sec, chip) - sums * sums / chip ** 2)
+    results = {}
+    for use_numba in (False, True):
+        monkeypatch.setattr(kernel_module, "USE_NUMBA", use_numba)
+        results[use_numba] = sweep_volume(ref, sec, first - search, chip, search, step, n_rows, n_cols, sums,
+                                          1.0 / deviation, excluded)
+    (volume, textured, n_excluded), (compiled, compiled_textured, compiled_excluded) = results[False], results[True]
+    np.testing.assert_array_equal(compiled_textured, textured)
+    np.testing.assert_array_equal(compiled_excluded, n_excluded)
+    np.testing.assert_array_equal(compiled == EXCLUDED, volume == EXCLUDED)
+    assert np.abs(compiled - volume).max() < 1e-5

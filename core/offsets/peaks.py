@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .peaks_kernel import volume_peaks_compiled
+
 #: Value of an excluded position in a ZNCC volume (any ZNCC is >= -1).
 EXCLUDED = -4.0
 #: Positions below this are excluded ones.
@@ -47,16 +49,19 @@ class IntegerPeaks:
 
 def volume_peaks(volume: np.ndarray, n_excluded: np.ndarray) -> IntegerPeaks:
     """Peaks and quality of a (2S+1, 2S+1, B) ZNCC volume; ``n_excluded`` (B,) counts
-    each chip's excluded positions. The volume is overwritten (its absolute values)."""
+    each chip's excluded positions. The volume may be overwritten (by its absolute values).
+    Compiled when numba is installed (:mod:`.peaks_kernel`), else numpy; the same numbers."""
     span, _, count = volume.shape
+    compiled = volume_peaks_compiled(volume, _EXCLUDED_BELOW, EXCLUDED, SECOND_PEAK_EXCLUSION)
+    if compiled is not None:
+        index, value, patch, second, magnitude = compiled
+        return _peaks_of(index, value, patch, second, magnitude, n_excluded, span)
     chips = np.arange(count)
     row_max = volume.max(axis=1)  # (v, b)
     best_row = row_max.argmax(axis=0)
     value = row_max[best_row, chips].astype(np.float64)
     best_col = volume[best_row, :, chips].argmax(axis=1)
     index = np.stack([best_row, best_col], axis=1)
-    usable = value > _EXCLUDED_BELOW
-    inside = usable & np.all((index > 0) & (index < span - 1), axis=1)
 
     near = np.arange(-1, 2)
     rows = np.clip(best_row, 1, span - 2)[:, None, None] + near[None, :, None]
@@ -65,12 +70,20 @@ def volume_peaks(volume: np.ndarray, n_excluded: np.ndarray) -> IntegerPeaks:
     patch[patch < _EXCLUDED_BELOW] = -np.inf
 
     second = _second_peak(volume, row_max, best_row, best_col)
+    np.abs(volume, out=volume)
+    return _peaks_of(index, value, patch, second, volume.sum(axis=(0, 1), dtype=np.float64), n_excluded, span)
+
+
+def _peaks_of(index: np.ndarray, value: np.ndarray, patch: np.ndarray, second: np.ndarray, magnitude: np.ndarray,
+              n_excluded: np.ndarray, span: int) -> IntegerPeaks:
+    """:class:`IntegerPeaks` from the best (row, column) ``index`` (B, 2), its ``value``, the 3 x 3
+    ``patch``, the ``second`` peak and the sum of |ZNCC| over the volume (excluded positions
+    counted as |EXCLUDED|) per chip."""
+    usable = value > _EXCLUDED_BELOW
+    inside = usable & np.all((index > 0) & (index < span - 1), axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.clip(np.where(second > 0, value / second, MAX_PEAK_RATIO), 0.0, MAX_PEAK_RATIO)
-
-    np.abs(volume, out=volume)
-    magnitude = volume.sum(axis=(0, 1), dtype=np.float64) + EXCLUDED * n_excluded
-    mean_abs = magnitude / np.maximum(span * span - n_excluded, 1)
+    mean_abs = (magnitude + EXCLUDED * n_excluded) / np.maximum(span * span - n_excluded, 1)
     with np.errstate(divide="ignore", invalid="ignore"):
         snr = value / np.where(mean_abs > 0, mean_abs, np.nan)
     value = np.where(usable, value, -np.inf)

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..choices import Choices
 from .peaks import EXCLUDED
+from .sweep_kernel import sweep_volume_compiled
 
 #: Relative cost of the two integer-search engines per chip, calibrated on this
 #: project's bench (2-core x86-64, OpenCV 4.6, scipy.fft): the sweep costs about
@@ -112,15 +113,18 @@ def sweep_volume(ref: np.ndarray, sec: np.ndarray, first: int, chip: int, search
         centred_energy = template_energy - template_sum * template_sum / n
         textured = centred_energy > FLAT_RELATIVE_VARIANCE * raw_energy
         inverse_norm = np.where(textured, 1.0 / np.sqrt(np.where(textured, centred_energy, 1.0)), 0.0)
+        any_excluded = bool(excluded[first:, first:].any())
+        volume = np.empty((span, span, count), np.float32)
+        if sweep_volume_compiled(a, s, first, chip, step, cell, n_rows, n_cols, window_sums,
+                                 np.where(excluded, 0.0, inverse_deviation), np.where(excluded, EXCLUDED, 0.0),
+                                 template_sum / n, inverse_norm, volume):
+            return volume, textured, _excluded_counts(excluded, any_excluded, first, span, step, n_rows, n_cols)
+        sums32 = np.asarray(window_sums, np.float32)
+        inverse32 = np.where(excluded, 0.0, inverse_deviation).astype(np.float32)
+        penalty = np.where(excluded, EXCLUDED, 0.0).astype(np.float32) if any_excluded else None
         # cell sums are INTER_AREA means (sum / area): scale the template terms instead of every product
         template_mean = (template_sum / n / area).astype(np.float32).reshape(n_rows, n_cols)
         inverse_norm = (inverse_norm * area).astype(np.float32).reshape(n_rows, n_cols)
-
-        sums32 = np.asarray(window_sums, np.float32)
-        inverse32 = np.where(excluded, 0.0, inverse_deviation).astype(np.float32)
-        any_excluded = bool(excluded[first:, first:].any())
-        penalty = np.where(excluded, EXCLUDED, 0.0).astype(np.float32) if any_excluded else None
-        volume = np.empty((span, span, count), np.float32)
         crosses = np.empty((span,) + cells, np.float32)
         product = np.empty((height, width), np.float32) if cell > 1 else None
         centred = np.empty((span, n_rows, n_cols), np.float32)
@@ -142,12 +146,18 @@ def sweep_volume(ref: np.ndarray, sec: np.ndarray, first: int, chip: int, search
             row *= inverse_norm
             if penalty is not None:
                 row += _offset_view(penalty, first + v, first, span, n_rows, n_cols, step)
-    n_excluded = np.zeros(count, np.int64)
-    if any_excluded:
-        totals = box_sums(excluded, span)
-        n_excluded = totals[first:first + (n_rows - 1) * step + 1:step,
-                            first:first + (n_cols - 1) * step + 1:step].astype(np.int64).ravel()
-    return volume, textured, n_excluded
+    return volume, textured, _excluded_counts(excluded, any_excluded, first, span, step, n_rows, n_cols)
+
+
+def _excluded_counts(excluded: np.ndarray, any_excluded: bool, first: int, span: int, step: int, n_rows: int,
+                     n_cols: int) -> np.ndarray:
+    """Excluded positions per chip (B,) int64 of the sweep's search windows (``excluded``: per
+    footprint by its first pixel; the windows of chip (i, j) start at ``first + (i, j) * step``)."""
+    if not any_excluded:
+        return np.zeros(n_rows * n_cols, np.int64)
+    totals = box_sums(excluded, span)
+    return totals[first:first + (n_rows - 1) * step + 1:step,
+                  first:first + (n_cols - 1) * step + 1:step].astype(np.int64).ravel()
 
 
 def masked_sweep_volume(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec_valid: np.ndarray,

@@ -13,38 +13,25 @@ Units and conventions: see :mod:`.affine` (offsets (dx, dy) px, dx + right, dy +
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import threading
 from typing import Callable, Optional, Tuple
 
 import numpy as np
 
+from ..jit import compiled, numba_available
 from .params import SPLINE_ORDER
 from .subpixel import (_LK_MAX_DEPARTURE_PX, _LK_MAX_ITERATIONS, _LK_NOT_CONVERGED_PX, _LK_TOLERANCE_PX,
                        _SINGULAR_EIGEN_RATIO)
 
 #: Use the compiled kernel when numba is installed (tests switch it off to compare).
 USE_NUMBA = True
+#: Smallest eigenvalue of the stage-3 columns' correlation matrix of a well-posed chip.
+_WELL_POSED_EIGENVALUE = 1e-12
 
 _compiled: Optional[Callable] = None
 _compiled_points: Optional[Callable] = None
-_numba_ok: Optional[bool] = None
+_compiled_stage: Optional[Callable] = None
 _compile_lock = threading.Lock()
-
-
-def numba_available() -> bool:
-    """True when numba is installed and imports (a numba built for another numpy fails to import:
-    the numpy implementation is used then)."""
-    global _numba_ok
-    if _numba_ok is None:
-        try:
-            _numba_ok = importlib.util.find_spec("numba") is not None
-            if _numba_ok:
-                importlib.import_module("numba")
-        except ImportError:
-            _numba_ok = False
-    return _numba_ok
 
 
 def translation_and_strain_test(coefficients: np.ndarray, invalid_sums: np.ndarray, reference: np.ndarray,
@@ -95,6 +82,114 @@ def sample_affine(coefficients: np.ndarray, top: np.ndarray, left: np.ndarray, s
     return values
 
 
+def affine_stage(coefficients: np.ndarray, templates: np.ndarray, gx: np.ndarray, gy: np.ndarray,
+                 weights: np.ndarray, top: np.ndarray, left: np.ndarray, shift: np.ndarray, strain: np.ndarray,
+                 integer_peak: np.ndarray, chip: int, max_iterations: int, tolerance_px: float,
+                 not_converged_px: float, max_strain: float
+                 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Stage 3 of the affine refinement (:func:`.affine._affine_stage`) for B chips, with per-chip
+    least-squares ``weights`` (B, n) float64 (e.g. the Gaussian window times validity); compiled
+    when numba is installed and ``USE_NUMBA``, else :func:`affine_stage_numpy` (same numbers to
+    float rounding).
+
+    ``coefficients``: the secondary block's quintic-spline coefficients (float32); ``templates``,
+    ``gx``, ``gy``: the chips' reference pixels and spline derivatives (B, chip, chip); ``top``,
+    ``left``: where each chip's pixels start in ``coefficients`` at zero offset; ``shift`` (B, 2)
+    (dx, dy) px and ``strain`` (B, 2, 2) [[d(dx)/dx, d(dx)/dy], [d(dy)/dx, d(dy)/dy]] the start;
+    ``integer_peak`` (B, 2) px. Inverse-compositional affine LK with gain and bias, at most
+    ``max_iterations`` steps, stopping below ``tolerance_px`` (largest change of the offset or of
+    the chip's edge, px); the ZNCC is over all pixels (unweighted), at the last sampled position.
+    Returns ``done`` (B,): well posed, converged (last change <= ``not_converged_px``), within
+    ``_LK_MAX_DEPARTURE_PX`` + max|A| chip/2 of the integer peak and every |A| entry <=
+    ``max_strain`` -- the caller adds the footprint's validity test (``affine._support_valid``);
+    the offsets (B, 2), terms (B, 2, 2) and ZNCC (B,).
+    """
+    kernel = _stage_kernel() if USE_NUMBA else None
+    if kernel is None:
+        return affine_stage_numpy(coefficients, templates, gx, gy, weights, top, left, shift, strain, integer_peak,
+                                  chip, max_iterations, tolerance_px, not_converged_px, max_strain)
+    count = len(templates)
+    done = np.zeros(count, np.bool_)
+    shift = np.array(shift, np.float64, order="C", copy=True).reshape(count, 2)
+    strain = np.array(strain, np.float64, order="C", copy=True).reshape(count, 4)
+    zncc = np.full(count, np.nan)
+    kernel(np.ascontiguousarray(coefficients, np.float32), np.ascontiguousarray(templates, np.float32),
+           np.ascontiguousarray(gx, np.float32), np.ascontiguousarray(gy, np.float32),
+           np.ascontiguousarray(weights, np.float64), np.asarray(top, np.float64), np.asarray(left, np.float64),
+           np.ascontiguousarray(integer_peak, np.float64), int(chip), int(max_iterations), float(tolerance_px),
+           float(not_converged_px), float(max_strain), float(_LK_MAX_DEPARTURE_PX), done, shift, strain, zncc)
+    return done, shift, strain.reshape(count, 2, 2), zncc
+
+
+def affine_stage_numpy(coefficients: np.ndarray, templates: np.ndarray, gx: np.ndarray, gy: np.ndarray,
+                       weights: np.ndarray, top: np.ndarray, left: np.ndarray, shift: np.ndarray,
+                       strain: np.ndarray, integer_peak: np.ndarray, chip: int, max_iterations: int,
+                       tolerance_px: float, not_converged_px: float, max_strain: float
+                       ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`affine_stage` in numpy (the arithmetic of :func:`.affine._affine_stage`, with per-chip
+    weights and without the footprint test)."""
+    from .affine import _inverse_2x2, chip_coordinates
+    count = len(templates)
+    n = chip * chip
+    u, v = chip_coordinates(chip)
+    g_x = gx.reshape(count, n).astype(np.float64)
+    g_y = gy.reshape(count, n).astype(np.float64)
+    t0 = templates.reshape(count, n).astype(np.float64)
+    columns = np.stack([t0, np.ones_like(t0), g_x, g_y, g_x * u, g_x * v, g_y * u, g_y * v], axis=1)
+    weighted = columns * np.asarray(weights, np.float64).reshape(count, 1, n)
+    hessian = np.einsum("bkn,bln->bkl", weighted, columns)
+    good = _well_posed(hessian)
+    hessian[~good] = np.eye(8)
+    template_centred = t0 - t0.mean(axis=1, keepdims=True)
+    template_centred /= np.linalg.norm(template_centred, axis=1, keepdims=True)
+    identity = np.eye(2)
+    shift = np.array(shift, np.float64, copy=True)
+    strain = np.array(strain, np.float64, copy=True)
+    change = np.full(count, np.inf)
+    zncc = np.full(count, np.nan)
+    active = np.flatnonzero(good)
+    for _ in range(max_iterations):
+        if active.size == 0:
+            break
+        sampled = sample_affine(coefficients, top[active], left[active], shift[active], strain[active], chip)
+        centred = sampled - sampled.mean(axis=1, keepdims=True)
+        norms = np.linalg.norm(centred, axis=1)
+        zncc[active] = np.einsum("bn,bn->b", centred, template_centred[active]) / np.where(norms > 0, norms, np.inf)
+        beta = np.linalg.solve(hessian[active], np.einsum("bkn,bn->bk", weighted[active], sampled)[..., None])[..., 0]
+        gain = beta[:, 0]
+        fine = (gain > 0) & np.all(np.isfinite(beta), axis=1)
+        delta = beta[:, 2:] / np.where(fine, gain, 1.0)[:, None]
+        composed = (identity + strain[active]) @ _inverse_2x2(1.0 + delta[:, 2], delta[:, 3], delta[:, 4],
+                                                              1.0 + delta[:, 5])
+        new_shift = shift[active] - np.einsum("bij,bj->bi", composed, delta[:, :2])
+        new_strain = composed - identity
+        step = np.maximum(np.abs(new_shift - shift[active]).max(axis=1),
+                          np.abs(new_strain - strain[active]).reshape(-1, 4).max(axis=1) * (chip / 2.0))
+        fine &= np.isfinite(step)
+        shift[active] = np.where(fine[:, None], new_shift, shift[active])
+        strain[active] = np.where(fine[:, None, None], new_strain, strain[active])
+        change[active] = np.where(fine, step, np.inf)
+        sane = fine & np.all(np.abs(new_strain).reshape(-1, 4) <= max_strain, axis=1)
+        change[active[~sane]] = np.inf
+        active = active[sane & (step >= tolerance_px)]
+    done = good & (change <= not_converged_px)
+    reach = _LK_MAX_DEPARTURE_PX + np.abs(strain).reshape(-1, 4).max(axis=1) * (chip / 2.0)
+    done &= np.all(np.abs(shift - integer_peak) <= reach[:, None], axis=1)
+    done &= np.all(np.abs(strain).reshape(-1, 4) <= max_strain, axis=1)
+    return done, shift, strain, zncc
+
+
+def _well_posed(hessian: np.ndarray) -> np.ndarray:
+    """Chips (B,) whose Hessians (B, 8, 8) have a Cholesky factor with a pivot ratio above 1e-12
+    (relative to the diagonal: the smallest eigenvalue of the columns' correlation matrix)."""
+    scale = np.sqrt(np.einsum("bkk->bk", hessian))
+    good = np.all(scale > 0, axis=1)
+    correlation = hessian / np.where(good, 1.0, np.nan)[:, None, None] / (scale[:, :, None] * scale[:, None, :])
+    good &= np.all(np.isfinite(correlation), axis=(1, 2))
+    good[good] = np.linalg.eigvalsh(correlation[good]).min(axis=1) > _WELL_POSED_EIGENVALUE
+    return good
+
+
 def _points_kernel() -> Optional[Callable]:
     """The compiled point sampler, None without numba."""
     return _compile()[1]
@@ -105,23 +200,33 @@ def _kernel() -> Optional[Callable]:
     return _compile()[0]
 
 
-def _compile() -> Tuple[Optional[Callable], Optional[Callable]]:
-    """Both kernels, compiled once per process (and cached on disk by numba); (None, None) without
-    numba. The helpers are compiled first and bound in this module, where the kernels find them."""
-    global _compiled, _compiled_points
+def _stage_kernel() -> Optional[Callable]:
+    """The compiled stage-3 kernel, None without numba."""
+    return _compile()[2]
+
+
+def _compile() -> Tuple[Optional[Callable], Optional[Callable], Optional[Callable]]:
+    """The three kernels, compiled once per process (and cached on disk by numba); (None, None,
+    None) without numba. The helpers are compiled first and bound in this module, where the
+    kernels find them. Stage 3 keeps IEEE NaN/inf semantics (its validity tests rely on them)."""
+    global _compiled, _compiled_points, _compiled_stage
     if not numba_available():
-        return None, None
+        return None, None, None
     if _compiled is None:
         with _compile_lock:
             if _compiled is None:
-                import numba
                 options = dict(nogil=True, cache=True, fastmath=True)
                 for name, function in (("_quintic_weights", _quintic_weights_py), ("_add_row", _add_row_py),
-                                       ("_strain_test", _strain_test_py), ("_mirrored", _mirrored_py)):
-                    globals()[name] = numba.njit(**options)(function)
-                _compiled_points = numba.njit(**options)(_points)
-                _compiled = numba.njit(**options)(_chips)
-    return _compiled, _compiled_points
+                                       ("_strain_test", _strain_test_py), ("_mirrored", _mirrored_py),
+                                       ("_sample_chip", _sample_chip_py)):
+                    globals()[name] = compiled(function, **options)
+                exact = dict(nogil=True, cache=True, fastmath={"nsz", "arcp", "contract", "reassoc"})
+                for name, function in (("_solved", _solved_py), ("_nan_max", _nan_max_py)):
+                    globals()[name] = compiled(function, **exact)
+                _compiled_stage = compiled(_stage, **exact)
+                _compiled_points = compiled(_points, **options)
+                _compiled = compiled(_chips, **options)
+    return _compiled, _compiled_points, _compiled_stage
 
 
 def _chips(coefficients, invalid_sums, reference, grad_x, grad_y, first_row, first_col, top, left, integer_peak,
@@ -319,41 +424,244 @@ def _chips(coefficients, invalid_sums, reference, grad_x, grad_y, first_row, fir
 
 
 def _points(coefficients, top, left, shift, strain, chip, values):  # pragma: no cover (compiled)
-    """Numba body of ``sample_affine``: per chip and pixel the warped position, then the
-    quintic spline from the 6 x 6 coefficients floor - 2 .. floor + 3, mirrored at the edges."""
+    """Numba body of ``sample_affine``: :func:`_sample_chip` for every chip."""
+    for b in range(top.shape[0]):
+        _sample_chip(coefficients, top[b], left[b], shift[b, 0], shift[b, 1], strain[b, 0], strain[b, 1],
+                     strain[b, 2], strain[b, 3], chip, values[b])
+
+
+def _sample_chip(coefficients, top, left, shift_x, shift_y, a00, a01, a10, a11, chip,
+                 values):  # pragma: no cover (compiled)
+    """One chip's affine-warped samples into ``values`` (n,): per pixel the warped position
+    (:func:`.affine.warped_positions`, strain [[a00, a01], [a10, a11]]), then the quintic spline
+    from the 6 x 6 coefficients floor - 2 .. floor + 3, mirrored at the edges."""
     height, width = coefficients.shape
     w_rows = np.empty(6)
     w_cols = np.empty(6)
     half = (chip - 1) / 2.0
-    for b in range(top.shape[0]):
+    for a in range(chip):
+        v = a - half
+        for c in range(chip):
+            u = c - half
+            col = left + c + shift_x + a00 * u + a01 * v
+            row = top + a + shift_y + a10 * u + a11 * v
+            base_row = np.floor(row)
+            base_col = np.floor(col)
+            _quintic_weights(row - base_row, w_rows)
+            _quintic_weights(col - base_col, w_cols)
+            first_row = int(base_row) - 2
+            first_col = int(base_col) - 2
+            total = 0.0
+            if first_row >= 0 and first_col >= 0 and first_row + 6 <= height and first_col + 6 <= width:
+                for i in range(6):
+                    line = coefficients[first_row + i]
+                    acc = 0.0
+                    for j in range(6):
+                        acc += w_cols[j] * line[first_col + j]
+                    total += w_rows[i] * acc
+            else:
+                for i in range(6):
+                    line = coefficients[_mirrored(first_row + i, height)]
+                    acc = 0.0
+                    for j in range(6):
+                        acc += w_cols[j] * line[_mirrored(first_col + j, width)]
+                    total += w_rows[i] * acc
+            values[a * chip + c] = total
+
+
+def _stage(coefficients, templates, gx, gy, weights, top, left, integer_peak, chip, max_iterations, tolerance_px,
+           not_converged_px, max_strain, max_departure, done, shift, strain,
+           zncc):  # pragma: no cover (compiled)
+    """Numba body of :func:`affine_stage`, one chip at a time (``done``, ``shift`` (B, 2),
+    ``strain`` (B, 4) and ``zncc`` written in place; ``shift`` and ``strain`` hold the start)."""
+    count = templates.shape[0]
+    n = chip * chip
+    half = (chip - 1) / 2.0
+    columns = np.empty((8, n))
+    weighted = np.empty((8, n))
+    hessian = np.empty((8, 8))
+    correlation = np.empty((8, 8))
+    scale = np.empty(8)
+    centred_template = np.empty(n)
+    sample = np.empty(n)
+    rhs = np.empty(8)
+    work = np.empty((8, 9))
+    for b in range(count):
         for a in range(chip):
             v = a - half
             for c in range(chip):
                 u = c - half
-                col = left[b] + c + shift[b, 0] + strain[b, 0] * u + strain[b, 1] * v
-                row = top[b] + a + shift[b, 1] + strain[b, 2] * u + strain[b, 3] * v
-                base_row = np.floor(row)
-                base_col = np.floor(col)
-                _quintic_weights(row - base_row, w_rows)
-                _quintic_weights(col - base_col, w_cols)
-                first_row = int(base_row) - 2
-                first_col = int(base_col) - 2
+                p = a * chip + c
+                x = np.float64(gx[b, a, c])
+                y = np.float64(gy[b, a, c])
+                columns[0, p] = np.float64(templates[b, a, c])
+                columns[1, p] = 1.0
+                columns[2, p] = x
+                columns[3, p] = y
+                columns[4, p] = x * u
+                columns[5, p] = x * v
+                columns[6, p] = y * u
+                columns[7, p] = y * v
+        w = weights[b]
+        for k in range(8):
+            for p in range(n):
+                weighted[k, p] = columns[k, p] * w[p]
+        for k in range(8):
+            for m in range(8):
                 total = 0.0
-                if first_row >= 0 and first_col >= 0 and first_row + 6 <= height and first_col + 6 <= width:
-                    for i in range(6):
-                        line = coefficients[first_row + i]
-                        acc = 0.0
-                        for j in range(6):
-                            acc += w_cols[j] * line[first_col + j]
-                        total += w_rows[i] * acc
-                else:
-                    for i in range(6):
-                        line = coefficients[_mirrored(first_row + i, height)]
-                        acc = 0.0
-                        for j in range(6):
-                            acc += w_cols[j] * line[_mirrored(first_col + j, width)]
-                        total += w_rows[i] * acc
-                values[b, a * chip + c] = total
+                for p in range(n):
+                    total += weighted[k, p] * columns[m, p]
+                hessian[k, m] = total
+        # well posed: positive diagonal, finite, smallest eigenvalue of the correlation matrix > 1e-12
+        good = True
+        for k in range(8):
+            scale[k] = np.sqrt(hessian[k, k])
+            if not scale[k] > 0:
+                good = False
+        if good:
+            for k in range(8):
+                for m in range(8):
+                    correlation[k, m] = hessian[k, m] / (scale[k] * scale[m])
+                    if not np.isfinite(correlation[k, m]):
+                        good = False
+        if good:
+            good = np.linalg.eigvalsh(correlation).min() > _WELL_POSED_EIGENVALUE
+        if not good:
+            continue
+        total = 0.0
+        for p in range(n):
+            total += columns[0, p]
+        mean = total / n
+        energy = 0.0
+        for p in range(n):
+            centred_template[p] = columns[0, p] - mean
+            energy += centred_template[p] * centred_template[p]
+        norm = np.sqrt(energy)
+        for p in range(n):
+            centred_template[p] /= norm
+        s_x = shift[b, 0]
+        s_y = shift[b, 1]
+        a00 = strain[b, 0]
+        a01 = strain[b, 1]
+        a10 = strain[b, 2]
+        a11 = strain[b, 3]
+        change = np.inf
+        value = np.nan
+        for _ in range(max_iterations):
+            _sample_chip(coefficients, top[b], left[b], s_x, s_y, a00, a01, a10, a11, chip, sample)
+            total = 0.0
+            for p in range(n):
+                total += sample[p]
+            mean = total / n
+            dot = 0.0
+            energy = 0.0
+            for p in range(n):
+                centred = sample[p] - mean
+                dot += centred * centred_template[p]
+                energy += centred * centred
+            sample_norm = np.sqrt(energy)
+            value = dot / (sample_norm if sample_norm > 0 else np.inf)
+            for k in range(8):
+                total = 0.0
+                for p in range(n):
+                    total += weighted[k, p] * sample[p]
+                rhs[k] = total
+            beta = _solved(hessian, rhs, work)
+            gain = beta[0]
+            fine = gain > 0
+            for k in range(8):
+                if not np.isfinite(beta[k]):
+                    fine = False
+            divisor = gain if fine else 1.0
+            d_x = beta[2] / divisor
+            d_y = beta[3] / divisor
+            # (I + dA)^-1 (NaN where singular), then M = (I + A)(I + dA)^-1, p <- p - M dp, A <- M - I
+            e00 = 1.0 + beta[4] / divisor
+            e01 = beta[5] / divisor
+            e10 = beta[6] / divisor
+            e11 = 1.0 + beta[7] / divisor
+            det = e00 * e11 - e01 * e10
+            if det == 0:
+                det = np.nan
+            i00 = e11 / det
+            i01 = -e01 / det
+            i10 = -e10 / det
+            i11 = e00 / det
+            m00 = (1.0 + a00) * i00 + a01 * i10
+            m01 = (1.0 + a00) * i01 + a01 * i11
+            m10 = a10 * i00 + (1.0 + a11) * i10
+            m11 = a10 * i01 + (1.0 + a11) * i11
+            new_x = s_x - (m00 * d_x + m01 * d_y)
+            new_y = s_y - (m10 * d_x + m11 * d_y)
+            n00 = m00 - 1.0
+            n01 = m01
+            n10 = m10
+            n11 = m11 - 1.0
+            step = _nan_max(_nan_max(abs(new_x - s_x), abs(new_y - s_y)),
+                            _nan_max(_nan_max(abs(n00 - a00), abs(n01 - a01)),
+                                     _nan_max(abs(n10 - a10), abs(n11 - a11))) * (chip / 2.0))
+            fine = fine and np.isfinite(step)
+            if fine:
+                s_x, s_y, a00, a01, a10, a11 = new_x, new_y, n00, n01, n10, n11
+                change = step
+            else:
+                change = np.inf
+            sane = (fine and abs(n00) <= max_strain and abs(n01) <= max_strain and abs(n10) <= max_strain
+                    and abs(n11) <= max_strain)
+            if not sane:
+                change = np.inf
+                break
+            if step < tolerance_px:
+                break
+        largest = max(max(abs(a00), abs(a01)), max(abs(a10), abs(a11)))
+        reach = max_departure + largest * (chip / 2.0)
+        done[b] = (change <= not_converged_px and abs(s_x - integer_peak[b, 0]) <= reach
+                   and abs(s_y - integer_peak[b, 1]) <= reach and largest <= max_strain)
+        shift[b, 0] = s_x
+        shift[b, 1] = s_y
+        strain[b, 0] = a00
+        strain[b, 1] = a01
+        strain[b, 2] = a10
+        strain[b, 3] = a11
+        zncc[b] = value
+
+
+def _nan_max(a, b):  # pragma: no cover (compiled)
+    """max(a, b), NaN when either is NaN (numpy's maximum)."""
+    if a != a or b != b:
+        return np.nan
+    return a if a >= b else b
+
+
+def _solved(matrix, rhs, work):  # pragma: no cover (compiled)
+    """The solution of the 8 x 8 system ``matrix`` x = ``rhs`` by Gaussian elimination with partial
+    pivoting (LAPACK's gesv, to rounding); inf/NaN where singular. ``work`` (8, 9): scratch."""
+    size = rhs.shape[0]
+    for i in range(size):
+        for k in range(size):
+            work[i, k] = matrix[i, k]
+        work[i, size] = rhs[i]
+    for i in range(size):
+        pivot = i
+        for m in range(i + 1, size):
+            if abs(work[m, i]) > abs(work[pivot, i]):
+                pivot = m
+        if pivot != i:
+            for k in range(size + 1):
+                swap = work[i, k]
+                work[i, k] = work[pivot, k]
+                work[pivot, k] = swap
+        for m in range(i + 1, size):
+            factor = work[m, i] / work[i, i]
+            for k in range(i, size + 1):
+                work[m, k] -= factor * work[i, k]
+    solution = np.empty(size)
+    for i in range(size - 1, -1, -1):
+        total = work[i, size]
+        for k in range(i + 1, size):
+            total -= work[i, k] * solution[k]
+        solution[i] = total / work[i, i]
+    return solution
 
 
 def _mirrored(index, size):  # pragma: no cover (compiled)
@@ -545,3 +853,6 @@ _quintic_weights_py = _quintic_weights
 _strain_test_py = _strain_test
 _add_row_py = _add_row
 _mirrored_py = _mirrored
+_sample_chip_py = _sample_chip
+_solved_py = _solved
+_nan_max_py = _nan_max

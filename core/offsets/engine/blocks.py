@@ -2,7 +2,8 @@
 
 Images are processed in blocks of output cells (reference rows/columns plus a
 margin, secondary plus the search halo), ``THREADS`` blocks at a time in
-threads (numpy, scipy and OpenCV release the GIL), so memory stays bounded (a
+threads (numpy, scipy, OpenCV and the numba kernels release the GIL; OpenBLAS runs one
+thread meanwhile, :mod:`core.offsets.blas`), so memory stays bounded (a
 few hundred MB whatever the image size); the block layout changes only the
 float32 rounding of the correlation products (< 1e-4 px). Reading and the
 sink stay in the calling thread; finished blocks are joined into full-width
@@ -23,6 +24,7 @@ from typing import Callable, Deque, Iterator, List, Optional, Tuple
 import numpy as np
 
 from ...errors import check_canceled
+from ..blas import single_threaded_blas
 from ..disparity import REASON_COHERENCE_TEST, REASON_MEDIAN_TEST
 from ..sweep import integer_engine
 from .ladder import BlockPixels, compute_cells, ladder_margin
@@ -58,12 +60,30 @@ def _chips_per_block(params: Params, sweep: bool = False) -> int:
 
 def _blocks(n_rows: int, n_cols: int, chips: int, min_rows: int = 1) -> Iterator[Tuple[slice, slice]]:
     """Blocks of about ``chips`` cells, full-width strips unless that leaves fewer than
-    ``min_rows`` rows (the displacement sweep wants compact blocks: less halo)."""
+    ``min_rows`` rows (the displacement sweep wants compact blocks: less halo); rows and columns
+    are shared evenly among the blocks (see :func:`_parts`), so no sliver of a last block is left
+    to run alone after the others (an image's share per thread: ``THREADS`` blocks, not two and a
+    sliver)."""
     block_cols = min(n_cols, max(1, chips // max(1, min(min_rows, n_rows))))
-    block_rows = max(1, chips // block_cols)
-    for i0 in range(0, n_rows, block_rows):
-        for j0 in range(0, n_cols, block_cols):
-            yield slice(i0, min(n_rows, i0 + block_rows)), slice(j0, min(n_cols, j0 + block_cols))
+    col_parts = _parts(n_cols, block_cols)
+    block_rows = max(1, chips // max(stop - start for start, stop in col_parts))
+    for i0, i1 in _parts(n_rows, block_rows):
+        for j0, j1 in col_parts:
+            yield slice(i0, i1), slice(j0, j1)
+
+
+#: Largest share by which an even split may make blocks larger than asked, to save a block.
+_BLOCK_SLACK = 0.1
+
+
+def _parts(total: int, size: int) -> List[Tuple[int, int]]:
+    """[start, stop) of the fewest near-equal parts of ``total`` no larger than ``size`` (or than
+    ``size`` x (1 + ``_BLOCK_SLACK``) when that saves a part); sizes differ by at most one."""
+    count = -(-total // size)
+    if count > 1 and total <= (count - 1) * size * (1 + _BLOCK_SLACK):
+        count -= 1
+    bounds = [total * k // count for k in range(count + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 def correlate_into_result(ref: PixelSource, sec: PixelSource, shape: Tuple[int, int], params: Params,
@@ -94,18 +114,19 @@ def run_blocks(ref_source: PixelSource, sec_source: PixelSource, n_rows: int, n_
     assembled into full-width strips (see ``_StripAssembler``).
     """
     # the displacement sweep shares work between overlapping chips: with small steps it wants
-    # larger, compact blocks (less halo per chip); with steps of a quarter chip or more,
-    # full-width strips of the FFT engine's size serve it well
+    # larger, square blocks (the least halo per chip: at step 1 about 24 % less sweep work than
+    # strips one chip high); with steps of a quarter chip or more, full-width strips of the FFT
+    # engine's size serve it well
     sweep = apriori is None and integer_engine(params.chip, params.search, params.step) == "sweep"
     dense = sweep and 4 * params.step < params.chip
     # every thread gets a block, even on small images
     chips = min(_chips_per_block(params, sweep), max(64, -(-n_rows * n_cols // THREADS)))
-    min_rows = min(params.chip // params.step, int(np.sqrt(chips))) if dense else 1
+    min_rows = int(np.sqrt(chips)) if dense else 1
     blocks = list(_blocks(n_rows, n_cols, chips, min_rows))
     strips = _StripAssembler(n_rows, n_cols, params, sink)
     pending: deque = deque()
     done = 0
-    with ThreadPoolExecutor(THREADS) as pool:
+    with single_threaded_blas(), ThreadPoolExecutor(THREADS) as pool:
         try:
             for index, (rows, cols) in enumerate(blocks):
                 check_canceled(is_canceled)

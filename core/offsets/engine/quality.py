@@ -13,6 +13,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..sweep import box_sums
+from .outlier_kernel import coherence_test_compiled, median_test_compiled
 from .params import DEFAULT_MEDIAN_TEST, Params
 from .sources import PixelSource
 
@@ -71,8 +72,12 @@ def _filtered_nearest(values: np.ndarray, kernel: np.ndarray) -> np.ndarray:
 
 def _eroded(valid: np.ndarray) -> np.ndarray:
     """Binary erosion by a 3 x 3 square, outside = False (``ndimage.binary_erosion``'s result)."""
-    padded = np.pad(valid, 1, constant_values=False)
     height, width = valid.shape
+    if valid.all():  # the usual case: only the border goes
+        out = np.zeros((height, width), bool)
+        out[1:-1, 1:-1] = True
+        return out
+    padded = np.pad(valid, 1, constant_values=False)
     out = padded[1:1 + height, 1:1 + width].copy()
     for dr in (0, 1, 2):
         for dc in (0, 1, 2):
@@ -134,8 +139,12 @@ def normalised_median_test(dx: np.ndarray, dy: np.ndarray, threshold: float = DE
     For each finite cell with at least two finite cells among its 8
     neighbours: r = |u - median(u_nb)| / (median(|u_nb - median(u_nb)|) +
     epsilon) per component (px); the cell is an outlier when r > threshold
-    for dx or dy. NaN cells are ignored. Returns a bool array.
+    for dx or dy. NaN cells are ignored. Returns a bool array. Compiled when numba is
+    installed (:mod:`.outlier_kernel`, the same results).
     """
+    compiled = median_test_compiled(dx, dy, threshold, epsilon)
+    if compiled is not None:
+        return compiled
     outliers = np.zeros(dx.shape, bool)
     counts = None
     for component in (dx, dy):
@@ -187,8 +196,12 @@ def displacement_coherence_test(dx: np.ndarray, dy: np.ndarray, tolerance: float
     cluster of wrong matches is removed when it is smaller than that share of its
     neighbourhood). Unlike NDC the share counts only valid neighbours, so cells at the edge of
     the valid data (nodata, image edges) keep their chance. Cells without valid neighbours are
-    kept. Returns a bool array.
+    kept. Returns a bool array. Compiled when numba is installed (:mod:`.outlier_kernel`, the
+    same results).
     """
+    compiled = coherence_test_compiled(dx, dy, tolerance, spacing, reach, min_share)
+    if compiled is not None:
+        return compiled
     height, width = dx.shape
     pad = reach * spacing
     padded_x = np.pad(dx.astype(np.float64), pad, constant_values=np.nan)

@@ -8,7 +8,7 @@ images are indexed [row, column].
 * :func:`refine_lucas_kanade` (``subpixel="lk"``): inverse-compositional
   Lucas-Kanade translation with a gain and bias term (so brightness changes do
   not bias the offset), sampling a quintic-spline model of the secondary
-  (``ndimage.spline_filter`` once per block; each iteration evaluates the
+  (:func:`.spline_kernel.spline_coefficients` once per block; each iteration evaluates the
   spline for all chips at once, with the separable form of
   ``map_coordinates(order=5, prefilter=False)`` that a single shift per chip allows).
 """
@@ -17,10 +17,10 @@ from __future__ import annotations
 from typing import Callable, Optional, Tuple
 
 import numpy as np
-from scipy import ndimage
 
-from .params import SPLINE_MARGIN, SPLINE_ORDER, Params
+from .params import SPLINE_MARGIN, Params
 from .search import demeaned, windows_at
+from .spline_kernel import spline_coefficients
 
 _LK_MAX_ITERATIONS = 6
 #: Chips refined together by Lucas-Kanade (its per-chip stacks take ~120 x chip^2 bytes).
@@ -135,8 +135,7 @@ def lk_block_inputs(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray
     and the quintic-spline coefficients of the (demeaned) secondary ``sec`` (float32)."""
     g = SPLINE_MARGIN
     reference = ref[g:ref.shape[0] - g, g:ref.shape[1] - g].astype(np.float32)
-    coefficients = ndimage.spline_filter(sec, order=SPLINE_ORDER, mode="mirror",
-                                         output=np.float64).astype(np.float32)
+    coefficients = spline_coefficients(sec).astype(np.float32)
     return reference, _lk_gradients(ref, ref_valid), coefficients
 
 
@@ -198,7 +197,7 @@ def _lk_gradients(ref: np.ndarray, ref_valid: np.ndarray) -> Tuple[np.ndarray, n
     """x (column) and y (row) derivatives (float32) of the reference's quintic-spline interpolant
     at the pixels of the block inside its ``SPLINE_MARGIN`` (so block edges do not distort them)."""
     centred = demeaned(ref, ref_valid)
-    coefficients = ndimage.spline_filter(centred, order=SPLINE_ORDER, mode="mirror", output=np.float64)
+    coefficients = spline_coefficients(centred)
     # derivative of the quintic B-spline interpolant at the knots:
     # (50 (c[k+1] - c[k-1]) + 5 (c[k+2] - c[k-2])) / 120
     g = SPLINE_MARGIN
