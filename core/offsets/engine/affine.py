@@ -367,91 +367,37 @@ def _affine_stage(coefficients: np.ndarray, invalid_table: Optional[np.ndarray],
                   validity: Optional["PixelValidity"] = None
                   ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Stage 3 for B chips: inverse-compositional affine LK from ``shift`` (B, 2) (dx, dy) px and
-    ``strain`` (B, 2, 2) [[d(dx)/dx, d(dx)/dy], [d(dy)/dx, d(dy)/dy]]. Returns which chips
-    succeeded (B,), their offsets (B, 2), terms (B, 2, 2) and ZNCC (B,).
+    ``strain`` (B, 2, 2) [[d(dx)/dx, d(dx)/dy], [d(dy)/dx, d(dy)/dy]], Gaussian-window weighted
+    (:func:`.affine_kernel.affine_stage`). Returns which chips succeeded (B,), their offsets (B, 2),
+    terms (B, 2, 2) and ZNCC (B,).
 
     Without ``validity`` the warped footprint must lie on valid pixels (``invalid_table``);
     with it (chips with nodata) every iteration weights the pixels by the window times their
     validity at the current warp, and a chip needs ``validity.min_share`` of its pixels valid
     at the end."""
-    count = len(templates)
-    n = chip * chip
-    u, v = chip_coordinates(chip)
-    window = _window(chip)
-    g_x = gx.reshape(count, n).astype(np.float64)
-    g_y = gy.reshape(count, n).astype(np.float64)
-    t0 = templates.reshape(count, n).astype(np.float64)
-    columns = np.stack([t0, np.ones_like(t0), g_x, g_y, g_x * u, g_x * v, g_y * u, g_y * v], axis=1)
+    count, n = len(templates), chip * chip
+    arguments = (coefficients, templates, gx, gy, np.broadcast_to(_window(chip), (count, n)), top, left, shift,
+                 strain, integer_peak, chip, _AFFINE_MAX_ITERATIONS, _AFFINE_TOLERANCE_PX, _LK_NOT_CONVERGED_PX,
+                 MAX_STRAIN)
     if validity is None:
-        weighted, hessian, good = _weighted_normal_matrix(columns, np.broadcast_to(window, (count, n)))
-        template_centred = _unit_centred(t0, None)
+        done, shift, strain, zncc = affine_kernel.affine_stage(*arguments)
+        done &= _support_valid(invalid_table, *warped_positions(top, left, shift, strain, chip))
     else:
-        good = np.ones(count, bool)
-    identity = np.eye(2)
-    shift = shift.copy()
-    strain = strain.copy()
-    change = np.full(count, np.inf)
-    zncc = np.full(count, np.nan)
-    active = np.flatnonzero(good)
-    for _ in range(_AFFINE_MAX_ITERATIONS):
-        if active.size == 0:
-            break
-        sampled = affine_kernel.sample_affine(coefficients, top[active], left[active], shift[active],
-                                              strain[active], chip)
-        if validity is None:
-            centred = sampled - sampled.mean(axis=1, keepdims=True)
-            norms = np.linalg.norm(centred, axis=1)
-            zncc[active] = (np.einsum("bn,bn->b", centred, template_centred[active])
-                            / np.where(norms > 0, norms, np.inf))
-            system, normal = weighted[active], hessian[active]
-        else:
-            mask = validity(active, *warped_positions(top[active], left[active], shift[active], strain[active], chip))
-            zncc[active] = _masked_zncc(t0[active], sampled, mask)
-            system, normal, posed = _weighted_normal_matrix(columns[active], window * mask)
-            good[active] &= posed
-        beta = np.linalg.solve(normal, np.einsum("bkn,bn->bk", system, sampled)[..., None])[..., 0]
-        gain = beta[:, 0]
-        fine = (gain > 0) & np.all(np.isfinite(beta), axis=1) & good[active]
-        delta = beta[:, 2:] / np.where(fine, gain, 1.0)[:, None]
-        composed = (identity + strain[active]) @ _inverse_2x2(1.0 + delta[:, 2], delta[:, 3], delta[:, 4],
-                                                              1.0 + delta[:, 5])
-        new_shift = shift[active] - np.einsum("bij,bj->bi", composed, delta[:, :2])
-        new_strain = composed - identity
-        step = np.maximum(np.abs(new_shift - shift[active]).max(axis=1),
-                          np.abs(new_strain - strain[active]).reshape(-1, 4).max(axis=1) * (chip / 2.0))
-        fine &= np.isfinite(step)
-        shift[active] = np.where(fine[:, None], new_shift, shift[active])
-        strain[active] = np.where(fine[:, None, None], new_strain, strain[active])
-        change[active] = np.where(fine, step, np.inf)
-        sane = fine & np.all(np.abs(new_strain).reshape(-1, 4) <= MAX_STRAIN, axis=1)
-        change[active[~sane]] = np.inf
-        active = active[sane & (step >= _AFFINE_TOLERANCE_PX)]
-    done = good & (change <= _LK_NOT_CONVERGED_PX)
-    reach = _LK_MAX_DEPARTURE_PX + np.abs(strain).reshape(-1, 4).max(axis=1) * (chip / 2.0)
-    done &= np.all(np.abs(shift - integer_peak) <= reach[:, None], axis=1)
-    done &= np.all(np.abs(strain).reshape(-1, 4) <= MAX_STRAIN, axis=1)
-    rows, cols = warped_positions(top, left, shift, strain, chip)
-    if validity is None:
-        done &= _support_valid(invalid_table, rows, cols)
-    else:
+        done, shift, strain, zncc = affine_kernel.affine_stage_numpy(*arguments, validity=validity)
+        rows, cols = warped_positions(top, left, shift, strain, chip)
         done &= validity(np.arange(count), rows, cols).sum(axis=1) >= validity.min_share * n
     return done, shift, strain, zncc
 
 
 def _weighted_normal_matrix(columns: np.ndarray, weights: np.ndarray
                             ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Weighted columns (B, k, n), normal matrices (B, k, k) and which are well posed (B,) of the
-    least squares with ``columns`` (B, k, n) and pixel ``weights`` (B, n); ill-posed matrices are
-    replaced by the identity. Well posed: the normal matrix's Cholesky factor exists with a pivot
-    ratio above 1e-12 (relative to the diagonal, i.e. on the correlation matrix of the columns)."""
+    """Weighted columns (B, k, n), normal matrices (B, k, k) and which are well posed (B,),
+    ``affine_kernel._well_posed``) of the least squares with ``columns`` (B, k, n) and pixel
+    ``weights`` (B, n); ill-posed matrices are replaced by the identity."""
     weighted = columns * weights[:, None, :]
     hessian = np.einsum("bkn,bln->bkl", weighted, columns)
-    scale = np.sqrt(np.einsum("bkk->bk", hessian))
-    good = np.all(scale > 0, axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        correlation = hessian / np.where(good, 1.0, np.nan)[:, None, None] / (scale[:, :, None] * scale[:, None, :])
-    good &= np.all(np.isfinite(correlation), axis=(1, 2))
-    good[good] = np.linalg.eigvalsh(correlation[good]).min(axis=1) > 1e-12
+        good = affine_kernel._well_posed(hessian)
     hessian[~good] = np.eye(columns.shape[1])
     return weighted, hessian, good
 

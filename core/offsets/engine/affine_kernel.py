@@ -124,11 +124,15 @@ def affine_stage(coefficients: np.ndarray, templates: np.ndarray, gx: np.ndarray
 def affine_stage_numpy(coefficients: np.ndarray, templates: np.ndarray, gx: np.ndarray, gy: np.ndarray,
                        weights: np.ndarray, top: np.ndarray, left: np.ndarray, shift: np.ndarray,
                        strain: np.ndarray, integer_peak: np.ndarray, chip: int, max_iterations: int,
-                       tolerance_px: float, not_converged_px: float, max_strain: float
+                       tolerance_px: float, not_converged_px: float, max_strain: float,
+                       validity: Optional[Callable] = None
                        ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`affine_stage` in numpy (the arithmetic of :func:`.affine._affine_stage`, with per-chip
-    weights and without the footprint test)."""
-    from .affine import _inverse_2x2, chip_coordinates
+    """:func:`affine_stage` in numpy, without the footprint test. With ``validity`` (chips with
+    nodata: ``validity(chips, rows, cols)`` gives the (len(chips), n) 0/1 weights of the pixels
+    sampled at ``rows``, ``cols``, see :class:`.affine.PixelValidity`) every iteration re-weights the
+    least squares by ``weights`` times the validity at the current warp, and the ZNCC is taken
+    over the valid pixels."""
+    from .affine import _inverse_2x2, _masked_zncc, _weighted_normal_matrix, chip_coordinates, warped_positions
     count = len(templates)
     n = chip * chip
     u, v = chip_coordinates(chip)
@@ -136,10 +140,11 @@ def affine_stage_numpy(coefficients: np.ndarray, templates: np.ndarray, gx: np.n
     g_y = gy.reshape(count, n).astype(np.float64)
     t0 = templates.reshape(count, n).astype(np.float64)
     columns = np.stack([t0, np.ones_like(t0), g_x, g_y, g_x * u, g_x * v, g_y * u, g_y * v], axis=1)
-    weighted = columns * np.asarray(weights, np.float64).reshape(count, 1, n)
-    hessian = np.einsum("bkn,bln->bkl", weighted, columns)
-    good = _well_posed(hessian)
-    hessian[~good] = np.eye(8)
+    weights = np.asarray(weights, np.float64).reshape(count, n)
+    if validity is None:
+        weighted, hessian, good = _weighted_normal_matrix(columns, weights)
+    else:
+        good = np.ones(count, bool)
     template_centred = t0 - t0.mean(axis=1, keepdims=True)
     template_centred /= np.linalg.norm(template_centred, axis=1, keepdims=True)
     identity = np.eye(2)
@@ -152,12 +157,20 @@ def affine_stage_numpy(coefficients: np.ndarray, templates: np.ndarray, gx: np.n
         if active.size == 0:
             break
         sampled = sample_affine(coefficients, top[active], left[active], shift[active], strain[active], chip)
-        centred = sampled - sampled.mean(axis=1, keepdims=True)
-        norms = np.linalg.norm(centred, axis=1)
-        zncc[active] = np.einsum("bn,bn->b", centred, template_centred[active]) / np.where(norms > 0, norms, np.inf)
-        beta = np.linalg.solve(hessian[active], np.einsum("bkn,bn->bk", weighted[active], sampled)[..., None])[..., 0]
+        if validity is None:
+            centred = sampled - sampled.mean(axis=1, keepdims=True)
+            norms = np.linalg.norm(centred, axis=1)
+            zncc[active] = (np.einsum("bn,bn->b", centred, template_centred[active])
+                            / np.where(norms > 0, norms, np.inf))
+            system, normal = weighted[active], hessian[active]
+        else:
+            mask = validity(active, *warped_positions(top[active], left[active], shift[active], strain[active], chip))
+            zncc[active] = _masked_zncc(t0[active], sampled, mask)
+            system, normal, posed = _weighted_normal_matrix(columns[active], weights[active] * mask)
+            good[active] &= posed
+        beta = np.linalg.solve(normal, np.einsum("bkn,bn->bk", system, sampled)[..., None])[..., 0]
         gain = beta[:, 0]
-        fine = (gain > 0) & np.all(np.isfinite(beta), axis=1)
+        fine = (gain > 0) & np.all(np.isfinite(beta), axis=1) & good[active]
         delta = beta[:, 2:] / np.where(fine, gain, 1.0)[:, None]
         composed = (identity + strain[active]) @ _inverse_2x2(1.0 + delta[:, 2], delta[:, 3], delta[:, 4],
                                                               1.0 + delta[:, 5])
