@@ -23,6 +23,7 @@ from ..core.offsets.correlate import (DEFAULT_CHIP_LADDER, DEFAULT_COHERENCE, DE
                                      DEFAULT_MIN_PEAK_RATIO, DEFAULT_MIN_TEXTURE, DEFAULT_MIN_VALID_FRACTION,
                                      DEFAULT_PREFILTER, DEFAULT_SMOOTHING, DEFAULT_SUBPIXEL, SUBPIXEL_METHODS,
                                      correlate_files)
+from ..core.offsets.jit import numba_available
 from ..core.offsets.prefilters import PREFILTERS
 from ..core.io import open_raster
 from ..core.offsets.batch import correlate_pair_table, pair_tags
@@ -140,6 +141,17 @@ CONVENTIONS_HELP = (
 def _advanced(parameter):
     parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
     return parameter
+
+
+def note_missing_numba(algorithm, feedback) -> None:
+    """Tell the user when the correlator's compiled kernels are unavailable (numba missing): the
+    results are the same, the run is several times slower."""
+    if not numba_available():
+        feedback.pushInfo(algorithm.tr(
+            "numba is not installed: the correlation runs in numpy (same numbers, about 2-4 times slower). "
+            "To speed it up install it (Debian/Ubuntu: sudo apt install python3-numba; otherwise "
+            "`python3 -m pip install numba` with the Python QGIS uses, Windows: in the OSGeo4W Shell), then "
+            "restart QGIS."))
 
 
 def add_correlation_parameters(algorithm) -> None:
@@ -289,6 +301,7 @@ class CorrelatePairAlgorithm(SurfaceMotionAlgorithm):
         output = tif_output(self, parameters, self.OUTPUT, context)
         with core_errors_as_processing_errors():
             tags = pair_tags(ref, sec)
+        note_missing_numba(self, feedback)
         run_core(correlate_files, feedback, ref, sec, output, tags=tags,
                  mask_geometries=mask_geometries(self, parameters, context, ref),
                  **correlation_settings(self, parameters, context))
@@ -346,6 +359,7 @@ class CorrelatePairsAlgorithm(SurfaceMotionAlgorithm):
         table = self.read_pair_source(parameters, context)
         with output_folder_for(self.parameterAsString(parameters, self.OUTPUT_FOLDER, context),
                                keep_on_failure=True, feedback=feedback) as folder:
+            note_missing_numba(self, feedback)
             outcomes = run_core(
                 correlate_pair_table, feedback, table, folder,
                 overwrite=self.parameterAsBool(parameters, self.OVERWRITE, context), log=feedback.pushInfo,

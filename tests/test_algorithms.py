@@ -353,3 +353,24 @@ def test_the_model_correlates_with_the_algorithm_defaults(provider):
         prefilter = algorithm.parameterDefinition("PREFILTER").defaultValue()
         assert SUBPIXEL_METHODS.values[subpixel] == DEFAULT_SUBPIXEL == "affine"
         assert PREFILTERS.values[prefilter] == DEFAULT_PREFILTER == "highpass"
+
+
+def test_a_missing_numba_is_reported_with_an_install_hint(provider, monkeypatch):
+    import surface_motion.algorithms.correlate as correlate_module
+    algorithm = next(a for a in provider.algorithms() if a.id() == "surfacemotion:correlatepair")
+
+    class Feedback:
+        def __init__(self):
+            self.lines = []
+
+        def pushInfo(self, text):  # noqa: N802 (QGIS API name)
+            self.lines.append(text)
+
+    quiet = Feedback()
+    monkeypatch.setattr(correlate_module, "numba_available", lambda: True)
+    correlate_module.note_missing_numba(algorithm, quiet)
+    assert quiet.lines == []
+    told = Feedback()
+    monkeypatch.setattr(correlate_module, "numba_available", lambda: False)
+    correlate_module.note_missing_numba(algorithm, told)
+    assert len(told.lines) == 1 and "python3-numba" in told.lines[0] and "pip install numba" in told.lines[0]

@@ -112,7 +112,9 @@ def sweep_volume(ref: np.ndarray, sec: np.ndarray, first: int, chip: int, search
         n = chip * chip
         centred_energy = template_energy - template_sum * template_sum / n
         textured = centred_energy > FLAT_RELATIVE_VARIANCE * raw_energy
-        inverse_norm = np.where(textured, 1.0 / np.sqrt(np.where(textured, centred_energy, 1.0)), 0.0)
+        with np.errstate(divide="ignore", over="ignore"):  # flat chips of a zero image
+            inverse_norm = np.where(textured, 1.0 / np.sqrt(np.where(textured, centred_energy, 1.0)), 0.0)
+        inverse_norm[~np.isfinite(inverse_norm)] = 0.0
         any_excluded = bool(excluded[first:, first:].any())
         volume = np.empty((span, span, count), np.float32)
         if sweep_volume_compiled(a, s, first, chip, step, cell, n_rows, n_cols, window_sums,
