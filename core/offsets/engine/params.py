@@ -20,16 +20,17 @@ from ..prefilters import check_prefilter, prefilter_margin
 SUBPIXEL_METHODS = Choices(("lk", "Lucas-Kanade refinement (accurate)"),
                            ("gaussian", "3x3 Gaussian peak fit (fast)"),
                            ("affine", "Affine Lucas-Kanade: models the deformation inside the chip"))
-#: Default sub-pixel method: the affine refinement. Measured with `bench/correlation.py` (chip 32, step 8):
-#: on pure translations it equals Lucas-Kanade (0.0006/0.0009 px noise-free, 0.026/0.028 px at 20 dB with a
-#: brightness change, pixel-locking 0.007 px, with the default pre-filter), on the ITS_LIVE-shaped 6 px warp
-#: it has 0.052/0.044 px RMSE against Lucas-Kanade's 0.145/0.122 (cv2 matchTemplate 0.151/0.154) and on
-#: the smooth 2.5 px warp 0.038/0.035 against 0.052/0.045.
+#: Default sub-pixel method: the affine refinement. Measured with `make bench` (bench/correlation.py,
+#: chip 32, step 8): on pure translations it equals Lucas-Kanade (0.0006/0.0009 px noise-free,
+#: 0.026/0.028 px at 20 dB with a brightness change, pixel-locking 0.007 px, with the default
+#: pre-filter), on the ITS_LIVE-shaped 6 px warp it has 0.048/0.043 px RMSE against Lucas-Kanade's
+#: 0.138/0.116 (cv2 matchTemplate 0.151/0.154) and on the smooth 2.5 px warp 0.037/0.035 against
+#: 0.040/0.038.
 DEFAULT_SUBPIXEL = "affine"
 #: Default pre-filter: the Gaussian high-pass (sigma 3 px). On the real Sentinel-2 glacier pairs (Perito
 #: Moreno) it keeps 0.93 of the glacier of the cloudy 20-day pair (none: 0.78, where clouds put the peak on
-#: the search edge) and gives the lowest stable-ground noise of the filters tried (10 days: std 0.077/0.066
-#: px; Wallis 0.100/0.093, none 0.084/0.085); Wallis doubles the translation error at 20 dB noise
+#: the search edge) and gives the lowest stable-ground noise of the filters tried (10 days: std 0.075/0.065
+#: px; Wallis 0.100/0.093, none 0.083/0.076); Wallis doubles the translation error at 20 dB noise
 #: (0.076 vs 0.026 px, pixel-locking 0.026 px) while the high-pass leaves it unchanged.
 DEFAULT_PREFILTER = "highpass"
 #: Default anti-aliasing Gaussian sigma (px) applied to both images before matching.
