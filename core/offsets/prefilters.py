@@ -57,10 +57,13 @@ def prefilter_margin(method: str, size: float) -> int:
 def apply_prefilter(image: np.ndarray, method: str, size: float) -> np.ndarray:
     """Filter ``image`` (2-D) with ``method`` of scale ``size`` (see the module docstring).
 
-    Returns float32. Pixels within ``prefilter_margin`` of the array edge are
+    Returns float32 (the high-pass of a float32 image is computed in float32). Pixels within ``prefilter_margin`` of the array edge are
     affected by the (mirror) boundary; callers read that margin and drop it.
     """
     PREFILTERS.check(method, "pre-filter")
+    if method == "highpass" and np.asarray(image).dtype == np.float32:  # float32 in, float32 arithmetic
+        image = np.asarray(image)
+        return image - gaussian_smoothed(image, size)
     image = np.asarray(image, dtype=np.float64)
     if method == "none":
         return image.astype(np.float32)

@@ -142,7 +142,9 @@ def _chip_sums(image: np.ndarray, p: Params) -> np.ndarray:
 
 def _filtered(image: np.ndarray, p: Params, nodata: Optional[np.ndarray] = None) -> np.ndarray:
     """Anti-aliasing smoothing (nodata-aware where ``nodata`` is given, :func:`_smoothed_with_nodata`),
-    then the pre-filter."""
+    then the pre-filter, in float32 (the images' precision after filtering: a 16-bit DN is kept
+    to 1/256)."""
+    image = np.asarray(image, np.float32)
     if p.smoothing > 0:
         image = (gaussian_smoothed(image, p.smoothing) if nodata is None
                  else _smoothed_with_nodata(image, nodata, p.smoothing))
