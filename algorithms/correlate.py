@@ -54,14 +54,14 @@ CONVENTIONS_HELP = (
     "sub-pixel refinement: 'lk' = iterative Lucas-Kanade on the image intensities with "
     "gain/bias normalisation (accurate: about 0.01 px on good texture, no pixel-locking); 'gaussian' = "
     "3x3 Gaussian peak fit (about 4 times as fast as 'lk' and twice as fast as 'affine', 0.03-0.1 px with "
-    "pixel-locking; the choice for dense maps: STEP 1 over 2048 x 2048 px with a 16 px search takes 17 s on 2 "
+    "pixel-locking; the choice for dense maps: STEP 1 over 2048 x 2048 px with a 16 px search takes 12 s on 2 "
     "cores); 'affine' (default) = the "
     "Lucas-Kanade refinement, then, where a chi-square test finds significant strain inside the chip, an "
     "affine Lucas-Kanade (translation at the chip centre + the 4 displacement gradients, gain/bias, "
     "Gaussian-weighted) so the strain does not bias the offset: the same numbers as 'lk' on pure "
     "translations, about a third of its error on a glacier-like warp (0.048 vs 0.138 px), and compiled "
     "with numba when it is installed (about twice as fast as 'lk', a dense 2048 x 2048 STEP 1 map in "
-    "about 36 s). STRAIN_BANDS (advanced, needs SUBPIXEL 'affine'): four more bands last, the fitted "
+    "about 30 s). STRAIN_BANDS (advanced, needs SUBPIXEL 'affine'): four more bands last, the fitted "
     "displacement gradient inside each chip d(dx)/dx, d(dx)/dy, d(dy)/dx, d(dy)/dy in px/px "
     "(dimensionless; x + right, y + down; d(dx)/dx > 0 = extension along x; where the test found no "
     "significant strain, the first-order fit of the same model). SMOOTHING (advanced, "
@@ -149,7 +149,7 @@ def note_missing_numba(algorithm, feedback) -> None:
     results are the same, the run is several times slower."""
     if not numba_available():
         feedback.pushInfo(algorithm.tr(
-            "numba is not installed: the correlation runs in numpy (same numbers, about 3.5 times slower). "
+            "numba is not installed: the correlation runs in numpy (same numbers, about 4-5 times slower). "
             "To speed it up install it (Debian/Ubuntu: sudo apt install python3-numba; otherwise "
             "`python3 -m pip install numba` with the Python QGIS uses, Windows: in the OSGeo4W Shell), then "
             "restart QGIS."))
