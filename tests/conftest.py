@@ -1,5 +1,6 @@
 """Test set-up: the repository is importable both as `core` (QGIS-free tests) and as the
 installed plugin package `surface_motion` (QGIS tests, through a symlink)."""
+import importlib
 import os
 import shutil
 import subprocess
@@ -77,3 +78,16 @@ def sample_scenes():
     scenes = sorted(glob.glob(os.path.join(SAMPLE_DIR, "*_3B_AnalyticMS_SR_clip.tif")))
     assert len(scenes) >= 4
     return scenes
+
+
+def require_numba():
+    """Skip a test comparing a compiled kernel with its numpy fallback where numba is not
+    installed (the fallbacks run in every other test); ``make test`` sets SM_REQUIRE_NUMBA=1
+    because ``make deps`` installs python3-numba, so there a missing numba fails instead of
+    skipping."""
+    try:
+        importlib.import_module("numba")
+    except ImportError:
+        if os.environ.get("SM_REQUIRE_NUMBA") == "1":
+            pytest.fail("numba is missing although `make deps` installs python3-numba: check the install step")
+        pytest.skip("numba not installed: nothing compiled to compare with the numpy fallback")

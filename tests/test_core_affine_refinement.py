@@ -21,6 +21,7 @@ from core.errors import UserInputError
 from core.offsets.correlate import correlate_arrays, correlate_files
 from core.offsets.disparity import STRAIN_DESCRIPTIONS
 from core.offsets.engine.affine import STRAIN_TERMS
+from conftest import require_numba
 
 MARGIN = 24
 CHIP, SEARCH, STEP = 32, 8, 8
@@ -244,7 +245,7 @@ def test_file_output_has_the_strain_bands_last(tmp_path):
 
 
 def test_numba_kernel_and_numpy_give_the_same_numbers(monkeypatch):
-    pytest.importorskip("numba")  # the numpy path alone is exercised by every other test without numba
+    require_numba()  # the numpy path alone is exercised by every other test without numba
     ref, sec, _, _, _ = _affine_pair()
     ref, sec = _noisy(ref, sec, seed=11)
     results = {}
@@ -264,7 +265,7 @@ def test_affine_stage_kernel_equals_the_numpy_stage(monkeypatch, use_numba):
     """affine_kernel.affine_stage (per-chip weights; compiled, or its numpy fallback) with the
     Gaussian window as weights, plus the footprint test, reproduces affine._affine_stage."""
     if use_numba:
-        pytest.importorskip("numba")
+        require_numba()
     from core.offsets.engine import affine as affine_module
     calls = []
     stage = affine_module._affine_stage

@@ -10,11 +10,12 @@ from scipy import ndimage
 from texture import land_texture
 
 import core.offsets.engine.spline_kernel as spline_kernel
+from conftest import require_numba
 
 
 @pytest.mark.parametrize("shape", [(5, 7), (40, 33), (150, 212)])
 def test_spline_coefficients_equal_scipy(monkeypatch, shape):
-    pytest.importorskip("numba")
+    require_numba()
     image = land_texture()[:shape[0], :shape[1]].astype(np.float64)
     image -= image.mean()
     expected = ndimage.spline_filter(image, order=5, mode="mirror", output=np.float64)
@@ -26,7 +27,7 @@ def test_spline_coefficients_equal_scipy(monkeypatch, shape):
 
 
 def test_compiled_volume_peaks_equal_numpy(monkeypatch):
-    pytest.importorskip("numba")
+    require_numba()
     import core.offsets.peaks_kernel as peaks_kernel
     from core.offsets.peaks import EXCLUDED, volume_peaks
     rng = np.random.default_rng(3)
@@ -46,7 +47,7 @@ def test_compiled_volume_peaks_equal_numpy(monkeypatch):
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_compiled_outlier_tests_equal_numpy(monkeypatch, seed):
-    pytest.importorskip("numba")
+    require_numba()
     import core.offsets.engine.outlier_kernel as outlier_kernel
     from core.offsets.engine.quality import displacement_coherence_test, normalised_median_test
     rng = np.random.default_rng(seed)

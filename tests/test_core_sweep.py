@@ -14,6 +14,7 @@ import core.offsets.sweep as sweep_module
 from core.offsets.correlate import correlate_arrays
 from core.offsets.peaks import EXCLUDED
 from core.offsets.sweep import integer_engine, sweep_is_cheaper, sweep_volume
+from conftest import require_numba
 
 
 
@@ -121,7 +122,7 @@ def test_engine_choice():
 def test_compiled_sweep_equals_the_opencv_sweep(monkeypatch, step):
     """The numba kernel (cells of ``step`` px when the step divides the chip, else single pixels)
     gives the volume of the OpenCV path to float32 rounding, with the same exclusions."""
-    pytest.importorskip("numba")
+    require_numba()
     import core.offsets.sweep_kernel as kernel_module
     rng = np.random.default_rng(7)
     chip, search, n_rows, n_cols, first = 24, 4, 5, 6, 6

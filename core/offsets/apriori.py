@@ -23,6 +23,7 @@ block callables of :func:`block_apriori`.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 import os
 from typing import Callable, Optional, Tuple
 
@@ -40,12 +41,12 @@ APRIORI_UNITS = Choices(("pixels", "Reference pixels (dx + right, dy + down)"),
                         ("m/yr", "Metres per year (vx, vy along the CRS axes, y up)"))
 
 
-class OffsetField:
+class OffsetField(ABC):
     """Expected offsets (reference px) at map coordinates of the reference CRS."""
 
+    @abstractmethod
     def sample(self, xs: np.ndarray, ys: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """(dx, dy) in reference pixels at the points, NaN where unknown."""
-        raise NotImplementedError
 
     def scaled(self, factor: float) -> "OffsetField":
         """The same field expressed in pixels ``factor`` times smaller (offsets x factor)."""

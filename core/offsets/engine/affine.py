@@ -90,7 +90,7 @@ def chip_coordinates(chip: int) -> Tuple[np.ndarray, np.ndarray]:
 
 def refine_affine(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec_invalid_sums: np.ndarray,
                   sec_valid: np.ndarray, start: np.ndarray, integer_peak: np.ndarray, ok: np.ndarray,
-                  p: Params, n_rows: int, n_cols: int
+                  p: Params, n_rows: int, n_cols: int, inputs: Optional[tuple] = None
                   ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Affine refinement of the chips ``ok`` of one block (see the module docstring).
 
@@ -106,7 +106,7 @@ def refine_affine(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec_i
     if candidates.size == 0:
         return offset, peak, ok, strain
     ok = ok.copy()
-    reference, gradients, coefficients = lk_block_inputs(ref, ref_valid, sec)
+    reference, gradients, coefficients = inputs if inputs is not None else lk_block_inputs(ref, ref_valid, sec)
     invalid_table = None
     correlation = 1.0 + 4.0 * np.pi * p.smoothing ** 2
     for first in range(0, candidates.size, _LK_CHUNK):
@@ -144,16 +144,16 @@ def refine_affine(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec_i
     return offset, peak, ok, strain
 
 
-def refine_affine_weighted(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, start: np.ndarray,
-                           integer_peak: np.ndarray, ok: np.ndarray, p: Params, n_cols: int,
-                           validity: "PixelValidity") -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def refine_affine_weighted(start: np.ndarray, integer_peak: np.ndarray, ok: np.ndarray, p: Params, n_cols: int,
+                           validity: "PixelValidity", inputs: tuple
+                           ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Stages 2 and 3 for chips with nodata (``ok``), started from their weighted translation
     Lucas-Kanade offsets ``start`` (B, 2) (dx, dy) px: the strain test of stage 2 as a weighted
     least squares on the pixels ``validity`` keeps, then for chips with significant strain the
     weighted affine stage 3. Returns the offsets (B, 2) (``start`` where no affine fit was
     kept), the stage-3 ZNCC (NaN where not run), which chips got the affine fit, and the
     deformation terms (B, 4) px/px (first order where stage 3 did not run or failed; NaN where
-    not ``ok``)."""
+    not ``ok``). ``inputs``: the block's :func:`.subpixel.lk_block_inputs`."""
     offset = start.astype(np.float64).copy()
     peak = np.full(len(offset), np.nan)
     strain = np.full((len(offset), 4), np.nan)
@@ -161,9 +161,8 @@ def refine_affine_weighted(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarr
     candidates = np.flatnonzero(ok)
     if candidates.size == 0:
         return offset, peak, fitted, strain
-    reference, gradients, coefficients = lk_block_inputs(ref, ref_valid, sec)
+    reference, gradients, coefficients = inputs
     correlation = 1.0 + 4.0 * np.pi * p.smoothing ** 2
-    zero = np.zeros((1, 2, 2))
     for first in range(0, candidates.size, _LK_CHUNK):
         chips = candidates[first:first + _LK_CHUNK]
         rows, cols = (chips // n_cols) * p.step, (chips % n_cols) * p.step
@@ -171,8 +170,7 @@ def refine_affine_weighted(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarr
         templates = windows_at(reference, p.chip, rows, cols).reshape(len(chips), -1)
         gx, gy = (windows_at(image, p.chip, rows, cols).reshape(len(chips), -1) for image in gradients)
         samples = sample_translated(coefficients, top, left, offset[chips], p.chip).reshape(len(chips), -1)
-        mask = validity(chips, *warped_positions(top, left, offset[chips], np.broadcast_to(zero, (len(chips), 2, 2)),
-                                                 p.chip))
+        mask = validity.at_offsets(chips, offset[chips], p.halo).reshape(len(chips), -1)
         chi2, joint_shift, joint_strain = weighted_strain_test(templates, gx, gy, samples, mask, p.chip, correlation)
         first_order = _inverse_2x2(1.0 + joint_strain[:, 0], joint_strain[:, 1], joint_strain[:, 2],
                                    1.0 + joint_strain[:, 3])
@@ -210,6 +208,14 @@ class PixelValidity:
         """The same test for a subset: called with positions into ``chips``."""
         return PixelValidity(self.template_valid, self.sec_valid, self.step, self.chip, self.n_cols,
                              self.min_share, chips)
+
+    def at_offsets(self, chips: np.ndarray, offsets: np.ndarray, halo: int) -> np.ndarray:
+        """(len(chips), chip, chip) float32 weights of ``chips`` (flat chip indices) translated by
+        ``offsets`` (dx, dy) px, with the secondary block ``halo`` px wider than the reference's
+        chip area."""
+        rows, cols = (chips // self.n_cols) * self.step + halo, (chips % self.n_cols) * self.step + halo
+        positions = warped_positions(rows, cols, offsets, np.zeros((len(chips), 2, 2)), self.chip)
+        return self(chips, *positions).astype(np.float32).reshape(len(chips), self.chip, self.chip)
 
     def __call__(self, chips: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """(B, n) float64 0/1 weights of ``chips`` (flat chip indices, or positions into the subset)

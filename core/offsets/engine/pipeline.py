@@ -45,8 +45,8 @@ from ..sweep import box_sums, integer_engine, single_threaded_opencv
 from .affine import PixelValidity, refine_affine, refine_affine_weighted, strain_bands
 from .params import SPLINE_MARGIN, CorrelationResult, Params
 from .quality import textured, uncertainty
-from .search import Nodata, demeaned, integer_zncc, windows_at
-from .subpixel import fit_peaks, refine_lucas_kanade
+from .search import Nodata, demeaned, integer_zncc
+from .subpixel import fit_peaks, lk_block_inputs, refine_lucas_kanade
 
 #: Pixels around a search window whose nodata makes a chip take the masked path: the full quintic
 #: support checked by the plain refinement (floor - 2 .. floor + 3).
@@ -230,16 +230,18 @@ def correlate_block(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec
     offset = integer_offset + fit  # (B, 2): (dx, dy)
 
     strain = None
+    # the reference pixels, gradients and secondary spline coefficients every refinement samples: once per block
+    inputs = lk_block_inputs(ref, ref_valid, sec_centred) if p.subpixel in ("lk", "affine") and ok.any() else None
     if p.subpixel == "lk":
         offset, peak_value, refined, few = _refine(ref, ref_valid, sec_centred, sec_valid, sec_invalid_sums, offset,
-                                                   integer_offset, ok, p, n_rows, n_cols, dirty)
+                                                   integer_offset, ok, p, n_rows, n_cols, dirty, inputs)
         _mark(reason, ok & few, REASON_FEW_VALID)
         _mark(reason, ok & ~refined, REASON_REFINEMENT)
         ok = refined
     elif p.subpixel == "affine":
         offset, peak_value, refined, strain = _refine_affine(ref, ref_valid, sec_centred, sec_valid, sec_invalid_sums,
                                                              offset, integer_offset, ok, p, n_rows, n_cols, dirty,
-                                                             reason)
+                                                             reason, inputs)
         _mark(reason, ok & ~refined, REASON_REFINEMENT)
         ok = refined
     # smoothing correlates the noise over about 4 pi sigma^2 pixels: fewer independent samples
@@ -261,28 +263,26 @@ def correlate_block(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec
 
 def _refine_affine(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec_valid: np.ndarray,
                    sec_invalid_sums: np.ndarray, start: np.ndarray, integer_offset: np.ndarray, ok: np.ndarray,
-                   p: Params, n_rows: int, n_cols: int, dirty: Optional[np.ndarray], reason: np.ndarray
-                   ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                   p: Params, n_rows: int, n_cols: int, dirty: Optional[np.ndarray], reason: np.ndarray,
+                   inputs: tuple) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The affine refinement of the chips ``ok`` without nodata; the ``dirty`` ones (nodata in their
     search window) get the weighted translation Lucas-Kanade of :func:`_refine`, then the weighted
     strain test and affine stage (:func:`.affine.refine_affine_weighted`) on the same pixel weights.
-    Chips with too few weighted pixels are marked in ``reason``. Returns offsets, peak ZNCC, validity
-    and the deformation terms (B, 4) px/px."""
+    Chips with too few weighted pixels are marked in ``reason``; ``inputs``: the block's
+    ``lk_block_inputs``. Returns offsets, peak ZNCC, validity and the deformation terms (B, 4) px/px."""
     clean = ok if dirty is None else ok & ~dirty
     offset, peak, valid, strain = refine_affine(ref, ref_valid, sec, sec_invalid_sums, sec_valid, start,
-                                                integer_offset, clean, p, n_rows, n_cols)
+                                                integer_offset, clean, p, n_rows, n_cols, inputs)
     if dirty is None or not (ok & dirty).any():
         return offset, peak, valid, strain
     masked = ok & dirty
     w_offset, w_peak, w_valid, few = _refine(ref, ref_valid, sec, sec_valid, sec_invalid_sums, start, integer_offset,
-                                             masked, p, n_rows, n_cols, dirty)
+                                             masked, p, n_rows, n_cols, dirty, inputs)
     _mark(reason, masked & few, REASON_FEW_VALID)
     offset[masked], peak[masked], valid[masked] = w_offset[masked], w_peak[masked], w_valid[masked]
     masked &= valid
-    g = SPLINE_MARGIN
-    validity = PixelValidity(ref_valid[g:-g, g:-g], sec_valid, p.step, p.chip, n_cols, _MIN_WEIGHTED_SHARE)
-    a_offset, a_peak, fitted, a_strain = refine_affine_weighted(ref, ref_valid, sec, offset, integer_offset, masked,
-                                                                p, n_cols, validity)
+    a_offset, a_peak, fitted, a_strain = refine_affine_weighted(offset, integer_offset, masked, p, n_cols,
+                                                                _validity(ref_valid, sec_valid, p, n_cols), inputs)
     offset[fitted], peak[fitted] = a_offset[fitted], a_peak[fitted]
     strain[ok & dirty] = a_strain[ok & dirty]
     return offset, peak, valid, strain
@@ -327,68 +327,62 @@ def _window_has_nodata(sec_nodata: np.ndarray, p: Params, n_rows: int, n_cols: i
 
 def _refine(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray, sec_valid: np.ndarray,
             sec_invalid_sums: np.ndarray, start: np.ndarray, integer_offset: np.ndarray, ok: np.ndarray, p: Params,
-            n_rows: int, n_cols: int, dirty: Optional[np.ndarray]
+            n_rows: int, n_cols: int, dirty: Optional[np.ndarray], inputs: tuple
             ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Lucas-Kanade of the chips ``ok``: plain for chips without nodata, weighted for ``dirty`` ones.
+    """Lucas-Kanade of the chips ``ok``: plain for chips without nodata, weighted for ``dirty`` ones
+    (``inputs``: the block's ``lk_block_inputs``).
 
-    A weighted chip is refined with the weights of its starting spline supports; when the
-    refinement ends in another pixel (floor of the offset) it is refined once more from there
-    with the weights valid at both pixels, and rejected if it ends in a third. Returns the offsets (B, 2),
+    A weighted chip is refined with the weights (:func:`_validity`) at its starting offset; when the
+    refinement ends nearest to another secondary pixel it is refined once more from there with
+    the weights valid at both, and rejected if it ends at a third. Returns the offsets (B, 2),
     peak ZNCC, which chips are valid, and which had too few weighted pixels (< ``_MIN_WEIGHTED_SHARE``).
     """
     few = np.zeros(len(ok), bool)
     plain = ok if dirty is None else ok & ~dirty
     offset, peak, valid = _lucas_kanade(ref, ref_valid, sec, sec_invalid_sums, start, integer_offset, plain, p,
-                                        n_rows, n_cols)
+                                        n_rows, n_cols, inputs)
     if dirty is None or not (ok & dirty).any():
         return offset, peak, valid, few
-    weights = _SupportWeights(ref_valid[SPLINE_MARGIN:-SPLINE_MARGIN, SPLINE_MARGIN:-SPLINE_MARGIN], sec_valid,
-                              p, n_cols)
+    validity = _validity(ref_valid, sec_valid, p, n_cols)
+
+    def weights(chips: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        return validity.at_offsets(chips, offsets, p.halo)
+
     masked = ok & dirty
     chips = np.flatnonzero(masked)
     few[chips] = weights(chips, start[chips]).sum(axis=(1, 2)) < _MIN_WEIGHTED_SHARE * p.chip * p.chip
     masked &= ~few
     first_offset, first_peak, first_ok = _lucas_kanade(ref, ref_valid, sec, sec_invalid_sums, start, integer_offset,
-                                                       masked, p, n_rows, n_cols, weights)
-    moved = first_ok & np.any(np.floor(first_offset) != np.floor(start), axis=1)
+                                                       masked, p, n_rows, n_cols, inputs, weights)
+    moved = first_ok & np.any(_nearest(first_offset) != _nearest(start), axis=1)
     if moved.any():
         def both(chips: np.ndarray, offsets: np.ndarray) -> np.ndarray:
             return weights(chips, offsets) * weights(chips, start[chips])
 
         again, again_peak, again_ok = _lucas_kanade(ref, ref_valid, sec, sec_invalid_sums, first_offset,
-                                                    integer_offset, moved, p, n_rows, n_cols, both)
-        pixel = np.floor(again)
-        again_ok &= np.all((pixel == np.floor(start)) | (pixel == np.floor(first_offset)), axis=1)
+                                                    integer_offset, moved, p, n_rows, n_cols, inputs, both)
+        pixel = _nearest(again)
+        again_ok &= np.all((pixel == _nearest(start)) | (pixel == _nearest(first_offset)), axis=1)
         first_offset[moved], first_peak[moved], first_ok[moved] = again[moved], again_peak[moved], again_ok[moved]
     offset[masked], peak[masked], valid[masked] = first_offset[masked], first_peak[masked], first_ok[masked]
     return offset, peak, valid, few
 
 
-def _lucas_kanade(ref, ref_valid, sec, sec_invalid_sums, start, integer_offset, ok, p, n_rows, n_cols,
+def _nearest(offsets: np.ndarray) -> np.ndarray:
+    """The integer offsets (B, 2) nearest to ``offsets``: which secondary pixel a sample is nearest to."""
+    return np.floor(offsets + 0.5)
+
+
+def _validity(ref_valid: np.ndarray, sec_valid: np.ndarray, p: Params, n_cols: int) -> PixelValidity:
+    """The pixel weights of a block's chips with nodata (valid template pixel, valid nearest secondary
+    pixel; scattered nodata holds values filled from its neighbours, see :func:`_smoothed_with_nodata`,
+    so the samples next to it stay usable)."""
+    g = SPLINE_MARGIN
+    return PixelValidity(ref_valid[g:-g, g:-g], sec_valid, p.step, p.chip, n_cols, _MIN_WEIGHTED_SHARE)
+
+
+def _lucas_kanade(ref, ref_valid, sec, sec_invalid_sums, start, integer_offset, ok, p, n_rows, n_cols, inputs,
                   weights=None) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``refine_lucas_kanade`` of the chips ``ok`` (with ``weights``, the weighted form)."""
     return refine_lucas_kanade(ref, ref_valid, sec, sec_invalid_sums, start, integer_offset, ok, p, n_rows, n_cols,
-                               pixel_weights=weights)
-
-
-class _SupportWeights:
-    """Lucas-Kanade pixel weights of masked chips: 1 where the template pixel and the secondary
-    pixel nearest to its sample are valid, else 0 (nodata pixels hold values filled from their
-    neighbours, see :func:`_smoothed_with_nodata`, so the samples next to them stay usable)."""
-
-    def __init__(self, template_valid: np.ndarray, sec_valid: np.ndarray, p: Params, n_cols: int):
-        self.template_valid = template_valid
-        self.sec_valid = sec_valid
-        self.p = p
-        self.n_cols = n_cols
-
-    def __call__(self, chips: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-        """(len(chips), chip, chip) float32 weights at ``offsets`` (dx, dy) px."""
-        p = self.p
-        rows, cols = (chips // self.n_cols) * p.step, (chips % self.n_cols) * p.step
-        height, width = self.sec_valid.shape
-        first_row = np.clip(np.floor(rows + p.halo + offsets[:, 1] + 0.5).astype(np.intp), 0, height - p.chip)
-        first_col = np.clip(np.floor(cols + p.halo + offsets[:, 0] + 0.5).astype(np.intp), 0, width - p.chip)
-        weights = windows_at(self.template_valid, p.chip, rows, cols) & windows_at(
-            self.sec_valid, p.chip, first_row, first_col)
-        return weights.astype(np.float32)
+                               pixel_weights=weights, inputs=inputs)

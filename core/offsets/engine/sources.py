@@ -12,6 +12,7 @@ image (see :meth:`PixelSource.in_frame`); pixels outside the image come back inv
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 import copy
 from typing import Optional, Tuple
 
@@ -22,7 +23,7 @@ from scipy import ndimage
 from ...io import Grid, valid_mask_from_nodata
 
 
-class PixelSource:
+class PixelSource(ABC):
     """Windows of band 1 of an image (``height`` x ``width`` px, on ``grid`` when georeferenced)."""
 
     name: str = "image"
@@ -32,10 +33,10 @@ class PixelSource:
     row_origin: int = 0
     col_origin: int = 0
 
+    @abstractmethod
     def read_window(self, row0: int, row1: int, col0: int, col1: int) -> Tuple[np.ndarray, np.ndarray]:
         """(values, valid) of image pixels [row0, row1) x [col0, col1) (inside the image, own
         pixel frame), values in their stored dtype; valid = finite, not nodata, not masked."""
-        raise NotImplementedError
 
     def in_frame(self, row_origin: int, col_origin: int) -> "PixelSource":
         """This source read in a frame whose pixel (0, 0) is image pixel (row_origin, col_origin)."""

@@ -78,8 +78,8 @@ def _parabola_vertex(left: np.ndarray, centre: np.ndarray, right: np.ndarray) ->
 def refine_lucas_kanade(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray,
                         sec_invalid_sums: np.ndarray, start: np.ndarray, integer_peak: np.ndarray,
                         ok: np.ndarray, p: Params, n_rows: int, n_cols: int,
-                        pixel_weights: Optional[Callable[[np.ndarray, np.ndarray], np.ndarray]] = None
-                        ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+                        pixel_weights: Optional[Callable[[np.ndarray, np.ndarray], np.ndarray]] = None,
+                        inputs: Optional[tuple] = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Inverse-compositional Lucas-Kanade translation with gain and bias.
 
     Model: ``sec(x + offset) = gain * ref(x) + bias``. Linearising the
@@ -98,7 +98,8 @@ def refine_lucas_kanade(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray,
     ``pixel_weights(chips, offsets)`` (optional) gives (len(chips), chip, chip) least-squares
     weights of the template pixels (0 = ignored: nodata, or a secondary sample next to nodata
     at the starting ``offsets``); with it the caller checks where the chip ends (the final
-    spline-support test is skipped).
+    spline-support test is skipped). ``inputs``: :func:`lk_block_inputs` of the block when the
+    caller already has them.
     Returns the offsets, the ZNCC at the last sampled position and validity.
     """
     offset = start.astype(np.float64).copy()
@@ -107,7 +108,7 @@ def refine_lucas_kanade(ref: np.ndarray, ref_valid: np.ndarray, sec: np.ndarray,
     if candidates.size == 0:
         return offset, peak, ok
     ok = ok.copy()
-    reference, gradients, coefficients = lk_block_inputs(ref, ref_valid, sec)
+    reference, gradients, coefficients = inputs if inputs is not None else lk_block_inputs(ref, ref_valid, sec)
     chunk = min(_LK_CHUNK, max(1, _LK_CHUNK * 32 * 32 // (p.chip * p.chip)))  # large (ladder) chips: fewer
     for first in range(0, candidates.size, chunk):
         chips = candidates[first:first + chunk]
