@@ -11,7 +11,7 @@ APT_PACKAGES := qgis qgis-providers python3-qgis python3-numpy python3-scipy pyt
 	python3-rasterio python3-gdal python3-pytest python3-pip python3-venv python3-matplotlib \
 	python3-skimage python3-opencv python3-xarray python3-zarr python3-fsspec python3-netcdf4 \
 	python3-dask python3-distributed python3-aiohttp python3-requests python3-pil python3-shapely \
-	python3-pyproj python3-geopandas python3-numba xauth
+	python3-pyproj python3-geopandas python3-numba xauth xvfb
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export QT_QPA_PLATFORM ?= offscreen
 export XDG_RUNTIME_DIR ?= /tmp/runtime-$(shell id -u)
@@ -28,7 +28,7 @@ deps: system-deps venv plugin sarsen
 system-deps: $(BUILD)/system-deps.ok
 $(BUILD)/system-deps.ok:
 	@mkdir -p $(BUILD)
-	@if ! command -v qgis_process.bin >/dev/null || ! $(PY_SYSTEM) -c "import qgis.core, rasterio, scipy, pandas, skimage, cv2, pytest, matplotlib, xarray, zarr, fsspec, netCDF4, dask.distributed, aiohttp, geopandas" 2>/dev/null; then \
+	@if ! command -v qgis_process.bin >/dev/null || ! command -v xvfb-run >/dev/null || ! $(PY_SYSTEM) -c "import qgis.core, rasterio, scipy, pandas, skimage, cv2, pytest, matplotlib, xarray, zarr, fsspec, netCDF4, dask.distributed, aiohttp, geopandas" 2>/dev/null; then \
 		echo "Installing Debian packages: $(APT_PACKAGES)"; \
 		$(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $(APT_PACKAGES); \
 	fi
