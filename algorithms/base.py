@@ -4,7 +4,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from typing import Callable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
@@ -30,23 +30,34 @@ from ..core.choices import Choices
 from ..core.errors import Cancelled, UserInputError
 from ..core.io import STYLES_DIR, output_folder
 from ..core.io.files import free_bytes, sidecar_paths, write_failure
+from .help import help_url
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ICON_PATH = os.path.join(PLUGIN_DIR, "ui", "icons", "surface_motion.svg")
 
+#: Toolbox group labels by group id (the ids are stable). The Toolbox sorts groups by their label
+#: (QString::localeAwareCompare), so the number puts them in workflow order.
 GROUPS = {
-    "preparation": "Preparation",
-    "offsettracking": "Offset tracking",
-    "postprocessing": "Post-processing",
-    "itslive": "ITS_LIVE glacier velocity",
-    "sentinel1": "Sentinel-1 time series",
+    "preparation": "1. Preparation",
+    "offsettracking": "2. Offset tracking",
+    "postprocessing": "3. Post-processing",
+    "itslive": "4. ITS_LIVE glacier velocity",
+    "sentinel1": "5. Sentinel-1 time series",
 }
 
 
 class SurfaceMotionAlgorithm(QgsProcessingAlgorithm):
-    """Base class: translation, grouping, icon, and running core functions."""
+    """Base class: translation, grouping, icon, help, and running core functions.
+
+    ``PARAMETER_HELP`` maps parameter names to a sentence or two of help, given to the parameter
+    definition (``setHelp``) when it is added; QGIS shows it in the tooltip of the parameter's label
+    and widget in the dialog. ``HELP_SECTIONS`` names shared README sections appended to the
+    algorithm's help page (the Help button, :mod:`.help`).
+    """
 
     group_id = "offsettracking"
+    PARAMETER_HELP: Dict[str, str] = {}
+    HELP_SECTIONS: Tuple[str, ...] = ()
 
     def tr(self, text: str) -> str:
         return QCoreApplication.translate("SurfaceMotion", text)
@@ -62,6 +73,16 @@ class SurfaceMotionAlgorithm(QgsProcessingAlgorithm):
 
     def icon(self):
         return QIcon(ICON_PATH)
+
+    def helpUrl(self):  # noqa: N802 (QGIS API name)
+        return help_url(self.name(), self.HELP_SECTIONS)
+
+    def addParameter(self, definition, createOutput=True):  # noqa: N802,N803 (QGIS API names)
+        """Add a parameter with its help from ``PARAMETER_HELP`` (tooltip in the dialog)."""
+        text = self.PARAMETER_HELP.get(definition.name())
+        if text:
+            definition.setHelp(self.tr(text))
+        return super().addParameter(definition, createOutput)
 
     def flags(self):
         return super().flags()

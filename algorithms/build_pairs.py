@@ -41,6 +41,19 @@ class BuildPairsAlgorithm(SurfaceMotionAlgorithm):
     N_PAIRS = "N_PAIRS"
 
     group_id = "preparation"
+    PARAMETER_HELP = {
+        "INPUTS": "Single-band scenes whose file names start with a PlanetScope scene id.",
+        "FOLDER": "A folder searched (not recursively) for scenes matching the file pattern; combined with the "
+                  "list of scenes.",
+        "PATTERN": "Glob pattern of the scene files in the folder, e.g. *_b2.tif (the green bands written by "
+                   "'Extract band').",
+        "MODE": "All pairs older → newer: every scene with every later scene. One reference: the oldest scene "
+                "against every other scene.",
+        "DT_MIN": "Shortest time between the two scenes of a pair, in days (inclusive).",
+        "DT_MAX": "Longest time between the two scenes of a pair, in days (inclusive); empty = no limit.",
+        "OUTPUT": "The pair table as a layer (no geometry), input of 'Correlate image pairs from a pair table'.",
+        "OUTPUT_CSV": "The same table as a CSV file.",
+    }
 
     def name(self):
         return "buildpairs"
@@ -50,19 +63,18 @@ class BuildPairsAlgorithm(SurfaceMotionAlgorithm):
 
     def shortHelpString(self):  # noqa: N802 (QGIS API name)
         return self.tr(
-            "Builds the table of image pairs to correlate from single-band scenes given as a folder "
-            "(with a file pattern, default *_b2.tif) and/or a list of rasters.\n\n"
-            "Acquisition times come from the PlanetScope scene id at the start of each file name, "
-            "in both forms: PS2 YYYYMMDD_HHMMSS_SSSS (3 tokens) and SuperDove PS2.SD/PSB.SD "
-            "YYYYMMDD_HHMMSS_FF_SSSS (4 tokens), followed by _3B_ or _1B_. Mixing the two forms "
-            "(different sensors) is refused.\n"
-            "Modes: all pairs older -> newer (each scene with every later scene, never reversed "
-            "duplicates), or one reference (the oldest scene against every other scene).\n"
-            "dt_days is the time separation in fractional days from the full UTC timestamps; pairs "
-            "are kept when DT_MIN <= dt_days <= DT_MAX (inclusive; DT_MAX empty = no limit). Choose "
-            "DT_MIN so the expected displacement exceeds the 1-2 px noise.\n"
-            "Outputs a table layer and a CSV with columns ref, sec, ref_id, sec_id, ref_date, "
-            "sec_date (ISO 8601 UTC), dt_days."
+            "Builds the table of image pairs to correlate from single-band scenes: a list of rasters and/or a "
+            "folder with a file pattern (default *_b2.tif, the output of 'Extract band').\n"
+            "Acquisition times come from the PlanetScope scene id at the start of each file name: "
+            "YYYYMMDD_HHMMSS_SSSS (PS2) or YYYYMMDD_HHMMSS_FF_SSSS (SuperDove), followed by _3B_ or _1B_; mixing "
+            "the two sensors is refused.\n"
+            "Pairing mode: all pairs older → newer (every scene with every later one), or one reference (the "
+            "oldest scene against every other).\n"
+            "The time separation dt_days is in fractional days from the full UTC timestamps; a pair is kept when "
+            "minimum ≤ dt_days ≤ maximum (empty maximum = no limit). Choose the minimum so the expected motion "
+            "exceeds the 1-2 px noise.\n"
+            "Outputs: a table layer and a CSV with the columns ref, sec (paths), ref_id, sec_id, ref_date, "
+            "sec_date (ISO 8601 UTC) and dt_days, and the number of pairs."
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)

@@ -27,116 +27,77 @@ from ..core.offsets.jit import numba_available
 from ..core.offsets.prefilters import PREFILTERS
 from ..core.io import open_raster
 from ..core.offsets.batch import correlate_pair_table, pair_tags
-from ..core.offsets.disparity import DISPARITY_STYLE, REASONS
+from ..core.offsets.disparity import DISPARITY_STYLE
 from ..core.offsets.pairs import pair_table_from_text, read_pair_table
 from .base import (SurfaceMotionAlgorithm, core_errors_as_processing_errors, enum_parameter, enum_value,
                    load_disparity_on_completion, output_folder_for, polygons_in_crs, run_core, style_on_completion,
                    tif_output)
 
 
-CONVENTIONS_HELP = (
-    "Output GeoTIFF (float32, NaN nodata, reference CRS) on the reference grid subsampled by STEP; "
-    "each output pixel is centred on its chip centre (geotransform exact).\n"
-    "Band 1 dx = column offset in reference pixels, + right (east on north-up grids); band 2 dy = row "
-    "offset in reference pixels, + down (south); a feature at reference (col, row) is found at "
-    "(col + dx, row + dy) in the secondary. Band 3 valid mask 1/0 (all other bands NaN where 0); band 4 "
-    "peak zero-normalised cross-correlation (-1..1). Quality bands, found by their description: band 5 "
-    "SNR = peak / mean |ZNCC| over the search surface; band 6 peak ratio = best / second-best ZNCC peak "
-    "more than 2 px away (1 = ambiguous, capped at 100); band 7 uncertainty = 1-sigma error of the "
-    "offset vector in px, from the peak ZNCC and its curvature; band 8 (only with the forward-backward "
-    "check) |forward + backward offset| in px; then 'rejection reason' (a code where valid = 0, never NaN: "
-    + ", ".join(f"{code} {meaning}" for code, meaning in REASONS)
-    + "; the first test the cell's base chip failed) and 'chip size (px)' (the chip that gave the cell: "
-    "CHIP_SIZE or a fallback ladder chip).\n"
-    "Engine: zero-normalised cross-correlation of each chip over the search window (Lewis), by FFT per "
-    "chip or, when chips overlap, by a displacement sweep shared by all chips (same values, chosen "
-    "automatically), then "
-    "sub-pixel refinement: 'lk' = iterative Lucas-Kanade on the image intensities with "
-    "gain/bias normalisation (accurate: about 0.01 px on good texture, no pixel-locking); 'gaussian' = "
-    "3x3 Gaussian peak fit (about 4 times as fast as 'lk' and twice as fast as 'affine', 0.03-0.1 px with "
-    "pixel-locking; the choice for dense maps: STEP 1 over 2048 x 2048 px with a 16 px search takes 12 s on 2 "
-    "cores); 'affine' (default) = the "
-    "Lucas-Kanade refinement, then, where a chi-square test finds significant strain inside the chip, an "
-    "affine Lucas-Kanade (translation at the chip centre + the 4 displacement gradients, gain/bias, "
-    "Gaussian-weighted) so the strain does not bias the offset: the same numbers as 'lk' on pure "
-    "translations, about a third of its error on a glacier-like warp (0.048 vs 0.138 px), and compiled "
-    "with numba when it is installed (about twice as fast as 'lk', a dense 2048 x 2048 STEP 1 map in "
-    "about 30 s). STRAIN_BANDS (advanced, needs SUBPIXEL 'affine'): four more bands last, the fitted "
-    "displacement gradient inside each chip d(dx)/dx, d(dx)/dy, d(dy)/dx, d(dy)/dy in px/px "
-    "(dimensionless; x + right, y + down; d(dx)/dx > 0 = extension along x; where the test found no "
-    "significant strain, the first-order fit of the same model). SMOOTHING (advanced, "
-    "default 0.8 px): Gaussian sigma applied to both images before matching; it removes the "
-    "near-Nyquist detail no interpolator reproduces at fractional shifts (the cause of pixel-locking); "
-    "0 = off. Blocks are read, "
-    "computed two at a time (both cores) and written one by one, so memory stays bounded whatever the "
-    "image size.\n"
-    "CHIP_SIZE: template size in px (32 suits PlanetScope landslides). SEARCH_RANGE: largest expected "
-    "offset in px in any direction (a peak on the edge of the range is rejected). STEP: output grid "
-    "spacing in px.\n"
-    "PREFILTER (advanced): Gaussian high-pass (default: image minus its Gaussian blur, sigma "
-    "PREFILTER_SIZE px, default 3; removes illumination gradients, shadows and haze), none, Wallis (local "
-    "contrast normalisation, window PREFILTER_SIZE px, default 5) or Laplacian of Gaussian (sigma default "
-    "1.4, as Ames Stereo Pipeline). PREFILTER_SIZE 0 = the filter's default. With the high-pass, offsets "
-    "larger than SEARCH_RANGE are not always caught by the search-edge test (a 12 px shift searched over "
-    "8 px left 8 % of the cells valid and wrong, 0.7 % without a pre-filter, 3.7 % with FORWARD_BACKWARD "
-    "1): set SEARCH_RANGE above the largest offset.\n"
-    "Defaults (PlanetScope landslides and glaciers: CHIP_SIZE 32, SEARCH_RANGE 8, STEP 4, SUBPIXEL "
-    "affine, PREFILTER high-pass sigma 3, SMOOTHING 0.8, MIN_TEXTURE 3, MEDIAN_TEST 3, COHERENCE 2, "
-    "MIN_VALID_FRACTION 0.7) were chosen by bench/correlation.py (chip 32, step 8): on four real "
-    "Sentinel-2 Perito Moreno glacier pairs (2-20 days, one with clouds) the high-pass keeps 0.93 of the "
-    "cloudy pair's glacier (none: 0.78) with the lowest stable-ground noise of the filters (10 days: std "
-    "0.075/0.065 px; Wallis 0.100/0.093), and the affine refinement has 0.048/0.043 px RMSE on an "
-    "ITS_LIVE-shaped 6 px warp with 20 dB noise (Lucas-Kanade 0.138/0.116, OpenCV NCC 0.15) while "
-    "matching Lucas-Kanade on pure translations (0.001 px noise-free, 0.03 px at 20 dB).\n"
-    "Invalid (valid = 0): chips touching the image edge or with too little valid data (MIN_VALID_FRACTION); "
-    "chips whose reference standard "
-    "deviation is below MIN_TEXTURE x the image noise (estimated from the reference, Immerkaer's "
-    "method; water and featureless areas; 0 = off; default 3); peaks on the edge of the search range; "
-    "diverging refinements; cells failing the normalised median test against their 8 neighbours "
-    "(|u - median| / (median residual + 0.1 px) > MEDIAN_TEST for dx or dy; default 3, 0 = off); and, "
-    "when FORWARD_BACKWARD > 0, cells whose forward-backward residual exceeds it (px; costs a second "
-    "correlation). MASK (optional polygons, any CRS): only cells whose chip centre lies inside are "
-    "computed.\n"
-    "Nodata (advanced): MIN_VALID_FRACTION (0-1, default 0.7): chips with nodata pixels (declared nodata, "
-    "masks, DEM voids, saturated pixels flagged as nodata) are correlated on their valid pixels (masked "
-    "zero-normalised cross-correlation, Padfield 2012, over the pixels valid in both the chip and the "
-    "shifted secondary footprint; the refinement ignores nodata pixels and the samples next to them) when "
-    "at least this fraction of the chip and of its overlap with the secondary is valid; 1 = chips touching "
-    "nodata are invalid (the behaviour before). Measured on the ITS_LIVE-shaped 6 px warp (20 dB noise): "
-    "1 % and 5 % random nodata in both images keep all of the clean case's valid cells, RMSE +2 % and "
-    "+10-12 % (nodata pixels are filled from their neighbours before the smoothing and weigh nothing in "
-    "the refinement); without masking 1 % left no valid cell. Images without nodata give the same "
-    "numbers as with 1.\n"
-    "Outliers and coverage (advanced): COHERENCE (px, default 2, 0 = off): displacement coherence test after "
-    "autoRIFT's NDC filter: a cell is invalid when fewer than 15 % of its valid neighbours within about two "
-    "chips agree with it to within COHERENCE px in dx and dy; it removes clusters of wrong matches the "
-    "8-neighbour median test keeps (on a cloudy 20-day Sentinel-2 glacier pair, 2 px brought the "
-    "stable-ground std from 0.46/0.72 to 0.24/0.40 px, and with the Wallis pre-filter from 1.7/1.9 to "
-    "0.14/0.19 px, for 1-2 % of the glacier cells; on a smooth 6 px warp it removes no cell). CHIP_LADDER "
-    "(0-3, default 0 = off): cells whose chip "
-    "fails (low texture, peak on the search edge, low peak ratio, refinement, forward-backward) are retried "
-    "with 2x, 4x, ... larger chips centred on the same point (autoRIFT's nested chips); 2 rungs raised the "
-    "glacier coverage of that pair from 0.78 to 0.86 at about 4 times the run time, but large chips average "
-    "the deformation inside them (on the 6 px warp the recovered cells raised the RMSE from 0.11 to 0.19 px): "
-    "use it where coverage matters more than accuracy, and see the chip size band. MIN_PEAK_RATIO "
-    "(default 0 = off): cells whose best / second-best peak ratio is below it are invalid.\n"
-    "Both images must be single-band, on the same CRS and pixel size, on a common pixel grid; "
-    "with different extents the overlap is used.\n"
-    "Large motions (advanced): APRIORI (optional two-band raster, any CRS and resolution, sampled "
-    "bilinearly at the chip centres, NaN-aware) gives the expected offset; each chip searches "
-    "+-SEARCH_RANGE px around it (rounded), and dx, dy remain TOTAL offsets (a-priori + measured). "
-    "APRIORI_UNITS: 'reference pixels' = band 1 dx (+ right), band 2 dy (+ down), as in the output; "
-    "'metres per year' = band 1 vx, band 2 vy along the raster CRS's x and y axes (y up = north on "
-    "north-up grids, e.g. ITS_LIVE vx/vy), multiplied by dt (APRIORI_DT days, 0 = from the PlanetScope "
-    "dates in the file names; 365.25-day year) and converted with the reference geotransform, i.e. "
-    "dx = vx dt / pixel width, dy = -vy dt / pixel height on north-up grids. Chips where the "
-    "a-priori is NaN or outside it search around 0. PYRAMID_LEVELS (0 = off): coarse-to-fine search; "
-    "the images are halved (Gaussian, then every second pixel) that many times, the coarsest level "
-    "searches +-SEARCH_RANGE of its pixels (motions up to 2^levels x SEARCH_RANGE full-resolution px, "
-    "e.g. 32 px with 2 levels and 8 px), and each finer level searches +-4 px around the "
-    "median-filtered, doubled offsets of the level above; cost close to a +-4 px search. With both, "
-    "the a-priori guides the coarsest level."
+OUTPUT_HELP = (
+    "Output: float32 GeoTIFF, NaN nodata, on the reference grid subsampled by the output grid spacing, each "
+    "cell centred on its chip. Band 1 dx and band 2 dy are offsets in reference pixels, dx + right (east on "
+    "north-up grids), dy + down (south): a feature at reference (col, row) is at (col + dx, row + dy) in the "
+    "secondary. Band 3 valid 1/0 (dx, dy NaN where 0); 4 peak correlation (−1…1); 5 SNR; 6 peak ratio; 7 1-σ "
+    "uncertainty (px); then, found by their description, the forward-backward residual, the rejection reason, "
+    "the chip size used and the deformation bands.\n"
+    "Cells are invalid (the reason band says why) at image edges and nodata, on low texture (water, "
+    "featureless areas), with a peak on the edge of the search range, a failed refinement or as outliers: keep "
+    "the search range above the largest offset.\n"
 )
+DEFAULTS_HELP = (
+    "The defaults suit PlanetScope landslides and glaciers (32 px chips, ±8 px search, 4 px spacing, affine "
+    "refinement, Gaussian high-pass pre-filter). Each parameter has a tooltip; the Help button opens the full "
+    "description (methods, reason codes, measured accuracy)."
+)
+
+#: Tooltips of the parameters shared by both correlation algorithms.
+CORRELATION_PARAMETER_HELP = {
+    "CHIP_SIZE": "Side of the square template matched between the images, in pixels. Larger chips match "
+                 "weak texture more reliably but average the motion inside them; 32 suits PlanetScope landslides.",
+    "SEARCH_RANGE": "Largest offset searched in any direction, in reference pixels. A peak on the edge of the "
+                    "range is rejected: set it a few pixels above the largest expected motion.",
+    "STEP": "Spacing of the output cells in reference pixels (1 = a dense map, one cell per pixel). Offsets stay "
+            "in reference pixels whatever the spacing.",
+    "SUBPIXEL": "Affine (default): Lucas-Kanade with the deformation inside the chip modelled where it is "
+                "significant, the most accurate on glaciers and landslides. Lucas-Kanade: translation only, about "
+                "0.01 px on good texture. Gaussian peak fit: the fastest, 0.03-0.1 px, with pixel-locking.",
+    "SMOOTHING": "Gaussian blur (sigma in px) of both images before matching: removes the near-Nyquist detail "
+                 "that causes pixel-locking. 0 = off; default 0.8.",
+    "PREFILTER": "Filter applied before matching. Gaussian high-pass (default) removes illumination gradients, "
+                 "shadows and haze; Wallis normalises local contrast; Laplacian of Gaussian as in Ames Stereo "
+                 "Pipeline; None matches the raw images.",
+    "PREFILTER_SIZE": "Size of the pre-filter in px: the Wallis window (default 5) or the Gaussian sigma "
+                      "(high-pass 3, Laplacian of Gaussian 1.4). 0 = the filter's default.",
+    "MIN_TEXTURE": "Chips whose standard deviation is below this multiple of the image noise (estimated from "
+                   "the reference) are invalid: water and featureless areas. 0 = off; default 3.",
+    "MEDIAN_TEST": "Normalised median test against the 8 neighbours: a cell is invalid when |offset − median| / "
+                   "(median residual + 0.1 px) exceeds this, in dx or dy. 0 = off; default 3.",
+    "FORWARD_BACKWARD": "When above 0, the pair is also correlated backwards and cells whose forward + backward "
+                        "offset exceeds this many pixels are invalid (doubles the run time). 0 = off.",
+    "MASK": "Polygons (any CRS): only cells whose chip centre lies inside are computed; the rest is NaN.",
+    "APRIORI": "Two-band raster of expected offsets (any CRS and resolution, sampled bilinearly): each chip "
+               "searches around its prediction, and dx, dy stay total offsets. Cells where it is NaN search "
+               "around 0.",
+    "APRIORI_UNITS": "Reference pixels: band 1 dx (+ right), band 2 dy (+ down). Metres per year: band 1 vx, "
+                     "band 2 vy along the raster's CRS axes (y up), multiplied by the time between the images.",
+    "APRIORI_DT": "Days between the images, to turn an a-priori velocity into offsets. 0 = from the "
+                  "PlanetScope dates in the file names; a year is 365.25 days.",
+    "PYRAMID_LEVELS": "Coarse-to-fine search for motions larger than the search range: the images are halved "
+                      "this many times, the coarsest level searches the full range, each finer level ±4 px around "
+                      "the level above (motions up to 2^levels × the search range). 0 = off.",
+    "MIN_VALID_FRACTION": "Chips with nodata pixels are correlated on their valid pixels (masked correlation) "
+                          "when at least this fraction (0-1) of the chip and of its overlap is valid; 1 = chips "
+                          "touching nodata are invalid. Default 0.7.",
+    "CHIP_LADDER": "Cells whose chip fails are retried with 2×, 4×, … larger chips, up to this many rungs. "
+                   "Raises coverage at several times the run time, but large chips average the motion. 0 = off.",
+    "COHERENCE": "Displacement coherence test (autoRIFT style): a cell is invalid when fewer than 15 % of its "
+                 "neighbours within about two chips agree with it to within this many pixels. 0 = off; default 2.",
+    "MIN_PEAK_RATIO": "Cells whose best / second-best correlation peak ratio is below this are invalid "
+                      "(ambiguous matches). 0 = off.",
+    "STRAIN_BANDS": "Four more bands with the deformation fitted inside each chip: d(dx)/dx, d(dx)/dy, d(dy)/dx, "
+                    "d(dy)/dy in px/px (x + right, y + down). Needs the affine sub-pixel method.",
+}
 
 
 def _advanced(parameter):
@@ -188,10 +149,10 @@ def add_correlation_parameters(algorithm) -> None:
         "FORWARD_BACKWARD", tr("Forward-backward check: largest residual (px, 0 = off)"),
         QgsProcessingParameterNumber.Double, 0.0, minValue=0.0)))
     algorithm.addParameter(QgsProcessingParameterFeatureSource(
-        "MASK", tr("Area to correlate (polygons, optional)"), [QgsProcessing.TypeVectorPolygon],
+        "MASK", tr("Area to correlate (polygons)"), [QgsProcessing.TypeVectorPolygon],
         optional=True))
     algorithm.addParameter(_advanced(QgsProcessingParameterRasterLayer(
-        "APRIORI", tr("A-priori offsets or velocities (2 bands: dx, dy px or vx, vy m/yr; optional)"),
+        "APRIORI", tr("A-priori offsets or velocities (2 bands: dx, dy px or vx, vy m/yr)"),
         optional=True)))
     algorithm.addParameter(_advanced(enum_parameter(algorithm, "APRIORI_UNITS", "A-priori units", APRIORI_UNITS,
                                                     "pixels")))
@@ -279,6 +240,13 @@ class CorrelatePairAlgorithm(SurfaceMotionAlgorithm):
     REFERENCE = "REFERENCE"
     SECONDARY = "SECONDARY"
     OUTPUT = "OUTPUT"
+    PARAMETER_HELP = {
+        **CORRELATION_PARAMETER_HELP,
+        "REFERENCE": "The older image (single band). The output is on its grid, the offsets in its pixels.",
+        "SECONDARY": "The newer image (single band), with the same CRS, pixel size and pixel grid as the reference.",
+        "OUTPUT": "The disparity GeoTIFF (.tif).",
+    }
+    HELP_SECTIONS = ("Output conventions",)
 
     def name(self):
         return "correlatepair"
@@ -287,7 +255,11 @@ class CorrelatePairAlgorithm(SurfaceMotionAlgorithm):
         return self.tr("Correlate image pair (offset tracking)")
 
     def shortHelpString(self):  # noqa: N802 (QGIS API name)
-        return self.tr("Measures the offsets between a reference and a secondary image.\n\n" + CONVENTIONS_HELP)
+        return self.tr(
+            "Measures how far each point of the reference (older) image moved in the secondary (newer) image: "
+            "zero-normalised cross-correlation of image chips, then sub-pixel refinement. Both images are "
+            "single-band, with the same CRS and pixel size, on a common pixel grid (their overlap is used).\n"
+            + OUTPUT_HELP + DEFAULTS_HELP)
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         self.addParameter(QgsProcessingParameterRasterLayer(self.REFERENCE, self.tr("Reference (older) image")))
@@ -318,6 +290,19 @@ class CorrelatePairsAlgorithm(SurfaceMotionAlgorithm):
     N_FAILED = "N_FAILED"
     PARALLEL_PAIRS = "PARALLEL_PAIRS"
     DASK_SCHEDULER = "DASK_SCHEDULER"
+    PARAMETER_HELP = {
+        **CORRELATION_PARAMETER_HELP,
+        "PAIRS": "A table layer or CSV with columns ref and sec (raster paths; relative paths are relative to the "
+                 "CSV), e.g. the output of 'Build image pairs'. Mask polygons are reprojected to the CRS of the "
+                 "first reference image.",
+        "OVERWRITE": "Redo pairs whose complete output already exists; otherwise they are skipped, so a rerun "
+                     "resumes an interrupted batch.",
+        "PARALLEL_PAIRS": "Pairs correlated at once in this process; each pair already uses two threads.",
+        "DASK_SCHEDULER": "Address of a dask.distributed scheduler to run the pairs on a cluster instead. Its "
+                          "workers must import this plugin's core package and see the paths in the table.",
+        "OUTPUT_FOLDER": "Folder of the disparity GeoTIFFs, one per pair.",
+    }
+    HELP_SECTIONS = ("Output conventions",)
 
     def name(self):
         return "correlatepairs"
@@ -327,17 +312,12 @@ class CorrelatePairsAlgorithm(SurfaceMotionAlgorithm):
 
     def shortHelpString(self):  # noqa: N802 (QGIS API name)
         return self.tr(
-            "Runs 'Correlate image pair' for every row of a pair table (the output of 'Build image "
-            "pairs', or any table/CSV with columns ref and sec holding raster paths) into a folder, "
-            "one file per pair named <ref_id>_<sec_id>_disp.tif (file stems when the names carry no "
-            "PlanetScope id). Existing outputs are skipped unless OVERWRITE is ticked, so an "
-            "interrupted batch resumes. A pair that fails is reported and the others continue.\n"
-            "PARALLEL_PAIRS: pairs correlated at once in this process (each already uses two threads). "
-            "DASK_SCHEDULER: address of a dask.distributed scheduler (e.g. tcp://10.0.0.5:8786) to run "
-            "the pairs on a cluster instead; its workers must be able to import this plugin's core "
-            "package and read and write the paths in the table (shared file system). MASK polygons are "
-            "reprojected to the CRS of the first reference image.\n\n"
-            + CONVENTIONS_HELP)
+            "Runs 'Correlate image pair' for every row of a pair table (the output of 'Build image pairs', or "
+            "any table or CSV with columns ref and sec holding raster paths) into the output folder, one file "
+            "per pair named {ref_id}_{sec_id}_disp.tif (file stems without PlanetScope ids). Complete outputs "
+            "are skipped unless 'Overwrite existing outputs' is ticked, so a rerun resumes; a failed pair is "
+            "reported and the others go on.\n"
+            + OUTPUT_HELP + DEFAULTS_HELP)
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         self.addParameter(QgsProcessingParameterFeatureSource(
@@ -349,7 +329,7 @@ class CorrelatePairsAlgorithm(SurfaceMotionAlgorithm):
             self.PARALLEL_PAIRS, self.tr("Pairs correlated in parallel"), QgsProcessingParameterNumber.Integer,
             1, minValue=1, maxValue=64)))
         self.addParameter(_advanced(QgsProcessingParameterString(
-            self.DASK_SCHEDULER, self.tr("Dask scheduler address (optional, e.g. tcp://host:8786)"),
+            self.DASK_SCHEDULER, self.tr("Dask scheduler address (e.g. tcp://host:8786)"),
             optional=True)))
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, self.tr("Output folder")))
         self.addOutput(QgsProcessingOutputMultipleLayers(self.OUTPUT_LAYERS, self.tr("Disparity rasters")))

@@ -25,6 +25,15 @@ class ExtractBandAlgorithm(SurfaceMotionAlgorithm):
     OUTPUT_LAYERS = "OUTPUT_LAYERS"
 
     group_id = "preparation"
+    PARAMETER_HELP = {
+        "INPUT": "PlanetScope (or any) multi-band scenes; each gives one single-band GeoTIFF.",
+        "BAND": "1-based band number: 2 = green of 4-band PlanetScope, 4 = green of 8-band scenes.",
+        "USE_UDM2": "Set pixels that the scene's UDM2 usable-data mask (found next to the scene by name) does "
+                    "not flag clear to nodata: clouds, haze, shadow.",
+        "KEEP_SNOW": "With the UDM2 mask: count pixels flagged snow/ice as usable (needed on glaciers and "
+                     "snowfields).",
+        "OUTPUT_FOLDER": "Folder of the single-band GeoTIFFs ({input stem}_b{N}.tif).",
+    }
 
     def name(self):
         return "extractband"
@@ -34,18 +43,17 @@ class ExtractBandAlgorithm(SurfaceMotionAlgorithm):
 
     def shortHelpString(self):  # noqa: N802 (QGIS API name)
         return self.tr(
-            "Writes one band of each multi-band scene to a single-band GeoTIFF named "
-            "<input stem>_b<N>.tif in the output folder; correlation needs single-band images.\n\n"
-            "Band: 1-based. Default 2 = green for 4-band PlanetScope (1 blue, 2 green, 3 red, 4 NIR); "
-            "for 8-band scenes green is band 4.\n"
-            "Use UDM2 mask: the usable-data mask <id>_3B_udm2_clip.tif (or _1B_udm2.tif) next to each "
-            "scene is found by name; pixels that are not clear become nodata. With 'Keep snow' "
-            "(default) pixels flagged snow/ice are kept too, otherwise glaciers and snowfields would "
-            "be erased.\n"
-            "Data type, CRS, geotransform, RPC metadata and nodata are kept (nodata 0 for unsigned "
-            "integers when the input declares none). A scene with no usable pixel (all nodata or masked) "
-            "is skipped with a message; the run fails only when no scene is usable. All outputs load "
-            "on the canvas."
+            "Writes one band of each multi-band scene to a single-band GeoTIFF named {input stem}_b{N}.tif in "
+            "the output folder (N = the band number); correlation needs single-band images.\n"
+            "Band number: 1-based. Default 2 = green of 4-band PlanetScope (1 blue, 2 green, 3 red, 4 NIR); for "
+            "8-band scenes green is band 4.\n"
+            "UDM2 mask: the usable-data mask next to each scene ({id}_3B_udm2_clip.tif or {id}_1B_udm2.tif) is "
+            "found by name, and pixels that are not clear become nodata; pixels flagged snow/ice are kept when "
+            "'Keep pixels flagged snow/ice' is ticked (default), otherwise glaciers and snowfields would be "
+            "erased.\n"
+            "Data type, CRS, geotransform, RPC metadata and nodata are kept (nodata 0 for unsigned integers "
+            "when the input declares none). A scene with no usable pixel is skipped with a message; the run "
+            "fails only when no scene is usable. The outputs load on the map."
         )
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)

@@ -39,6 +39,17 @@ STRAIN_COMPANIONS = (("longitudinal", "strain_longitudinal"), ("e1", "strain_e1"
 SIGN_HELP = ("x = grid east (columns), y = grid north; on north-up rasters ∂/∂y = −∂/∂row / |Δy| "
              "(the ITS_LIVE notebooks forgot this sign and swapped Δx/Δy). ")
 
+#: Tooltips of the velocity inputs shared by strainrates and fluxdivergence.
+VELOCITY_PARAMETER_HELP = {
+    "VX": "Velocity along the grid x axis (east on north-up grids), m/yr: a single-band raster, a multi-band "
+          "stack or a downloaded ITS_LIVE GeoTIFF.",
+    "VY": "Velocity along the grid y axis (north on north-up grids), m/yr, on the same grid as vx.",
+    "BAND": "1-based band (time step) read from both velocity rasters.",
+    "LENGTH_SCALE": "Half length of the differencing, in metres: derivatives over ±r pixels, r = max(1, "
+                    "round(length / pixel size)). 0 = one pixel.",
+    "OUTPUT": "Output GeoTIFF (.tif).",
+}
+
 
 def add_velocity_parameters(algorithm, band_help: str) -> None:
     tr = algorithm.tr
@@ -56,6 +67,18 @@ def raster_source(algorithm, parameters, name, context):
 class StrainRatesAlgorithm(SurfaceMotionAlgorithm):
     OUTPUT = "OUTPUT"
     group_id = "itslive"
+    PARAMETER_HELP = {
+        **VELOCITY_PARAMETER_HELP,
+        "METHOD": "Nominal: centred differences of the velocity. Logarithmic (Alley et al. 2018): virtual stakes "
+                  "advected through the field, for large strains.",
+        "LENGTH_SCALE": "Half length of the differencing (nominal) or of the stake spacing (logarithmic), in "
+                        "metres; 0 = one pixel.",
+        "UPSCALE": "The notebooks' decimation: keep every u-th cell and differentiate on that coarse grid (the "
+                   "output grid). 1 = the native grid.",
+        "VX_ERROR": "1-sigma error of vx (m/yr); with the vy error it adds the uncertainty band.",
+        "VY_ERROR": "1-sigma error of vy (m/yr); with the vx error it adds the uncertainty band.",
+        "OUTPUT": "Strain-rate GeoTIFF (.tif), 13 bands in 1/yr.",
+    }
 
     def name(self):
         return "strainrates"
@@ -65,19 +88,19 @@ class StrainRatesAlgorithm(SurfaceMotionAlgorithm):
 
     def shortHelpString(self):  # noqa: N802 (QGIS API name)
         return self.tr(
-            "Surface strain rates of a velocity field (vx, vy in m/yr, e.g. ITS_LIVE; BAND picks the time "
-            "step of multi-band/cube rasters). Output: one float32 GeoTIFF (NaN nodata), units 1/yr, "
-            "extension positive, compression negative; bands: 1 exx, 2 eyy, 3 exy, 4 e1, 5 e2 (principal, "
-            "e1 ≥ e2), 6 theta_p (direction of e1, degrees counter-clockwise from grid x), 7 effective "
-            "√(½(exx²+eyy²+ezz²)+exy²), 8 spin ½(∂vy/∂x − ∂vx/∂y), 9 longitudinal, 10 transverse, 11 shear "
-            "(rotated to the local flow direction θ = atan2(vy, vx)), 12 ezz = −(exx+eyy), and 13 uncertainty "
-            "√(δvx²+δvy²)/(2·r·Δ) when both error rasters are given. " + SIGN_HELP +
-            "\nMethod nominal: centred differences over ±r pixels, r = max(1, round(LENGTH_SCALE/Δ)). "
-            "Method logarithmic (Alley et al. 2018): virtual stakes at ±r pixels (LENGTH_SCALE is the HALF "
-            "length scale) advected through the field; NaN within 2r of the edges.\n"
-            "UPSCALE u > 1 keeps the notebooks' meaning: the field is decimated v[::u, ::u] (no averaging) "
-            "and differentiated on that coarse grid (derivatives span 2·u native cells); the output is on "
-            "the coarse grid. Prefer LENGTH_SCALE or the logarithmic method.")
+            "Surface strain rates of a velocity field (vx, vy in m/yr, e.g. ITS_LIVE; the band picks the time "
+            "step of stacks). Output: one float32 GeoTIFF, NaN nodata, units 1/yr, extension positive, "
+            "compression negative. Bands: 1 exx, 2 eyy, 3 exy, 4 e1, 5 e2 (principal, e1 ≥ e2), 6 theta_p "
+            "(direction of e1, degrees counter-clockwise from grid x), 7 effective √(½(exx²+eyy²+ezz²)+exy²), "
+            "8 spin ½(∂vy/∂x − ∂vx/∂y), 9 longitudinal, 10 transverse, 11 shear (in the local flow direction θ "
+            "= atan2(vy, vx)), 12 ezz = −(exx+eyy), and 13 uncertainty when both error rasters are given.\n"
+            + SIGN_HELP +
+            "\nMethod nominal: centred differences over ±r pixels, r = max(1, round(half length scale / pixel "
+            "size)). Method logarithmic (Alley et al. 2018): virtual stakes at ±r pixels advected through the "
+            "field; NaN within 2r of the edges.\n"
+            "Upscale u above 1 keeps the notebooks' meaning: the field is decimated (every u-th cell, no "
+            "averaging) and differentiated on that coarse grid, which is the output grid. Prefer the half "
+            "length scale or the logarithmic method.")
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         add_velocity_parameters(self, "Band (time step) of the vx/vy rasters")
@@ -114,6 +137,15 @@ class StrainRatesAlgorithm(SurfaceMotionAlgorithm):
 class FluxDivergenceAlgorithm(SurfaceMotionAlgorithm):
     OUTPUT = "OUTPUT"
     group_id = "itslive"
+    PARAMETER_HELP = {
+        **VELOCITY_PARAMETER_HELP,
+        "THICKNESS": "Ice thickness in metres (any CRS and grid), resampled bilinearly onto the velocity grid.",
+        "OUTLINE": "Glacier outline polygons (any CRS): the output is limited to them.",
+        "OUTLINE_CSV": "The notebooks' CSV of outline vertices: columns x, y (or the last two columns) in the "
+                       "velocity CRS; several polygons by fid.",
+        "COLUMN_FACTOR": "Ratio of the column-mean to the surface speed (1.0 = plug flow; typically 0.8-1.0).",
+        "OUTPUT": "Flux-divergence GeoTIFF (.tif): divergence (m/yr), thickness (m), qx, qy (m²/yr).",
+    }
 
     def name(self):
         return "fluxdivergence"
@@ -123,15 +155,15 @@ class FluxDivergenceAlgorithm(SurfaceMotionAlgorithm):
 
     def shortHelpString(self):  # noqa: N802 (QGIS API name)
         return self.tr(
-            "∇·(H v) = ∂(f·H·vx)/∂x + ∂(f·H·vy)/∂y in m/yr on the velocity grid; positive = divergence = "
-            "dynamic thinning (∂H/∂t = ḃ − ∇·(H v)). " + SIGN_HELP +
-            "Centred differences over ±r pixels, r = max(1, round(LENGTH_SCALE/Δ)). The ice thickness (m, "
-            "any CRS) is resampled bilinearly onto the velocity grid; its nodata stays nodata (never zero). "
-            "f = COLUMN_FACTOR converts surface speed to column-mean speed (default 1.0; typically 0.8-1.0). "
-            "The glacier outline (a polygon layer, any CRS, or the notebooks' CSV of outline vertices with "
-            "columns x, y — or the last two columns — in the velocity CRS, several polygons by fid) limits "
-            "the output; without it the whole grid is kept. Output float32 GeoTIFF: band 1 flux divergence "
-            "(m/yr), 2 thickness on the velocity grid (m), 3 qx, 4 qy (m²/yr).")
+            "Flux divergence ∇·(H v) = ∂(f·H·vx)/∂x + ∂(f·H·vy)/∂y in m/yr on the velocity grid; positive = "
+            "divergence = dynamic thinning (∂H/∂t = ḃ − ∇·(H v)). " + SIGN_HELP +
+            "Centred differences over ±r pixels, r = max(1, round(half length scale / pixel size)).\n"
+            "The ice thickness (m, any CRS) is resampled bilinearly onto the velocity grid; its nodata stays "
+            "nodata (never zero). f = the column-mean / surface speed factor (default 1.0; typically 0.8-1.0).\n"
+            "The glacier outline (polygons in any CRS, or the notebooks' CSV of outline vertices in the "
+            "velocity CRS) limits the output; without one the whole grid is kept.\n"
+            "Output float32 GeoTIFF, NaN nodata: band 1 flux divergence (m/yr), 2 thickness on the velocity "
+            "grid (m), 3 qx, 4 qy (m²/yr).")
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         self.addParameter(QgsProcessingParameterRasterLayer("THICKNESS", self.tr("Ice thickness (m)")))
@@ -199,6 +231,20 @@ class TrackParticlesAlgorithm(SurfaceMotionAlgorithm):
     OUTPUT_LINES = "OUTPUT_LINES"
     OUTPUT_POINTS = "OUTPUT_POINTS"
     group_id = "itslive"
+    PARAMETER_HELP = {
+        "SEEDS": "Start points of the particles (any CRS, reprojected to the velocity CRS).",
+        "VX": "Velocity along the grid x axis (m/yr): one band (steady) or a stack with the layer start dates "
+              "(YYYY-MM-DD) as band descriptions.",
+        "VY": "Velocity along the grid y axis (m/yr), on the same grid and with the same bands as vx.",
+        "START_DATE": "When the particles start (UTC); empty = the first layer (forwards) or the end of the "
+                      "record (backwards).",
+        "DURATION": "Tracking time in years of 365.25 days; negative = backwards in time.",
+        "TIME_INTERPOLATION": "Nearest layer: the velocity of the layer covering the time. Linear: interpolated "
+                              "between layer start dates.",
+        "CFL": "Largest sub-step as a fraction of a pixel at the maximum speed (at most 0.5).",
+        "OUTPUT_LINES": "One line per particle with its start and end dates, length (m) and why it stopped.",
+        "OUTPUT_POINTS": "Every vertex of every track with its date, velocity and cumulative distance.",
+    }
 
     def name(self):
         return "trackparticles"
@@ -208,19 +254,20 @@ class TrackParticlesAlgorithm(SurfaceMotionAlgorithm):
 
     def shortHelpString(self):  # noqa: N802 (QGIS API name)
         return self.tr(
-            "Advects seed points through a velocity field (vx, vy in m/yr): single-band rasters (steady field) "
-            "or multi-band stacks / downloaded cubes (surfacemotion:itslivedownload GeoTIFFs) whose band "
+            "Advects seed points through a velocity field (vx, vy in m/yr): single-band rasters (a steady "
+            "field) or stacks such as the GeoTIFFs of 'Download ITS_LIVE velocity cubes', whose band "
             "descriptions hold each layer's start date (YYYY-MM-DD); layer k covers [date k, date k+1), the last "
-            "one as long as the one before. Classical RK4 in float64 map coordinates, bilinear velocity (NaN if "
-            "any corner is nodata), sub-steps of at most CFL × pixel / maximum speed (CFL ≤ 0.5) and never "
-            "across a layer boundary (a vertex is written there). TIME_INTERPOLATION: nearest layer, or linear "
-            "between layer start dates. A negative DURATION (years of 365.25 d) tracks backwards. START_DATE "
-            "defaults to the first layer (forwards) or the end of the record (backwards). Particles stop at "
-            "nodata, at the grid edge, at the end time or at the end of the record (stop_reason).\n"
-            "Outputs in the velocity CRS: points (track_id, step, date UTC, t_yr decimal year, x, y, vx, vy, "
-            "speed m/yr, cum_dist_m) and lines (track_id, start_date, end_date, n_steps, length_m, stop_reason).\n"
-            "Image-pair stacks have gaps: aggregate them first (itslivedownload AGGREGATE_AMOUNT, e.g. 1 year) so "
-            "particles are not stopped by nodata.")
+            "one as long as the one before.\n"
+            "Classical RK4 in map coordinates with bilinear velocity (NaN if a corner is nodata), sub-steps of "
+            "at most the maximum step × pixel / maximum speed, never across a layer boundary. A negative "
+            "duration (years of 365.25 days) tracks backwards; the start date defaults to the first layer "
+            "(forwards) or the end of the record (backwards). Particles stop at nodata, at the grid edge, at the "
+            "end time or at the end of the record.\n"
+            "Outputs in the velocity CRS: track vertices (track_id, step, date UTC, t_yr decimal year, x, y, vx, "
+            "vy, speed m/yr, cum_dist_m) and track lines (track_id, start_date, end_date, n_steps, length_m, "
+            "stop_reason).\n"
+            "Image-pair stacks have gaps: aggregate them first (e.g. yearly bins in the download) so particles "
+            "are not stopped by nodata.")
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         self.addParameter(QgsProcessingParameterFeatureSource(

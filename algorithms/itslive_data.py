@@ -42,15 +42,32 @@ WGS84 = "EPSG:4326"
 DEFAULT_VARIABLES = [VARIABLES.index("vx"), VARIABLES.index("vy")]
 
 SERVICE_HELP = (
-    "Cubes are found with the ITS_LIVE STAC API (collection itslive-cubes; STAC_URL, default the provider "
-    "setting SURFACEMOTION_ITSLIVE_STAC_URL = https://stac.itslive.cloud) and, if that fails, with the legacy "
-    "catalogue JSON (CATALOG_URL, setting SURFACEMOTION_ITSLIVE_CATALOG_URL). Mirrors work by changing the URLs. "
-    "TIMEOUT (s) applies to each HTTP request. ")
+    "Cubes are found with the ITS_LIVE STAC API (collection itslive-cubes) and, if that fails, with the legacy "
+    "catalogue JSON; both URLs default to the provider settings (Processing → Options → Providers), so mirrors "
+    "work. The HTTP timeout (s) applies to each request. ")
 FILTER_HELP = (
-    "Layers are kept when START_DATE ≤ mid_date < END_DATE, roi_valid_percentage ≥ MIN_ROI_VALID (%), "
-    "DT_MIN ≤ date_dt ≤ DT_MAX (days, optional) and the first character of satellite_img1 matches MISSIONS "
-    "(1 = Sentinel-1, 2 = Sentinel-2, 4/5/7/8/9 = Landsat; empty = all). Each cube is read in its own EPSG; "
+    "Layers are kept when start date ≤ mid_date, mid_date is before the end date, roi_valid_percentage ≥ the "
+    "minimum (%), the minimum ≤ date_dt ≤ the maximum (days; empty = no limit) and the mission is one of those "
+    "chosen (Sentinel-1, Sentinel-2, Landsat 4-9; none chosen = all). Each cube is read in its own EPSG; "
     "velocities are m/yr along the cube's x/y axes (not east/north in polar stereographic). ")
+
+#: Tooltips of the area-of-interest, service and layer-filter parameters of the ITS_LIVE algorithms.
+ITSLIVE_PARAMETER_HELP = {
+    "AOI_EXTENT": "Area of interest as an extent (any CRS); with polygons too, their union is used.",
+    "AOI_LAYER": "Area of interest as polygons (any CRS); with an extent too, their union is used.",
+    "STAC_URL": "Base URL of the ITS_LIVE STAC API, e.g. a mirror; empty = the provider setting "
+                "(default https://stac.itslive.cloud).",
+    "CATALOG_URL": "URL of the legacy cube catalogue (JSON), used when the STAC API fails; empty = the provider "
+                   "setting.",
+    "TIMEOUT": "Seconds to wait for each HTTP request before giving up.",
+    "START_DATE": "First day of the layers kept: mid_date on or after it.",
+    "END_DATE": "Day after the layers kept: mid_date before it (excluded).",
+    "MIN_ROI_VALID": "Layers with a smaller roi_valid_percentage (share of valid cells over land ice, %) are "
+                     "left out.",
+    "DT_MIN": "Shortest image-pair separation date_dt kept, in days; empty = no limit.",
+    "DT_MAX": "Longest image-pair separation date_dt kept, in days; empty = no limit.",
+    "MISSIONS": "Satellites whose image pairs are kept (first image's mission); none chosen = all.",
+}
 
 
 def add_aoi_parameters(algorithm) -> None:
@@ -72,9 +89,9 @@ def add_service_parameters(algorithm) -> None:
 def add_filter_parameters(algorithm, dt_max_default=None) -> None:
     tr = algorithm.tr
     algorithm.addParameter(QgsProcessingParameterDateTime(
-        "START_DATE", tr("Start date (mid_date ≥)"), QgsProcessingParameterDateTime.Date))
+        "START_DATE", tr("Start date (mid_date on or after)"), QgsProcessingParameterDateTime.Date))
     algorithm.addParameter(QgsProcessingParameterDateTime(
-        "END_DATE", tr("End date (mid_date <)"), QgsProcessingParameterDateTime.Date))
+        "END_DATE", tr("End date (mid_date before)"), QgsProcessingParameterDateTime.Date))
     algorithm.addParameter(QgsProcessingParameterNumber(
         "MIN_ROI_VALID", tr("Minimum roi_valid_percentage (%)"), QgsProcessingParameterNumber.Double, 0.0,
         minValue=0.0, maxValue=100.0))
@@ -149,6 +166,8 @@ def download_request(algorithm, parameters, context, aoi, variables, aggregate=(
 class ItsLiveFindCubesAlgorithm(SurfaceMotionAlgorithm):
     OUTPUT = "OUTPUT"
     group_id = "itslive"
+    PARAMETER_HELP = {**ITSLIVE_PARAMETER_HELP,
+                      "OUTPUT": "Polygons (EPSG:4326) of the cube footprints: cube_id, name, zarr_url, epsg."}
 
     def name(self):
         return "itslivefindcubes"
@@ -158,10 +177,11 @@ class ItsLiveFindCubesAlgorithm(SurfaceMotionAlgorithm):
 
     def shortHelpString(self):  # noqa: N802 (QGIS API name)
         return self.tr(
-            "Finds the ITS_LIVE image-pair velocity cubes (Zarr, 120 m tiles in UTM or polar stereographic, "
-            "dims mid_date × y × x) whose footprint intersects the area of interest (an extent, polygons in "
-            "any CRS, or both: their union). Output: a polygon layer (EPSG:4326) of the footprints with the "
-            "attributes cube_id, name, zarr_url and epsg (the cube's own CRS, used to slice it). " + SERVICE_HELP)
+            "Finds the ITS_LIVE image-pair velocity cubes (Zarr, 120 m cells in UTM or polar stereographic, "
+            "dimensions mid_date × y × x) whose footprint intersects the area of interest (an extent, polygons "
+            "in any CRS, or both: their union).\n"
+            "Output: a polygon layer (EPSG:4326) of the cube footprints with the attributes cube_id, name, "
+            "zarr_url and epsg (the cube's own CRS), and the number of cubes.\n" + SERVICE_HELP)
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         add_aoi_parameters(self)
@@ -205,6 +225,21 @@ def _geojson_to_wkt(text: str) -> str:
 class ItsLiveDownloadAlgorithm(SurfaceMotionAlgorithm):
     OUTPUT_FOLDER = "OUTPUT_FOLDER"
     group_id = "itslive"
+    PARAMETER_HELP = {
+        **ITSLIVE_PARAMETER_HELP,
+        "VARIABLES": "Cube variables written as GeoTIFF stacks (vx, vy by default; v, the errors and more).",
+        "AGGREGATE_AMOUNT": "Length N of the time bins the layers are averaged into, in the aggregation unit; "
+                            "0 = every image pair kept.",
+        "AGGREGATE_UNIT": "Unit of the bin length: years, months or days; bins start at the start date.",
+        "AGGREGATE_METHOD": "How the layers of a bin are combined: mean, median, or mean weighted by 1/σ² of the "
+                            "variable's error.",
+        "SOURCE": "Image-pair velocity cubes (Zarr), or the annual v2 mosaics (Cloud-Optimised GeoTIFFs, one per "
+                  "region and year).",
+        "RGI_REGION": "Annual mosaics only: the RGI region number, two digits (01 = Alaska, 05 = Greenland, …).",
+        "MOSAIC_URL": "Annual mosaics only: URL template with the fields {region}, {year} and {variable}.",
+        "OUTPUT_FOLDER": "Folder of the NetCDF and GeoTIFF files, one set per cube; an interrupted download keeps "
+                         "its finished parts here and resumes.",
+    }
 
     def name(self):
         return "itslivedownload"
@@ -214,25 +249,16 @@ class ItsLiveDownloadAlgorithm(SurfaceMotionAlgorithm):
 
     def shortHelpString(self):  # noqa: N802 (QGIS API name)
         return self.tr(
-            "Downloads the window of every ITS_LIVE cube intersecting the area of interest: only the chunks "
-            "holding the window and the selected layers are read. " + FILTER_HELP +
-            "\nOutputs per cube in OUTPUT_FOLDER (named after the cube): <cube>.nc, a CF NetCDF (mid_date, y, x; "
-            "grid mapping 'mapping' with the EPSG and WKT; date_dt in days, satellite_img1, mission_img1), and "
-            "<cube>_<variable>.tif, float32 GeoTIFFs with one band per time step in mid_date order, band "
-            "description = date (YYYY-MM-DD), per-band metadata SM_MID_DATE and SM_DATE_DT_DAYS. These stacks "
-            "feed surfacemotion:trackparticles (dates = layer starts) and strainrates/fluxdivergence (BAND).\n"
-            "Aggregation (AGGREGATE_AMOUNT > 0): bins of N years/months/days anchored at START_DATE; mean, median "
-            "or error-weighted mean (1/σ² with the variable's *_error); labels = bin start; count_<variable> "
-            "gives the values per cell. Note pair velocities average over [img1, img2].\n"
-            "Resume: each finished (cube, variable) is kept in OUTPUT_FOLDER/.itslive_cache until the outputs "
-            "are written; re-running the same request after an interruption (cancel, network fault) re-reads only "
-            "what was not finished. Network faults stop with a message naming the URL; outputs are written only "
-            "when complete. " + SERVICE_HELP +
-            "\nSOURCE = annual mosaics: instead of the cubes, the window of the ITS_LIVE v2 annual mosaics (one "
-            "Cloud-Optimised GeoTIFF per RGI region, year and variable: v, vx, vy, v_error, vx_error, vy_error, "
-            "count; URL from MOSAIC_URL with {region} = RGI_REGION, {year}, {variable}) is read with GDAL "
-            "/vsicurl/ range requests for every year whose 1 January lies in [START_DATE, END_DATE); the layer "
-            "filters do not apply. Same outputs, one band per year (YYYY-01-01).")
+            "Downloads the area-of-interest window of every ITS_LIVE cube intersecting it; only the chunks "
+            "holding the window and the chosen variables are read. " + FILTER_HELP +
+            "\nOutputs per cube in the output folder: {cube}.nc, a CF NetCDF (mid_date, y, x, grid mapping with "
+            "the EPSG), and {cube}_{variable}.tif, float32 GeoTIFFs with one band per time step in mid_date order "
+            "(band description = the date, YYYY-MM-DD).\n"
+            "Aggregation into bins of N years, months or days from the start date: mean, median or "
+            "error-weighted mean; band dates = bin starts; count_{variable} gives the values per cell.\n"
+            "An interrupted download resumes when the same request is run again. " + SERVICE_HELP +
+            "\nSource 'Annual mosaics': the ITS_LIVE v2 annual mosaics of the RGI region instead, one band per "
+            "year whose 1 January lies in the date range; the layer filters do not apply.")
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         add_aoi_parameters(self)
@@ -315,6 +341,14 @@ def point_series_fields() -> QgsFields:
 
 class ItsLivePointSeriesAlgorithm(SurfaceMotionAlgorithm):
     group_id = "itslive"
+    PARAMETER_HELP = {
+        **ITSLIVE_PARAMETER_HELP,
+        "POINTS": "Points (any CRS) where the series are read, from the nearest cell of the cube containing each.",
+        "DT_MAX": "Longest image-pair separation date_dt kept, in days (default 90); empty = no limit.",
+        "OUTPUT": "The time series as a table (no geometry), one row per point and layer.",
+        "OUTPUT_CSV": "The same table as a CSV file.",
+        "OUTPUT_PLOT": "PNG plot of the speed v with error bars and a 30-day running mean, per point.",
+    }
 
     def name(self):
         return "itslivepointseries"
@@ -325,12 +359,12 @@ class ItsLivePointSeriesAlgorithm(SurfaceMotionAlgorithm):
     def shortHelpString(self):  # noqa: N802 (QGIS API name)
         return self.tr(
             "Velocity time series at points (any CRS) from the ITS_LIVE cubes containing them: the nearest cube "
-            "cell, only its chunk read per variable. " + FILTER_HELP + "DT_MAX defaults to 90 days (the "
-            "notebooks' 1-90-day pairs); clear it for all. Output table (and CSV): point_id, mid_date (UTC), lon, "
-            "lat, x, y (cell centre, cube CRS), v, v_error, vx, vx_error, vy, vy_error (m/yr), date_dt (days), "
-            "mission, satellite, epsg, acquisition dates when the cube has them; sorted by point and mid_date. "
-            "The PNG plot shows v with 1-σ error bars and a running mean every 30 days over [tᵢ − 15 d, "
-            "tᵢ₊₁ + 15 d) with at least 5 values. " + SERVICE_HELP)
+            "cell, only its chunk read per variable. " + FILTER_HELP + "The maximum date_dt defaults to 90 days "
+            "(the notebooks' 1-90-day pairs); clear it for all.\n"
+            "Output table and CSV: point_id, mid_date (UTC), lon, lat, x, y (cell centre, cube CRS), v, v_error, "
+            "vx, vx_error, vy, vy_error (m/yr), date_dt (days), mission, satellite, epsg and the acquisition "
+            "dates when the cube has them; sorted by point and mid_date. The PNG plot shows v with 1-σ error "
+            "bars and a 30-day running mean (at least 5 values).\n" + SERVICE_HELP)
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         self.addParameter(QgsProcessingParameterFeatureSource(

@@ -23,10 +23,17 @@ from .base import (SurfaceMotionAlgorithm, core_errors_as_processing_errors, enu
                    polygons_in_crs, run_core)
 
 MOVING_MASK_HELP = (
-    "Moving-area mask (optional): polygons (any CRS, reprojected) or a raster (nonzero = moving, "
-    "resampled nearest-neighbour) covering the area that moves; it is left out so only stable ground "
-    "is used."
+    "Moving area: polygons (any CRS, reprojected) and/or a raster (nonzero = moving, resampled "
+    "nearest-neighbour) covering what moves; it is left out so that only stable ground is used."
 )
+
+#: Tooltips of the moving-area parameters of polyfit and velocity.
+MOVING_MASK_PARAMETER_HELP = {
+    "MASK": "Polygons (any CRS) covering the area that moves (landslide, glacier); left out, so that only "
+            "stable ground is used.",
+    "MASK_RASTER": "A raster on any grid whose nonzero cells mark the area that moves (resampled "
+                   "nearest-neighbour); combined with the polygons.",
+}
 
 
 def moving_mask_for(algorithm, parameters, context, disparity_path: str):
@@ -62,6 +69,19 @@ class PolyfitAlgorithm(SurfaceMotionAlgorithm):
     OUTPUT_LAYERS = "OUTPUT_LAYERS"
 
     group_id = "postprocessing"
+    PARAMETER_HELP = {
+        **MOVING_MASK_PARAMETER_HELP,
+        "INPUT": "Disparity rasters of 'Correlate image pair(s)' or Ames Stereo Pipeline -F.tif files.",
+        "ORDER": "Order of the 2-D polynomial fitted to dx and to dy: 1 plane, 2 quadratic (default), 3 cubic.",
+        "DEM": "Elevation raster (any CRS, m): adds an elevation term to the polynomial, for height-dependent "
+               "orthorectification errors.",
+        "PERCENTILE_LOW": "Stable-ground values below this percentile (0-100) of each component are left out of "
+                          "the fit.",
+        "PERCENTILE_HIGH": "Stable-ground values above this percentile (0-100) of each component are left out of "
+                           "the fit.",
+        "OUTPUT_FOLDER": "Folder of the de-ramped disparity rasters ({input stem}_polyfit.tif).",
+    }
+    HELP_SECTIONS = ("Output conventions",)
 
     def name(self):
         return "polyfit"
@@ -71,16 +91,17 @@ class PolyfitAlgorithm(SurfaceMotionAlgorithm):
 
     def shortHelpString(self):  # noqa: N802 (QGIS API name)
         return self.tr(
-            "Removes the co-registration and orthorectification ramp from disparity maps (ours or Ames "
-            "Stereo Pipeline -F.tif): dx and dy are each fitted separately by least squares with a 2-D "
-            "polynomial of order 1 (3 terms: 1, x, y), 2 (6 terms) or 3 (10 terms) in column x and row "
-            "y scaled to 0..1 over the grid, optionally with a DEM elevation term z (all monomials of "
-            "x, y, z up to the order: 4, 10, 20 terms); the DEM is resampled bilinearly to the disparity "
-            "grid and its nodata honoured. The fit uses stable ground only: invalid cells are dropped, "
-            "the moving area is dropped, then values below the low or above the high percentile "
-            "(default 5 and 95) of each component. The fitted surface is evaluated on the full grid "
-            "and subtracted; offsets stay in reference pixels (same conventions as the input). "
-            "Outputs are named <input stem>_polyfit.tif.\n\n" + MOVING_MASK_HELP)
+            "Removes the co-registration and orthorectification ramp from disparity maps (ours, or an Ames "
+            "Stereo Pipeline -F.tif): dx and dy are each fitted by least squares with a 2-D polynomial of the "
+            "chosen order (1: 3 terms, 2: 6, 3: 10) in column and row scaled to 0…1, optionally with a DEM "
+            "elevation term (4, 10, 20 terms; the DEM is resampled bilinearly to the disparity grid, its "
+            "nodata honoured).\n"
+            "The fit uses stable ground only: valid cells outside the moving area, without the values below "
+            "the lower or above the upper percentile cut (default 5 and 95) of each component. The fitted "
+            "surface is subtracted on the whole grid.\n"
+            "Outputs {input stem}_polyfit.tif in the output folder: the input's bands and conventions, offsets "
+            "in reference pixels (dx + right, dy + down). The log gives the RMS of the fit before and after.\n"
+            + MOVING_MASK_HELP)
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         self.addParameter(QgsProcessingParameterMultipleLayers(
@@ -140,6 +161,20 @@ class VelocityAlgorithm(SurfaceMotionAlgorithm):
     OUTPUT_LAYERS = "OUTPUT_LAYERS"
 
     group_id = "postprocessing"
+    PARAMETER_HELP = {
+        **MOVING_MASK_PARAMETER_HELP,
+        "INPUT": "Disparity rasters (offsets in reference pixels), de-ramped or not.",
+        "DT_DAYS": "Days between the two images, for every input; empty = from the acquisition times below, the "
+                   "dates stored by the correlation or the scene ids in the file names.",
+        "REF_DATE": "Acquisition time of the reference (older) image, UTC; give it with the secondary time.",
+        "SEC_DATE": "Acquisition time of the secondary (newer) image, UTC; give it with the reference time.",
+        "MEDIAN_SHIFT": "Subtract the median dx and dy of stable ground (outside the moving area) before "
+                        "converting, which removes a residual co-registration shift.",
+        "MIN_PEAK": "Cells whose peak correlation (-1…1) is below this become nodata; empty = keep every valid "
+                    "cell.",
+        "OUTPUT_FOLDER": "Folder of the velocity rasters ({input stem}_velocity.tif).",
+    }
+    HELP_SECTIONS = ("Output conventions",)
 
     def name(self):
         return "velocity"
@@ -149,19 +184,18 @@ class VelocityAlgorithm(SurfaceMotionAlgorithm):
 
     def shortHelpString(self):  # noqa: N802 (QGIS API name)
         return self.tr(
-            "Converts disparity maps (ours, de-ramped or not, or an Ames Stereo Pipeline -F.tif) to "
-            "velocity. Output <input stem>_velocity.tif, float32, NaN nodata, on the disparity grid:\n"
-            "band 1 speed (m/yr); band 2 flow azimuth in degrees clockwise from grid north (0 = north, "
-            "90 = east, 180 = south, 270 = west); band 3 east (grid x) velocity (m/yr); band 4 north "
-            "(grid y) velocity (m/yr).\n"
-            "Offsets in reference pixels are converted to metres through the geotransform, so any "
-            "north-up (or rotated) projected grid is right; geographic (degree) CRSs are refused. "
-            "A year is 365.25 days. The time separation comes from, in order: DT_DAYS; REF_DATE and "
-            "SEC_DATE; the dates stored by the correlation; the two PlanetScope scene ids in the file "
-            "name. DT_DAYS and the dates apply to every input.\n"
-            "Median shift (default on): the median dx and dy over stable ground (valid cells outside "
-            "the moving area, or all valid cells without a mask) are subtracted first.\n"
-            "Minimum peak correlation (optional): cells with a lower peak ZNCC become nodata.\n\n"
+            "Converts disparity maps (ours, de-ramped or not, or an Ames Stereo Pipeline -F.tif) to velocity: "
+            "{input stem}_velocity.tif, float32, NaN nodata, on the disparity grid. Band 1 speed (m/yr); band 2 "
+            "flow azimuth in degrees clockwise from grid north (0 north, 90 east, 180 south, 270 west); "
+            "band 3 east (grid x) and band 4 north (grid y) velocity (m/yr).\n"
+            "Offsets in reference pixels become metres through the geotransform (any north-up or rotated "
+            "projected grid; geographic CRSs are refused); a year is 365.25 days. The time separation comes "
+            "from, in this order: 'Time separation'; the reference and secondary acquisition times; the dates "
+            "stored by the correlation; the two PlanetScope scene ids in the file name. The first two apply to "
+            "every input.\n"
+            "Median shift (default on): the median dx and dy of stable ground (valid cells outside the moving "
+            "area, or all valid cells without one) are subtracted first. Minimum peak correlation: cells with "
+            "a lower peak correlation become nodata.\n"
             + MOVING_MASK_HELP)
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)

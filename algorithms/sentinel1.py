@@ -29,11 +29,23 @@ from .base import (SurfaceMotionAlgorithm, enum_parameter, enum_value, enum_valu
                    load_on_completion, output_folder_for, run_core)
 
 STACK_HELP = (
-    "Stack input: the time-series VRT of surfacemotion:s1timeseries (band descriptions = dates) or "
-    "single-date rasters (layers and/or a folder) whose names contain the date (YYYYMMDDTHHMMSS, "
-    "YYYY-MM-DD, YYYYMMDD or OST .YYMMDD.) and one polarisation (VV, VH, HH or HV), all on one grid. "
-    "Integer rasters are read through their GDAL scale/offset with 0 = nodata; float nodata and NaN "
-    "are no data; in linear power an exact 0 is no data and negatives are floored at 1e-5 (−50 dB).")
+    "Stack input: the time-series VRT of 'Sentinel-1 time series' (band descriptions = dates) or single-date "
+    "rasters (layers and/or a folder) whose names contain the date (YYYYMMDDTHHMMSS, YYYY-MM-DD, YYYYMMDD or "
+    "OST .YYMMDD.) and one polarisation (VV, VH, HH or HV), all on one grid. Integer rasters are read through "
+    "their GDAL scale/offset with 0 = nodata; in linear power an exact 0 is nodata and negatives are floored "
+    "at 1e-5 (−50 dB).")
+
+#: Tooltips of the stack inputs shared by the Sentinel-1 stack algorithms.
+STACK_PARAMETER_HELP = {
+    "INPUT": "The time-series VRT of 'Sentinel-1 time series', or single-date rasters whose names hold the "
+             "date and the polarisation.",
+    "FOLDER": "A folder of single-date rasters (.tif, .tiff, .vrt) whose names hold the date and the "
+              "polarisation; added to the layers.",
+    "UNIT": "Unit of the input values: dB (10·log10 of the power) or linear power (γ⁰/σ⁰).",
+    "OUTPUT_TYPE": "float32 (NaN nodata), or uint8 / uint16 scaled with GDAL scale/offset (0 = nodata) for "
+                   "smaller files.",
+    "OUTPUT_FOLDER": "Folder of the output rasters and their VRT.",
+}
 
 
 def add_stack_inputs(algorithm, layers_label: str) -> None:
@@ -65,6 +77,17 @@ def load_vrt(context, vrt: str, output_name: str, style: str) -> None:
 
 class S1TimeSeriesAlgorithm(SurfaceMotionAlgorithm):
     group_id = "sentinel1"
+    PARAMETER_HELP = {
+        **STACK_PARAMETER_HELP,
+        "INPUT": "Single-date analysis-ready backscatter rasters (any source) whose names hold the date and the "
+                 "polarisation.",
+        "LS_MASKS": "Layover/shadow masks (nonzero = layover or shadow); files named *lsmask*, *ls_mask* or "
+                    "*layover* among the inputs are used too.",
+        "APPLY_LS_MASK": "Set layover and shadow pixels to nodata.",
+        "TO_DB": "Write 10·log10 of the power (dB); unticked = linear power.",
+        "POLARISATION": "Polarisation of inputs whose names carry none; 'from file names' refuses such inputs.",
+        "OUTPUT_FOLDER": "Folder of the per-date rasters and the Timeseries.{POL}.vrt of each polarisation.",
+    }
 
     def name(self):
         return "s1timeseries"
@@ -75,18 +98,18 @@ class S1TimeSeriesAlgorithm(SurfaceMotionAlgorithm):
     def shortHelpString(self):  # noqa: N802 (QGIS API name)
         return self.tr(
             "Builds one stack per polarisation from single-date analysis-ready backscatter GeoTIFFs of any "
-            "source (surfacemotion:s1grdtoard, OST/SNAP, sarsen, ASF HyP3 RTC, OPERA RTC-S1, Earth Engine).\n"
-            "Dates and polarisations come from the file names (YYYYMMDDTHHMMSS, YYYY-MM-DD, YYYYMMDD or OST "
-            ".YYMMDD.; VV/VH/HH/HV). All inputs must share one CRS. The grid is the first date's pixel grid "
-            "cropped to the intersection of all footprints; other dates are resampled bilinearly onto it. "
-            "Pixels not valid at every date of every polarisation become nodata (common valid extent).\n"
+            "source ('Sentinel-1 GRD to analysis-ready backscatter', OST/SNAP, sarsen, ASF HyP3 RTC, OPERA "
+            "RTC-S1, Earth Engine). Dates and polarisations come from the file names (YYYYMMDDTHHMMSS, "
+            "YYYY-MM-DD, YYYYMMDD or OST .YYMMDD.; VV/VH/HH/HV). All inputs must share one CRS.\n"
+            "Grid: the first date's pixel grid cropped to the intersection of all footprints; other dates are "
+            "resampled bilinearly onto it. Pixels not valid at every date of every polarisation become nodata.\n"
             "Layover/shadow: files whose name contains lsmask, ls_mask or layover (or the masks given) are "
-            "unioned (nonzero = layover or shadow, e.g. SNAP codes 1, 2, 3) and removed when enabled.\n"
-            "Input unit: linear power (exact 0 = nodata, negatives floored at 1e-5) or dB. dB = 10·log10(power). "
+            "unioned (nonzero = layover or shadow) and removed when asked.\n"
+            "Input unit: linear power (exact 0 = nodata, negatives floored at 1e-5) or dB = 10·log10(power). "
             "Integer output maps −30…5 dB to DN 1…255 (uint8) or 1…65535 (uint16), 0 = nodata, with GDAL "
             "scale/offset so QGIS shows dB.\n"
-            "Outputs per polarisation: NN.<YYYYMMDD>.<POL>.tif (NaN nodata for float) and Timeseries.<POL>.vrt "
-            "(band k = date k, band descriptions = acquisition times YYYY-MM-DDTHH:MM:SS UTC).")
+            "Outputs per polarisation: NN.{YYYYMMDD}.{POL}.tif (NaN nodata for float) and "
+            "Timeseries.{POL}.vrt (band k = date k, band descriptions = acquisition times, UTC).")
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         add_stack_inputs(self, "Single-date ARD backscatter rasters")
@@ -132,6 +155,10 @@ class S1TimeSeriesAlgorithm(SurfaceMotionAlgorithm):
 
 class S1MtSpeckleAlgorithm(SurfaceMotionAlgorithm):
     group_id = "sentinel1"
+    PARAMETER_HELP = {
+        **STACK_PARAMETER_HELP,
+        "WINDOW": "Side of the square boxcar window of the local means, in pixels (odd).",
+    }
 
     def name(self):
         return "s1mtspeckle"
@@ -141,14 +168,13 @@ class S1MtSpeckleAlgorithm(SurfaceMotionAlgorithm):
 
     def shortHelpString(self):  # noqa: N802 (QGIS API name)
         return self.tr(
-            "Quegan-type multi-temporal speckle filter of one co-registered stack (one track, one polarisation): "
-            "J_k = E[I_k] / N · Σ_i I_i / E[I_i], computed in linear power, with E[·] a NaN-aware w×w boxcar mean "
-            "(default 7×7) and N the valid dates of the pixel. It keeps the mean backscatter of every date and "
-            "divides the speckle variance of homogeneous areas by up to N (about 1/N + (1 − 1/N)/w² of the "
-            "input variance for uncorrelated single-look speckle), with less blurring than a single-date filter; "
-            "changes on one date are kept.\n"
-            "Output: the time-series format (NN.<YYYYMMDD>.<POL>.tif + Timeseries.<POL>.vrt, float32, NaN "
-            "nodata) in the input unit.\n\n" + STACK_HELP)
+            "Quegan-type multi-temporal speckle filter of one co-registered stack (one track, one "
+            "polarisation): J_k = E[I_k] / N · Σ_i I_i / E[I_i], in linear power, with E[·] a NaN-aware "
+            "boxcar mean over the window (default 7×7 pixels) and N the valid dates of the pixel. It keeps the "
+            "mean backscatter of every date and divides the speckle variance of homogeneous areas by up to N, "
+            "with less blurring than a single-date filter; changes on one date are kept.\n"
+            "Output: the time-series format (NN.{YYYYMMDD}.{POL}.tif and Timeseries.{POL}.vrt, float32, NaN "
+            "nodata) in the input unit.\n" + STACK_HELP)
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         add_stack_inputs(self, "Time-series VRT or single-date rasters")
@@ -175,6 +201,16 @@ class S1MtSpeckleAlgorithm(SurfaceMotionAlgorithm):
 
 class S1TimescanAlgorithm(SurfaceMotionAlgorithm):
     group_id = "sentinel1"
+    PARAMETER_HELP = {
+        **STACK_PARAMETER_HELP,
+        "METRICS": "Metrics written: levels in dB (avg, median, min, max, percentiles), spread (std, std_db, cov, "
+                   "pdiff), count, and the harmonic fit (amplitude, phase, trend, model_mean, residuals).",
+        "PERCENTILES": "Percentiles (0-100) written with the percentiles metric and used by pdiff, "
+                       "comma-separated.",
+        "REMOVE_OUTLIERS": "Leave outlying dates out of every metric, per pixel, where at least 5 dates are valid.",
+        "OUTLIER_K": "Threshold of the outlier rule in standard deviations.",
+        "OUTPUT_FOLDER": "Folder of the metric rasters and Timescan.{POL}.vrt.",
+    }
 
     def name(self):
         return "s1timescan"
@@ -184,25 +220,17 @@ class S1TimescanAlgorithm(SurfaceMotionAlgorithm):
 
     def shortHelpString(self):  # noqa: N802 (QGIS API name)
         return self.tr(
-            "Per-pixel statistics of a backscatter stack (one track, one polarisation), block by block.\n"
-            "Outlier removal (default on, only where ≥ 5 dates are valid): keep [p5, p95], then |x − mean| ≤ "
-            "k·std of those (k = 2); every metric, percentiles included, uses the kept dates (min/max become "
-            "near-extremes).\n"
-            "Computed in linear power: avg, median, min, max and percentiles (linear interpolation), written in "
-            "dB; std (population) in linear power; std_db = std of the dB values; cov = std/avg; pdiff = "
-            "p_high(dB) − p_low(dB) in dB (OST's pDiff was linear); count = dates used.\n"
-            "Harmonics (≥ 6 kept dates, so ≥ 8 dates with outlier removal; in dB): "
-            "y(t) = trend·(t − t̄) + c·cos 2πt + s·sin 2πt + model_mean, with t "
-            "= 2000 + time since 2000-01-01 00:00 UTC in years of 365.25 days (the plugin's one time scale) "
-            "and t̄ = mean t of the stack. amplitude = √(c² + s²) dB; phase = atan2(s, c) in radians (−π…π): "
-            "the seasonal term is amplitude·cos(2πt − phase), so its peak falls phase/2π × 365.25 days after "
-            "the start of a year of this scale (2000-01-01 + k × 365.25 days, between 31 December 06:00 and 1 "
-            "January 00:00 UTC; a negative phase = before it); trend in dB per year; model_mean in dB at t̄; "
-            "residuals = √(SSR/n) dB.\n"
-            "Integer output (DN 1…max, 0 = nodata, GDAL scale/offset = physical values): avg/max/min/median/"
-            "percentiles/model_mean −30…5 dB, std 1e-5…0.2, cov 1e-5…1, std_db 0…15 dB, pdiff 0…35 dB, "
-            "amplitude and trend −5…5, residuals −10…10, phase −π…π; count unscaled.\n"
-            "Outputs: NN.<POL>.<metric>.tif per metric and Timescan.<POL>.vrt (band descriptions = metrics).\n\n"
+            "Per-pixel statistics of a backscatter stack (one track, one polarisation), block by block, "
+            "computed in linear power: avg, median, min, max and percentiles written in dB; std in linear "
+            "power; std_db = std of the dB values; cov = std/avg; pdiff = p_high − p_low in dB; count = "
+            "dates used.\n"
+            "Outlier removal (on by default, where at least 5 dates are valid): keep [p5, p95], then |x − mean| "
+            "≤ k·std of those (k = the outlier threshold); every metric uses the kept dates.\n"
+            "Harmonics (in dB, at least 6 kept dates): y(t) = trend·(t − t̄) + c·cos 2πt + s·sin 2πt + "
+            "model_mean, t in years of 365.25 days; amplitude = √(c² + s²) dB, phase = atan2(s, c) in radians, "
+            "trend in dB per year, model_mean in dB, residuals = RMS misfit in dB.\n"
+            "Integer output: DN 1…max, 0 = nodata, with GDAL scale/offset giving the physical values.\n"
+            "Outputs: NN.{POL}.{metric}.tif per metric and Timescan.{POL}.vrt (band descriptions = metrics).\n"
             + STACK_HELP)
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
@@ -251,6 +279,16 @@ class S1TimescanAlgorithm(SurfaceMotionAlgorithm):
 
 class S1AnimationAlgorithm(SurfaceMotionAlgorithm):
     group_id = "sentinel1"
+    PARAMETER_HELP = {
+        **STACK_PARAMETER_HELP,
+        "INPUT": "The co-polarised (VV or HH) stack: a time-series VRT or single-date rasters.",
+        "CROSS": "The cross-polarised (VH or HV) stack of the same dates, for colour frames; without it the "
+                 "frames are grey.",
+        "MAX_SIZE": "Longer side of the frames in pixels; the stack is averaged down to it.",
+        "FRAME_MS": "How long each frame is shown, in milliseconds.",
+        "SHOW_DATES": "Write the date (YYYY-MM-DD, UTC) at the top left of each frame.",
+        "OUTPUT": "The animated GIF file.",
+    }
 
     def name(self):
         return "s1animation"
@@ -264,13 +302,13 @@ class S1AnimationAlgorithm(SurfaceMotionAlgorithm):
             "top left, looping. With a co- (VV or HH) and a cross-polarised (VH or HV) stack: R = co-pol dB "
             "stretched −20…0, G = cross-pol dB −25…−5, B = co − cross (ratio in dB) 1…15; dates are paired by "
             "UTC day. With one stack: grey, −25…0 dB. No data is black. Reads are averaged down so the longer "
-            "side has at most the maximum size in pixels.\n\n" + STACK_HELP)
+            "side has at most the maximum frame size in pixels.\n" + STACK_HELP)
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         self.addParameter(QgsProcessingParameterMultipleLayers(
             "INPUT", self.tr("Co-polarised stack (VV/HH: time-series VRT or date rasters)"), QgsProcessing.TypeRaster))
         self.addParameter(QgsProcessingParameterMultipleLayers(
-            "CROSS", self.tr("Cross-polarised stack (VH/HV), optional"), QgsProcessing.TypeRaster, optional=True))
+            "CROSS", self.tr("Cross-polarised stack (VH/HV)"), QgsProcessing.TypeRaster, optional=True))
         add_unit_parameter(self, "Unit of the stacks")
         self.addParameter(QgsProcessingParameterNumber(
             "MAX_SIZE", self.tr("Maximum frame size (pixels, longer side)"), QgsProcessingParameterNumber.Integer,
@@ -302,6 +340,17 @@ class S1AnimationAlgorithm(SurfaceMotionAlgorithm):
 
 class S1MosaicAlgorithm(SurfaceMotionAlgorithm):
     group_id = "sentinel1"
+    PARAMETER_HELP = {
+        **STACK_PARAMETER_HELP,
+        "INPUT": "The time-series or timescan VRTs (or rasters) of the tracks to mosaic.",
+        "UNIT": "Unit of the time-series values, dB or linear power; blending is done in linear power.",
+        "HARMONISE": "Shift each track by a constant dB offset so that overlaps agree (dB levels only).",
+        "FEATHER": "Width of the blend at track edges, in output pixels; 0 = no feathering.",
+        "DATE_WINDOW": "Acquisitions of different tracks within this many days of each other form one mosaic.",
+        "CRS": "CRS of the mosaic; empty = the first input's.",
+        "RESOLUTION": "Output pixel size in units of the CRS; 0 = the first input's.",
+        "OUTPUT_FOLDER": "Folder of the mosaic rasters and their VRT.",
+    }
 
     def name(self):
         return "s1mosaic"
@@ -311,18 +360,18 @@ class S1MosaicAlgorithm(SurfaceMotionAlgorithm):
 
     def shortHelpString(self):  # noqa: N802 (QGIS API name)
         return self.tr(
-            "Mosaics time series or timescans of several tracks with GDAL and numpy (no Orfeo ToolBox).\n"
+            "Mosaics the time series or timescans of several tracks with GDAL and numpy (no Orfeo ToolBox).\n"
             "Grid: CRS and pixel size of the first input unless given, union extent; inputs are warped "
-            "bilinearly with NaN nodata. Feathering: weight = distance (pixels) to the nearest no-data pixel, "
-            "capped at the feather width; values are blended as Σw·x/Σw, in linear power for dB backscatter "
-            "levels (time series in dB; timescan avg, max, min, median, percentiles, model_mean) and as they are "
-            "for other metrics.\n"
-            "Harmonisation (dB levels only): the mean dB difference on each overlap of ≥ 50 pixels gives "
-            "offsets o_i minimising Σ(d_ij + o_i − o_j)² with Σo_i = 0, added before blending.\n"
-            "Time series (all band descriptions or names are dates): acquisitions of all tracks within the date "
-            "window of the window's first date form one mosaic (one acquisition per track), dated by that first "
-            "date: NN.<YYYYMMDD>.<POL>.mosaic.tif + Timeseries.<POL>.mosaic.vrt. Timescans: one mosaic per metric "
-            "present in all inputs: NN.mosaic.<metric>.tif + Timescan.mosaic.vrt.")
+            "bilinearly with NaN nodata. Feathering: weight = distance (pixels) to the nearest nodata pixel, "
+            "capped at the feather width; values are blended as Σw·x/Σw, in linear power for dB levels (time "
+            "series in dB; timescan avg, max, min, median, percentiles, model_mean), as they are for other "
+            "metrics.\n"
+            "Harmonisation (dB levels only): the mean dB difference on each overlap of at least 50 pixels gives "
+            "per-track offsets (least squares, summing to 0), added before blending.\n"
+            "Time series (band descriptions or names are dates): the acquisitions of all tracks within the date "
+            "window of its first date form one mosaic dated by that date: NN.{YYYYMMDD}.{POL}.mosaic.tif and "
+            "Timeseries.{POL}.mosaic.vrt. Timescans: one mosaic per metric present in all inputs: "
+            "NN.mosaic.{metric}.tif and Timescan.mosaic.vrt.")
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         self.addParameter(QgsProcessingParameterMultipleLayers(
@@ -371,6 +420,20 @@ class S1MosaicAlgorithm(SurfaceMotionAlgorithm):
 
 class S1GrdToArdAlgorithm(SurfaceMotionAlgorithm):
     group_id = "sentinel1"
+    PARAMETER_HELP = {
+        "INPUT": "The GRD product as its .zip or its manifest.safe file.",
+        "SAFE_FOLDER": "The GRD product as an unpacked .SAFE folder (instead of the file above).",
+        "DEM": "Elevation in metres (above the ellipsoid or the geoid) covering the scene; its grid is the "
+               "output grid unless CRS or pixel size are given.",
+        "PRODUCT_TYPE": "GTC sigma0 or gamma0 (ellipsoid incidence angle), or RTC gamma0 with terrain "
+                        "flattening (Small 2011).",
+        "POLARISATIONS": "Polarisations processed; none chosen = all in the product.",
+        "AOI": "Extent of the output (any CRS); empty = the DEM extent. Memory grows with it.",
+        "CRS": "CRS of the output; empty = the DEM's.",
+        "RESOLUTION": "Output pixel size in units of the CRS; 0 = the DEM's.",
+        "LS_MASK": "Also write the layover/shadow mask (0 none, 1 layover, 2 shadow).",
+        "OUTPUT_FOLDER": "Folder of the backscatter rasters and the mask.",
+    }
 
     def name(self):
         return "s1grdtoard"
@@ -381,19 +444,17 @@ class S1GrdToArdAlgorithm(SurfaceMotionAlgorithm):
     def shortHelpString(self):  # noqa: N802 (QGIS API name)
         return self.tr(
             "Terrain-corrected backscatter of one Sentinel-1 GRD product (.SAFE folder, its manifest.safe, or "
-            "the .zip) with sarsen instead of ESA SNAP. sarsen runs in its own Python environment: run `make "
-            "sarsen` in the plugin folder once, or point the provider setting 'Python interpreter of the sarsen "
-            "virtual environment' to a Python with sarsen installed.\n"
-            "Output grid = the DEM grid after optional warping: CRS (default the DEM's), resolution (default "
-            "the DEM's) and area of interest (default the DEM extent). Memory grows with the AOI size, not the "
-            "scene: crop to what you need.\n"
+            "the .zip) with sarsen instead of ESA SNAP. sarsen runs in its own Python environment: run make "
+            "sarsen in the plugin folder once, or set the provider setting 'Python interpreter of the sarsen "
+            "virtual environment'.\n"
+            "Output grid = the DEM grid, optionally warped: CRS and pixel size default to the DEM's, the area "
+            "of interest to the DEM extent. Memory grows with the area, not the scene: crop to what you need.\n"
             "Products (linear power, float32, NaN nodata outside the swath): GTC σ⁰ = β⁰·sin θ_e, GTC γ⁰ = "
-            "β⁰·tan θ_e (θ_e = ellipsoid incidence angle from orbit and DEM), or RTC γ⁰ with gamma flattening "
-            "(Small 2011; sarsen's 'gamma_bilinear'). No thermal-noise removal. Files: <SAFE id>_<GTCsigma0|"
-            "GTCgamma0|RTCgamma0>_<POL>.tif and the layover/shadow mask <SAFE id>_lsmask.tif (0 none, 1 "
-            "layover: terrain slope towards the sensor steeper than the incidence angle; 2 shadow: slope away "
-            "steeper than 90° minus the incidence angle; local criterion). The file names carry the date, so the "
-            "outputs feed surfacemotion:s1timeseries directly (input unit: linear).")
+            "β⁰·tan θ_e (θ_e = ellipsoid incidence angle), or RTC γ⁰ with terrain flattening (Small 2011). No "
+            "thermal-noise removal. Files: {SAFE id}_{product}_{POL}.tif (product GTCsigma0, GTCgamma0 or "
+            "RTCgamma0) and the layover/shadow mask {SAFE id}_lsmask.tif (0 none, 1 layover, 2 shadow; local "
+            "slope rule). The names carry the date, so the outputs feed 'Sentinel-1 time series' directly "
+            "(input unit linear).")
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         self.addParameter(QgsProcessingParameterFile(
