@@ -31,8 +31,7 @@ def readme_text(path: str = README_PATH) -> str:
 
 def heading_anchor(title: str) -> str:
     """GitHub's anchor of a Markdown heading: lower case, punctuation dropped, spaces as hyphens."""
-    text = re.sub(r"[`*_]", lambda m: "_" if m.group(0) == "_" else "", title.strip().lower())
-    text = re.sub(r"[^\w\- ]", "", text)
+    text = re.sub(r"[^\w\- ]", "", title.strip().lower())
     return text.replace(" ", "-")
 
 
@@ -106,10 +105,13 @@ def _is_table_rule(line: str) -> bool:
     return bool(re.fullmatch(r"\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*", line))
 
 
-def markdown_to_html(text: str) -> str:
+def markdown_to_html(text: str, top_level: Optional[int] = None) -> str:
     """HTML body of the Markdown subset the README uses (ATX headings with anchors, paragraphs,
-    ``-`` lists, pipe tables, fenced code, inline code, bold, italic and links)."""
+    ``-`` lists, pipe tables, fenced code, inline code, bold, italic and links). With ``top_level``
+    the headings are shifted so that the first one has that level."""
     lines, out, index = text.splitlines(), [], 0
+    first = next((level for _, level, _ in _headings(lines)), 1)
+    shift = 0 if top_level is None else top_level - first
     while index < len(lines):
         line = lines[index]
         if not line.strip():
@@ -120,7 +122,7 @@ def markdown_to_html(text: str) -> str:
             index = end + 1
         elif _HEADING.match(line):
             hashes, title = _HEADING.match(line).groups()
-            level = len(hashes)
+            level = min(6, max(1, len(hashes) + shift))
             out.append(f'<h{level} id="{heading_anchor(title)}">{_inline(title)}</h{level}>')
             index += 1
         elif line.lstrip().startswith("|") and index + 1 < len(lines) and _is_table_rule(lines[index + 1]):
@@ -166,11 +168,15 @@ def help_page_html(algorithm_id: str, extra_sections: Sequence[str] = (), text: 
     parts = [section] + [readme_section(lambda heading, name=name: heading == name, text)[1]
                          for name in extra_sections]
     readme_url = QUrl.fromLocalFile(README_PATH).toString()
+    body = "\n".join(markdown_to_html(part, top_level=1 if index == 0 else 2) for index, part in enumerate(parts))
+    anchors = set(re.findall(r' id="([^"]+)"', body))
+    # links to README sections that are not on this page go to the README itself
+    body = re.sub(r'href="#([^"]+)"', lambda m: m.group(0) if m.group(1) in anchors
+                  else f'href="{html.escape(readme_url)}#{m.group(1)}"', body)
     plain_title = html.escape(re.sub(r"[`*]", "", title), quote=False)
     return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{plain_title}</title>"
-            f"<style>{_STYLE}</style></head><body>\n"
-            + "\n".join(markdown_to_html(part) for part in parts)
-            + f'\n<p><a href="{html.escape(readme_url)}">The whole README</a></p>\n</body></html>\n')
+            f"<style>{_STYLE}</style></head><body>\n{body}"
+            f'\n<p><a href="{html.escape(readme_url)}">The whole README</a></p>\n</body></html>\n')
 
 
 def help_folder() -> str:
