@@ -24,8 +24,9 @@ _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*$")
 _FENCE = "```"
 
 
-def readme_text(path: str = README_PATH) -> str:
-    with open(path, encoding="utf-8") as handle:
+def readme_text(path: Optional[str] = None) -> str:
+    """The text of ``path`` (default the plugin's README.md)."""
+    with open(path or README_PATH, encoding="utf-8") as handle:
         return handle.read()
 
 

@@ -184,8 +184,8 @@ class VelocityAlgorithm(SurfaceMotionAlgorithm):
 
     def shortHelpString(self):  # noqa: N802 (QGIS API name)
         return self.tr(
-            "Converts disparity maps (ours, de-ramped or not, or an Ames Stereo Pipeline -F.tif) to velocity: "
-            "{input stem}_velocity.tif, float32, NaN nodata, on the disparity grid. Band 1 speed (m/yr); band 2 "
+            "Converts disparity maps (ours, de-ramped or not, or an Ames Stereo Pipeline -F.tif) to velocity. "
+            "Output {input stem}_velocity.tif, float32, NaN nodata, on the disparity grid. Band 1 speed (m/yr); band 2 "
             "flow azimuth in degrees clockwise from grid north (0 north, 90 east, 180 south, 270 west); "
             "band 3 east (grid x) and band 4 north (grid y) velocity (m/yr).\n"
             "Offsets in reference pixels become metres through the geotransform (any north-up or rotated "

@@ -298,7 +298,7 @@ class S1AnimationAlgorithm(SurfaceMotionAlgorithm):
 
     def shortHelpString(self):  # noqa: N802 (QGIS API name)
         return self.tr(
-            "Animated GIF of a time series, one frame per date with the date (YYYY-MM-DD, UTC) burnt in at the "
+            "Output: an animated GIF of a time series, one frame per date with the date (YYYY-MM-DD, UTC) burnt in at the "
             "top left, looping. With a co- (VV or HH) and a cross-polarised (VH or HV) stack: R = co-pol dB "
             "stretched −20…0, G = cross-pol dB −25…−5, B = co − cross (ratio in dB) 1…15; dates are paired by "
             "UTC day. With one stack: grey, −25…0 dB. No data is black. Reads are averaged down so the longer "
@@ -368,10 +368,10 @@ class S1MosaicAlgorithm(SurfaceMotionAlgorithm):
             "metrics.\n"
             "Harmonisation (dB levels only): the mean dB difference on each overlap of at least 50 pixels gives "
             "per-track offsets (least squares, summing to 0), added before blending.\n"
-            "Time series (band descriptions or names are dates): the acquisitions of all tracks within the date "
-            "window of its first date form one mosaic dated by that date: NN.{YYYYMMDD}.{POL}.mosaic.tif and "
-            "Timeseries.{POL}.mosaic.vrt. Timescans: one mosaic per metric present in all inputs: "
-            "NN.mosaic.{metric}.tif and Timescan.mosaic.vrt.")
+            "Outputs for time series (band descriptions or names are dates): the acquisitions of all tracks "
+            "within the date window of its first date form one mosaic dated by that date: "
+            "NN.{YYYYMMDD}.{POL}.mosaic.tif and Timeseries.{POL}.mosaic.vrt. For timescans: one mosaic per "
+            "metric present in all inputs: NN.mosaic.{metric}.tif and Timescan.mosaic.vrt.")
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         self.addParameter(QgsProcessingParameterMultipleLayers(

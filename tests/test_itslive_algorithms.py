@@ -47,7 +47,7 @@ def test_algorithms_are_registered_with_help(provider):
     for name in ANALYSIS_IDS:
         assert f"surfacemotion:{name}" in ids
         algorithm = provider.algorithm(name)
-        assert algorithm.group() == "ITS_LIVE glacier velocity"
+        assert algorithm.groupId() == "itslive"
         assert "1/yr" in algorithm.shortHelpString() or "m/yr" in algorithm.shortHelpString() or "STAC" in algorithm.shortHelpString()
 
 
