@@ -17,6 +17,9 @@ from typing import List, Optional, Sequence, Tuple
 
 from qgis.PyQt.QtCore import QUrl
 
+from ..core.errors import UserInputError
+from ..core.io import write_text
+
 PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README_PATH = os.path.join(PLUGIN_DIR, "README.md")
 
@@ -199,12 +202,9 @@ def help_url(algorithm_id: str, extra_sections: Sequence[str] = ()) -> str:
         path = os.path.join(help_folder(), f"{algorithm_id}.html")
         os.makedirs(os.path.dirname(path), exist_ok=True)
         if not os.path.isfile(path) or readme_text(path) != page:
-            partial = f"{path}.{os.getpid()}.partial"
-            with open(partial, "w", encoding="utf-8") as handle:
-                handle.write(page)
-            os.replace(partial, path)
+            write_text(path, page)
         return QUrl.fromLocalFile(path).toString()
-    except (OSError, KeyError):
+    except (OSError, KeyError, UserInputError):
         url = QUrl.fromLocalFile(README_PATH)
         url.setFragment(heading_anchor(title))
         return url.toString()
