@@ -444,8 +444,8 @@ class S1GrdToArdAlgorithm(SurfaceMotionAlgorithm):
     def shortHelpString(self):  # noqa: N802 (QGIS API name)
         return self.tr(
             "Terrain-corrected backscatter of one Sentinel-1 GRD product (.SAFE folder, its manifest.safe, or "
-            "the .zip) with sarsen instead of ESA SNAP. sarsen runs in its own Python environment: run make "
-            "sarsen in the plugin folder once, or set the provider setting 'Python interpreter of the sarsen "
+            "the .zip) with sarsen instead of ESA SNAP. sarsen runs in its own Python environment (see the "
+            "README's installation section), set in the provider setting 'Python interpreter of the sarsen "
             "virtual environment'.\n"
             "Output grid = the DEM grid, optionally warped: CRS and pixel size default to the DEM's, the area "
             "of interest to the DEM extent. Memory grows with the area, not the scene: crop to what you need.\n"
