@@ -1,11 +1,13 @@
 """The Help button of the algorithm dialogs: one HTML page per algorithm, rendered from its README section.
 
-QGIS opens ``helpUrl()`` with the desktop's default handler. A Markdown file opens in a text editor
-(or nothing) and a ``#fragment`` of a local file is dropped by some launchers (Windows ShellExecute,
-generic ``xdg-open``), so each algorithm gets its own small HTML page: its README section (the
-heading that names ``surfacemotion:<id>``) plus the shared README sections it lists, rendered by
-:func:`markdown_to_html` (the Markdown subset the README uses) into a per-user temporary folder.
-When the page cannot be written the URL is the README itself with the section's GitHub anchor.
+QGIS 3.22 shows the Help button when ``helpUrl()`` is not empty and opens the URL with
+``QDesktopServices.openUrl``, i.e. the desktop's handler for the file type. A Markdown file would open
+in a text editor (or in nothing), where an anchor means nothing, and a ``#fragment`` on a local file
+is not passed on by every launcher; so each algorithm gets its own small HTML page, which every
+desktop opens in a browser: its README section (the heading that names ``surfacemotion:<id>``) plus
+the shared README sections it lists, rendered by :func:`markdown_to_html` (the Markdown subset the
+README uses) into a per-user temporary folder. When the page cannot be written the URL is the README
+itself with the section's GitHub anchor.
 """
 from __future__ import annotations
 
