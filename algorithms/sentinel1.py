@@ -298,8 +298,9 @@ class S1AnimationAlgorithm(SurfaceMotionAlgorithm):
 
     def shortHelpString(self):  # noqa: N802 (QGIS API name)
         return self.tr(
-            "Output: an animated GIF of a time series, one frame per date with the date (YYYY-MM-DD, UTC) burnt in at the "
-            "top left, looping. With a co- (VV or HH) and a cross-polarised (VH or HV) stack: R = co-pol dB "
+            "Output: an animated GIF of a time series, one frame per date with the date (YYYY-MM-DD, UTC) "
+            "burnt in at the top left, looping. With a co- (VV or HH) and a cross-polarised (VH or HV) stack: "
+            "R = co-pol dB "
             "stretched −20…0, G = cross-pol dB −25…−5, B = co − cross (ratio in dB) 1…15; dates are paired by "
             "UTC day. With one stack: grey, −25…0 dB. No data is black. Reads are averaged down so the longer "
             "side has at most the maximum frame size in pixels.\n" + STACK_HELP)
