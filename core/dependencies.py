@@ -218,6 +218,9 @@ def install(requirements: Sequence[str], folder: str, python: Optional[str] = No
     """
     python = python or qgis_python()
     result = InstallResult(folder=folder, python=python)
+    if not requirements:
+        progress(100.0)
+        return result
 
     def emit(line: str) -> None:
         result.log.append(line)

@@ -1,0 +1,206 @@
+"""Installing the plugin's pip packages on a desktop (issue 11): the constraints, the interpreter
+and folder the installer uses, the start-up ``sys.path`` entry, and a real install with the
+QGIS Python (/usr/bin/python3, PEP 668 "externally managed") into a throw-away profile, after
+which qgis_process.bin finds ITS_LIVE cubes through STAC with pystac-client from that profile only."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import PLUGIN_PARENT, REPO
+from core import dependencies
+from core.errors import UserInputError
+
+QGIS_PYTHON = "/usr/bin/python3"
+#: pip's cache for the real install, kept between runs (.build is not versioned).
+PIP_CACHE = os.path.join(REPO, ".build", "pip-cache")
+
+
+# --------------------------------------------------------------------------- unit tests
+
+def test_constraints_pin_the_running_numpy_and_gdal():
+    import numpy
+    from osgeo import gdal
+
+    pins = dependencies.constraints()
+    assert f"numpy=={numpy.__version__}" in pins
+    assert f"GDAL=={gdal.__version__.split('+')[0]}" in pins
+    assert all(pin.count("==") == 1 and "+" not in pin for pin in pins)
+    # absent packages are left out; Debian's local suffix is dropped ("2.13.6+ds" -> "==2.13.6")
+    assert dependencies.constraints(["numpy", "surely-not-installed-xyz"]) == [f"numpy=={numpy.__version__}"]
+
+
+def test_constraints_of_make_venv_come_from_the_same_function():
+    done = subprocess.run([QGIS_PYTHON, os.path.join(REPO, "tools", "debian_constraints.py")],
+                          capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.split()
+    assert lines[:2] == [f"numpy=={_system_version('numpy')}", f"GDAL=={_system_version('GDAL')}"]
+
+
+def _system_version(name):
+    code = f"from importlib import metadata; print(metadata.version({name!r}).split('+')[0])"
+    return subprocess.run([QGIS_PYTHON, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def test_requirements_txt_is_the_one_list():
+    assert dependencies.read_requirements() == ["pystac-client==0.6.1", "pystac>=1.8,<1.9"]
+    assert "-r requirements.txt" in open(os.path.join(REPO, "requirements-plugin.txt")).read()
+    assert "plugin_dependencies=qpip" in open(os.path.join(REPO, "metadata.txt")).read().splitlines()
+
+
+def test_missing_requirements_checks_versions():
+    import numpy
+
+    assert dependencies.missing_requirements(["numpy>=1.0", f"numpy=={numpy.__version__}"]) == []
+    assert dependencies.missing_requirements(["numpy<1.0", "surely-not-installed-xyz>=1"]) == [
+        "numpy<1.0", "surely-not-installed-xyz>=1"]
+    assert dependencies.missing_requirements(['numpy<1.0; python_version < "3"']) == []  # marker false
+    assert dependencies.requirement_name("pystac>=1.8,<1.9") == "pystac"
+
+
+@pytest.mark.parametrize("platform, executable, exec_prefix, interpreter", [
+    ("linux", "usr/bin/qgis", "usr", "usr/bin/python3.9"),
+    ("win32", "OSGeo4W/bin/qgis-ltr-bin.exe", "OSGeo4W/apps/Python39", "OSGeo4W/apps/Python39/python.exe"),
+    ("darwin", "QGIS.app/Contents/MacOS/QGIS", "QGIS.app/Contents/Frameworks/Python.framework/Versions/3.9",
+     "QGIS.app/Contents/Frameworks/Python.framework/Versions/3.9/bin/python3.9"),
+    ("darwin", "QGIS.app/Contents/MacOS/QGIS", "QGIS.app/Contents/Resources/python",
+     "QGIS.app/Contents/MacOS/bin/python3"),
+])
+def test_qgis_python_is_found_on_every_platform(tmp_path, platform, executable, exec_prefix, interpreter):
+    path = tmp_path / interpreter
+    path.parent.mkdir(parents=True)
+    path.write_text("")
+    path.chmod(0o755)
+    found = dependencies.qgis_python(str(tmp_path / executable), str(tmp_path / exec_prefix), platform, (3, 9))
+    assert found == str(path)
+
+
+def test_qgis_python_on_this_machine_and_when_it_cannot_be_found(tmp_path):
+    assert dependencies.qgis_python("/usr/bin/qgis", "/usr", "linux", sys.version_info[:2]) == \
+        f"/usr/bin/python{sys.version_info[0]}.{sys.version_info[1]}"
+    assert dependencies.qgis_python("/usr/bin/python3") == "/usr/bin/python3"
+    with pytest.raises(UserInputError, match="Cannot find the Python interpreter of this QGIS"):
+        dependencies.qgis_python(str(tmp_path / "qgis"), str(tmp_path), "linux", (3, 11))
+
+
+def test_dependencies_folder_is_appended_and_never_shadows_qgis_packages(tmp_path):
+    fake = tmp_path / "numpy"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise RuntimeError('shadowed')\n")
+    code = ("import sys; sys.path.insert(0, %r); from core.dependencies import add_to_path; "
+            "print(add_to_path(%r), add_to_path(%r)); print(sys.path[-1]); import numpy; print(numpy.__file__)"
+            % (REPO, str(tmp_path), str(tmp_path) + "/"))
+    done = subprocess.run([QGIS_PYTHON, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    added, last, numpy_file = done.stdout.splitlines()
+    assert added == "True False" and last == str(tmp_path)
+    assert numpy_file.startswith("/usr/lib/python3/dist-packages/numpy")
+
+
+def test_classfactory_adds_the_profile_folder_or_the_setting(qgis_app, tmp_path, monkeypatch):
+    from qgis.core import QgsApplication, QgsSettings
+
+    import surface_motion
+
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    settings = QgsSettings()
+    settings.remove(surface_motion.DEPENDENCIES_FOLDER_KEY)
+    profile_folder = os.path.join(QgsApplication.qgisSettingsDirPath(), "python", "dependencies")
+    assert surface_motion.dependencies_folder() == profile_folder
+    settings.setValue(surface_motion.DEPENDENCIES_FOLDER_KEY, str(tmp_path))
+    try:
+        plugin = surface_motion.classFactory(None)
+        assert sys.path[-1] == str(tmp_path) and plugin.provider is None
+    finally:
+        settings.remove(surface_motion.DEPENDENCIES_FOLDER_KEY)
+
+
+def test_install_messages_name_the_action():
+    from surface_motion.algorithms.base import install_hint
+
+    message = install_hint("pystac_client.stac_api_io")
+    assert "'pystac-client'" in message and dependencies.INSTALL_ACTION in message
+    assert "apt" not in message  # Debian does not package it
+    assert "sudo apt install python3-zarr" in install_hint("zarr")
+
+
+# --------------------------------------------------------------------------- the real install
+
+@pytest.fixture(scope="module")
+def stac_server(tmp_path_factory):
+    from itslive_server import ITSLiveServer, build_cube
+
+    root = str(tmp_path_factory.mktemp("itslive_install_root"))
+    build_cube(root)
+    server = ITSLiveServer(root).start()
+    yield server
+    server.stop()
+
+
+def clean_env(**extra):
+    """Environment without the test venv: /usr/bin first, no PYTHONPATH; pip's own settings
+    (certificates, proxies, find-links) kept so pip reaches the registry as the user's would."""
+    keep = {k: v for k, v in os.environ.items()
+            if k.startswith("PIP_") or k.lower() in ("http_proxy", "https_proxy", "no_proxy", "home")}
+    keep.pop("PIP_CACHE_DIR", None)
+    return dict(keep, PATH="/usr/bin:/bin", LANG="C.UTF-8", **extra)
+
+
+def find_cubes_cli(env, server, out):
+    """itslivefindcubes with qgis_process.bin; the catalogue URL 404s, so only STAC can answer."""
+    from test_itslive_algorithms import window_extent
+
+    extent, _ = window_extent(server)
+    command = ["qgis_process.bin", "--json", "run", "surfacemotion:itslivefindcubes", "--",
+               f"AOI_EXTENT={extent}", f"STAC_URL={server.url}/stac", f"CATALOG_URL={server.url}/no_catalog.json",
+               f"OUTPUT={out}"]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_install_into_a_throwaway_profile_then_find_cubes_with_qgis_process(stac_server, tmp_path):
+    config = tmp_path / "config"
+    folder = config / "profiles" / "default" / "python" / "dependencies"
+    qgis_env = clean_env(QGIS_CUSTOM_CONFIG_PATH=str(config), QGIS_PLUGINPATH=PLUGIN_PARENT,
+                         QT_QPA_PLATFORM="offscreen", GDAL_PAM_ENABLED="NO", XDG_RUNTIME_DIR=str(tmp_path))
+    enabled = subprocess.run(["qgis_process.bin", "plugins", "enable", "surface_motion"], env=qgis_env,
+                             capture_output=True, text=True, timeout=300)
+    assert enabled.returncode == 0, enabled.stdout + enabled.stderr
+    # before: this QGIS has no pystac-client, the catalogue 404s: the error names the installer
+    before = find_cubes_cli(qgis_env, stac_server, tmp_path / "before.gpkg")
+    assert before.returncode != 0
+    assert "pystac-client is not installed" in before.stdout + before.stderr
+    assert dependencies.INSTALL_ACTION in before.stdout + before.stderr
+
+    # install with the QGIS Python itself (as the menu action does in QGIS), into the profile folder
+    os.makedirs(PIP_CACHE, exist_ok=True)
+    script = ("import sys; sys.path.insert(0, %r)\n"
+              "from surface_motion.core import dependencies as d\n"
+              "d.add_to_path(%r)\n"
+              "missing = d.missing_requirements(d.read_requirements())\n"
+              "print('MISSING', missing, flush=True)\n"
+              "print('RESULT', d.install(missing, %r, log=print).installed)\n") % (PLUGIN_PARENT, str(folder), str(folder))
+    done = subprocess.run([QGIS_PYTHON, "-c", script], env=clean_env(PIP_CACHE_DIR=PIP_CACHE),
+                          capture_output=True, text=True, timeout=900)
+    if done.returncode != 0:
+        pytest.fail("Installing requirements.txt with the QGIS Python failed — is the package registry "
+                    f"(https://pypi.org) reachable from this machine? pip said:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+    assert "MISSING ['pystac-client==0.6.1', 'pystac>=1.8,<1.9']" in done.stdout
+    assert "RESULT ['pystac-client==0.6.1', 'pystac==1.8.4']" in done.stdout  # requests etc. from Debian
+    assert sorted(n for n in os.listdir(folder) if n.endswith(".dist-info")) == [
+        "pystac-1.8.4.dist-info", "pystac_client-0.6.1.dist-info"]
+    assert "externally-managed-environment" not in done.stdout + done.stderr
+
+    # after: the same qgis_process (no venv, no PYTHONPATH) searches STAC with the profile's pystac-client
+    start = len(stac_server.log)
+    after = find_cubes_cli(qgis_env, stac_server, tmp_path / "after.gpkg")
+    assert after.returncode == 0, after.stdout[-3000:] + after.stderr[-3000:]
+    assert json.loads(after.stdout)["results"]["N_CUBES"] == 1
+    requests = [(entry["method"], entry["path"]) for entry in stac_server.log[start:]]
+    assert ("POST", "/stac/search") in requests and ("GET", "/no_catalog.json") not in requests
+    # a second run of the installer finds nothing missing
+    again = subprocess.run([QGIS_PYTHON, "-c", script], env=clean_env(PIP_CACHE_DIR=PIP_CACHE),
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and "MISSING []" in again.stdout and "RESULT []" in again.stdout
