@@ -1,4 +1,6 @@
 """Plugin object: registers the Processing provider and the "Install Python dependencies…" action."""
+from html import escape
+
 from qgis.core import Qgis, QgsApplication, QgsMessageLog
 from qgis.PyQt.QtCore import QThread, pyqtSignal
 from qgis.PyQt.QtGui import QIcon
@@ -64,7 +66,8 @@ class SurfaceMotionPlugin:
             self.open_installer(start=True)
             return
         bar = self.iface.messageBar()
-        item = bar.createMessage(MENU, f"The ITS_LIVE cube search needs {', '.join(missing)} (not installed).")
+        names = " and ".join(dependencies.requirement_name(requirement) for requirement in missing)
+        item = bar.createMessage(MENU, f"The ITS_LIVE cube search needs {names}, not installed.")
         button = QPushButton("Install…")
         button.clicked.connect(lambda: (bar.popWidget(item), self.open_installer()))
         item.layout().addWidget(button)
@@ -110,13 +113,13 @@ class InstallDialog(QDialog):
         self.resize(760, 460)
         layout = QVBoxLayout(self)
         if self.requirements:
-            text = (f"Missing: <b>{', '.join(self.requirements)}</b>.<br>They will be installed with QGIS's Python "
-                    f"into <code>{folder}</code> (this profile only; numpy, GDAL and the other packages QGIS "
+            text = (f"Missing: <b>{escape(', '.join(self.requirements))}</b>.<br>They will be installed with QGIS's "
+                    f"Python into <code>{escape(folder)}</code> (this profile only; numpy, GDAL and the other packages QGIS "
                     "ships are pinned and never replaced). pip downloads them from https://pypi.org."
                     "<br>On Debian/Ubuntu, packages that have a <code>python3-…</code> Debian package are better "
                     "installed with apt.")
         else:
-            text = f"Every Python package the plugin uses is installed (dependencies folder: <code>{folder}</code>)."
+            text = f"Every Python package the plugin uses is installed (dependencies folder: <code>{escape(folder)}</code>)."
         self.label = QLabel(text)
         self.label.setWordWrap(True)
         self.bar = QProgressBar()

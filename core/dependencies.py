@@ -145,11 +145,10 @@ def qgis_python(executable: str = sys.executable, exec_prefix: str = sys.exec_pr
     Linux: ``<exec_prefix>/bin/python3.X`` (Debian/Ubuntu: /usr/bin/python3.11); Windows
     (OSGeo4W, standalone installer): ``<exec_prefix>\\python.exe`` (``apps\\Python39``);
     macOS QGIS.app: ``<exec_prefix>/bin/python3.X`` (the bundled Python.framework) or
-    ``Contents/MacOS/bin/python3``. Raises :class:`UserInputError` naming the places tried.
+    ``Contents/MacOS/bin/python3``; in a virtual or conda environment its own Python.
+    Raises :class:`UserInputError` naming the places tried.
     """
     major, minor = version
-    if re.match(r"^python[\d.]*(\.exe)?$", os.path.basename(executable).lower()):
-        return executable
     if platform.startswith("win"):
         candidates = [os.path.join(exec_prefix, "python.exe"), os.path.join(exec_prefix, "python3.exe"),
                       os.path.join(os.path.dirname(executable), "python.exe"),
@@ -159,6 +158,10 @@ def qgis_python(executable: str = sys.executable, exec_prefix: str = sys.exec_pr
         candidates = [os.path.join(exec_prefix, "bin", name) for name in names]
         if platform == "darwin":  # QGIS.app/Contents/MacOS/QGIS → QGIS.app/Contents/MacOS/bin/python3
             candidates += [os.path.join(os.path.dirname(executable), "bin", name) for name in names]
+    # sys.executable last: inside QGIS it is QGIS itself, or whatever `python3` comes first on PATH
+    # (a pyenv shim, another version), so it counts only when the interpreter's own prefix has none
+    if re.match(r"^python[\d.]*(\.exe)?$", os.path.basename(executable).lower()):
+        candidates.append(executable)
     for candidate in candidates:
         if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
             return candidate

@@ -81,7 +81,9 @@ def test_qgis_python_is_found_on_every_platform(tmp_path, platform, executable, 
 def test_qgis_python_on_this_machine_and_when_it_cannot_be_found(tmp_path):
     assert dependencies.qgis_python("/usr/bin/qgis", "/usr", "linux", sys.version_info[:2]) == \
         f"/usr/bin/python{sys.version_info[0]}.{sys.version_info[1]}"
-    assert dependencies.qgis_python("/usr/bin/python3") == "/usr/bin/python3"
+    # inside the Debian QGIS, sys.executable is the first `python3` on PATH (here a pyenv shim)
+    assert dependencies.qgis_python("/root/.pyenv/shims/python3", "/usr", "linux", (3, 11)) == "/usr/bin/python3.11"
+    assert dependencies.qgis_python(QGIS_PYTHON, "/nonexistent", "linux", (3, 11)) == QGIS_PYTHON
     with pytest.raises(UserInputError, match="Cannot find the Python interpreter of this QGIS"):
         dependencies.qgis_python(str(tmp_path / "qgis"), str(tmp_path), "linux", (3, 11))
 
@@ -146,7 +148,7 @@ def clean_env(**extra):
     keep = {k: v for k, v in os.environ.items()
             if k.startswith("PIP_") or k.lower() in ("http_proxy", "https_proxy", "no_proxy", "home")}
     keep.pop("PIP_CACHE_DIR", None)
-    return dict(keep, PATH="/usr/bin:/bin", LANG="C.UTF-8", **extra)
+    return {**keep, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", **extra}
 
 
 def find_cubes_cli(env, server, out):
@@ -204,3 +206,119 @@ def test_install_into_a_throwaway_profile_then_find_cubes_with_qgis_process(stac
     again = subprocess.run([QGIS_PYTHON, "-c", script], env=clean_env(PIP_CACHE_DIR=PIP_CACHE),
                            capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "MISSING []" in again.stdout and "RESULT []" in again.stdout
+
+
+# --------------------------------------------------------------------------- the real desktop
+
+DESKTOP_SCRIPT = r'''
+import json, os, sys
+from qgis.utils import iface, plugins
+from qgis.core import QgsApplication
+from qgis.gui import QgsMessageBarItem
+from qgis.PyQt.QtCore import QTimer
+from qgis.PyQt.QtGui import QTextDocument
+
+OUT = os.environ["SM_TEST_OUT"]
+report = {"executable": sys.executable, "messages": []}
+module = sys.modules["surface_motion.plugin"]
+module.QMessageBox.information = staticmethod(lambda parent, title, text: report["messages"].append([title, text]))
+module.QMessageBox.warning = staticmethod(lambda parent, title, text: report["messages"].append([title, text]))
+
+
+def shown(rich_text):
+    """The text as Qt displays it (rich text rendered)."""
+    document = QTextDocument()
+    document.setHtml(rich_text)
+    return document.toPlainText()
+
+
+def finish():
+    json.dump(report, open(os.path.join(OUT, "report.json"), "w"), indent=1)
+    QgsApplication.instance().exit(0)
+
+
+def inspect():
+    report["bar"] = [shown(item.text()) for item in iface.messageBar().findChildren(QgsMessageBarItem)]
+    iface.mainWindow().grab().save(os.path.join(OUT, "startup.png"))
+    menus = [a.menu() for a in iface.pluginMenu().actions()
+             if a.menu() is not None and a.menu().title().replace("&", "") == "Surface Motion Toolbox"]
+    report["menu"] = [a.text() for a in menus[0].actions()] if menus else []
+    action = [a for a in menus[0].actions() if a.text().startswith("Install Python dependencies")][0]
+    action.trigger()
+    dialog = plugins["surface_motion"].dialog
+    report["label"] = shown(dialog.label.text())
+    dialog.start()
+    wait(dialog)
+
+
+def wait(dialog):
+    if dialog.worker is not None:
+        QTimer.singleShot(200, lambda: wait(dialog))
+        return
+    report["result"] = dialog.result_text
+    report["log"] = dialog.log.toPlainText()
+    report["progress"] = dialog.bar.value()
+    import pystac_client  # installed a moment ago: importable without a restart
+    report["pystac_client"] = pystac_client.__file__
+    dialog.grab().save(os.path.join(OUT, "installer.png"))
+    finish()
+
+
+QTimer.singleShot(1500, inspect)
+QTimer.singleShot(600000, finish)
+'''
+
+
+def test_menu_action_installs_in_the_real_desktop(tmp_path):
+    """QGIS desktop (Xvfb) with a fresh profile: the start-up message bar names the missing
+    pystac-client, Plugins → Surface Motion Toolbox → Install Python dependencies… installs it into
+    the profile with the QGIS Python, and it imports at once. Screenshots in the test's tmp folder."""
+    config = tmp_path / "config"
+    ini = config / "profiles" / "default" / "QGIS"
+    ini.mkdir(parents=True)
+    (ini / "QGIS3.ini").write_text("[PythonPlugins]\nsurface_motion=true\n")
+    script = tmp_path / "desktop.py"
+    script.write_text(DESKTOP_SCRIPT)
+    os.makedirs(PIP_CACHE, exist_ok=True)
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if ".venv" not in p)
+    env = clean_env(PATH=path, HOME=str(tmp_path), QGIS_PLUGINPATH=PLUGIN_PARENT, SM_TEST_OUT=str(tmp_path),
+                    PIP_CACHE_DIR=PIP_CACHE, XDG_RUNTIME_DIR=str(tmp_path))
+    done = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", "qgis", "--nologo", "--noversioncheck",
+                           "--profiles-path", str(config), "--code", str(script)],
+                          env=env, capture_output=True, text=True, timeout=700)
+    report_path = tmp_path / "report.json"
+    assert report_path.exists(), done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads(report_path.read_text())
+    folder = str(config / "profiles" / "default" / "python" / "dependencies")
+    assert "Install Python dependencies…" in report["menu"]
+    assert "The ITS_LIVE cube search needs pystac-client and pystac, not installed." in report["bar"]
+    assert report["label"].startswith(f"Missing: pystac-client==0.6.1, pystac>=1.8,<1.9.\nThey will be installed "
+                                      f"with QGIS's Python into {folder} (this profile only;")
+    if "Installed" not in report.get("result", ""):
+        pytest.fail("The installer failed in the desktop — is the package registry (https://pypi.org) "
+                    f"reachable? {report.get('result')}\n{report.get('log', '')[-3000:]}")
+    assert report["result"] == (f"Installed pystac-client==0.6.1, pystac==1.8.4 into {folder}. "
+                                "They can be used now; no restart is needed.")
+    assert report["messages"] == [["Python dependencies installed", report["result"]]]
+    assert report["progress"] == 100 and "python3.11" in report["log"].splitlines()[0]
+    assert report["pystac_client"] == os.path.join(folder, "pystac_client", "__init__.py")
+    for name in ("startup.png", "installer.png"):
+        assert (tmp_path / name).stat().st_size > 10000
+
+
+def test_provider_settings_for_the_installer(provider):
+    from processing.core.ProcessingConfig import ProcessingConfig, Setting
+
+    from surface_motion.algorithms.settings import STARTUP_CHOICES, setting
+
+    folder = ProcessingConfig.settings["SURFACEMOTION_DEPENDENCIES_FOLDER"]
+    startup = ProcessingConfig.settings["SURFACEMOTION_DEPENDENCIES_AT_STARTUP"]
+    assert folder.valuetype == Setting.FOLDER and startup.valuetype == Setting.SELECTION
+    assert startup.options == STARTUP_CHOICES and startup.group == "Surface Motion Toolbox"
+    saved = startup.value
+    try:
+        ProcessingConfig.setSettingValue("SURFACEMOTION_DEPENDENCIES_AT_STARTUP", 2)
+        assert setting("SURFACEMOTION_DEPENDENCIES_AT_STARTUP") == "Do nothing"
+    finally:
+        ProcessingConfig.setSettingValue("SURFACEMOTION_DEPENDENCIES_AT_STARTUP", STARTUP_CHOICES.index(saved))
+    assert setting("SURFACEMOTION_DEPENDENCIES_AT_STARTUP") == saved
