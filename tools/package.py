@@ -19,6 +19,9 @@ import zipfile
 from typing import List
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from core.io.files import atomic_file  # noqa: E402  (the shared writer: whole file or none)
 PLUGIN_NAME = "surface_motion"
 #: Files of the plugin root that ship.
 RUNTIME_FILES = ("__init__.py", "plugin.py", "metadata.txt", "requirements.txt", "LICENSE", "CHANGELOG.md",
@@ -56,18 +59,21 @@ def runtime_files(repo: str = REPO) -> List[str]:
 
 
 def build(out_dir: str, repo: str = REPO) -> str:
-    """Write ``<out_dir>/surface_motion-<version>.zip`` and return its path (written whole or not at all)."""
+    """Write ``<out_dir>/surface_motion-<version>.zip`` and return its path (written whole or not at all,
+    checked with ``testzip`` before it takes its name)."""
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, f"{PLUGIN_NAME}-{plugin_version(repo)}.zip")
-    partial = path + ".part"
-    try:
-        with zipfile.ZipFile(partial, "w", zipfile.ZIP_DEFLATED) as archive:
-            for name in runtime_files(repo):
+    files = runtime_files(repo)
+
+    def verify(tmp: str) -> None:
+        with zipfile.ZipFile(tmp) as archive:
+            if archive.testzip() is not None or len(archive.namelist()) != len(files):
+                raise OSError("the ZIP reads back incomplete")
+
+    with atomic_file(path, verify=verify) as tmp:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name in files:
                 archive.write(os.path.join(repo, name), f"{PLUGIN_NAME}/{name}")
-        os.replace(partial, path)
-    finally:
-        if os.path.exists(partial):
-            os.remove(partial)
     return path
 
 
