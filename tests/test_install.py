@@ -243,16 +243,22 @@ def inspect():
     menus = [a.menu() for a in iface.pluginMenu().actions()
              if a.menu() is not None and a.menu().title().replace("&", "") == "Surface Motion Toolbox"]
     report["menu"] = [a.text() for a in menus[0].actions()] if menus else []
-    action = [a for a in menus[0].actions() if a.text().startswith("Install Python dependencies")][0]
-    action.trigger()
-    dialog = plugins["surface_motion"].dialog
+    mode = os.environ["SM_TEST_MODE"]
+    if mode == "nothing":
+        report["dialog"] = plugins["surface_motion"].dialog is not None
+        finish()
+        return
+    if mode == "ask":  # the user clicks the menu entry, then Install
+        action = [a for a in menus[0].actions() if a.text().startswith("Install Python dependencies")][0]
+        action.trigger()
+        plugins["surface_motion"].dialog.start()
+    dialog = plugins["surface_motion"].dialog  # mode "install": opened and started at start-up
     report["label"] = shown(dialog.label.text())
-    dialog.start()
     wait(dialog)
 
 
 def wait(dialog):
-    if dialog.worker is not None:
+    if dialog.worker is not None or not dialog.result_text:
         QTimer.singleShot(200, lambda: wait(dialog))
         return
     report["result"] = dialog.result_text
@@ -269,19 +275,25 @@ QTimer.singleShot(600000, finish)
 '''
 
 
-def test_menu_action_installs_in_the_real_desktop(tmp_path):
-    """QGIS desktop (Xvfb) with a fresh profile: the start-up message bar names the missing
-    pystac-client, Plugins → Surface Motion Toolbox → Install Python dependencies… installs it into
-    the profile with the QGIS Python, and it imports at once. Screenshots in the test's tmp folder."""
+@pytest.mark.parametrize("mode", ["ask", "install", "nothing"])
+def test_menu_action_installs_in_the_real_desktop(tmp_path, mode):
+    """QGIS desktop (Xvfb) with a fresh profile. Setting "missing at start-up" = ask (default): the
+    message bar names the missing pystac-client, and Plugins → Surface Motion Toolbox → Install Python
+    dependencies… installs it into the profile with the QGIS Python; it imports at once. = install:
+    the installer runs at start-up by itself. = nothing: no message, no installer. Screenshots in
+    the test's tmp folder."""
     config = tmp_path / "config"
     ini = config / "profiles" / "default" / "QGIS"
     ini.mkdir(parents=True)
-    (ini / "QGIS3.ini").write_text("[PythonPlugins]\nsurface_motion=true\n")
+    choice = {"ask": "", "install": "[Processing]\nConfiguration\\SURFACEMOTION_DEPENDENCIES_AT_STARTUP=1\n",
+              "nothing": "[Processing]\nConfiguration\\SURFACEMOTION_DEPENDENCIES_AT_STARTUP=2\n"}[mode]
+    (ini / "QGIS3.ini").write_text("[PythonPlugins]\nsurface_motion=true\n" + choice)
     script = tmp_path / "desktop.py"
     script.write_text(DESKTOP_SCRIPT)
     os.makedirs(PIP_CACHE, exist_ok=True)
     path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if ".venv" not in p)
     env = clean_env(PATH=path, HOME=str(tmp_path), QGIS_PLUGINPATH=PLUGIN_PARENT, SM_TEST_OUT=str(tmp_path),
+                    SM_TEST_MODE=mode,
                     PIP_CACHE_DIR=PIP_CACHE, XDG_RUNTIME_DIR=str(tmp_path))
     done = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", "qgis", "--nologo", "--noversioncheck",
                            "--profiles-path", str(config), "--code", str(script)],
@@ -291,7 +303,11 @@ def test_menu_action_installs_in_the_real_desktop(tmp_path):
     report = json.loads(report_path.read_text())
     folder = str(config / "profiles" / "default" / "python" / "dependencies")
     assert "Install Python dependencies…" in report["menu"]
-    assert "The ITS_LIVE cube search needs pystac-client and pystac, not installed." in report["bar"]
+    notice = "The ITS_LIVE cube search needs pystac-client and pystac, not installed."
+    if mode == "nothing":
+        assert notice not in report["bar"] and report["dialog"] is False and not os.path.exists(folder)
+        return
+    assert (notice in report["bar"]) == (mode == "ask")
     assert report["label"].startswith(f"Missing: pystac-client==0.6.1, pystac>=1.8,<1.9.\nThey will be installed "
                                       f"with QGIS's Python into {folder} (this profile only;")
     if "Installed" not in report.get("result", ""):
