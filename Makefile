@@ -57,7 +57,7 @@ demo: deps
 
 # Release ZIP for Install from ZIP / the plugin repository: dist/surface_motion-<version>.zip
 # (runtime files only; the list is in tools/package.py).
-package:
+package: system-deps
 	$(PY_SYSTEM) tools/package.py --out $(CURDIR)/dist
 
 # Regenerate the embedded sample (needs ../shared/data/sentinel2).

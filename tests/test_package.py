@@ -3,6 +3,7 @@
 import configparser
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -55,6 +56,26 @@ def test_zip_holds_the_runtime_files_only(archive):
             for name in filenames:
                 if name.endswith(".py"):
                     assert os.path.relpath(os.path.join(folder, name), REPO).replace(os.sep, "/") in files
+
+
+def test_every_versioned_entry_is_shipped_or_deliberately_left_out():
+    """A new top-level folder or file must be classified in tools/package.py, and runtime code may use
+    no tool but sarsen_runner.py (the only one shipped)."""
+    done = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    tops = {line.split("/")[0] for line in done.stdout.splitlines()}
+    shipped = {name.split("/")[0] for name in package.RUNTIME_FILES} | set(package.RUNTIME_DIRS)
+    assert tops - shipped - set(package.NOT_SHIPPED) == set()
+    used_tools = set()
+    for top in package.RUNTIME_DIRS + ("plugin.py", "__init__.py"):
+        paths = [os.path.join(REPO, top)] if top.endswith(".py") else [
+            os.path.join(folder, name) for folder, _, names in os.walk(os.path.join(REPO, top))
+            for name in names if name.endswith(".py")]
+        for path in paths:
+            text = open(path, encoding="utf-8").read()
+            used_tools |= set(re.findall(r"[\"']tools[\"'],\s*[\"'](\w+\.py)[\"']", text))
+            used_tools |= set(re.findall(r"tools/(\w+\.py)", text))
+    assert used_tools == {"sarsen_runner.py"}
 
 
 def test_metadata_and_licence(archive):

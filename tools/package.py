@@ -28,6 +28,10 @@ RUNTIME_FILES = ("__init__.py", "plugin.py", "metadata.txt", "requirements.txt",
                  "README.md", "tools/sarsen_runner.py")
 #: Folders that ship whole (minus caches).
 RUNTIME_DIRS = ("algorithms", "core", "processing_provider", "models", "ui")
+#: Versioned top-level entries that are not shipped (developer set-up, tests, benchmarks, the sample;
+#: tools/ ships only sarsen_runner.py). tests/test_package.py fails on any entry in neither list.
+NOT_SHIPPED = (".ci", ".gitignore", "Makefile", "requirements-plugin.txt", "requirements-test.txt", "bench", "sample",
+               "tests", "tools")
 #: Never shipped, wherever they appear.
 SKIPPED_DIRS = {"__pycache__", ".pytest_cache"}
 SKIPPED_SUFFIXES = (".pyc", ".pyo", ".aux.xml", ".orig", ".rej", "~")
