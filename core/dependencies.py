@@ -234,10 +234,10 @@ def install(requirements: Sequence[str], folder: str, python: Optional[str] = No
     env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1",
                PYTHONPATH=os.pathsep.join(p for p in (folder, os.environ.get("PYTHONPATH", "")) if p))
     with tempfile.TemporaryDirectory(prefix="sm-pip-") as scratch:
-        pins = os.path.join(scratch, "constraints.txt")
+        pins, pinned = os.path.join(scratch, "constraints.txt"), constraints()
         with open(pins, "w", encoding="utf-8") as handle:
-            handle.write("\n".join(constraints()) + "\n")
-        emit(f"Python: {python}; target folder: {folder}; constraints: {', '.join(constraints())}")
+            handle.write("\n".join(pinned) + "\n")
+        emit(f"Python: {python}; target folder: {folder}; constraints: {', '.join(pinned)}")
         code, _ = _run([python, "-m", "pip", "--version"], env, emit, is_canceled, timeout)
         if code != 0:
             raise UserInputError(
@@ -290,7 +290,8 @@ def _run(command: List[str], env: dict, emit: Callable[[str], None],
 
     flags = getattr(subprocess, "CREATE_NO_WINDOW", 0)  # no console window on Windows
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
-                               stdin=subprocess.DEVNULL, text=True, errors="replace", creationflags=flags)
+                               stdin=subprocess.DEVNULL, text=True, errors="replace", creationflags=flags,
+                               start_new_session=os.name == "posix")  # its own group: killed with its children
     lines: List[str] = []
 
     def read() -> None:
@@ -303,8 +304,7 @@ def _run(command: List[str], env: dict, emit: Callable[[str], None],
     start = time.monotonic()
     while process.poll() is None:
         if (is_canceled is not None and is_canceled()) or time.monotonic() - start > timeout:
-            process.kill()
-            process.wait()
+            _kill_tree(process)
             reader.join(5)
             if is_canceled is not None and is_canceled():
                 raise Cancelled("Cancelled by the user: pip was stopped.")
@@ -313,3 +313,18 @@ def _run(command: List[str], env: dict, emit: Callable[[str], None],
     reader.join(5)
     return process.returncode, "\n".join(lines)
 
+
+def _kill_tree(process: subprocess.Popen) -> None:
+    """Kill ``process`` and the processes it started (pip's build back-ends hold its output pipe)."""
+    if os.name == "posix":
+        import signal
+
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    else:
+        subprocess.run(["taskkill", "/F", "/T", "/PID", str(process.pid)], capture_output=True,
+                       creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
+        process.kill()
+    process.wait()

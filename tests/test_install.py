@@ -129,6 +129,49 @@ def test_install_messages_name_the_action():
     assert "sudo apt install python3-zarr" in install_hint("zarr")
 
 
+def test_a_python_without_pip_is_named_with_the_fix(tmp_path):
+    fake = tmp_path / "python3"
+    fake.write_text("#!/bin/sh\necho 'No module named pip' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    with pytest.raises(UserInputError, match=r"pip is not available for .*python3\. Debian/Ubuntu: sudo apt "
+                                             r"install python3-pip"):
+        dependencies.install(["pystac-client==0.6.1"], str(tmp_path / "deps"), python=str(fake))
+
+
+def test_cancel_stops_pip_at_once(tmp_path):
+    import time
+
+    from core.errors import Cancelled
+
+    slow = tmp_path / "python3"  # "pip --version" answers, the resolve step hangs
+    slow.write_text('#!/bin/sh\ncase "$*" in *--version*) echo pip 23.0;; *) sleep 60;; esac\n')
+    slow.chmod(0o755)
+    started = time.monotonic()
+    calls = []
+    with pytest.raises(Cancelled, match="pip was stopped"):
+        dependencies.install(["pystac-client==0.6.1"], str(tmp_path / "deps"), python=str(slow),
+                             is_canceled=lambda: calls.append(1) or len(calls) > 3)
+    assert time.monotonic() - started < 5
+
+
+def test_an_unreachable_registry_gives_a_clear_error(tmp_path, monkeypatch):
+    for name in ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL"):
+        monkeypatch.setenv(name, "")
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)  # no index or find-links from pip.conf
+    monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple")  # discard port: refused at once
+    monkeypatch.setenv("PIP_NO_CACHE_DIR", "1")
+    monkeypatch.setenv("PIP_RETRIES", "0")
+    lines = []
+    with pytest.raises(UserInputError) as raised:
+        dependencies.install(["pystac-client==0.6.1"], str(tmp_path / "deps"), python=QGIS_PYTHON, log=lines.append)
+    message = str(raised.value)
+    assert message.startswith("pip could not resolve pystac-client==0.6.1: ")
+    assert "No matching distribution found for pystac-client==0.6.1" in message
+    assert message.endswith("Check the network (pip must reach https://pypi.org, or set a proxy in pip's "
+                            "configuration) and try again.")
+    assert os.listdir(tmp_path / "deps") == []  # nothing installed
+
+
 # --------------------------------------------------------------------------- the real install
 
 @pytest.fixture(scope="module")
