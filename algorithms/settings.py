@@ -20,10 +20,10 @@ SETTINGS = [
     ("SURFACEMOTION_SARSEN_PYTHON", "Python interpreter of the sarsen virtual environment",
      os.path.join(PLUGIN_DIR, ".venv-sarsen", "bin", "python")),
     ("SURFACEMOTION_DEPENDENCIES_FOLDER",
-     "Folder of the pip-installed Python packages (empty = <profile>/python/dependencies, shared with QPIP; "
-     "read at QGIS start-up)", "", {"valuetype": "FOLDER"}),  # read by __init__.dependencies_folder
+     "Python packages folder (empty: <profile>/python/dependencies; read at start-up)", "",
+     {"valuetype": "FOLDER"}),  # read by __init__.dependencies_folder
     ("SURFACEMOTION_DEPENDENCIES_AT_STARTUP",
-     "Python packages of requirements.txt missing at QGIS start-up", STARTUP_CHOICES[0],
+     "Missing Python packages (requirements.txt) at QGIS start-up", STARTUP_CHOICES[0],
      {"valuetype": "SELECTION", "options": STARTUP_CHOICES}),
 ]
 DEFAULTS = {entry[0]: entry[2] for entry in SETTINGS}
