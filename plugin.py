@@ -114,12 +114,13 @@ class InstallDialog(QDialog):
         layout = QVBoxLayout(self)
         if self.requirements:
             text = (f"Missing: <b>{escape(', '.join(self.requirements))}</b>.<br>They will be installed with QGIS's "
-                    f"Python into <code>{escape(folder)}</code> (this profile only; numpy, GDAL and the other packages QGIS "
-                    "ships are pinned and never replaced). pip downloads them from https://pypi.org."
+                    f"Python into <code>{escape(folder)}</code> (this profile only; numpy, GDAL and the other "
+                    "packages QGIS ships are pinned and never replaced). pip downloads them from https://pypi.org."
                     "<br>On Debian/Ubuntu, packages that have a <code>python3-…</code> Debian package are better "
                     "installed with apt.")
         else:
-            text = f"Every Python package the plugin uses is installed (dependencies folder: <code>{escape(folder)}</code>)."
+            text = ("Every Python package the plugin uses is installed "
+                    f"(dependencies folder: <code>{escape(folder)}</code>).")
         self.label = QLabel(text)
         self.label.setWordWrap(True)
         self.bar = QProgressBar()

@@ -226,12 +226,14 @@ def test_install_into_a_throwaway_profile_then_find_cubes_with_qgis_process(stac
               "d.add_to_path(%r)\n"
               "missing = d.missing_requirements(d.read_requirements())\n"
               "print('MISSING', missing, flush=True)\n"
-              "print('RESULT', d.install(missing, %r, log=print).installed)\n") % (PLUGIN_PARENT, str(folder), str(folder))
+              "print('RESULT', d.install(missing, %r, log=print).installed)\n"
+              ) % (PLUGIN_PARENT, str(folder), str(folder))
     done = subprocess.run([QGIS_PYTHON, "-c", script], env=clean_env(PIP_CACHE_DIR=PIP_CACHE),
                           capture_output=True, text=True, timeout=900)
     if done.returncode != 0:
         pytest.fail("Installing requirements.txt with the QGIS Python failed — is the package registry "
-                    f"(https://pypi.org) reachable from this machine? pip said:\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
+                    "(https://pypi.org) reachable from this machine? pip said:\n"
+                    f"{done.stdout[-3000:]}{done.stderr[-3000:]}")
     assert "MISSING ['pystac-client==0.6.1', 'pystac>=1.8,<1.9']" in done.stdout
     assert "RESULT ['pystac-client==0.6.1', 'pystac==1.8.4']" in done.stdout  # requests etc. from Debian
     assert sorted(n for n in os.listdir(folder) if n.endswith(".dist-info")) == [
