@@ -18,7 +18,7 @@ export XDG_RUNTIME_DIR ?= /tmp/runtime-$(shell id -u)
 # keep GDAL from writing .aux.xml statistics next to the sample and test data
 export GDAL_PAM_ENABLED ?= NO
 
-.PHONY: all deps system-deps venv plugin sarsen test demo sample styles bench bench-s1 clean
+.PHONY: all deps system-deps venv plugin sarsen test demo sample styles bench bench-s1 clean package
 
 all: deps
 
@@ -54,6 +54,11 @@ test: deps
 demo: deps
 	QGIS_PLUGINPATH=$(PLUGIN_DIR) $(PY) tools/demo.py --plugin-path $(PLUGIN_DIR) --out $(CURDIR)/demo_output
 	QGIS_PLUGINPATH=$(PLUGIN_DIR) $(PY) tools/demo_itslive.py --plugin-path $(PLUGIN_DIR) --out $(CURDIR)/demo_output/itslive
+
+# Release ZIP for Install from ZIP / the plugin repository: dist/surface_motion-<version>.zip
+# (runtime files only; the list is in tools/package.py).
+package: system-deps
+	$(PY_SYSTEM) tools/package.py --out $(CURDIR)/dist
 
 # Regenerate the embedded sample (needs ../shared/data/sentinel2).
 sample: system-deps

@@ -27,6 +27,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
 from ..core.choices import Choices
+from ..core.dependencies import INSTALL_ACTION, OPTIONAL, PIP_ONLY, requirement_name
 from ..core.errors import Cancelled, UserInputError
 from ..core.io import STYLES_DIR, output_folder
 from ..core.io.files import free_bytes, sidecar_paths, write_failure
@@ -118,26 +119,22 @@ def run_core(function: Callable, feedback, *args, progress_range=(0.0, 100.0), *
         return function(*args, progress=progress, is_canceled=is_canceled, **kwargs)
 
 
-#: pip and Debian package names of the optional Python packages, by import name.
-OPTIONAL_PACKAGES = {
-    "xarray": ("xarray", "python3-xarray"), "zarr": ("zarr", "python3-zarr"),
-    "fsspec": ("fsspec", "python3-fsspec"), "aiohttp": ("aiohttp", "python3-aiohttp"),
-    "pystac_client": ("pystac-client", None), "pystac": ("pystac", None),
-    "matplotlib": ("matplotlib", "python3-matplotlib"), "PIL": ("pillow", "python3-pil"),
-    "netCDF4": ("netCDF4", "python3-netcdf4"), "dask": ("dask", "python3-dask"),
-    "distributed": ("distributed", "python3-distributed"), "rasterio": ("rasterio", "python3-rasterio"),
-    "scipy": ("scipy", "python3-scipy"), "pandas": ("pandas", "python3-pandas"),
-}
+#: pip and Debian package names of the optional Python packages, by import name (one table:
+#: core.dependencies, which the installer also uses; the pip-only ones come from requirements.txt).
+OPTIONAL_PACKAGES = {**{module: (requirement_name(pip), debian) for module, (pip, debian) in OPTIONAL.items()},
+                     **{module: (pip, None) for module, pip in PIP_ONLY.items()}}
 
 
 def install_hint(module: str) -> str:
     """How to install the package that provides ``module``, on every platform."""
     top = module.split(".")[0]
     pip_name, debian_name = OPTIONAL_PACKAGES.get(top, (top, None))
-    debian = f"Debian/Ubuntu: sudo apt install {debian_name}; " if debian_name else ""
-    return (f"This algorithm needs the Python package '{pip_name}', which is not installed. {debian}"
-            f"otherwise run `python3 -m pip install {pip_name}` with the Python QGIS uses (Windows: in "
-            "the OSGeo4W Shell), then restart QGIS. See the plugin's README, 'Installing into a desktop QGIS'.")
+    debian = f" (Debian/Ubuntu: better `sudo apt install {debian_name}`, then restart QGIS)" if debian_name else ""
+    return (f"This algorithm needs the Python package '{pip_name}', which is not installed. Install it with "
+            f"{INSTALL_ACTION}, which installs the missing packages into this QGIS profile with QGIS's own "
+            f"Python{debian}. Without the menu: `python3 -m pip install --target <profile>/python/dependencies "
+            f"{pip_name}` with the Python QGIS uses (Windows: in the OSGeo4W Shell). See the plugin's README, "
+            "'Installing into a desktop QGIS'.")
 
 
 @contextlib.contextmanager

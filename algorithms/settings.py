@@ -1,12 +1,17 @@
 """Provider settings (Processing → Options → Providers → Surface Motion Toolbox).
 
-Each entry: (key, description, default). Algorithms read them with :func:`setting`;
-a parameter of the same meaning, when given, wins over the setting. The provider
-(``processing_provider/settings.py``) registers them; algorithms never import upward.
+Each entry: (key, description, default[, options]); ``options`` (a dict) holds the extra
+``Setting`` arguments (``valuetype`` by name, ``options`` of a selection). Algorithms read them
+with :func:`setting`; a parameter of the same meaning, when given, wins over the setting. The
+provider (``processing_provider/settings.py``) registers them; algorithms never import upward.
 """
 import os
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+#: Choices of SURFACEMOTION_DEPENDENCIES_AT_STARTUP (stored by index).
+STARTUP_CHOICES = ["Ask in the message bar (no download without a click)", "Install them without asking",
+                   "Do nothing"]
 
 SETTINGS = [
     ("SURFACEMOTION_ITSLIVE_STAC_URL", "ITS_LIVE STAC API base URL", "https://stac.itslive.cloud"),
@@ -14,16 +19,23 @@ SETTINGS = [
      "https://its-live-data.s3.amazonaws.com/datacubes/catalog_v02.json"),
     ("SURFACEMOTION_SARSEN_PYTHON", "Python interpreter of the sarsen virtual environment",
      os.path.join(PLUGIN_DIR, ".venv-sarsen", "bin", "python")),
+    ("SURFACEMOTION_DEPENDENCIES_FOLDER",
+     "Python packages folder (empty: <profile>/python/dependencies; read at start-up)", "",
+     {"valuetype": "FOLDER"}),  # read by __init__.dependencies_folder
+    ("SURFACEMOTION_DEPENDENCIES_AT_STARTUP",
+     "Missing Python packages (requirements.txt) at QGIS start-up", STARTUP_CHOICES[0],
+     {"valuetype": "SELECTION", "options": STARTUP_CHOICES}),
 ]
-DEFAULTS = {key: default for key, _, default in SETTINGS}
+DEFAULTS = {entry[0]: entry[2] for entry in SETTINGS}
 
 
 def setting(key: str) -> str:
-    """Current value of a provider setting (its default when unset or Processing is absent)."""
+    """Current value of a provider setting (its default when unset or Processing is absent);
+    selections are returned as their text."""
     try:
         from processing.core.ProcessingConfig import ProcessingConfig
 
-        value = ProcessingConfig.getSetting(key)
+        value = ProcessingConfig.getSetting(key, readable=True)
     except (ImportError, KeyError):
         value = None
     return value if value not in (None, "") else DEFAULTS[key]

@@ -7,13 +7,16 @@ def register_settings(group: str, icon) -> None:
     from processing.core.ProcessingConfig import ProcessingConfig, Setting
 
     ProcessingConfig.settingIcons[group] = icon
-    for key, description, default in SETTINGS:
-        ProcessingConfig.addSetting(Setting(group, key, description, default))
+    for key, description, default, *extra in SETTINGS:
+        options = dict(extra[0]) if extra else {}
+        if "valuetype" in options:
+            options["valuetype"] = getattr(Setting, options["valuetype"])
+        ProcessingConfig.addSetting(Setting(group, key, description, default, **options))
     ProcessingConfig.readSettings()
 
 
 def unregister_settings() -> None:
     from processing.core.ProcessingConfig import ProcessingConfig
 
-    for key, _, _ in SETTINGS:
+    for key, *_ in SETTINGS:
         ProcessingConfig.removeSetting(key)

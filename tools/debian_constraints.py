@@ -1,20 +1,19 @@
-"""Print pip constraints pinning the Debian-packaged libraries QGIS is built against.
+"""Print pip constraints pinning the installed libraries QGIS is built against (numpy, GDAL, …).
 
-Used by `make venv`: pip may add packages Debian lacks but must never replace
-these (mixed numpy/GDAL builds crash QGIS).
+Used by `make venv`: pip may add packages Debian lacks but must never replace these (mixed
+numpy/GDAL builds crash QGIS). The list and the rule are the plugin installer's
+(:func:`core.dependencies.constraints`), so both pin the same packages.
 """
-from importlib import metadata
+import os
+import sys
 
-PINNED = ("numpy", "GDAL", "scipy", "pandas", "rasterio", "pytest", "matplotlib", "affine",
-          "scikit-image", "shapely", "pyproj", "Pillow", "opencv")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from core.dependencies import constraints  # noqa: E402
 
 
 def main() -> None:
-    for name in PINNED:
-        try:
-            print(f"{name}=={metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            continue
+    print("\n".join(constraints()))
 
 
 if __name__ == "__main__":

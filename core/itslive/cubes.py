@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import List, Optional, Sequence
 
+from ..dependencies import INSTALL_ACTION
 from ..errors import UserInputError
 
 COLLECTION = "itslive-cubes"
@@ -37,6 +38,14 @@ class CubeInfo:
 
 class NetworkError(UserInputError):
     """A server could not be reached or answered with an error (message names the URL)."""
+
+
+class StacClientMissing(UserInputError):
+    """pystac-client is not installed: STAC search is impossible (the legacy catalogue still works)."""
+
+
+STAC_CLIENT_MISSING = (f"pystac-client is not installed, so the STAC API cannot be searched: install it with "
+                       f"{INSTALL_ACTION} (or the QPIP plugin), no restart needed")
 
 
 def epsg_from(value, fallback_text: str = "") -> Optional[int]:
@@ -67,11 +76,9 @@ def cubes_from_stac(stac_url: str, aoi_lonlat: dict, timeout: float = DEFAULT_TI
     """Cubes of collection ``itslive-cubes`` intersecting the AOI (GeoJSON geometry, lon/lat)."""
     try:
         from pystac_client import Client
+        from pystac_client.stac_api_io import StacApiIO
     except ImportError as exc:
-        raise UserInputError(
-            "pystac-client is not installed. Run `make venv` in the plugin folder or "
-            "`python3 -m pip install pystac-client==0.6.1` in the Python QGIS uses.") from exc
-    from pystac_client.stac_api_io import StacApiIO
+        raise StacClientMissing(STAC_CLIENT_MISSING + ".") from exc
 
     io = StacApiIO()
     original_send = io.session.send
@@ -136,7 +143,8 @@ def _get_json(url: str, timeout: float) -> dict:
 
 def find_cubes(aoi_lonlat: dict, stac_url: Optional[str], catalog_url: Optional[str] = None,
                timeout: float = DEFAULT_TIMEOUT, messages: Optional[list] = None) -> List[CubeInfo]:
-    """Cubes intersecting the AOI: STAC first, then the legacy catalogue if STAC fails.
+    """Cubes intersecting the AOI: STAC first, then the legacy catalogue if STAC fails or
+    pystac-client is not installed.
 
     ``messages`` (optional list) receives a note when the fallback was used.
     """
@@ -144,7 +152,7 @@ def find_cubes(aoi_lonlat: dict, stac_url: Optional[str], catalog_url: Optional[
     if stac_url:
         try:
             return _unique(cubes_from_stac(stac_url, aoi_lonlat, timeout))
-        except NetworkError as exc:
+        except (NetworkError, StacClientMissing) as exc:
             errors.append(str(exc))
             if messages is not None:
                 messages.append(f"{exc} — using the legacy catalogue instead.")
