@@ -1,4 +1,6 @@
 """Registers the provider settings (defined in :mod:`algorithms.settings`) in Processing's options."""
+import contextlib
+
 from ..algorithms.settings import SETTINGS
 
 
@@ -16,7 +18,10 @@ def register_settings(group: str, icon) -> None:
 
 
 def unregister_settings() -> None:
+    """Remove the settings (provider unload); a setting already gone (Processing unloaded first, or a
+    second unload) is not an error: QGIS would abort on exit."""
     from processing.core.ProcessingConfig import ProcessingConfig
 
     for key, *_ in SETTINGS:
-        ProcessingConfig.removeSetting(key)
+        with contextlib.suppress(KeyError):
+            ProcessingConfig.removeSetting(key)

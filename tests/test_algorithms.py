@@ -374,3 +374,16 @@ def test_a_missing_numba_is_reported_with_an_install_hint(provider, monkeypatch)
     monkeypatch.setattr(correlate_module, "numba_available", lambda: False)
     correlate_module.note_missing_numba(algorithm, told)
     assert len(told.lines) == 1 and "python3-numba" in told.lines[0] and "pip install numba" in told.lines[0]
+
+
+def test_provider_settings_unregister_twice_without_error(provider):
+    """QGIS aborted on exit when the provider unloaded after Processing had dropped its settings."""
+    from processing.core.ProcessingConfig import ProcessingConfig
+    from surface_motion.algorithms.settings import SETTINGS
+    from surface_motion.processing_provider.settings import register_settings, unregister_settings
+
+    unregister_settings()
+    unregister_settings()  # already gone: no KeyError
+    assert not any(key in ProcessingConfig.settings for key, *_ in SETTINGS)
+    register_settings(provider.name(), provider.icon())
+    assert all(key in ProcessingConfig.settings for key, *_ in SETTINGS)
