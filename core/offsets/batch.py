@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..errors import Cancelled, UserInputError, check_canceled
 from ..io import is_complete_raster, output_folder
-from .correlate import DEFAULT_SUBPIXEL, correlate_files
+from .correlate import DEFAULT_SUBPIXEL, CorrelationSummary, correlate_files
 from .disparity import TAG_DT_DAYS, TAG_REF_DATE, TAG_REF_ID, TAG_SEC_DATE, TAG_SEC_ID
 from .planetscope import days_between, find_scene_ids, iso_utc
 
@@ -64,6 +64,7 @@ class PairOutcome:
     output: str
     status: str  # "done", "skipped" (a complete output existed) or "failed"
     message: str = ""  # why it failed, or why an existing output was redone
+    summary: Optional[CorrelationSummary] = None  # what a "done" pair measured
 
 
 def correlate_pair_table(table: pd.DataFrame, out_folder: str, chip_size: int, search_range: int,
@@ -104,6 +105,7 @@ def correlate_pair_table(table: pd.DataFrame, out_folder: str, chip_size: int, s
 def _correlate_into(table: pd.DataFrame, out_folder: str, overwrite: bool, log, progress, is_canceled,
                     workers: int, scheduler: Optional[str], settings: dict) -> List[PairOutcome]:
     n_pairs = len(table)
+    progress = _rising(progress)
     outcomes: List[Optional[PairOutcome]] = [None] * n_pairs
     redo_reasons: Dict[int, str] = {}
     jobs = []
@@ -119,12 +121,13 @@ def _correlate_into(table: pd.DataFrame, out_folder: str, overwrite: bool, log, 
             log(f"[{index + 1}/{n_pairs}] redoing {output}: {incomplete}")
         jobs.append((index, ref, sec, output))
 
-    def record(index: int, ref: str, sec: str, output: str, status: str, message: str) -> None:
+    def record(index: int, ref: str, sec: str, output: str, status: str, message: str,
+               summary: Optional[CorrelationSummary] = None) -> None:
         if status == "done" and index in redo_reasons:
             message = redo_reasons[index]
-        outcomes[index] = PairOutcome(ref, sec, output, status, message)
+        outcomes[index] = PairOutcome(ref, sec, output, status, message, summary)
         if status == "done":
-            log(f"[{index + 1}/{n_pairs}] done: {output}")
+            log(f"[{index + 1}/{n_pairs}] done: {output}; {summary.describe()}")
         else:
             log(f"[{index + 1}/{n_pairs}] FAILED {os.path.basename(ref)} / {os.path.basename(sec)}: {message}")
 
@@ -135,25 +138,24 @@ def _correlate_into(table: pd.DataFrame, out_folder: str, overwrite: bool, log, 
     else:
         for done, (index, ref, sec, output) in enumerate(jobs):
             check_canceled(is_canceled)
-            status, message = correlate_pair_job(ref, sec, output, settings,
-                                                 _sub_progress(progress, done, len(jobs)), is_canceled)
-            record(index, ref, sec, output, status, message)
+            record(index, ref, sec, output, *correlate_pair_job(ref, sec, output, settings,
+                                                                _sub_progress(progress, done, len(jobs)), is_canceled))
     if progress is not None:
         progress(100.0)
     return [outcome for outcome in outcomes if outcome is not None]
 
 
 def correlate_pair_job(ref: str, sec: str, output: str, settings: dict, progress=None,
-                       is_canceled=None) -> Tuple[str, str]:
-    """Correlate one pair; returns ("done", "") or ("failed", reason). Cancel propagates."""
+                       is_canceled=None) -> Tuple[str, str, Optional[CorrelationSummary]]:
+    """Correlate one pair; returns ("done", "", its summary) or ("failed", reason, None). Cancel propagates."""
     try:
-        correlate_files(ref, sec, output, tags=pair_tags(ref, sec), progress=progress,
-                        is_canceled=is_canceled, **settings)
+        summary = correlate_files(ref, sec, output, tags=pair_tags(ref, sec), progress=progress,
+                                  is_canceled=is_canceled, **settings)
     except Cancelled:
         raise
     except Exception as exc:  # one bad pair must not stop the batch
-        return "failed", str(exc)
-    return "done", ""
+        return "failed", str(exc), None
+    return "done", "", summary
 
 
 def _run_in_threads(jobs, settings: dict, workers: int, record, progress, is_canceled) -> None:
@@ -203,15 +205,30 @@ def _run_on_dask(jobs, settings: dict, scheduler: str, record, progress, is_canc
             for future in finished:
                 pending.remove(future)
                 try:
-                    status, message = future.result()
+                    outcome = future.result()
                 except Exception as exc:  # the worker died or could not import the package
-                    status, message = "failed", f"Dask worker error: {exc}"
-                record(*futures[future], status, message)
+                    outcome = "failed", f"Dask worker error: {exc}", None
+                record(*futures[future], *outcome)
                 done += 1
                 if progress is not None:
                     progress(100.0 * done / len(futures))
     finally:
         client.close()
+
+
+def _rising(progress):
+    """``progress`` passed only the values above the last one it was passed (the end of a pair and
+    the end of the batch are the same 100 %; a failed pair stops short of its share)."""
+    if progress is None:
+        return None
+    last = [float("-inf")]
+
+    def report(percent: float) -> None:
+        if percent > last[0]:
+            last[0] = percent
+            progress(percent)
+
+    return report
 
 
 def _sub_progress(progress, index: int, count: int):
