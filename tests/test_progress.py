@@ -270,3 +270,17 @@ def test_s1animation_and_s1mosaic_report_every_frame_and_date(run_algorithm, ard
     run_algorithm("surfacemotion:s1mosaic", {"INPUT": [series["VV_VRT"], *second],
                                              "OUTPUT_FOLDER": str(tmp_path / "mosaic")}, feedback=feedback)
     assert_rises_per_block(feedback.values, 3 * len(WHEN))  # both tracks resampled and the mosaic written, per date
+
+
+def test_s1grdtoard_reports_every_block_of_the_terrain_correction(run_algorithm, tmp_path, monkeypatch):
+    from test_s1_algorithms import DEM, SAFE
+
+    monkeypatch.setattr(plugin_module("sentinel1.ard"), "SARSEN_CHUNKS", 48)  # the AOI's DEM, 108 x 108 px: 9 blocks
+    feedback = progress_feedback()
+    run_algorithm("surfacemotion:s1grdtoard", {
+        "INPUT": os.path.join(SAFE, "manifest.safe"), "DEM": DEM, "POLARISATIONS": [0],
+        "AOI": "12.47,12.50,41.97,42.00 [EPSG:4326]", "OUTPUT_FOLDER": str(tmp_path / "ard")}, feedback=feedback)
+    # the runner's 40-99 % (terrain correction, per finished block task) is 38-94 % of the run (95 % for sarsen)
+    terrain = [value for value in feedback.values if 38.0 < value < 95.0]
+    assert len(terrain) >= 9
+    assert_rises_per_block(feedback.values, 9)
