@@ -49,11 +49,11 @@ from .engine.quality import estimate_noise, normalised_median_test, with_noise
 from .engine.sources import ArraySource, PixelSource, RasterSource
 from .summary import CorrelationSummary, SummaryCollector
 
-__all__ = ["correlate_arrays", "correlate_files", "CorrelationResult", "CorrelationSummary", "QUALITY_DESCRIPTIONS", "SUBPIXEL_METHODS",
+__all__ = ["correlate_arrays", "correlate_files", "CorrelationResult", "QUALITY_DESCRIPTIONS", "SUBPIXEL_METHODS",
            "DEFAULT_SUBPIXEL", "DEFAULT_PREFILTER",
            "DEFAULT_SMOOTHING", "DEFAULT_MIN_TEXTURE", "DEFAULT_MEDIAN_TEST", "DEFAULT_MIN_VALID_FRACTION",
            "DEFAULT_CHIP_LADDER", "DEFAULT_COHERENCE", "DEFAULT_MIN_PEAK_RATIO", "estimate_noise",
-           "normalised_median_test"]
+           "normalised_median_test", "CorrelationSummary"]
 
 #: Quality bands after the four base bands (forward-backward only when requested).
 QUALITY_DESCRIPTIONS = (SNR, PEAK_RATIO, UNCERTAINTY)
@@ -211,7 +211,8 @@ def correlate_files(ref_path: str, sec_path: str, out_path: str, chip_size: int 
                                    os.path.dirname(os.path.abspath(out_path)), progress, is_canceled)
             done = 100.0 * COARSE_PROGRESS_SHARE
             level_progress = progress_range(progress, done, 100.0 - done)
-        collector = SummaryCollector(frame.shape[0] * frame.shape[1], reference_pixel_transform(frame.grid.transform, full.step), ref_ds.crs)
+        collector = SummaryCollector(frame.shape[0] * frame.shape[1],
+                                     reference_pixel_transform(frame.grid.transform, full.step), ref_ds.crs)
         _write_disparity(frame, full, out_path, out_tags, level_progress, is_canceled, mask_geometries, field,
                          collector)
     return collector.summary(out_path, time.perf_counter() - started)
