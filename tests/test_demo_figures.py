@@ -89,3 +89,31 @@ def test_scale_lengths_and_labels():
     assert [scale_length(width) for width in (1836.0, 27000.0, 360.0, 9.6)] == [200.0, 5000.0, 50.0, 1.0]
     assert [length_label(length, "m") for length in (200.0, 5000.0, 1500.0)] == ["200 m", "5 km", "1.5 km"]
     assert length_label(2.0, "US survey foot") == "2 US survey foot"
+
+
+def test_the_demo_draws_its_maps_from_a_velocity_and_a_disparity_raster(tmp_path):
+    import glob
+
+    import rasterio
+    from PIL import Image
+
+    import demo
+
+    scene = sorted(glob.glob(os.path.join(demo.SAMPLE, "*_3B_AnalyticMS_SR_clip.tif")))[0]
+    with rasterio.open(scene) as ds:
+        crs, transform = ds.crs, ds.transform * Affine.scale(4.0)  # the correlation grid: every 4th pixel
+        shape = (ds.height // 4, ds.width // 4)
+    bump = np.exp(-np.hypot(*np.mgrid[-1:1:shape[0] * 1j, -1:1:shape[1] * 1j]) ** 2 * 8.0)
+    tags = {"SM_REF_DATE": "2020-07-15T15:12:33Z", "SM_SEC_DATE": "2021-01-12T15:09:21Z"}
+    paths = {}
+    for name, bands in (("velocity", [9.0 * bump, np.full(shape, 135.0)]), ("deramped", [bump, -bump, bump > 0])):
+        paths[name] = str(tmp_path / f"{name}.tif")
+        with rasterio.open(paths[name], "w", driver="GTiff", width=shape[1], height=shape[0], count=len(bands),
+                           dtype="float32", crs=crs, transform=transform, nodata=float("nan")) as ds:
+            ds.write(np.stack(bands).astype(np.float32))
+            ds.update_tags(**tags)
+    written = demo.draw_maps(paths["velocity"], paths["deramped"], str(tmp_path))
+    assert [os.path.basename(path) for path in written] == ["velocity_map.png", "disparity_dx_map.png"]
+    for path in written:
+        with Image.open(path) as image:
+            assert image.format == "PNG" and image.width > 600 and image.height > 400
