@@ -169,8 +169,9 @@ def test_correlate_files_returns_the_summary_of_the_written_file(crop_pair, tmp_
     assert summary.seconds > 0.0
 
 
+@pytest.mark.parametrize("parallel", [1, 2])
 def test_correlatepairs_reports_every_block_of_every_pair_and_their_summaries(run_algorithm, crop_pair, tmp_path,
-                                                                            small_correlation_blocks):
+                                                                            small_correlation_blocks, parallel):
     ref, sec_a, sec_b = crop_pair
     table = tmp_path / "pairs.csv"
     with open(table, "w", newline="") as handle:
@@ -178,16 +179,36 @@ def test_correlatepairs_reports_every_block_of_every_pair_and_their_summaries(ru
     feedback = progress_feedback()
     results, _, _ = run_algorithm("surfacemotion:correlatepairs", {
         "PAIRS": str(table), "CHIP_SIZE": 32, "SEARCH_RANGE": 6, "STEP": 8, "SUBPIXEL": 1,
-        "OUTPUT_FOLDER": str(tmp_path / "out")}, feedback=feedback)
+        "PARALLEL_PAIRS": parallel, "OUTPUT_FOLDER": str(tmp_path / "out")}, feedback=feedback)
     assert small_correlation_blocks == [8, 8]
+    # one value per block of either pair (in threads: the mean of the two pairs' shares)
+    assert len(feedback.values) == 16
     assert_rises_per_block(feedback.values, 16)
-    assert feedback.values[7] == 50.0  # the first pair's last block: half of the batch
-    done = [text for text in feedback.infos if "] done: " in text]
+    if parallel == 1:
+        assert feedback.values[7] == 50.0  # the first pair's last block: half of the batch
+    done = sorted(text for text in feedback.infos if "] done: " in text)
     assert [text.split("] done: ")[0] for text in done] == ["[1/2", "[2/2"]
     for text, output, (dx, dy) in zip(done, results["OUTPUT_LAYERS"], ((0.7, -1.4), (-0.4, 0.9))):
         assert text.split("] done: ")[1].startswith(output + "; Correlated ")
         match = assert_summary_line(text, output)
         assert float(match["dx"]) == pytest.approx(dx, abs=0.05) and float(match["dy"]) == pytest.approx(dy, abs=0.05)
+
+
+def test_cancelling_pairs_in_threads_stops_at_the_next_block_and_leaves_no_pair(crop_pair, tmp_path, monkeypatch):
+    import pandas as pd
+
+    from core.errors import Cancelled
+    from core.offsets import batch
+    from core.offsets.engine import blocks
+
+    monkeypatch.setattr(blocks, "_chips_per_block", lambda params, sweep=False: CHIPS_PER_BLOCK)
+    ref, sec_a, sec_b = crop_pair
+    seen = []
+    with pytest.raises(Cancelled):
+        batch.correlate_pair_table(pd.DataFrame({"ref": [ref, ref], "sec": [sec_a, sec_b]}), str(tmp_path / "out"),
+                                   32, 6, 8, workers=2, progress=seen.append, is_canceled=lambda: bool(seen))
+    assert len(seen) == 1 and 0.0 < seen[0] < 50.0  # a first block of 16, then nothing more
+    assert not (tmp_path / "out").exists()  # the pairs in progress were removed, and the empty folder this run made
 
 
 # --------------------------------------------------------------------------- strain rates

@@ -7,8 +7,9 @@ Temporary files of a killed run in the output folder are removed first.
 from __future__ import annotations
 
 import os
+import queue
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -21,8 +22,8 @@ from .disparity import TAG_DT_DAYS, TAG_REF_DATE, TAG_REF_ID, TAG_SEC_DATE, TAG_
 from .planetscope import days_between, find_scene_ids, iso_utc
 
 
-#: How often the Dask futures are polled (s): cancel is noticed within this time.
-_DASK_POLL_SECONDS = 0.2
+#: How often the Dask futures and the threads' progress are polled (s): cancel is noticed within this time.
+_POLL_SECONDS = 0.2
 
 
 def pair_tags(ref_path: str, sec_path: str) -> Dict[str, str]:
@@ -159,16 +160,37 @@ def correlate_pair_job(ref: str, sec: str, output: str, settings: dict, progress
 
 
 def _run_in_threads(jobs, settings: dict, workers: int, record, progress, is_canceled) -> None:
-    """Pairs in a thread pool; progress and logging stay in the calling thread."""
+    """Pairs in a thread pool. The workers only post their pairs' block progress and completion to
+    a queue; the calling thread reports them (progress: the mean of the pairs' shares, rising with
+    every block of any pair), logs and records, and notices a cancel within ``_POLL_SECONDS``."""
+    events: "queue.Queue[Tuple[int, object]]" = queue.Queue()
+    shares = [0.0] * len(jobs)
+
+    def posting(slot: int):
+        return lambda percent: events.put((slot, float(percent)))
+
     with ThreadPoolExecutor(workers) as pool:
-        futures = {pool.submit(correlate_pair_job, ref, sec, output, settings, None, is_canceled):
-                   (index, ref, sec, output) for index, ref, sec, output in jobs}
+        futures = []
+        for slot, (index, ref, sec, output) in enumerate(jobs):
+            future = pool.submit(correlate_pair_job, ref, sec, output, settings, posting(slot), is_canceled)
+            future.add_done_callback(lambda done, slot=slot: events.put((slot, done)))
+            futures.append(future)
         try:
-            for done, future in enumerate(as_completed(futures)):
+            remaining = len(jobs)
+            while remaining:
                 check_canceled(is_canceled)
-                record(*futures[future], *future.result())
+                try:
+                    slot, event = events.get(timeout=_POLL_SECONDS)
+                except queue.Empty:
+                    continue
+                if isinstance(event, float):
+                    shares[slot] = event
+                else:
+                    remaining -= 1
+                    shares[slot] = 100.0
+                    record(*jobs[slot], *event.result())
                 if progress is not None:
-                    progress(100.0 * (done + 1) / len(futures))
+                    progress(sum(shares) / len(shares))
         except BaseException:
             for future in futures:
                 future.cancel()
@@ -200,7 +222,7 @@ def _run_on_dask(jobs, settings: dict, scheduler: str, record, progress, is_canc
                 check_canceled(is_canceled)
             finished = [future for future in pending if future.done()]
             if not finished:
-                time.sleep(_DASK_POLL_SECONDS)
+                time.sleep(_POLL_SECONDS)
                 continue
             for future in finished:
                 pending.remove(future)
