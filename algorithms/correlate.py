@@ -275,9 +275,10 @@ class CorrelatePairAlgorithm(SurfaceMotionAlgorithm):
         with core_errors_as_processing_errors():
             tags = pair_tags(ref, sec)
         note_missing_numba(self, feedback)
-        run_core(correlate_files, feedback, ref, sec, output, tags=tags,
-                 mask_geometries=mask_geometries(self, parameters, context, ref),
-                 **correlation_settings(self, parameters, context))
+        summary = run_core(correlate_files, feedback, ref, sec, output, tags=tags,
+                           mask_geometries=mask_geometries(self, parameters, context, ref),
+                           **correlation_settings(self, parameters, context))
+        feedback.pushInfo(summary.describe())
         style_on_completion(context, output, DISPARITY_STYLE, [("dy", "disparity_dy")])
         return {self.OUTPUT: output}
 

@@ -231,7 +231,7 @@ def test_file_output_has_the_strain_bands_last(tmp_path):
             ds.write(image.astype(np.float32), 1)
         paths.append(path)
     out = correlate_files(*paths, str(tmp_path / "disp.tif"), CHIP, SEARCH, STEP, subpixel="affine",
-                          strain_bands=True)
+                          strain_bands=True).path
     with rasterio.open(out) as ds:
         assert ds.descriptions[-4:] == STRAIN_DESCRIPTIONS and ds.count == 13  # 7 quality + reason + chip size + 4 strain
         assert ds.tags()["SM_STRAIN_BANDS"] == "true"

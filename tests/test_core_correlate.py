@@ -261,7 +261,7 @@ def test_file_output_format_and_geometry(shifted_files, tmp_path):
     percents = []
     caller_tags = {"SM_REF_ID": "20200101_abc", "SM_DT_DAYS": 12.5}
     assert correlate_files(ref_path, sec_path, out, chip_size=CHIP, search_range=SEARCH, step=STEP,
-                           tags=caller_tags, progress=percents.append) == out
+                           tags=caller_tags, progress=percents.append).path == out
     assert percents[-1] == 100.0
     assert _folder_files(tmp_path / "out") == ["disp.qml", "disp.tif"]  # the style sidecar comes with the raster
     with rasterio.open(out) as ds:
@@ -308,7 +308,7 @@ def test_different_extents_on_one_grid_use_the_overlap(tmp_path, col_off, row_of
     sec_transform = base * Affine.translation(c0 + col_off, r0 + row_off)
     ref_path = _write(tmp_path / "ref.tif", ref, ref_transform)
     sec_path = _write(tmp_path / "sec.tif", sec, sec_transform)
-    out = correlate_files(ref_path, sec_path, str(tmp_path / "disp.tif"), CHIP, SEARCH, STEP)
+    out = correlate_files(ref_path, sec_path, str(tmp_path / "disp.tif"), CHIP, SEARCH, STEP).path
 
     col0, row0 = max(col_off, 0), max(row_off, 0)
     overlap_h, overlap_w = height - abs(row_off), width - abs(col_off)
@@ -329,7 +329,7 @@ def test_declared_nodata_in_the_secondary_file_is_invalid(shifted_files, tmp_pat
     sec[:, 200:] = 0  # Planet-style nodata, declared in the file
     sec_path = _write(tmp_path / "sec_nodata.tif", sec, transform, nodata=0)
     out = correlate_files(ref_path, sec_path, str(tmp_path / "disp.tif"), CHIP, SEARCH, STEP,
-                          subpixel="gaussian", min_valid_fraction=1.0)  # chips touching nodata: invalid
+                          subpixel="gaussian", min_valid_fraction=1.0).path  # chips touching nodata: invalid
     with rasterio.open(out) as ds:
         valid = ds.read(3) == 1
     first_cols = np.arange(valid.shape[1]) * STEP

@@ -104,7 +104,7 @@ def _constant_raster(path, first, second, transform=TRANSFORM, shape=(120, 90), 
 
 def test_large_shift_without_help_is_invalid(shifted_pair):
     ref, sec, folder = shifted_pair
-    out = correlate_files(ref, sec, str(folder / "plain.tif"), CHIP, SEARCH, STEP, prefilter="none")
+    out = correlate_files(ref, sec, str(folder / "plain.tif"), CHIP, SEARCH, STEP, prefilter="none").path
     _, _, valid, _ = _offsets(out)
     assert valid.mean() < 0.02  # the true peak lies beyond +-8 px: edge peaks are rejected (unfiltered)
 
@@ -112,7 +112,7 @@ def test_large_shift_without_help_is_invalid(shifted_pair):
 def test_pixel_apriori_recovers_the_large_shift(shifted_pair):
     ref, sec, folder = shifted_pair
     apriori = _constant_raster(folder / "apriori_px.tif", 24.0, -23.0, TRANSFORM * Affine.scale(4))
-    out = correlate_files(ref, sec, str(folder / "px.tif"), CHIP, SEARCH, STEP, apriori=apriori)
+    out = correlate_files(ref, sec, str(folder / "px.tif"), CHIP, SEARCH, STEP, apriori=apriori).path
     err_x, err_y, valid = _uniform(out)
     assert valid > 0.9
     _assert_accurate(out)
@@ -124,7 +124,7 @@ def test_forward_backward_check_with_an_apriori(shifted_pair):
     ref, sec, folder = shifted_pair
     apriori = _constant_raster(folder / "apriori_fb.tif", 24.0, -23.0, TRANSFORM * Affine.scale(4))
     out = correlate_files(ref, sec, str(folder / "fb.tif"), CHIP, SEARCH, STEP, apriori=apriori,
-                          forward_backward=0.5)
+                          forward_backward=0.5).path
     with rasterio.open(out) as ds:
         valid = ds.read(3) == 1
         residual = ds.read(8)[valid]
@@ -142,11 +142,11 @@ def test_velocity_apriori_in_metres_per_year(shifted_pair):
     vx, vy = 24.0 * PIXEL / 0.2, 23.0 * PIXEL / 0.2  # 1200 m/yr east, 1150 m/yr north
     apriori = _constant_raster(folder / "v.tif", vx, vy, Affine(120, 0, 499000, 0, -120, 4001000))
     out = correlate_files(ref, sec, str(folder / "v_tag.tif"), CHIP, SEARCH, STEP, apriori=apriori,
-                          apriori_units="m/yr", tags={TAG_DT_DAYS: f"{dt_days}"})
+                          apriori_units="m/yr", tags={TAG_DT_DAYS: f"{dt_days}"}).path
     assert _uniform(out)[2] > 0.9
     _assert_accurate(out)
     out = correlate_files(ref, sec, str(folder / "v_dt.tif"), CHIP, SEARCH, STEP, apriori=apriori,
-                          apriori_units="m/yr", apriori_dt_days=dt_days)
+                          apriori_units="m/yr", apriori_dt_days=dt_days).path
     _assert_accurate(out)
     with pytest.raises(UserInputError, match="dt"):
         correlate_files(ref, sec, str(folder / "v_none.tif"), CHIP, SEARCH, STEP, apriori=apriori,
@@ -186,7 +186,7 @@ def test_nan_apriori_falls_back_to_zero_centre(shifted_pair, tmp_path):
     bands = np.stack([np.full((120, 90), 24.0), np.full((120, 90), -23.0)])
     bands[:, :, :20] = np.nan  # x < 500000 + 20 * 40 m = reference column 80
     apriori = _write(tmp_path / "half.tif", bands, TRANSFORM * Affine.scale(4))
-    out = correlate_files(ref, sec, str(tmp_path / "half_out.tif"), CHIP, SEARCH, STEP, apriori=apriori)
+    out = correlate_files(ref, sec, str(tmp_path / "half_out.tif"), CHIP, SEARCH, STEP, apriori=apriori).path
     dx, _, valid, _ = _offsets(out)
     centres = (np.arange(dx.shape[1]) * STEP + CHIP / 2)
     left, right = centres < 70, centres > 90
@@ -237,7 +237,7 @@ def test_downsample_pair_keeps_a_common_grid(tmp_path, monkeypatch, on_disk):
 
 def test_pyramid_recovers_the_large_shift(shifted_pair):
     ref, sec, folder = shifted_pair
-    out = correlate_files(ref, sec, str(folder / "pyr.tif"), CHIP, SEARCH, STEP, pyramid_levels=2)
+    out = correlate_files(ref, sec, str(folder / "pyr.tif"), CHIP, SEARCH, STEP, pyramid_levels=2).path
     assert _uniform(out)[2] >= 0.8
     _assert_accurate(out)
     assert _offsets(out)[3]["SM_PYRAMID_LEVELS"] == "2"
@@ -255,7 +255,7 @@ _PYRAMID_BEFORE = (1449, 24.30050277709961, -23.400184631347656,
 def _pyramid_run(ref, sec, out, progress=None):
     # the options _PYRAMID_BEFORE was recorded with (the defaults of then)
     return correlate_files(ref, sec, out, CHIP, SEARCH, STEP, pyramid_levels=2, progress=progress, subpixel="lk",
-                           prefilter="none")
+                           prefilter="none").path
 
 
 @pytest.mark.parametrize("on_disk", [False, True])
@@ -290,7 +290,7 @@ def test_pyramid_driver_does_not_reenter_correlate_files(shifted_pair, tmp_path,
 
     monkeypatch.setattr(correlate_module, "correlate_files", reentered)
     assert "correlate_files" not in vars(pyramid_module)  # the driver is handed the solver
-    out = entry(ref, sec, str(tmp_path / "pyr.tif"), CHIP, SEARCH, STEP, pyramid_levels=2)
+    out = entry(ref, sec, str(tmp_path / "pyr.tif"), CHIP, SEARCH, STEP, pyramid_levels=2).path
     assert _offsets(out)[2].mean() > 0.5
 
 
@@ -367,9 +367,9 @@ def test_pyramid_on_a_smooth_varying_large_motion(tmp_path):
                                   mode="mirror")
     ref_path = _write(tmp_path / "r.tif", ndimage.gaussian_filter(land, 0.5))
     sec_path = _write(tmp_path / "s.tif", sec)
-    out = correlate_files(ref_path, sec_path, str(tmp_path / "o.tif"), CHIP, SEARCH, STEP, pyramid_levels=2)
+    out = correlate_files(ref_path, sec_path, str(tmp_path / "o.tif"), CHIP, SEARCH, STEP, pyramid_levels=2).path
     # the same measurement by brute force: a full +-24 px search at full resolution
-    direct = correlate_files(ref_path, sec_path, str(tmp_path / "d.tif"), CHIP, 24, STEP)
+    direct = correlate_files(ref_path, sec_path, str(tmp_path / "d.tif"), CHIP, 24, STEP).path
     dx, dy, valid, _ = _offsets(out)
     dx_direct, dy_direct, valid_direct, _ = _offsets(direct)
     centre_r = np.arange(dx.shape[0]) * STEP + CHIP / 2 - 0.5

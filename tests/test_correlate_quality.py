@@ -302,7 +302,7 @@ def test_polygon_mask_and_quality_bands_in_the_file(tmp_path):
     x1, y1 = transform * (250, 150)
     square = {"type": "Polygon", "coordinates": [[(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)]]}
     out = correlate_files(ref_path, sec_path, str(tmp_path / "d.tif"), CHIP, SEARCH, STEP,
-                          forward_backward=1.0, mask_geometries=[square])
+                          forward_backward=1.0, mask_geometries=[square]).path
     with rasterio.open(out) as ds:
         assert ds.descriptions[4:] == (SNR, PEAK_RATIO, UNCERTAINTY, FB_RESIDUAL, REASON, CHIP_SIZE)
         valid = ds.read(3) == 1

@@ -1,5 +1,5 @@
 """`make demo`: run the shipped model on the embedded sample through qgis_process.bin,
-render a PNG map with QGIS and print recovered against true landslide speed."""
+draw PNG maps (speed, de-ramped dx; tools/demo_maps.py) and print recovered against true landslide speed."""
 from __future__ import annotations
 
 import argparse
@@ -11,13 +11,16 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+from typing import List, Tuple
 
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE = os.path.join(REPO, "sample")
 sys.path.insert(0, REPO)
+sys.path.insert(0, os.path.join(REPO, "tools"))
 from core.io import open_raster  # noqa: E402  (the plugin's reader, QGIS-free)
+from demo_maps import Band, MapStyle, coloured_lines, map_figure, save  # noqa: E402
 MODEL_ID = "surfacemotion:planetscopel3bvelocity"
 
 #: Settings of the demo run (the sample moves up to ~6 px between its oldest and newest scene).
@@ -73,24 +76,6 @@ def run_model(out_dir: str, env: dict) -> dict:
     return run_cli(env, MODEL_ID, parameters)
 
 
-def render_png(layers, crs, extent, png_path: str, size=(1000, 800)) -> None:
-    """Render ``layers`` (top first) to a PNG with QGIS's own map renderer."""
-    from qgis.core import QgsMapRendererParallelJob, QgsMapSettings
-    from qgis.PyQt.QtCore import QSize
-    from qgis.PyQt.QtGui import QColor
-
-    settings = QgsMapSettings()
-    settings.setLayers(layers)
-    settings.setDestinationCrs(crs)
-    settings.setExtent(extent)
-    settings.setOutputSize(QSize(*size))
-    settings.setBackgroundColor(QColor("white"))
-    job = QgsMapRendererParallelJob(settings)
-    job.start()
-    job.waitForFinished()
-    job.renderedImage().save(png_path, "png")
-
-
 def rasterize_geojson(path: str, shape, transform) -> np.ndarray:
     """Boolean mask of the polygons of a GeoJSON file on a raster grid (same CRS assumed)."""
     from rasterio.features import rasterize
@@ -121,40 +106,38 @@ def evaluate_velocity(path: str) -> dict:
     }
 
 
-def green_band_renderer(layer):
-    """Grey stretch (2-98 %) of band 2 of a scene."""
-    from qgis.core import QgsContrastEnhancement, QgsRasterBandStats, QgsSingleBandGrayRenderer
-
-    renderer = QgsSingleBandGrayRenderer(layer.dataProvider(), 2)
-    stats = layer.dataProvider().bandStatistics(2, QgsRasterBandStats.All)
-    enhancement = QgsContrastEnhancement(layer.dataProvider().dataType(2))
-    enhancement.setContrastEnhancementAlgorithm(QgsContrastEnhancement.StretchToMinimumMaximum)
-    enhancement.setMinimumValue(stats.mean - 2 * stats.stdDev)
-    enhancement.setMaximumValue(stats.mean + 2 * stats.stdDev)
-    renderer.setContrastEnhancement(enhancement)
-    return renderer
+def read_band(path: str, band: int) -> Tuple[Band, object]:
+    """One band of a raster as a :class:`demo_maps.Band` (float64, nodata as NaN) and its CRS."""
+    with open_raster(path) as ds:
+        values = ds.read(band, masked=True).astype(np.float64).filled(np.nan)
+        return Band(values, ds.transform), ds.crs
 
 
-def render_map(velocity_path: str, png_path: str) -> None:
-    """Render speed over the green band with the landslide outline, with QGIS's own renderer."""
-    from qgis.core import QgsApplication, QgsRasterLayer, QgsVectorLayer
-    from qgis.PyQt.QtGui import QColor
+def pair_title(path: str) -> str:
+    """'2020-07-15 → 2021-01-12' from the dates a disparity or velocity raster carries."""
+    with open_raster(path) as ds:
+        tags = ds.tags()
+    return f"{tags.get('SM_REF_DATE', '?')[:10]} → {tags.get('SM_SEC_DATE', '?')[:10]}"
 
-    QgsApplication.setPrefixPath("/usr", True)
-    app = QgsApplication([], True)
-    app.initQgis()
-    background = QgsRasterLayer(sorted(glob.glob(os.path.join(SAMPLE, "*_3B_AnalyticMS_SR_clip.tif")))[0], "scene")
-    background.setRenderer(green_band_renderer(background))
-    speed = QgsRasterLayer(velocity_path, "speed")
-    speed.loadNamedStyle(os.path.join(REPO, "ui", "styles", "velocity_speed.qml"))
-    speed.renderer().setOpacity(0.75)
-    outline = QgsVectorLayer(os.path.join(SAMPLE, "landslide_outline.geojson"), "landslide", "ogr")
-    outline.renderer().symbol().setColor(QColor(0, 0, 0, 0))
-    outline.renderer().symbol().symbolLayer(0).setStrokeColor(QColor("white"))
-    outline.renderer().symbol().symbolLayer(0).setStrokeWidth(0.6)
-    render_png([outline, speed, background], speed.crs(), background.extent(), png_path)
-    del outline, speed, background  # layers must die before QGIS shuts down
-    app.exitQgis()
+
+def draw_maps(velocity_path: str, deramped_path: str, out_dir: str) -> List[str]:
+    """The demo's PNG maps of one pair: speed over the green band of the oldest scene, and the
+    de-ramped column offset dx, both with the landslide outline."""
+    background, _ = read_band(sorted(glob.glob(os.path.join(SAMPLE, "*_3B_AnalyticMS_SR_clip.tif")))[0], 2)
+    with open(os.path.join(SAMPLE, "landslide_outline.geojson"), encoding="utf-8") as handle:
+        outline = [feature["geometry"] for feature in json.load(handle)["features"]]
+    speed, crs = read_band(velocity_path, 1)
+    dx, _ = read_band(deramped_path, 1)
+    pair = pair_title(velocity_path)
+    maps = {
+        "velocity_map.png": (speed, f"Landslide speed, PlanetScope sample {pair}",
+                             MapStyle("speed", "m/yr", "viridis", alpha=0.8, lines=coloured_lines(outline, "white"))),
+        "disparity_dx_map.png": (dx, f"Column offset dx after ramp removal, {pair}",
+                                 MapStyle("dx, + right (east)", "px", "RdBu_r", symmetric=True, alpha=0.85,
+                                          lines=coloured_lines(outline, "black"))),
+    }
+    return [save(map_figure(band, crs, title, style, background), os.path.join(out_dir, name))
+            for name, (band, title, style) in maps.items()]
 
 
 def main() -> int:
@@ -182,10 +165,11 @@ def main() -> int:
           f"vs true {true_speed:.2f} m/yr ({100 * (mean_speed - true_speed) / true_speed:+.1f} %); "
           f"stable ground median {np.mean([r['stable_speed'] for r in results]):.2f} m/yr (m/yr, speed, band 1)")
     longest = max(results, key=lambda r: r["dt_days"])
-    png = os.path.join(args.out, "velocity_map.png")
-    render_map(os.path.join(args.out, "velocity", longest["file"]), png)
+    velocity = os.path.join(args.out, "velocity", longest["file"])
+    deramped = os.path.join(args.out, "deramped", longest["file"].replace("_velocity.tif", ".tif"))
+    maps = draw_maps(velocity, deramped, args.out)
     print("Velocity GeoTIFFs:", os.path.join(args.out, "velocity"))
-    print("Map rendered by QGIS:", png)
+    print("Maps:", ", ".join(maps))
     return 0
 
 

@@ -1,11 +1,12 @@
 """`make demo` (ITS_LIVE part): strain rates, flux divergence and particle tracks on the real
-Alaska sample (tests/data/itslive) through qgis_process.bin, with PNG maps rendered by QGIS."""
+Alaska sample (tests/data/itslive) through qgis_process.bin, with PNG maps (tools/demo_maps.py)."""
 from __future__ import annotations
 
 import argparse
 import json
 import os
 import sys
+from typing import List
 
 import numpy as np
 
@@ -14,10 +15,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(REPO, "tests", "data", "itslive")
 VX = os.path.join(DATA, "alaska_vx_2010_2018.tif")
 VY = os.path.join(DATA, "alaska_vy_2010_2018.tif")
+OUTLINE_CSV = os.path.join(DATA, "glacier_outline.csv")
 sys.path.insert(0, os.path.join(REPO, "tools"))
 sys.path.insert(0, REPO)
-from demo import fresh_output_and_enabled_plugin, render_png, run_cli  # noqa: E402  (same environment as the main demo)
+from demo import fresh_output_and_enabled_plugin, read_band, run_cli  # noqa: E402  (same environment as the main demo)
+from demo_maps import MapStyle, coloured_lines, map_figure, save  # noqa: E402
 from core.io import open_raster  # noqa: E402
+from core.itslive.flux import outline_polygons_from_csv  # noqa: E402
 
 #: Band 9 of the stacks = the 2018 annual mosaic.
 STRAIN_PARAMETERS = {"VX": VX, "VY": VY, "BAND": 9, "METHOD": 1, "LENGTH_SCALE": 240.0}
@@ -47,19 +51,37 @@ def seed_points(path: str, step: int = 12, min_speed: float = 300.0) -> int:
     return len(features)
 
 
-def render(png_path: str, raster_path: str, style: str, vectors=(), title_layer_name: str = "") -> None:
-    """Render one styled raster (plus vector overlays with their styles) to a PNG with QGIS."""
-    from qgis.core import QgsRasterLayer, QgsVectorLayer
+def track_lines(path: str) -> List[dict]:
+    """GeoJSON geometries of the particle tracks of a GeoPackage (QGIS reads it)."""
+    from qgis.core import QgsVectorLayer
 
-    raster = QgsRasterLayer(raster_path, title_layer_name or style)
-    raster.loadNamedStyle(os.path.join(REPO, "ui", "styles", style + ".qml"))
-    layers = []
-    for path, vector_style in vectors:
-        layer = QgsVectorLayer(path, vector_style, "ogr")
-        layer.loadNamedStyle(os.path.join(REPO, "ui", "styles", vector_style + ".qml"))
-        layers.append(layer)
-    render_png(layers + [raster], raster.crs(), raster.extent(), png_path, size=(900, 900))
-    del layers, raster  # layers must die before QGIS shuts down
+    layer = QgsVectorLayer(path, "tracks", "ogr")
+    geometries = [json.loads(feature.geometry().asJson()) for feature in layer.getFeatures()]
+    del layer
+    return geometries
+
+
+def draw_maps(strain_path: str, flux_path: str, lines_path: str, out_dir: str) -> List[str]:
+    """The ITS_LIVE demo's PNG maps: effective strain rate with the particle tracks, longitudinal
+    strain rate and flux divergence inside the glacier outline."""
+    tracks = coloured_lines(track_lines(lines_path), "black")
+    outline = coloured_lines(outline_polygons_from_csv(OUTLINE_CSV), "black")
+    maps = {
+        "strain_effective_tracks.png": (
+            strain_path, 7, "Effective strain rate 2018 and particle tracks 2010-2018 (Malaspina / Seward)",
+            MapStyle("effective strain rate", "1/yr", "magma", lines=tracks)),
+        "strain_longitudinal.png": (
+            strain_path, 9, "Longitudinal strain rate 2018 (+ extension, - compression)",
+            MapStyle("longitudinal strain rate", "1/yr", "RdBu_r", symmetric=True)),
+        "flux_divergence.png": (
+            flux_path, 1, "Flux divergence 2018 inside the glacier outline (+ = dynamic thinning)",
+            MapStyle("flux divergence", "m/yr", "RdBu_r", symmetric=True, lines=outline)),
+    }
+    written = []
+    for name, (path, band, title, style) in maps.items():
+        values, crs = read_band(path, band)
+        written.append(save(map_figure(values, crs, title, style), os.path.join(out_dir, name)))
+    return written
 
 
 def summarise(strain_path: str, flux_path: str, lines_path: str) -> None:
@@ -95,7 +117,7 @@ def main() -> int:
     strain = run(env, "surfacemotion:strainrates", dict(STRAIN_PARAMETERS, OUTPUT=os.path.join(args.out, "strain_2018.tif")))
     flux = run(env, "surfacemotion:fluxdivergence", {
         "THICKNESS": os.path.join(DATA, "alaska_thickness.tif"), "VX": VX, "VY": VY, "BAND": 9,
-        "OUTLINE_CSV": os.path.join(DATA, "glacier_outline.csv"), "LENGTH_SCALE": 240.0, "COLUMN_FACTOR": 0.9,
+        "OUTLINE_CSV": OUTLINE_CSV, "LENGTH_SCALE": 240.0, "COLUMN_FACTOR": 0.9,
         "OUTPUT": os.path.join(args.out, "flux_divergence_2018.tif")})
     seeds = os.path.join(args.out, "seeds.geojson")
     print(f"{seed_points(seeds)} seeds on ice faster than 300 m/yr")
@@ -109,16 +131,11 @@ def main() -> int:
     app = QgsApplication([], True)
     app.initQgis()
     lines = tracks["OUTPUT_LINES"]
-    maps = {
-        "strain_effective_tracks.png": (strain["OUTPUT"], "strain_effective", [(lines, "tracks_lines")]),
-        "strain_longitudinal.png": (strain["OUTPUT"], "strain_longitudinal", []),
-        "flux_divergence.png": (flux["OUTPUT"], "flux_divergence", []),
-    }
-    for name, (raster, style, vectors) in maps.items():
-        render(os.path.join(args.out, name), raster, style, vectors)
+    maps = draw_maps(strain["OUTPUT"], flux["OUTPUT"], lines, args.out)
     summarise(strain["OUTPUT"], flux["OUTPUT"], lines)
     app.exitQgis()
-    print("ITS_LIVE outputs and PNG maps:", args.out)
+    print("ITS_LIVE outputs:", args.out)
+    print("Maps:", ", ".join(maps))
     return 0
 
 

@@ -23,6 +23,54 @@ def progress(percent: float, stage: str) -> None:
     print(f"PROGRESS {percent:.0f} {stage}", flush=True)
 
 
+def block_progress(start: float, stop: float):
+    """A dask callback printing PROGRESS lines from ``start`` towards ``stop`` % as the tasks of
+    sarsen's top-level computations finish (they work block by block, ``--chunks`` DEM pixels a
+    side); each computation takes half of the range left, so the percentages only rise. Nested
+    computations (inside a task, in a worker thread) are not counted."""
+    import threading
+
+    from dask.callbacks import Callback
+
+    class Blocks(Callback):
+        def __init__(self):
+            super().__init__()
+            self.base, self.share, self.printed = start, 0.0, int(start)
+
+        def _start_state(self, dsk, state):
+            if threading.current_thread() is threading.main_thread():
+                self.base += self.share
+                self.share = (stop - self.base) / 2.0
+
+        def _posttask(self, key, result, dsk, state, worker_id):
+            if threading.current_thread() is not threading.main_thread():
+                return
+            done = len(state["finished"])
+            total = done + sum(len(state[name]) for name in ("ready", "waiting", "running"))
+            percent = int(self.base + self.share * done / max(total, 1))
+            if percent > self.printed:
+                self.printed = percent
+                progress(percent, "terrain correction")
+
+    return Blocks()
+
+
+#: Smallest last block sarsen's overlaps (the flattening's at least 4 px each side) can take.
+MIN_LAST_BLOCK = 8
+#: sarsen writes its output in blocks of the chunk size, and GeoTIFF blocks are multiples of 16 px.
+BLOCK_MULTIPLE = 16
+
+
+def sliver_free_chunks(chunks: int, sizes) -> int:
+    """The block side from ``chunks`` up (a multiple of ``BLOCK_MULTIPLE``) that leaves no last
+    block thinner than ``MIN_LAST_BLOCK`` along the DEM's ``sizes`` (a 3 px sliver breaks dask's
+    overlap)."""
+    side = max(BLOCK_MULTIPLE, -(-int(chunks) // BLOCK_MULTIPLE) * BLOCK_MULTIPLE)
+    while any(size > side and 0 < size % side < MIN_LAST_BLOCK for size in sizes):
+        side += BLOCK_MULTIPLE
+    return side
+
+
 def geometry(product, dem_path: str, output: str) -> None:
     import numpy as np
     import xarray as xr
@@ -85,12 +133,15 @@ def main() -> int:
         import rioxarray
 
         dem = rioxarray.open_rasterio(args.dem)  # lazy: only the header is read
-        smallest = min(dem.rio.height, dem.rio.width, args.chunks)
+        sizes = (dem.rio.height, dem.rio.width)
         dem.close()
+        chunks = sliver_free_chunks(args.chunks, sizes)
+        smallest = min(min(size, chunks, size % chunks or chunks) for size in sizes)
         # the flattening overlap (128 px by default) must not exceed the smallest chunk of a small AOI
-        apps.terrain_correction(product, args.dem, output_urlpath=args.backscatter,
-                                correct_radiometry="gamma_bilinear" if args.mode == "rtc" else None,
-                                chunks=args.chunks, radiometry_bound=max(4, min(128, smallest // 2)))
+        with block_progress(40, 99):
+            apps.terrain_correction(product, args.dem, output_urlpath=args.backscatter,
+                                    correct_radiometry="gamma_bilinear" if args.mode == "rtc" else None,
+                                    chunks=chunks, radiometry_bound=max(4, min(128, smallest // 2)))
         progress(100, "done")
     except Exception as exc:  # reported to the plugin as a clear error
         print(f"sarsen failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)

@@ -7,8 +7,9 @@ Temporary files of a killed run in the output folder are removed first.
 from __future__ import annotations
 
 import os
+import queue
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -16,13 +17,13 @@ import pandas as pd
 
 from ..errors import Cancelled, UserInputError, check_canceled
 from ..io import is_complete_raster, output_folder
-from .correlate import DEFAULT_SUBPIXEL, correlate_files
+from .correlate import DEFAULT_SUBPIXEL, CorrelationSummary, correlate_files
 from .disparity import TAG_DT_DAYS, TAG_REF_DATE, TAG_REF_ID, TAG_SEC_DATE, TAG_SEC_ID
 from .planetscope import days_between, find_scene_ids, iso_utc
 
 
-#: How often the Dask futures are polled (s): cancel is noticed within this time.
-_DASK_POLL_SECONDS = 0.2
+#: How often the Dask futures and the threads' progress are polled (s): cancel is noticed within this time.
+_POLL_SECONDS = 0.2
 
 
 def pair_tags(ref_path: str, sec_path: str) -> Dict[str, str]:
@@ -64,6 +65,7 @@ class PairOutcome:
     output: str
     status: str  # "done", "skipped" (a complete output existed) or "failed"
     message: str = ""  # why it failed, or why an existing output was redone
+    summary: Optional[CorrelationSummary] = None  # what a "done" pair measured
 
 
 def correlate_pair_table(table: pd.DataFrame, out_folder: str, chip_size: int, search_range: int,
@@ -104,6 +106,7 @@ def correlate_pair_table(table: pd.DataFrame, out_folder: str, chip_size: int, s
 def _correlate_into(table: pd.DataFrame, out_folder: str, overwrite: bool, log, progress, is_canceled,
                     workers: int, scheduler: Optional[str], settings: dict) -> List[PairOutcome]:
     n_pairs = len(table)
+    progress = _rising(progress)
     outcomes: List[Optional[PairOutcome]] = [None] * n_pairs
     redo_reasons: Dict[int, str] = {}
     jobs = []
@@ -119,12 +122,13 @@ def _correlate_into(table: pd.DataFrame, out_folder: str, overwrite: bool, log, 
             log(f"[{index + 1}/{n_pairs}] redoing {output}: {incomplete}")
         jobs.append((index, ref, sec, output))
 
-    def record(index: int, ref: str, sec: str, output: str, status: str, message: str) -> None:
+    def record(index: int, ref: str, sec: str, output: str, status: str, message: str,
+               summary: Optional[CorrelationSummary] = None) -> None:
         if status == "done" and index in redo_reasons:
             message = redo_reasons[index]
-        outcomes[index] = PairOutcome(ref, sec, output, status, message)
+        outcomes[index] = PairOutcome(ref, sec, output, status, message, summary)
         if status == "done":
-            log(f"[{index + 1}/{n_pairs}] done: {output}")
+            log(f"[{index + 1}/{n_pairs}] done: {output}; {summary.describe()}")
         else:
             log(f"[{index + 1}/{n_pairs}] FAILED {os.path.basename(ref)} / {os.path.basename(sec)}: {message}")
 
@@ -135,38 +139,58 @@ def _correlate_into(table: pd.DataFrame, out_folder: str, overwrite: bool, log, 
     else:
         for done, (index, ref, sec, output) in enumerate(jobs):
             check_canceled(is_canceled)
-            status, message = correlate_pair_job(ref, sec, output, settings,
-                                                 _sub_progress(progress, done, len(jobs)), is_canceled)
-            record(index, ref, sec, output, status, message)
+            record(index, ref, sec, output, *correlate_pair_job(ref, sec, output, settings,
+                                                                _sub_progress(progress, done, len(jobs)), is_canceled))
     if progress is not None:
         progress(100.0)
     return [outcome for outcome in outcomes if outcome is not None]
 
 
 def correlate_pair_job(ref: str, sec: str, output: str, settings: dict, progress=None,
-                       is_canceled=None) -> Tuple[str, str]:
-    """Correlate one pair; returns ("done", "") or ("failed", reason). Cancel propagates."""
+                       is_canceled=None) -> Tuple[str, str, Optional[CorrelationSummary]]:
+    """Correlate one pair; returns ("done", "", its summary) or ("failed", reason, None). Cancel propagates."""
     try:
-        correlate_files(ref, sec, output, tags=pair_tags(ref, sec), progress=progress,
-                        is_canceled=is_canceled, **settings)
+        summary = correlate_files(ref, sec, output, tags=pair_tags(ref, sec), progress=progress,
+                                  is_canceled=is_canceled, **settings)
     except Cancelled:
         raise
     except Exception as exc:  # one bad pair must not stop the batch
-        return "failed", str(exc)
-    return "done", ""
+        return "failed", str(exc), None
+    return "done", "", summary
 
 
 def _run_in_threads(jobs, settings: dict, workers: int, record, progress, is_canceled) -> None:
-    """Pairs in a thread pool; progress and logging stay in the calling thread."""
+    """Pairs in a thread pool. The workers only post their pairs' block progress and completion to
+    a queue; the calling thread reports them (progress: the mean of the pairs' shares, rising with
+    every block of any pair), logs and records, and notices a cancel within ``_POLL_SECONDS``."""
+    events: "queue.Queue[Tuple[int, object]]" = queue.Queue()
+    shares = [0.0] * len(jobs)
+
+    def posting(slot: int):
+        return lambda percent: events.put((slot, float(percent)))
+
     with ThreadPoolExecutor(workers) as pool:
-        futures = {pool.submit(correlate_pair_job, ref, sec, output, settings, None, is_canceled):
-                   (index, ref, sec, output) for index, ref, sec, output in jobs}
+        futures = []
+        for slot, (index, ref, sec, output) in enumerate(jobs):
+            future = pool.submit(correlate_pair_job, ref, sec, output, settings, posting(slot), is_canceled)
+            future.add_done_callback(lambda done, slot=slot: events.put((slot, done)))
+            futures.append(future)
         try:
-            for done, future in enumerate(as_completed(futures)):
+            remaining = len(jobs)
+            while remaining:
                 check_canceled(is_canceled)
-                record(*futures[future], *future.result())
+                try:
+                    slot, event = events.get(timeout=_POLL_SECONDS)
+                except queue.Empty:
+                    continue
+                if isinstance(event, float):
+                    shares[slot] = event
+                else:
+                    remaining -= 1
+                    shares[slot] = 100.0
+                    record(*jobs[slot], *event.result())
                 if progress is not None:
-                    progress(100.0 * (done + 1) / len(futures))
+                    progress(sum(shares) / len(shares))
         except BaseException:
             for future in futures:
                 future.cancel()
@@ -198,20 +222,35 @@ def _run_on_dask(jobs, settings: dict, scheduler: str, record, progress, is_canc
                 check_canceled(is_canceled)
             finished = [future for future in pending if future.done()]
             if not finished:
-                time.sleep(_DASK_POLL_SECONDS)
+                time.sleep(_POLL_SECONDS)
                 continue
             for future in finished:
                 pending.remove(future)
                 try:
-                    status, message = future.result()
+                    outcome = future.result()
                 except Exception as exc:  # the worker died or could not import the package
-                    status, message = "failed", f"Dask worker error: {exc}"
-                record(*futures[future], status, message)
+                    outcome = "failed", f"Dask worker error: {exc}", None
+                record(*futures[future], *outcome)
                 done += 1
                 if progress is not None:
                     progress(100.0 * done / len(futures))
     finally:
         client.close()
+
+
+def _rising(progress):
+    """``progress`` passed only the values above the last one it was passed (the end of a pair and
+    the end of the batch are the same 100 %; a failed pair stops short of its share)."""
+    if progress is None:
+        return None
+    last = [float("-inf")]
+
+    def report(percent: float) -> None:
+        if percent > last[0]:
+            last[0] = percent
+            progress(percent)
+
+    return report
 
 
 def _sub_progress(progress, index: int, count: int):

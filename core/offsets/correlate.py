@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from dataclasses import replace
 from typing import Optional, Sequence, Tuple
 
@@ -34,7 +35,8 @@ from ..errors import UserInputError
 from ..io import RasterWriter, open_raster, require_crs, require_single_band
 from .apriori import OffsetField, apriori_field, block_apriori
 from .disparity import (BASE_DESCRIPTIONS, CHIP_SIZE, DISPARITY_STYLE, FB_RESIDUAL, NO_MATCH_HINT, PEAK_RATIO,
-                        REASON, SNR, STRAIN_DESCRIPTIONS, TAG_DT_DAYS, UNCERTAINTY, disparity_tags)
+                        REASON, SNR, STRAIN_DESCRIPTIONS, TAG_DT_DAYS, UNCERTAINTY, disparity_tags,
+                        reference_pixel_transform)
 from .engine.affine import STRAIN_TERMS
 from .engine.blocks import correlate_into_result, run_blocks
 from .engine.frame import PairFrame, geometry_cell_mask, pair_frame
@@ -45,12 +47,13 @@ from .engine.params import (DEFAULT_CHIP_LADDER, DEFAULT_COHERENCE, DEFAULT_MEDI
 from .engine.pyramid import COARSE_PROGRESS_SHARE, PYRAMID_REFINE_SEARCH, coarse_to_fine, progress_range
 from .engine.quality import estimate_noise, normalised_median_test, with_noise
 from .engine.sources import ArraySource, PixelSource, RasterSource
+from .summary import CorrelationSummary, SummaryCollector
 
 __all__ = ["correlate_arrays", "correlate_files", "CorrelationResult", "QUALITY_DESCRIPTIONS", "SUBPIXEL_METHODS",
            "DEFAULT_SUBPIXEL", "DEFAULT_PREFILTER",
            "DEFAULT_SMOOTHING", "DEFAULT_MIN_TEXTURE", "DEFAULT_MEDIAN_TEST", "DEFAULT_MIN_VALID_FRACTION",
            "DEFAULT_CHIP_LADDER", "DEFAULT_COHERENCE", "DEFAULT_MIN_PEAK_RATIO", "estimate_noise",
-           "normalised_median_test"]
+           "normalised_median_test", "CorrelationSummary"]
 
 #: Quality bands after the four base bands (forward-backward only when requested).
 QUALITY_DESCRIPTIONS = (SNR, PEAK_RATIO, UNCERTAINTY)
@@ -151,7 +154,7 @@ def correlate_files(ref_path: str, sec_path: str, out_path: str, chip_size: int 
                     apriori_dt_days: Optional[float] = None, pyramid_levels: int = 0,
                     min_valid_fraction: float = DEFAULT_MIN_VALID_FRACTION, chip_ladder: int = DEFAULT_CHIP_LADDER,
                     coherence: float = DEFAULT_COHERENCE, min_peak_ratio: float = DEFAULT_MIN_PEAK_RATIO,
-                    strain_bands: bool = False) -> str:
+                    strain_bands: bool = False) -> CorrelationSummary:
     """Correlate two single-band rasters on a common pixel grid into a disparity GeoTIFF.
 
     The rasters must share CRS and pixel size and be aligned to whole pixels;
@@ -167,7 +170,9 @@ def correlate_files(ref_path: str, sec_path: str, out_path: str, chip_size: int 
     ``mask_geometries`` (GeoJSON geometries in the reference CRS) limits the
     output to cells whose chip centre lies inside them; blocks without any
     such cell are skipped. ``tags`` are written as given after the standard
-    disparity tags. Returns ``out_path``; on any failure nothing is written.
+    disparity tags. Returns a :class:`CorrelationSummary` of the written file (its ``path``, the
+    cells, the valid share, the median offsets in px and CRS units, the run time; its
+    ``describe()`` is the run's log line); on any failure nothing is written.
 
     Large motions (``core.offsets.apriori``): ``apriori`` (a two-band raster path or
     an ``OffsetField``) centres each chip's search on the expected offset:
@@ -179,6 +184,7 @@ def correlate_files(ref_path: str, sec_path: str, out_path: str, chip_size: int 
     +-``PYRAMID_REFINE_SEARCH`` px). The output dx, dy are total offsets
     (a-priori + measured).
     """
+    started = time.perf_counter()
     params = check_parameters(chip_size, search_range, step, subpixel, prefilter, prefilter_size,
                               min_texture, median_test, forward_backward, smoothing, min_valid_fraction,
                               chip_ladder, coherence, min_peak_ratio, strain_bands)
@@ -205,8 +211,11 @@ def correlate_files(ref_path: str, sec_path: str, out_path: str, chip_size: int 
                                    os.path.dirname(os.path.abspath(out_path)), progress, is_canceled)
             done = 100.0 * COARSE_PROGRESS_SHARE
             level_progress = progress_range(progress, done, 100.0 - done)
-        _write_disparity(frame, full, out_path, out_tags, level_progress, is_canceled, mask_geometries, field)
-    return out_path
+        collector = SummaryCollector(frame.shape[0] * frame.shape[1],
+                                     reference_pixel_transform(frame.grid.transform, full.step), ref_ds.crs)
+        _write_disparity(frame, full, out_path, out_tags, level_progress, is_canceled, mask_geometries, field,
+                         collector)
+    return collector.summary(out_path, time.perf_counter() - started)
 
 
 correlate_files.__doc__ += _OPTIONS_DOC
@@ -243,8 +252,10 @@ def _solve_level(ref: PixelSource, sec: PixelSource, search_range: int, apriori:
 
 
 def _write_disparity(frame: PairFrame, params: Params, out_path: str, tags: dict, progress, is_canceled,
-                     mask_geometries: Optional[Sequence[dict]], apriori: Optional[OffsetField]) -> None:
-    """The full-resolution level, correlated block by block into the disparity GeoTIFF."""
+                     mask_geometries: Optional[Sequence[dict]], apriori: Optional[OffsetField],
+                     collector: SummaryCollector) -> None:
+    """The full-resolution level, correlated block by block into the disparity GeoTIFF; the
+    written offsets go to ``collector`` too."""
     params, mask, expected = _level_inputs(frame, params, mask_geometries, apriori)
     out_tags = disparity_tags(params.step, chip_size=params.chip, search_range=params.search,
                               subpixel=params.subpixel, prefilter=params.prefilter,
@@ -262,6 +273,7 @@ def _write_disparity(frame: PairFrame, params: Params, out_path: str, tags: dict
             window = Window(cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start)
             for index, band in enumerate(_output_bands(block, params), start=1):
                 out.write(band, index, window=window)
+            collector.add(block.dx, block.dy, block.valid)
 
         run_blocks(frame.ref, frame.sec, frame.grid.height, frame.grid.width, params, write, progress,
                    is_canceled, mask, expected)

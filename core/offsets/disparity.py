@@ -107,9 +107,14 @@ class DisparityInfo:
     @property
     def pixel_transform(self) -> Affine:
         """Linear part of the *reference* pixel geometry (grid terms / step)."""
-        t = self.transform
-        s = float(self.step)
-        return Affine(t.a / s, t.b / s, 0.0, t.d / s, t.e / s, 0.0)
+        return reference_pixel_transform(self.transform, self.step)
+
+
+def reference_pixel_transform(grid: Affine, step: int) -> Affine:
+    """Linear part of the *reference* pixel geometry of a disparity grid subsampled by ``step``:
+    the grid's linear terms / step (map units per reference pixel)."""
+    s = float(step)
+    return Affine(grid.a / s, grid.b / s, 0.0, grid.d / s, grid.e / s, 0.0)
 
 
 def describe_disparity(path: str) -> DisparityInfo:

@@ -51,6 +51,8 @@ PRODUCT_TYPES = Choices(("gtc_sigma0", "GTC sigma0"), ("gtc_gamma0", "GTC gamma0
 #: The product's token in output file names and tags.
 PRODUCT_TOKENS = {"gtc_sigma0": "GTCsigma0", "gtc_gamma0": "GTCgamma0", "rtc_gamma0": "RTCgamma0"}
 LS_MASK_DESCRIPTION = "layover/shadow: 0 none, 1 layover, 2 shadow"
+#: Side of the DEM blocks sarsen works on (px; its default); the runner reports progress per block.
+SARSEN_CHUNKS = 1024
 #: What the full-disk and file-size errors of a subprocess say on stderr.
 _DISK_FULL_TEXTS = {"No space left on device": errno.ENOSPC, "File too large": errno.EFBIG}
 SAFE_PATTERN = re.compile(r"^(S1[A-D])_(IW|EW|S[1-6])_GRD[FHM]_1S(DV|DH|SV|SH)_\d{8}T\d{6}_\d{8}T\d{6}_\w+")
@@ -268,7 +270,7 @@ def grd_to_ard(product: str, dem: str, output_folder: str, product_type: str = "
         for index, pol in enumerate(wanted):
             backscatter = os.path.join(workdir, f"{pol}.tif")
             arguments = ["--product", safe, "--group", measurement_group(safe, pol), "--dem", dem_path,
-                         "--mode", mode, "--backscatter", backscatter]
+                         "--mode", mode, "--backscatter", backscatter, "--chunks", str(SARSEN_CHUNKS)]
             if need_geometry and index == 0:
                 arguments += ["--geometry", geometry]
             _run_sarsen(python or "", arguments, paths[pol], progress, is_canceled,

@@ -177,18 +177,25 @@ def mosaic(inputs: Sequence[str], output_folder: str, unit: str = "db", harmonis
     offsets_report = {}
     with run_folder(output_folder) as folder, OutputSet() as outputs, GridResampler(grid, "bilinear") as resampler:
         out_paths = [os.path.join(folder, name) for name in files]
-        for index, ((key, members), path, name, db_level, style) in enumerate(
-                zip(jobs, out_paths, names, level, styles), start=1):
-            check_canceled(is_canceled)
-            images = [resample_band(resampler, p, b) for p, b in members]
+        steps = sum(len(members) + 1 for _, members in jobs)  # every input image resampled, every output written
+        done = 0
+        for (key, members), path, name, db_level, style in zip(jobs, out_paths, names, level, styles):
+            images = []
+            for member, band in members:
+                check_canceled(is_canceled)
+                images.append(resample_band(resampler, member, band))
+                done += 1
+                if progress:
+                    progress(100.0 * done / steps)
             result, offsets = blend(images, feather_px, db_level, harmonise and unit == "db")
             offsets_report[name] = [round(float(o), 4) for o in offsets]
             with outputs.raster(path, grid, [name], style=style, require_valid=(
                     f"No input has a valid pixel for '{name}' on the mosaic grid: check the inputs "
                     f"({', '.join(os.path.basename(p) for p, _ in members)}) and the output CRS.")) as out:
                 out.write(result, 1)
+            done += 1
             if progress:
-                progress(100.0 * index / len(jobs))
+                progress(100.0 * done / steps)
         vrt_path = add_band_vrt(outputs, os.path.join(folder, vrt_name),
                                 [VrtBand(p, n) for p, n in zip(out_paths, names)], grid, styles[0])
     return {"kind": "timeseries" if is_series else "timescan", "paths": out_paths, "vrt": vrt_path, "names": names,
