@@ -428,30 +428,28 @@ def place_in_group(project, layers: Sequence[QgsMapLayer], group: Optional[MapGr
     without a group of several layers, the views stay where QGIS put the first one, hidden but it."""
     root = project.layerTreeRoot()
     node = root.findLayer(layers[0].id())
-    parent = node.parent() if node is not None and node.parent() is not None else root
-    index = parent.children().index(node) if node is not None and node in parent.children() else 0
-    target = None
-    if group is not None and group.size > 1:
-        target = _run_group(root, group) or parent.insertGroup(index, group.name)
+    if node is None:  # not in this project's layer tree (e.g. a layer styled outside a run)
+        return
+    parent = node.parent()
+    index = parent.children().index(node)
+    if group is None or group.size <= 1:
+        for offset, layer in enumerate(layers[1:], start=1):
+            parent.insertLayer(index + offset, layer).setItemVisibilityChecked(False)
+        return
+    target = _run_group(root, group)
+    if target is None:
+        target = parent.insertGroup(index, group.name)
         target.setCustomProperty(StylePostProcessor.RUN_PROPERTY, group.key)
     for offset, layer in enumerate(layers):
         existing = root.findLayer(layer.id())
         order = rank + offset
-        if target is None:
-            position = index + offset
-            destination = parent
-        else:
-            destination = target
-            position = sum(1 for child in target.children()
-                           if int(child.customProperty(StylePostProcessor.ORDER_PROPERTY, -1)) < order)
-        new_node = destination.insertLayer(position, layer)
-        new_node.setCustomProperty(StylePostProcessor.ORDER_PROPERTY, order)
-        new_node.setItemVisibilityChecked(offset == 0)
+        position = sum(1 for child in target.children()
+                       if int(child.customProperty(StylePostProcessor.ORDER_PROPERTY, -1)) < order)
+        target.insertLayer(position, layer).setCustomProperty(StylePostProcessor.ORDER_PROPERTY, order)
         if existing is not None:
             existing.parent().removeChildNode(existing)
-    if target is not None:
-        for position, child in enumerate(target.children()):
-            child.setItemVisibilityChecked(position == 0)
+    for position, child in enumerate(target.children()):
+        child.setItemVisibilityChecked(position == 0)
 
 
 def _run_group(root, group: MapGroup):

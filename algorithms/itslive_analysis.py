@@ -28,7 +28,7 @@ from ..core.itslive.flux import FLUX_STYLE, flux_divergence_file
 from ..core.itslive.grids import read_velocity
 from ..core.itslive.strain import METHODS, STRAIN_STYLE, strain_rates_file
 from ..core.itslive.tracking import TIME_INTERPOLATIONS, line_summary, track_particles, track_rows
-from .base import (MapGroup, SinkGroup, SurfaceMotionAlgorithm, core_errors_as_processing_errors,
+from .base import (MapGroup, SinkGroup, StylePostProcessor, SurfaceMotionAlgorithm, core_errors_as_processing_errors,
                    enum_parameter, enum_value, polygons_in_crs, run_core, style_on_completion, tif_output)
 
 #: Companion views of the strain-rate file loaded on completion (the core writes the main style's sidecar).
@@ -302,3 +302,7 @@ class TrackParticlesAlgorithm(SurfaceMotionAlgorithm):
         return {self.OUTPUT_LINES: lines_id, self.OUTPUT_POINTS: points_id}
 
 
+
+
+#: Styles a vector layer loaded on completion (StylePostProcessor styles vectors and rasters alike).
+VectorStyle = StylePostProcessor
