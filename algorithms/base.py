@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import uuid
 from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
@@ -300,7 +301,8 @@ class MapGroup:
     """
 
     def __init__(self, algorithm, paths: Sequence[str] = ()):
-        self.name = f"{algorithm.displayName()} {run_label(list(paths))}".strip()
+        title = re.sub(r"\s*\([^)]*\)\s*$", "", algorithm.displayName())  # without "(offset tracking)"
+        self.name = f"{title} {run_label(list(paths))}".strip()
         self.key = uuid.uuid4().hex
         self.size = 0
         self.added = 0
