@@ -101,6 +101,11 @@ DESKTOP_SCRIPT = textwrap.dedent('''
         QTimer.singleShot(3000, shoot_map)
 
     iface.mainWindow().resize(1500, 950)
+    from qgis.PyQt.QtCore import Qt
+    from qgis.PyQt.QtWidgets import QDockWidget
+    layers_panel = iface.mainWindow().findChild(QDockWidget, "Layers")
+    if layers_panel is not None:  # wide enough for the names, for the screenshot
+        iface.mainWindow().resizeDocks([layers_panel], [460], Qt.Horizontal)
     QTimer.singleShot(500, run)
 ''')
 

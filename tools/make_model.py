@@ -17,6 +17,16 @@ MODEL_PATH = os.path.join(REPO, "models", "planetscope_l3b_velocity.model3")
 INPUT_ORDER = ["SCENES", "USE_UDM2", "BAND", "DT_MIN", "CHIP_SIZE", "SEARCH_RANGE", "STEP", "MOVING_AREA",
                "ORDER", "DEM"]
 
+#: Designer layout: (row of the step the input feeds, column) of every input.
+INPUT_ROWS = {"SCENES": (0, 0), "USE_UDM2": (0, 1), "BAND": (0, 2), "DT_MIN": (1, 2), "CHIP_SIZE": (2, 0),
+              "SEARCH_RANGE": (2, 1), "STEP": (2, 2), "MOVING_AREA": (3, 0), "ORDER": (3, 1), "DEM": (3, 2)}
+
+
+def row_y(row: int) -> float:
+    """Vertical position of the designer row of step ``row`` (0 = extract band ... 4 = velocity)."""
+    return 80.0 + 130.0 * row
+
+
 HELP = {
     "ALG_DESC": "PlanetScope L3B offset-tracking chain, in five steps: extract the tracked band of every "
                 "scene (optionally masked with its UDM2), pair the scenes older to newer at least the "
@@ -56,9 +66,11 @@ def build_model():
     model = QgsProcessingModelAlgorithm("planetscopel3bvelocity", GROUPS["offsettracking"], "offsettracking")
     model.setHelpContent(HELP)
 
-    def add_input(definition, column):
+    def add_input(definition):
+        """An input drawn on the row of the step it feeds (see INPUT_ROWS), left of the step."""
+        row, column = INPUT_ROWS[definition.name()]
         parameter = QgsProcessingModelParameter(definition.name())
-        parameter.setPosition(QPointF(120 + 200 * column, 60))
+        parameter.setPosition(QPointF(120 + 230 * column, row_y(row)))
         model.addModelParameter(definition, parameter)
 
     inputs = {
@@ -83,8 +95,8 @@ def build_model():
             ["1: plane (3 terms)", "2: quadratic (6 terms)", "3: cubic (10 terms)"], defaultValue=1),
         "DEM": QgsProcessingParameterRasterLayer("DEM", "DEM for the ramp fit", optional=True),
     }
-    for column, name in enumerate(INPUT_ORDER):
-        add_input(inputs[name], column)
+    for name in INPUT_ORDER:
+        add_input(inputs[name])
     model.setParameterOrder(INPUT_ORDER)
 
     def model_input(name):
@@ -103,7 +115,7 @@ def build_model():
         child = QgsProcessingModelChildAlgorithm(algorithm_id)
         child.setChildId(child_id)
         child.setDescription(description)
-        child.setPosition(QPointF(420, 200 + 120 * row))
+        child.setPosition(QPointF(900, row_y(row)))
         for name, source in sources.items():
             child.addParameterSources(name, source)
         for definition in algorithm.parameterDefinitions():
@@ -120,7 +132,7 @@ def build_model():
             output.setChildOutputName(output_name)
             output.setMandatory(final)
             output.setDefaultValue("TEMPORARY_OUTPUT")
-            output.setPosition(QPointF(720, 200 + 120 * row))
+            output.setPosition(QPointF(1160, row_y(row) + 40))
             model_outputs[model_output_name] = output
         child.setModelOutputs(model_outputs)
         model.addChildAlgorithm(child)

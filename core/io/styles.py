@@ -90,7 +90,7 @@ def style_band(qml_text: str) -> Optional[int]:
 def with_colour_range(qml_text: str, low: float, high: float) -> str:
     """``qml_text`` (a single-band pseudocolour style) with its colour range set to [low, high]:
     the renderer's classification bounds, the shader's bounds, and every ramp item moved in
-    proportion (colours kept, labels rewritten with 3 significant digits)."""
+    proportion (colours kept, labels and the legend's numbers with 3 significant digits)."""
     root = ET.fromstring(_without_doctype(qml_text))
     renderer = root.find(".//rasterrenderer")
     shader = root.find(".//rasterrenderer//colorrampshader")
@@ -103,6 +103,11 @@ def with_colour_range(qml_text: str, low: float, high: float) -> str:
                                        (shader, "minimumValue", "maximumValue")):
         element.set(low_key, repr(float(low)))
         element.set(high_key, repr(float(high)))
+    for option in shader.findall("./rampLegendSettings/numericFormat/Option/Option"):
+        if option.get("name") == "rounding_type":
+            option.set("value", "1")  # significant figures: the legend reads 8.37, not 8.373826
+        elif option.get("name") == "decimals":
+            option.set("value", "3")
     for item in shader.findall("item"):
         fraction = (float(item.get("value")) - old_low) / span
         value = low + fraction * (high - low)
