@@ -135,9 +135,9 @@ class ShippedModel(QgsProcessingModelAlgorithm):
         folders that did not exist before the run), so a failed run leaves no half-done set."""
         asked = self.final_outputs() | {definition.name() for definition in self.destinationParameterDefinitions()
                                         if parameters.get(definition.name()) is not None}
-        parameters = self.with_defaults(parameters)
         targets = [path for path in self._destination_paths(parameters, context) if not os.path.exists(path)]
         folders = {_first_missing_folder(os.path.dirname(path)) for path in targets} - {None}
+        parameters = self.with_defaults(parameters)
         try:
             results = super().processAlgorithm(parameters, context, feedback)
             self._load_only(context, [results[name] for name in asked if isinstance(results.get(name), str)])
