@@ -4,6 +4,7 @@ import os
 import shutil
 
 from qgis.core import QgsApplication, QgsProcessingModelAlgorithm, QgsProcessingProvider
+from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
 from ..algorithms import ALGORITHM_CLASSES
@@ -93,7 +94,7 @@ class ShippedModel(QgsProcessingModelAlgorithm):
         return MODEL_TITLES.get(self.name(), self.name())
 
     def group(self):
-        return GROUPS["offsettracking"]
+        return QCoreApplication.translate("SurfaceMotion", GROUPS["offsettracking"])  # as the algorithms' group
 
     def groupId(self):  # noqa: N802 (QGIS API name)
         return "offsettracking"

@@ -11,6 +11,7 @@ import glob
 import json
 import os
 import shutil
+import signal
 import subprocess
 import textwrap
 
@@ -129,10 +130,16 @@ def test_the_model_in_the_real_desktop(qgis_process_env, tmp_path):
     env = dict(qgis_process_env, SM_DESKTOP_OUT=str(out), SM_MODEL=os.path.join(REPO, "models",
                                                                                  "planetscope_l3b_velocity.model3"))
     env.pop("QT_QPA_PLATFORM", None)  # the real window system: Xvfb's X server
-    done = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", "qgis", "--nologo",
-                           "--noversioncheck", "--code", str(script)],
-                          env=env, capture_output=True, text=True, timeout=240)
-    assert (out / "report.json").exists(), done.stdout[-3000:] + done.stderr[-3000:]
+    command = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", "qgis", "--nologo", "--noversioncheck",
+               "--code", str(script)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)  # its own process group: Xvfb and qgis end with it
+    try:
+        stdout, stderr = process.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+    assert (out / "report.json").exists(), stdout[-3000:] + stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
     assert report["errors"] == []
     assert report["map_png"] and report["designer_png"]
