@@ -34,7 +34,7 @@ from ..core.choices import Choices
 from ..core.errors import Cancelled, UserInputError
 from ..core.io import STYLES_DIR, output_folder
 from ..core.io.files import free_bytes, sidecar_paths, write_failure
-from ..core.io.styles import date_label, fitted_style, layer_label, run_label
+from ..core.io.styles import date_label, fitted_style_of_file, layer_label, run_label
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ICON_PATH = os.path.join(PLUGIN_DIR, "ui", "icons", "surface_motion.svg")
@@ -408,12 +408,9 @@ def apply_style(layer, style_name: str, sidecar: bool = False) -> None:
     if sidecar and os.path.isfile(own):
         layer.loadNamedStyle(own)
     elif isinstance(layer, QgsRasterLayer) and os.path.isfile(path):
-        import rasterio
-
         try:
-            with rasterio.open(path) as dataset:
-                text = fitted_style(style_name, dataset)
-        except (OSError, rasterio.errors.RasterioError, UserInputError):
+            text = fitted_style_of_file(style_name, path)
+        except UserInputError:
             text = None
         document = QDomDocument()
         if text is None or not document.setContent(text)[0]:

@@ -75,7 +75,7 @@ def band_sample(dataset, band: int, max_cells: int = SAMPLE_CELLS) -> np.ndarray
     factor = max(1.0, float(np.sqrt(height * width / float(max_cells))))
     shape = (max(1, int(height / factor)), max(1, int(width / factor)))
     values = dataset.read(band, out_shape=shape) if factor > 1.0 else dataset.read(band)
-    valid = valid_mask_from_nodata(values, dataset.nodata) & np.isfinite(values.astype("float64"))
+    valid = valid_mask_from_nodata(values, dataset.nodatavals[band - 1]) & np.isfinite(values.astype("float64"))
     return values[valid].astype("float64")
 
 
@@ -128,6 +128,14 @@ def fitted_style(name: str, dataset) -> str:
         return text
     colour_range = percentile_range(band_sample(dataset, band), symmetric=mode == "symmetric")
     return text if colour_range is None else with_colour_range(text, *colour_range)
+
+
+def fitted_style_of_file(name: str, path: str) -> str:
+    """:func:`fitted_style` for the raster at ``path`` (e.g. a companion view being loaded)."""
+    from .read import open_raster
+
+    with open_raster(path) as dataset:
+        return fitted_style(name, dataset)
 
 
 def _without_doctype(text: str) -> str:
