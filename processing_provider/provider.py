@@ -108,12 +108,24 @@ class ShippedModel(QgsProcessingModelAlgorithm):
                 if not self.dependentChildAlgorithms(child_id) for name in child.modelOutputs()}
 
     def _make_intermediate_outputs_optional(self) -> None:
+        """Intermediate outputs optional and skipped by default; all outputs listed in workflow
+        order (QGIS lists them by step id: correlate before pairs)."""
         final = self.final_outputs()
+        definitions = []
         for definition in self.destinationParameterDefinitions():
+            definition = definition.clone()
             if definition.name() not in final:
                 definition.setFlags(definition.flags() | definition.FlagOptional)
                 definition.setCreateByDefault(False)
                 definition.setDefaultValue(None)
+            definitions.append(definition)
+            self.removeParameter(definition.name())
+
+        def step(definition) -> int:  # how many steps run before this output's step
+            return len(self.dependsOnChildAlgorithms(definition.name().split(":")[0]))
+
+        for definition in sorted(definitions, key=step):
+            self.addParameter(definition)  # with its output (removeParameter removed both)
 
     def with_defaults(self, parameters: dict) -> dict:
         """``parameters`` with every omitted (or None) input set to its default, and every omitted

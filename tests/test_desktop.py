@@ -3,7 +3,7 @@ short names, and the shipped model in the Model Designer without a red step.
 
 ``test_the_model_in_the_real_desktop`` starts the real ``qgis`` under ``xvfb-run`` with a startup
 script (``--code``), runs the model on the sample with ``processing.runAndLoadResults``, checks the
-layer tree and saves screenshots of the map and of the Model Designer (in the test's tmp dir and
+layer tree and saves screenshots of the map, the model's dialog and the Model Designer (in the test's tmp dir and
 under .build/screenshots/ for review). The other tests load results in-process through
 Processing's own loader (processing.gui.Postprocessing.handleAlgorithmResults).
 """
@@ -48,6 +48,27 @@ DESKTOP_SCRIPT = textwrap.dedent('''
             json.dump(report, handle, indent=1)
         QgsApplication.exit(0)
 
+    def algorithm_dialog():
+        try:
+            import processing
+            dialog = processing.createAlgorithmDialog("surfacemotion:planetscopel3bvelocity")
+            dialog.resize(700, 950)
+            dialog.show()
+            report["dialog"] = dialog
+            QTimer.singleShot(1000, shoot_dialog)
+        except Exception:
+            report["errors"].append(traceback.format_exc())
+            designer()
+
+    def shoot_dialog():
+        try:
+            dialog = report.pop("dialog")
+            report["dialog_png"] = dialog.grab().save(os.path.join(OUT, "dialog.png"))
+            dialog.close()
+        except Exception:
+            report["errors"].append(traceback.format_exc())
+        designer()
+
     def designer():
         try:
             from processing.modeler.ModelerDialog import ModelerDialog
@@ -84,7 +105,7 @@ DESKTOP_SCRIPT = textwrap.dedent('''
             report["map_png"] = iface.mainWindow().grab().save(os.path.join(OUT, "map.png"))
         except Exception:
             report["errors"].append(traceback.format_exc())
-        designer()
+        algorithm_dialog()
 
     def run():
         try:
@@ -142,8 +163,9 @@ def test_the_model_in_the_real_desktop(qgis_process_env, tmp_path):
     assert (out / "report.json").exists(), stdout[-3000:] + stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
     assert report["errors"] == []
-    assert report["map_png"] and report["designer_png"]
+    assert report["map_png"] and report["designer_png"] and report["dialog_png"]
     save_screenshot(str(out / "map.png"), "desktop_model_map.png")
+    save_screenshot(str(out / "dialog.png"), "desktop_model_dialog.png")
     save_screenshot(str(out / "designer.png"), "desktop_model_designer.png")
 
     # the Model Designer opens the shipped file without an invalid step

@@ -102,8 +102,9 @@ def test_the_model_has_a_title_a_help_and_the_offset_tracking_group(provider, mo
 def test_intermediate_outputs_are_optional_and_skipped_by_default(provider):
     model = registered_model(provider).createInstance()
     destinations = {d.name(): d for d in model.destinationParameterDefinitions()}
-    assert set(destinations) == {"pairs:PAIRS_CSV", "correlate:DISPARITY_FOLDER", "polyfit:DERAMPED_FOLDER",
-                                 "velocity:VELOCITY_FOLDER"}
+    assert list(destinations) == ["pairs:PAIRS_CSV", "correlate:DISPARITY_FOLDER", "polyfit:DERAMPED_FOLDER",
+                                  "velocity:VELOCITY_FOLDER"]  # workflow order in the dialog
+    assert [d.name() for d in model.outputDefinitions()] == list(destinations)  # each output once
     assert model.final_outputs() == {"velocity:VELOCITY_FOLDER"}
     for name, definition in destinations.items():
         optional = bool(definition.flags() & definition.FlagOptional)
