@@ -48,55 +48,46 @@ DESKTOP_SCRIPT = textwrap.dedent('''
             json.dump(report, handle, indent=1)
         QgsApplication.exit(0)
 
-    def algorithm_dialog():
+    def show_and_shoot(make_window, size, png, then):
+        """Show the window ``make_window()`` returns, screenshot it into ``png`` a moment later
+        (report key ``<png stem>_png``), close it and go on with ``then``."""
         try:
-            import processing
-            dialog = processing.createAlgorithmDialog("surfacemotion:planetscopel3bvelocity")
-            dialog.resize(700, 950)
-            dialog.show()
-            report["dialog"] = dialog
-            QTimer.singleShot(1000, shoot_dialog)
+            window = make_window()
+            window.resize(*size)
+            window.show()
         except Exception:
             report["errors"].append(traceback.format_exc())
-            designer()
+            return then()
 
-    def shoot_dialog():
-        try:
-            dialog = report.pop("dialog")
-            report["dialog_png"] = dialog.grab().save(os.path.join(OUT, "dialog.png"))
-            dialog.close()
-        except Exception:
-            report["errors"].append(traceback.format_exc())
-        designer()
+        def shoot():
+            try:
+                if hasattr(window, "view"):  # the Model Designer: the whole model in view
+                    from qgis.PyQt.QtCore import Qt
+                    view = window.view()
+                    view.fitInView(view.scene().itemsBoundingRect(), Qt.KeepAspectRatio)
+                QgsApplication.processEvents()
+                report[png[:-4] + "_png"] = window.grab().save(os.path.join(OUT, png))
+                window.close()
+            except Exception:
+                report["errors"].append(traceback.format_exc())
+            then()
+
+        QTimer.singleShot(1500, shoot)
+
+    def algorithm_dialog():
+        import processing
+        show_and_shoot(lambda: processing.createAlgorithmDialog("surfacemotion:planetscopel3bvelocity"),
+                       (700, 950), "dialog.png", designer)
+
+    def model_designer():
+        from processing.modeler.ModelerDialog import ModelerDialog
+        model = QgsProcessingModelAlgorithm()
+        report["model_loaded"] = model.fromFile(os.environ["SM_MODEL"])
+        report["model_valid"], report["model_errors"] = model.validate()
+        return ModelerDialog.create(model)
 
     def designer():
-        try:
-            from processing.modeler.ModelerDialog import ModelerDialog
-            model = QgsProcessingModelAlgorithm()
-            report["model_loaded"] = model.fromFile(os.environ["SM_MODEL"])
-            ok, errors = model.validate()
-            report["model_valid"], report["model_errors"] = ok, errors
-            dialog = ModelerDialog.create(model)
-            dialog.resize(1500, 950)
-            dialog.show()
-            dialog.view().centerOn(0, 0)
-            report["designer"] = dialog
-            QTimer.singleShot(1500, shoot_designer)
-        except Exception:
-            report["errors"].append(traceback.format_exc())
-            finish()
-
-    def shoot_designer():
-        try:
-            dialog = report.pop("designer")
-            dialog.zoomFull() if hasattr(dialog, "zoomFull") else None
-            QgsApplication.processEvents()
-            report["designer_png"] = dialog.grab().save(os.path.join(OUT, "designer.png"))
-            dialog.setDirty(False) if hasattr(dialog, "setDirty") else None
-            dialog.close()
-        except Exception:
-            report["errors"].append(traceback.format_exc())
-        finish()
+        show_and_shoot(model_designer, (1500, 950), "designer.png", finish)
 
     def shoot_map():
         try:
