@@ -4,6 +4,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import uuid
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from qgis.core import (
@@ -20,17 +22,20 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
     QgsProcessingUtils,
     QgsMapLayer,
+    QgsProject,
     QgsRasterLayer,
     QgsVectorLayer,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
+from qgis.PyQt.QtXml import QDomDocument
 
 from ..core.choices import Choices
 from ..core.dependencies import INSTALL_ACTION, OPTIONAL, PIP_ONLY, requirement_name
 from ..core.errors import Cancelled, UserInputError
 from ..core.io import STYLES_DIR, output_folder
 from ..core.io.files import free_bytes, sidecar_paths, write_failure
+from ..core.io.styles import date_label, fitted_style_of_file, layer_label, run_label
 from .help import help_url
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -305,55 +310,182 @@ class SinkGroup:
         return sink
 
 
-def style_on_completion(context, output: str, style: str, companions: Sequence[Tuple[str, str]] = ()) -> None:
-    """Style a raster destination when it loads on completion (the core wrote its sidecar .qml),
-    adding companion views of the same file with their own styles."""
+class MapGroup:
+    """The layer-tree group of one run: every layer the run loads goes into it, in the order the
+    run asked for them (a file's companion views right after it), only the top layer visible.
+
+    ``MapGroup(algorithm, paths)`` names the group after the algorithm and the outputs' dates
+    (``Velocity 2020-07-15 → 2022-07-16, 9 pairs``); a run that loads a single layer gets no group.
+    """
+
+    def __init__(self, algorithm, paths: Sequence[str] = ()):
+        title = re.sub(r"\s*\([^)]*\)\s*$", "", algorithm.displayName())  # without "(offset tracking)"
+        self.name = f"{title} {run_label(list(paths))}".strip()
+        self.key = uuid.uuid4().hex
+        self.size = 0
+        self.added = 0
+
+    def reserve(self, count: int) -> int:
+        """Plan ``count`` more layers; returns the rank (map order) of the first of them."""
+        rank = self.size
+        self.size += count
+        return rank
+
+
+def style_on_completion(context, output: str, style: str, companions: Sequence[Tuple[str, str]] = (),
+                        group: Optional[MapGroup] = None, path: Optional[str] = None) -> None:
+    """Style a destination when it loads on completion (the core wrote its sidecar .qml), name it
+    after its dates and put it into ``group`` with companion views of the same file, each with its
+    own style: ``companions`` are (role, style) pairs, e.g. ``("dy", "disparity_dy")``.
+    ``path``: the file name the layer name's dates come from (default ``output``); without dates
+    the layer keeps the name Processing gave it."""
     if context.willLoadLayerOnCompletion(output):
         details = context.layerToLoadOnCompletionDetails(output)
-        details.setPostProcessor(StylePostProcessor.create(
-            style, [(f"{details.name} {label}", companion) for label, companion in companions]))
+        dates = date_label(path or output)
+        name = f"{dates} {_role_of(style)}".strip() if dates else details.name
+        details.setPostProcessor(StylePostProcessor.create(style, companions, name, group))
+
+
+def _role_of(style: Optional[str]) -> str:
+    """The role word of a style in a layer name (``velocity_speed`` -> ``speed``)."""
+    return STYLE_ROLES.get(style or "", "")
+
+
+#: The role word shown after the dates in layer names, by style.
+STYLE_ROLES = {"velocity_speed": "speed", "velocity_azimuth": "azimuth", "disparity_dx": "dx",
+               "disparity_dy": "dy", "strain_effective": "effective strain rate",
+               "strain_longitudinal": "longitudinal strain rate", "strain_e1": "e1",
+               "flux_divergence": "flux divergence", "tracks_lines": "tracks", "tracks_points": "track vertices"}
 
 
 class StylePostProcessor(QgsProcessingLayerPostProcessorInterface):
-    """Styles a raster loaded on completion from ``ui/styles/<style>.qml``.
+    """Styles, names and places a layer loaded on completion.
 
-    ``companions`` adds more views of the same file, each with its own style,
-    e.g. the flow azimuth (band 2) next to the speed (band 1) of a velocity file.
+    A raster takes its sidecar style (written by the core with the colour range fitted to the
+    data), or ``ui/styles/<style>.qml`` when it has none; a vector takes ``ui/styles/<style>.qml``.
+    ``companions`` ((role, style) pairs) add more views of the same raster, each with its own style
+    fitted to its band, e.g. the flow azimuth (band 2) next to the speed (band 1) of a velocity
+    file. With a :class:`MapGroup` of more than one layer, the layer and its companions move into
+    the run's group (created where QGIS put the first layer), ordered as the run asked; only the
+    group's top layer stays visible. Works on QGIS 3.22 (no group in LayerDetails) and later
+    versions alike: it only moves the layer-tree nodes QGIS made.
     """
 
     _keep_alive: List["StylePostProcessor"] = []  # Processing holds only a raw pointer
+    ORDER_PROPERTY = "surfacemotion/map_order"
+    RUN_PROPERTY = "surfacemotion/run"
 
-    def __init__(self, style_name: str, companions: Sequence[Tuple[str, str]] = ()):
+    def __init__(self, style_name: Optional[str], companions: Sequence[Tuple[str, str]] = (),
+                 layer_name: Optional[str] = None, group: Optional[MapGroup] = None):
         super().__init__()
         self.style_name = style_name
         self.companions = tuple(companions)
+        self.layer_name = layer_name
+        self.group = group
+        self.rank = group.reserve(1 + len(self.companions)) if group is not None else 0
 
     def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS API name)
-        if not isinstance(layer, QgsRasterLayer):
-            return
-        layer.loadNamedStyle(os.path.join(STYLES_DIR, self.style_name + ".qml"))
-        layer.triggerRepaint()
-        project = context.project()
-        for layer_name, style_name in self.companions:
-            companion = QgsRasterLayer(layer.source(), layer_name, "gdal")
-            companion.loadNamedStyle(os.path.join(STYLES_DIR, style_name + ".qml"))
-            if project is not None and companion.isValid():
-                project.addMapLayer(companion)
+        if self.style_name:
+            apply_style(layer, self.style_name, sidecar=True)
+        if self.layer_name:
+            layer.setName(self.layer_name)
+        project = context.project() or QgsProject.instance()
+        views = [layer]
+        if isinstance(layer, QgsRasterLayer):
+            base = self.layer_name or layer.name()
+            for role, style_name in self.companions:
+                companion = QgsRasterLayer(layer.source(), _with_role(base, self.style_name, role), "gdal")
+                if companion.isValid():
+                    apply_style(companion, style_name)
+                    project.addMapLayer(companion, False)
+                    views.append(companion)
+        place_in_group(project, views, self.group, self.rank)
 
     @classmethod
-    def create(cls, style_name: str, companions: Sequence[Tuple[str, str]] = ()) -> "StylePostProcessor":
-        instance = cls(style_name, companions)
+    def create(cls, style_name: Optional[str], companions: Sequence[Tuple[str, str]] = (),
+               layer_name: Optional[str] = None, group: Optional[MapGroup] = None) -> "StylePostProcessor":
+        instance = cls(style_name, companions, layer_name, group)
         cls._keep_alive.append(instance)
         return instance
 
 
-def load_on_completion(context: QgsProcessingContext, path: str, name: str, output_name: str,
-                       style_name: Optional[str] = None,
-                       companions: Sequence[Tuple[str, str]] = ()) -> None:
-    """Ask Processing to add ``path`` to the project when the algorithm finishes."""
+def _with_role(name: str, style_name: Optional[str], role: str) -> str:
+    """``name`` with the primary layer's role word replaced by ``role`` (``... speed`` -> ``... azimuth``)."""
+    primary = _role_of(style_name)
+    if primary and name.endswith(" " + primary):
+        return f"{name[:-len(primary) - 1]} {role}"
+    return f"{name} {role}"
+
+
+def apply_style(layer, style_name: str, sidecar: bool = False) -> None:
+    """Style ``layer`` with ``ui/styles/<style_name>.qml``; for a raster, its colour range fitted to
+    the band it colours (core styles.fitted_style). ``sidecar``: prefer the style the core wrote
+    next to the file (already fitted) when there is one."""
+    path = layer.source().split("|")[0]
+    own = os.path.splitext(path)[0] + ".qml"
+    if sidecar and os.path.isfile(own):
+        layer.loadNamedStyle(own)
+    elif isinstance(layer, QgsRasterLayer) and os.path.isfile(path):
+        try:
+            text = fitted_style_of_file(style_name, path)
+        except UserInputError:
+            text = None
+        document = QDomDocument()
+        if text is None or not document.setContent(text)[0]:
+            layer.loadNamedStyle(os.path.join(STYLES_DIR, style_name + ".qml"))
+        else:
+            layer.importNamedStyle(document)
+    else:
+        layer.loadNamedStyle(os.path.join(STYLES_DIR, style_name + ".qml"))
+    layer.triggerRepaint()
+
+
+def place_in_group(project, layers: Sequence[QgsMapLayer], group: Optional[MapGroup], rank: int) -> None:
+    """Put ``layers`` (one file's views, primary first) into ``group``'s layer-tree group at ``rank``;
+    without a group of several layers, the views stay where QGIS put the first one, hidden but it."""
+    root = project.layerTreeRoot()
+    node = root.findLayer(layers[0].id())
+    if node is None:  # not in this project's layer tree (e.g. a layer styled outside a run)
+        return
+    parent = node.parent()
+    index = parent.children().index(node)
+    if group is None or group.size <= 1:
+        for offset, layer in enumerate(layers[1:], start=1):
+            parent.insertLayer(index + offset, layer).setItemVisibilityChecked(False)
+        return
+    target = _run_group(root, group)
+    if target is None:
+        target = parent.insertGroup(index, group.name)
+        target.setCustomProperty(StylePostProcessor.RUN_PROPERTY, group.key)
+    for offset, layer in enumerate(layers):
+        existing = root.findLayer(layer.id())
+        order = rank + offset
+        position = sum(1 for child in target.children()
+                       if int(child.customProperty(StylePostProcessor.ORDER_PROPERTY, -1)) < order)
+        target.insertLayer(position, layer).setCustomProperty(StylePostProcessor.ORDER_PROPERTY, order)
+        if existing is not None:
+            existing.parent().removeChildNode(existing)
+    for position, child in enumerate(target.children()):
+        child.setItemVisibilityChecked(position == 0)
+
+
+def _run_group(root, group: MapGroup):
+    """The layer-tree group of run ``group`` if it exists already."""
+    for node in root.findGroups(True):
+        if node.customProperty(StylePostProcessor.RUN_PROPERTY) == group.key:
+            return node
+    return None
+
+
+def load_on_completion(context: QgsProcessingContext, path: str, name: Optional[str], output_name: str,
+                       style_name: Optional[str] = None, companions: Sequence[Tuple[str, str]] = (),
+                       group: Optional[MapGroup] = None) -> None:
+    """Ask Processing to add ``path`` to the project when the algorithm finishes, named ``name``
+    (None: its dates and the style's role, ``2020-07-15 → 2021-01-12 speed``), styled, with its
+    ``companions`` ((role, style) views of the same file), in ``group``."""
+    name = name or layer_label(path, _role_of(style_name))
     details = QgsProcessingContext.LayerDetails(name, context.project(), output_name)
-    if style_name:
-        details.setPostProcessor(StylePostProcessor.create(style_name, companions))
+    details.setPostProcessor(StylePostProcessor.create(style_name, companions, name, group))
     context.addLayerToLoadOnCompletion(path, details)
 
 
@@ -365,11 +497,11 @@ def tif_output(algorithm, parameters, name: str, context) -> str:
     return output
 
 
-def load_disparity_on_completion(context: QgsProcessingContext, path: str, output_name: str) -> None:
+def load_disparity_on_completion(context: QgsProcessingContext, path: str, output_name: str,
+                                 group: Optional[MapGroup] = None) -> None:
     """Load a disparity raster styled on dx, with a second view styled on dy."""
-    stem = os.path.splitext(os.path.basename(path))[0]
-    load_on_completion(context, path, stem + " dx", output_name, "disparity_dx",
-                       companions=[(stem + " dy", "disparity_dy")])
+    load_on_completion(context, path, None, output_name, "disparity_dx",
+                       companions=[("dy", "disparity_dy")], group=group)
 
 
 def input_values(value) -> list:

@@ -29,7 +29,7 @@ from ..core.io import open_raster
 from ..core.offsets.batch import correlate_pair_table, pair_tags
 from ..core.offsets.disparity import DISPARITY_STYLE
 from ..core.offsets.pairs import pair_table_from_text, read_pair_table
-from .base import (SurfaceMotionAlgorithm, core_errors_as_processing_errors, enum_parameter, enum_value,
+from .base import (MapGroup, SurfaceMotionAlgorithm, core_errors_as_processing_errors, enum_parameter, enum_value,
                    load_disparity_on_completion, output_folder_for, polygons_in_crs, run_core, style_on_completion,
                    tif_output)
 
@@ -279,7 +279,8 @@ class CorrelatePairAlgorithm(SurfaceMotionAlgorithm):
                            mask_geometries=mask_geometries(self, parameters, context, ref),
                            **correlation_settings(self, parameters, context))
         feedback.pushInfo(summary.describe())
-        style_on_completion(context, output, DISPARITY_STYLE, [("dy", "disparity_dy")])
+        pair = f"{os.path.basename(ref)}_{os.path.basename(sec)}"  # the pair's dates name the layers
+        style_on_completion(context, output, DISPARITY_STYLE, [("dy", "disparity_dy")], MapGroup(self, [pair]), pair)
         return {self.OUTPUT: output}
 
 
@@ -358,13 +359,14 @@ class CorrelatePairsAlgorithm(SurfaceMotionAlgorithm):
                 raise QgsProcessingException(self.tr(
                     "All {} pairs failed; the first error was: {}").format(len(failed), failed[0].message))
         outputs = []
+        group = MapGroup(self, [outcome.output for outcome in outcomes if outcome.status != "failed"])
         for outcome in outcomes:
             if outcome.status == "failed":
                 continue
             if outcome.message:
                 feedback.pushWarning(self.tr("{}: {}").format(os.path.basename(outcome.output), outcome.message))
             outputs.append(outcome.output)
-            load_disparity_on_completion(context, outcome.output, self.OUTPUT_LAYERS)
+            load_disparity_on_completion(context, outcome.output, self.OUTPUT_LAYERS, group)
         return {self.OUTPUT_FOLDER: folder, self.OUTPUT_LAYERS: outputs, self.N_FAILED: len(failed)}
 
     def read_pair_source(self, parameters, context) -> pd.DataFrame:

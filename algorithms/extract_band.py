@@ -13,7 +13,7 @@ from qgis.core import (
 
 from ..core.errors import EmptyOutputError
 from ..core.offsets.bands import extract_band, find_udm2_for, output_name_for
-from .base import SurfaceMotionAlgorithm, layer_paths, load_on_completion, output_folder_for, run_core
+from .base import MapGroup, SurfaceMotionAlgorithm, layer_paths, load_on_completion, output_folder_for, run_core
 
 
 class ExtractBandAlgorithm(SurfaceMotionAlgorithm):
@@ -105,6 +105,7 @@ class ExtractBandAlgorithm(SurfaceMotionAlgorithm):
                 raise QgsProcessingException(self.tr(
                     "No scene has a usable pixel (all nodata, or masked by their UDM2 as cloud, haze or "
                     "shadow): nothing was written. Use other scenes, or untick the UDM2 mask."))
+        group = MapGroup(self, outputs)
         for dst in outputs:
-            load_on_completion(context, dst, os.path.splitext(os.path.basename(dst))[0], self.OUTPUT_LAYERS)
+            load_on_completion(context, dst, None, self.OUTPUT_LAYERS, group=group)
         return {self.OUTPUT_FOLDER: folder, self.OUTPUT_LAYERS: outputs}

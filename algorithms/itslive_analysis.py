@@ -1,6 +1,5 @@
 """surfacemotion:strainrates, surfacemotion:fluxdivergence and surfacemotion:trackparticles —
 analyses of ITS_LIVE (or any vx/vy) velocity fields."""
-import os
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
@@ -25,12 +24,11 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QDateTime, Qt, QVariant
 
-from ..core.io import STYLES_DIR
 from ..core.itslive.flux import FLUX_STYLE, flux_divergence_file
 from ..core.itslive.grids import read_velocity
 from ..core.itslive.strain import METHODS, STRAIN_STYLE, strain_rates_file
 from ..core.itslive.tracking import TIME_INTERPOLATIONS, line_summary, track_particles, track_rows
-from .base import (SinkGroup, StylePostProcessor, SurfaceMotionAlgorithm, core_errors_as_processing_errors,
+from .base import (MapGroup, SinkGroup, StylePostProcessor, SurfaceMotionAlgorithm, core_errors_as_processing_errors,
                    enum_parameter, enum_value, polygons_in_crs, run_core, style_on_completion, tif_output)
 
 #: Companion views of the strain-rate file loaded on completion (the core writes the main style's sidecar).
@@ -130,7 +128,7 @@ class StrainRatesAlgorithm(SurfaceMotionAlgorithm):
             vy_error_path=raster_source(self, parameters, "VY_ERROR", context))
         feedback.pushInfo(self.tr("Strain rates on a {} x {} grid of {:g} m, differencing radius {} px").format(
             summary["shape"][0], summary["shape"][1], summary["pixel_size_m"], summary["radius_px"]))
-        style_on_completion(context, output, STRAIN_STYLE, STRAIN_COMPANIONS)
+        style_on_completion(context, output, STRAIN_STYLE, STRAIN_COMPANIONS, MapGroup(self, [output]))
         return {self.OUTPUT: output}
 
 
@@ -344,18 +342,14 @@ class TrackParticlesAlgorithm(SurfaceMotionAlgorithm):
             reasons[track.stop_reason] = reasons.get(track.stop_reason, 0) + 1
         feedback.pushInfo(self.tr("{} tracks; stop reasons: {}").format(
             len(tracks), ", ".join(f"{k}: {v}" for k, v in sorted(reasons.items()))))
+        group = MapGroup(self)
         for output, style in ((lines_id, "tracks_lines"), (points_id, "tracks_points")):
-            if context.willLoadLayerOnCompletion(output):
-                context.layerToLoadOnCompletionDetails(output).setPostProcessor(VectorStyle.create(style))
+            style_on_completion(context, output, style, group=group)
         feedback.setProgress(100)
         return {self.OUTPUT_LINES: lines_id, self.OUTPUT_POINTS: points_id}
 
 
-class VectorStyle(StylePostProcessor):
-    """Loads ``ui/styles/<style>.qml`` onto a vector layer loaded on completion."""
-
-    def postProcessLayer(self, layer, context, feedback):  # noqa: N802 (QGIS API name)
-        layer.loadNamedStyle(os.path.join(STYLES_DIR, self.style_name + ".qml"))
-        layer.triggerRepaint()
 
 
+#: Styles a vector layer loaded on completion (StylePostProcessor styles vectors and rasters alike).
+VectorStyle = StylePostProcessor

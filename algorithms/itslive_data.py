@@ -35,8 +35,8 @@ from ..core.itslive.mosaics import MOSAIC_URL_TEMPLATE, SOURCES, download_mosaic
 from ..core.itslive.pointseries import COLUMNS, point_series, write_csv, write_plot
 from .settings import setting
 from .itslive_analysis import VectorStyle
-from .base import (SinkGroup, SurfaceMotionAlgorithm, core_errors_as_processing_errors, enum_parameter, enum_value,
-                   enum_values, load_on_completion, polygons_in_crs, run_core)
+from .base import (MapGroup, SinkGroup, SurfaceMotionAlgorithm, core_errors_as_processing_errors, enum_parameter,
+                   enum_value, enum_values, load_on_completion, polygons_in_crs, run_core)
 
 WGS84 = "EPSG:4326"
 DEFAULT_VARIABLES = [VARIABLES.index("vx"), VARIABLES.index("vy")]
@@ -310,6 +310,7 @@ class ItsLiveDownloadAlgorithm(SurfaceMotionAlgorithm):
             for message in messages:
                 feedback.pushInfo(message)
         layers, netcdfs = [], []
+        group = MapGroup(self, [path for result in results for path in result["geotiffs"]])
         for result in results:
             feedback.pushInfo(self.tr("{}: {} layers, {} x {} cells (EPSG:{})").format(
                 result["name"], result["n_layers"], result["shape"][0], result["shape"][1], result["epsg"]))
@@ -317,7 +318,7 @@ class ItsLiveDownloadAlgorithm(SurfaceMotionAlgorithm):
             for path in result["geotiffs"]:
                 layers.append(path)
                 load_on_completion(context, path, os.path.basename(path)[:-4], "OUTPUT_LAYERS",
-                                   result["styles"][path])
+                                   result["styles"][path], group=group)
         if not results:
             feedback.reportError(self.tr("No layer matched the filters in any cube; nothing was written."), False)
         return {self.OUTPUT_FOLDER: os.path.abspath(folder), "OUTPUT_LAYERS": layers,

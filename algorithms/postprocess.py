@@ -18,7 +18,8 @@ from qgis.PyQt.QtCore import Qt
 from ..core.offsets.disparity import describe_disparity
 from ..core.offsets.polyfit import ORDERS, deramp_file, moving_mask_from_geometries, moving_mask_from_raster
 from ..core.offsets.velocity import VELOCITY_STYLE, velocity_file
-from .base import (SurfaceMotionAlgorithm, core_errors_as_processing_errors, enum_parameter, enum_value, layer_paths,
+from .base import (MapGroup, SurfaceMotionAlgorithm, core_errors_as_processing_errors, enum_parameter, enum_value,
+                   layer_paths,
                    load_disparity_on_completion, load_on_completion, output_folder_for, output_path_for,
                    polygons_in_crs, run_core)
 
@@ -145,8 +146,9 @@ class PolyfitAlgorithm(SurfaceMotionAlgorithm):
                         report["rms_before_dy"], report["rms_after_dy"],
                         report["n_fit_points_dx"], report["n_fit_points_dy"]))
                 outputs.append(output)
+        group = MapGroup(self, outputs)
         for output in outputs:
-            load_disparity_on_completion(context, output, self.OUTPUT_LAYERS)
+            load_disparity_on_completion(context, output, self.OUTPUT_LAYERS, group)
         return {self.OUTPUT_FOLDER: folder, self.OUTPUT_LAYERS: outputs}
 
 
@@ -256,8 +258,8 @@ class VelocityAlgorithm(SurfaceMotionAlgorithm):
                 feedback.pushInfo(self.tr("{}: dt = {:.3f} days, median shift dx {:.3f} px, dy {:.3f} px").format(
                     os.path.basename(output), report["dt_days"], report["median_dx"], report["median_dy"]))
                 outputs.append(output)
+        group = MapGroup(self, outputs)
         for output in outputs:
-            stem = os.path.splitext(os.path.basename(output))[0]
-            load_on_completion(context, output, stem + " speed", self.OUTPUT_LAYERS, VELOCITY_STYLE,
-                               companions=[(stem + " azimuth", "velocity_azimuth")])
+            load_on_completion(context, output, None, self.OUTPUT_LAYERS, VELOCITY_STYLE,
+                               companions=[("azimuth", "velocity_azimuth")], group=group)
         return {self.OUTPUT_FOLDER: folder, self.OUTPUT_LAYERS: outputs}

@@ -1,5 +1,5 @@
 """Sentinel-1 without SNAP: s1grdtoard, s1timeseries, s1mtspeckle, s1timescan, s1animation, s1mosaic (REFERENCE §9)."""
-import os
+from typing import Optional
 
 from qgis.core import (
     QgsProcessing,
@@ -25,8 +25,8 @@ from ..core.sentinel1.speckle import mt_speckle_filter
 from ..core.sentinel1.timescan import DEFAULT_METRICS, METRIC_CHOICES, timescan
 from ..core.sentinel1.timeseries import build_time_series
 from ..core.sentinel1.units import UNITS
-from .base import (SurfaceMotionAlgorithm, enum_parameter, enum_value, enum_values, layer_paths,
-                   load_on_completion, output_folder_for, run_core)
+from .base import (MapGroup, SurfaceMotionAlgorithm, enum_parameter, enum_value, enum_values, layer_label,
+                   layer_paths, load_on_completion, output_folder_for, run_core)
 
 STACK_HELP = (
     "Stack input: the time-series VRT of 'Sentinel-1 time series' (band descriptions = dates) or single-date "
@@ -70,9 +70,9 @@ def add_unit_parameter(algorithm, description: str, default: str = "db") -> None
     algorithm.addParameter(enum_parameter(algorithm, "UNIT", description, UNITS, default))
 
 
-def load_vrt(context, vrt: str, output_name: str, style: str) -> None:
+def load_vrt(context, vrt: str, output_name: str, style: str, group: Optional[MapGroup] = None) -> None:
     """Load a VRT written by the core (its sidecar style included) on completion."""
-    load_on_completion(context, vrt, os.path.splitext(os.path.basename(vrt))[0], output_name, style)
+    load_on_completion(context, vrt, None, output_name, style, group=group)
 
 
 class S1TimeSeriesAlgorithm(SurfaceMotionAlgorithm):
@@ -143,10 +143,11 @@ class S1TimeSeriesAlgorithm(SurfaceMotionAlgorithm):
         outputs = {"OUTPUT_FOLDER": folder, "OUTPUT_VRTS": [], "OUTPUT_LAYERS": []}
         for pol in POLARISATIONS:
             outputs[f"{pol}_VRT"] = None
+        group = MapGroup(self, [result["vrt"] for result in results.values()])
         for pol, result in results.items():
             feedback.pushInfo(self.tr("{}: {} dates {} … {}").format(
                 pol, len(result["dates"]), result["dates"][0], result["dates"][-1]))
-            load_vrt(context, result["vrt"], "OUTPUT_VRTS", result["style"])
+            load_vrt(context, result["vrt"], "OUTPUT_VRTS", result["style"], group)
             outputs["OUTPUT_VRTS"].append(result["vrt"])
             outputs["OUTPUT_LAYERS"].extend(result["paths"])
             outputs[f"{pol}_VRT"] = result["vrt"]
@@ -271,8 +272,10 @@ class S1TimescanAlgorithm(SurfaceMotionAlgorithm):
                 remove_outliers=self.parameterAsBool(parameters, "REMOVE_OUTLIERS", context),
                 outlier_k=self.parameterAsDouble(parameters, "OUTLIER_K", context),
                 output_dtype=enum_value(self, parameters, "OUTPUT_TYPE", context, OUTPUT_TYPES))
+        group = MapGroup(self, result["paths"])
         for name, path, style in zip(result["metrics"], result["paths"], result["styles"]):
-            load_on_completion(context, path, f"{result['polarisation']} {name}", "OUTPUT_LAYERS", style)
+            load_on_completion(context, path, f"{result['polarisation']} {name}", "OUTPUT_LAYERS", style,
+                               group=group)
         feedback.pushInfo(self.tr("{} metrics from {} dates").format(len(result["metrics"]), len(result["dates"])))
         return {"OUTPUT_FOLDER": folder, "OUTPUT_VRT": result["vrt"], "OUTPUT_LAYERS": result["paths"]}
 
@@ -412,8 +415,9 @@ class S1MosaicAlgorithm(SurfaceMotionAlgorithm):
             if any(offsets):
                 feedback.pushInfo(self.tr("{}: harmonisation offsets (dB) {}").format(name, offsets))
         if result["kind"] == "timescan":
+            group = MapGroup(self, result["paths"])
             for name, path, style in zip(result["names"], result["paths"], result["styles"]):
-                load_on_completion(context, path, f"mosaic {name}", "OUTPUT_LAYERS", style)
+                load_on_completion(context, path, f"mosaic {name}", "OUTPUT_LAYERS", style, group=group)
         else:
             load_vrt(context, result["vrt"], "OUTPUT_VRT", result["styles"][0])
         return {"OUTPUT_FOLDER": folder, "OUTPUT_VRT": result["vrt"], "OUTPUT_LAYERS": result["paths"]}
@@ -507,10 +511,10 @@ class S1GrdToArdAlgorithm(SurfaceMotionAlgorithm):
                 resolution=self.parameterAsDouble(parameters, "RESOLUTION", context) or None,
                 ls_mask=self.parameterAsBool(parameters, "LS_MASK", context), python=python)
         paths = [result["paths"][pol] for pol in result["polarisations"]]
-        for path in paths:
-            load_on_completion(context, path, os.path.splitext(os.path.basename(path))[0], "OUTPUT_LAYERS",
-                               result["style"])
+        group = MapGroup(self, paths[:1])
+        for pol, path in zip(result["polarisations"], paths):
+            load_on_completion(context, path, layer_label(path, pol), "OUTPUT_LAYERS", result["style"], group=group)
         if result["ls_mask"]:
             load_on_completion(context, result["ls_mask"], "layover/shadow", "LS_MASK_LAYER",
-                               result["ls_mask_style"])
+                               result["ls_mask_style"], group=group)
         return {"OUTPUT_FOLDER": folder, "OUTPUT_LAYERS": paths, "LS_MASK_LAYER": result["ls_mask"]}

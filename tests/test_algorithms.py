@@ -303,58 +303,6 @@ def test_cancel_leaves_no_partial_output(run_algorithm, tmp_path):
     assert folder_listing(out) == []
 
 
-# ---------------------------------------------------------------- the shipped model
-
-def test_shipped_model_opens_and_runs_in_process(run_algorithm, tmp_path):
-    from qgis.core import QgsProcessingModelAlgorithm
-
-    model = QgsProcessingModelAlgorithm()
-    assert model.fromFile(os.path.join(REPO, "models", "planetscope_l3b_velocity.model3"))
-    children = model.childAlgorithms()
-    assert sorted(child.algorithmId() for child in children.values()) == sorted(
-        ["surfacemotion:extractband", "surfacemotion:buildpairs", "surfacemotion:correlatepairs",
-         "surfacemotion:polyfit", "surfacemotion:velocity"])
-    assert all(child.algorithm() is not None for child in children.values())  # resolves in Model Builder
-
-    scenes = sorted(glob.glob(os.path.join(SAMPLE_DIR, "*_3B_AnalyticMS_SR_clip.tif")))[::2]
-    results, _, _ = run_algorithm("surfacemotion:planetscopel3bvelocity", {
-        "SCENES": scenes, "DT_MIN": 300, "SEARCH_RANGE": 10, "STEP": 8, "ORDER": 0,
-        "MOVING_AREA": os.path.join(SAMPLE_DIR, "landslide_outline.geojson"),
-        "pairs:PAIRS_CSV": "TEMPORARY_OUTPUT", "correlate:DISPARITY_FOLDER": "TEMPORARY_OUTPUT",
-        "polyfit:DERAMPED_FOLDER": "TEMPORARY_OUTPUT", "velocity:VELOCITY_FOLDER": str(tmp_path / "velocity")})
-    rasters = sorted(glob.glob(str(tmp_path / "velocity" / "*_velocity.tif")))
-    assert results["velocity:VELOCITY_FOLDER"] == str(tmp_path / "velocity")
-    assert len(rasters) == 3  # scenes 0, 2, 4: all three pairs are >= 300 days apart
-    with rasterio.open(rasters[0]) as ds:
-        speed = ds.read(1)
-    truth = json.load(open(os.path.join(SAMPLE_DIR, "truth.json")))["landslide"]
-    centre = speed[int(truth["centre_row_px"] / 8) - 2:int(truth["centre_row_px"] / 8) + 2,
-                   int(truth["centre_col_px"] / 8) - 2:int(truth["centre_col_px"] / 8) + 2]
-    assert np.nanmedian(centre) == pytest.approx(truth["speed_m_per_yr"], rel=0.10)
-
-
-def test_the_model_correlates_with_the_algorithm_defaults(provider):
-    """The shipped model sets only the grid of its correlation step: every other correlation
-    setting (sub-pixel method, pre-filter, outlier tests, nodata) is correlatepairs' default."""
-    model = next(a for a in provider.algorithms() if a.id() == "surfacemotion:planetscopel3bvelocity")
-    children = [child for child in model.childAlgorithms().values()
-                if child.algorithmId() == "surfacemotion:correlatepairs"]
-    assert len(children) == 1
-    correlation = {"SUBPIXEL", "SMOOTHING", "PREFILTER", "PREFILTER_SIZE", "MIN_TEXTURE", "MEDIAN_TEST",
-                   "FORWARD_BACKWARD", "MIN_VALID_FRACTION", "CHIP_LADDER", "COHERENCE", "MIN_PEAK_RATIO",
-                   "PYRAMID_LEVELS"}
-    assert not correlation & set(children[0].parameterSources())
-    assert {"CHIP_SIZE", "SEARCH_RANGE", "STEP"} <= set(children[0].parameterSources())
-    from core.offsets.correlate import DEFAULT_PREFILTER, DEFAULT_SUBPIXEL, SUBPIXEL_METHODS
-    from core.offsets.prefilters import PREFILTERS
-    for algorithm_id in ("surfacemotion:correlatepair", "surfacemotion:correlatepairs"):
-        algorithm = next(a for a in provider.algorithms() if a.id() == algorithm_id)
-        subpixel = algorithm.parameterDefinition("SUBPIXEL").defaultValue()
-        prefilter = algorithm.parameterDefinition("PREFILTER").defaultValue()
-        assert SUBPIXEL_METHODS.values[subpixel] == DEFAULT_SUBPIXEL == "affine"
-        assert PREFILTERS.values[prefilter] == DEFAULT_PREFILTER == "highpass"
-
-
 def test_a_missing_numba_is_reported_with_an_install_hint(provider, monkeypatch):
     import surface_motion.algorithms.correlate as correlate_module
     algorithm = next(a for a in provider.algorithms() if a.id() == "surfacemotion:correlatepair")

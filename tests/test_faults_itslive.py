@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from conftest import PLUGIN_PARENT, REPO
+from conftest import PLUGIN_PARENT
 from faults import FULL_DISK_MESSAGE, TRUNCATED_MESSAGE, leftovers, run_on_full_disk, truncated_copy
 from itslive_server import CUBE_NAME
 from test_itslive_algorithms import (OUTLINE_CSV, THICKNESS, VX, VY, fast_ice_points, seeds_geojson, service,
@@ -235,9 +235,10 @@ def test_an_interrupted_download_resumes_from_a_cache_it_can_trust(run_algorithm
         with rasterio.open(path) as ds:
             assert ds.count == 8 and ds.tags()["SM_COMPLETE"] == "1"
             np.testing.assert_array_equal(ds.read(), truth)
-        # the core wrote the style sidecar with the file
-        with open(path[:-4] + ".qml") as sidecar, open(os.path.join(REPO, "ui", "styles", "itslive_component.qml")) as style:
-            assert sidecar.read() == style.read()
+        # the core wrote the style sidecar with the file, its colour range fitted to the data
+        from core.io.styles import fitted_style
+        with open(path[:-4] + ".qml") as sidecar, rasterio.open(path) as ds:
+            assert sidecar.read() == fitted_style("itslive_component", ds)
     assert not os.path.exists(folder / CACHE_DIR)
 
 

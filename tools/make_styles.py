@@ -1,6 +1,9 @@
 """Regenerate the QML styles in ui/styles with the QGIS API (run with /usr/bin/python3).
 
-The styles are committed; this script documents how they were made.
+The styles are committed; this script documents how they were made. The ranges below are the
+shipped ones: when an output is written, core/io/styles.py fits the range of the styles it lists in
+DATA_RANGES to the data (2nd-98th percentile, symmetric around 0 for signed quantities) and keeps
+these only for cyclic values, classes and constant or empty bands.
 """
 import os
 import sys

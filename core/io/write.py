@@ -5,7 +5,8 @@
 tiled 256 x 256, DEFLATE, NaN nodata unless told otherwise), the temporary name,
 the writes, then — before the rename — fsync, reopening and reading every
 written window back (CRC-32 of the bytes, so a block GDAL silently failed to
-store is caught), the completion tag written last, and the sidecar style.
+store is caught), the completion tag written last, and the sidecar style, its colour range
+fitted to the written data (2nd-98th percentile, see ``styles.fitted_style``).
 An output with no valid cell is refused (``require_valid``).
 
 ``is_complete_raster`` is the resume test: an output counts as done only when
@@ -21,9 +22,10 @@ import rasterio
 from rasterio.windows import Window
 
 from ..errors import EmptyOutputError
-from .files import AtomicFile
+from .files import AtomicFile, fsync_file, sidecar_paths
 from .grid import Grid
 from .read import READ_ERRORS, valid_mask_from_nodata
+from .styles import fitted_style
 
 #: Creation options for every float output (NaN nodata, tiled, compressed).
 FLOAT_GTIFF_PROFILE = {
@@ -202,6 +204,20 @@ class RasterWriter(AtomicFile):
             return
         self.verify = self._verify_written
         super().finish()
+        if self.style:
+            self._fit_style()
+
+    def _fit_style(self) -> None:
+        """Rewrite the sidecar style with its colour range fitted to the written data."""
+        try:
+            with rasterio.open(self.tmp) as ds:
+                text = fitted_style(self.style, ds)
+        except READ_ERRORS as exc:
+            raise OSError(f"reading the written file to fit its colour range failed: {exc}") from exc
+        target = sidecar_paths(self.tmp)[0]
+        with open(target, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        fsync_file(target)
 
     def close_quietly(self) -> None:
         if self.dataset is not None:
