@@ -92,7 +92,7 @@ def test_help_text_names_parameters_by_their_labels_not_their_ids(algorithms, na
     assert [i for i in ids if re.search(rf"(?<![\w{{]){re.escape(i)}(?![\w}}])", text)] == []
     # every 'quoted' name is a label of this dialog, another algorithm's title, an option or a setting
     names = ([d.description() for d in definitions] + [a.displayName() for a in provider.algorithms()]
-             + [description for _, description, _ in SETTINGS]
+             + [description for _, description, *_ in SETTINGS]
              + [option for d in definitions if hasattr(d, "options") for option in d.options()])
     quoted = re.findall(r"(?<![\w'])'([^']+)'(?![\w'])", text)
     assert [q for q in quoted if not any(n.startswith(q) for n in names)] == []
