@@ -91,6 +91,8 @@ class SurfaceMotionAlgorithm(QgsProcessingAlgorithm):
         return super().checkParameterValues(parameters, context)
 
 
+#: Upper bound of every time-separation / duration parameter in days (a century).
+MAX_DAYS = 36525.0
 #: QgsProcessingParameterNumber's bounds when none is declared (±DBL_MAX).
 _UNBOUNDED = 1e300
 
@@ -159,16 +161,30 @@ def feature_source_problem(definition, value, context) -> Optional[str]:
         QgsProcessingUtils.mapLayerFromString(value, context) if isinstance(value, str) else None)
     if not isinstance(layer, QgsVectorLayer) or not layer.isValid():
         return None  # unreadable files are named by Processing / the algorithm
-    label, name = definition.description(), layer.name() or layer.source()
-    kind = layer.geometryType()
-    if kind not in [geometry for _, geometry in wanted]:
-        needed = " or ".join(text for text, _ in wanted)
-        return (f"{label}: '{name}' is a {_KIND_NAMES.get(kind, 'non-spatial')} layer; a {needed} layer is "
-                f"needed.")
-    if not layer.crs().isValid():
+    return geometry_problem(layer, [geometry for _, geometry in wanted], definition.description())
+
+
+def geometry_problem(source, kinds: Sequence[int], label: str) -> Optional[str]:
+    """Why a feature source (a layer or a Processing source) cannot serve as a layer of geometry
+    ``kinds`` (QgsWkbTypes.PointGeometry, ...), or None: no features, the wrong geometry type, or no CRS."""
+    name = source.sourceName() if hasattr(source, "sourceName") else ""
+    if source.featureCount() == 0:
+        return f"{label}: '{name}' has no features; give a layer with at least one {_KIND_NAMES[kinds[0]]}."
+    kind = QgsWkbTypes.geometryType(source.wkbType())
+    if kind not in kinds:
+        needed = " or ".join(_KIND_NAMES[wanted] for wanted in kinds)
+        return f"{label}: '{name}' is a {_KIND_NAMES.get(kind, 'non-spatial')} layer; a {needed} layer is needed."
+    if not source.sourceCrs().isValid():
         return (f"{label}: '{name}' has no coordinate reference system, so its coordinates cannot be placed "
                 "on the rasters. Assign its CRS (Layer Properties → Source, or 'Assign projection').")
     return None
+
+
+def require_geometry(source, kinds: Sequence[int], label: str) -> None:
+    """:func:`geometry_problem` as a QgsProcessingException (models skip checkParameterValues of their steps)."""
+    problem = geometry_problem(source, kinds, label)
+    if problem:
+        raise QgsProcessingException(problem)
 
 
 def run_core(function: Callable, feedback, *args, progress_range=(0.0, 100.0), **kwargs):
@@ -483,8 +499,10 @@ def layer_paths(parameters, name: str, context) -> List[str]:
     return paths
 
 
-def polygons_in_crs(source, crs_wkt: str, context) -> List[dict]:
-    """GeoJSON geometries of a polygon feature source, reprojected to ``crs_wkt``."""
+def polygons_in_crs(source, crs_wkt: str, context, label: str = "The polygon layer") -> List[dict]:
+    """GeoJSON geometries of a polygon feature source, reprojected to ``crs_wkt``; a source that is
+    not a polygon layer with a CRS is refused with ``label`` in the message."""
+    require_geometry(source, [QgsWkbTypes.PolygonGeometry], label)
     target = QgsCoordinateReferenceSystem.fromWkt(crs_wkt)
     transform = QgsCoordinateTransform(source.sourceCrs(), target, context.transformContext())
     geometries = []

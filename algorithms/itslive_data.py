@@ -92,7 +92,8 @@ def aoi_lonlat(algorithm, parameters, context) -> dict:
     geometries = []
     source = algorithm.parameterAsSource(parameters, "AOI_LAYER", context)
     if source is not None:
-        geometries += polygons_in_crs(source, QgsCoordinateReferenceSystem(WGS84).toWkt(), context)
+        geometries += polygons_in_crs(source, QgsCoordinateReferenceSystem(WGS84).toWkt(), context,
+                                      algorithm.parameterDefinition("AOI_LAYER").description())
     if parameters.get("AOI_EXTENT") not in (None, ""):
         extent = algorithm.parameterAsExtentGeometry(parameters, "AOI_EXTENT", context,
                                                      QgsCoordinateReferenceSystem(WGS84))

@@ -207,7 +207,7 @@ def all_invalid(data):
     return data
 
 
-def huge_vrt(ws, name: str, source: str, size: int = 400_000) -> str:
+def huge_vrt(ws, name: str, source: str, size: int = 1_000_000) -> str:
     """A VRT of ``size`` x ``size`` pixels over ``source`` (a few bytes on disk, terabytes in memory)."""
     from osgeo import gdal
 
@@ -237,7 +237,8 @@ def model(ws, **extra) -> dict:
 
 
 def constant(value):
-    return lambda data: np.full_like(data, value)
+    """Every pixel ``value`` (NaN makes the data float)."""
+    return lambda data: np.full(data.shape, value, np.float32 if np.isnan(value) else data.dtype)
 
 
 # --------------------------------------------------------------------------- the table
@@ -302,13 +303,13 @@ CASES = [
          r"Maximum time separation.*must be between 0 and"),
     Case("buildpairs-dt-max-below-min", "buildpairs", lambda ws: {
         "INPUTS": SCENES, "DT_MIN": 200, "DT_MAX": 100, "OUTPUT": ws.output("p.gpkg"),
-        "OUTPUT_CSV": ws.output("p.csv")}, r"maximum time separation.*(below|smaller|less|>=)"),
+        "OUTPUT_CSV": ws.output("p.csv")}, r"minimum time separation \(200.0 days\) is larger than the maximum"),
     Case("buildpairs-no-pair-in-limits", "buildpairs", lambda ws: {
         "INPUTS": SCENES, "DT_MIN": 5000, "OUTPUT": ws.output("p.gpkg"), "OUTPUT_CSV": ws.output("p.csv")},
-         r"No pair satisfies.*DT_MIN|No pair satisfies"),
+         r"No pair of the 5 scenes satisfies the time-separation limits \(DT_MIN 5000"),
     Case("buildpairs-one-scene", "buildpairs", lambda ws: {
         "INPUTS": SCENES[:1], "OUTPUT": ws.output("p.gpkg"), "OUTPUT_CSV": ws.output("p.csv")},
-         r"(one scene|at least two|No pair)"),
+         r"At least 2 scenes are needed"),
     Case("buildpairs-names-without-ids", "buildpairs", lambda ws: {
         "INPUTS": [renamed_band(ws, "left.tif"), renamed_band(ws, "right.tif")], "OUTPUT": ws.output("p.gpkg"),
         "OUTPUT_CSV": ws.output("p.csv")}, r"(scene id|acquisition time).*left\.tif|left\.tif.*(scene id|time)"),
@@ -395,12 +396,12 @@ CASES = [
     Case("correlatepair-mask-elsewhere", "correlatepair", lambda ws: correlate(ws, MASK=far_polygon(ws)),
          r"(mask|area to correlate).*(does not overlap|covers no)"),
     Case("correlatepair-mask-empty", "correlatepair", lambda ws: correlate(ws, MASK=empty_polygon_layer(ws)),
-         r"has no polygons"),
+         r"'empty' has no features"),
     Case("correlatepair-apriori-one-band", "correlatepair",
          lambda ws: correlate(ws, APRIORI=_band()), r"a-priori.*2 bands|two bands|1 band"),
     Case("correlatepair-too-big", "correlatepair", lambda ws: correlate(
         ws, reference=huge_vrt(ws, "ref.vrt", _band(0)), secondary=huge_vrt(ws, "sec.vrt", _band(1)), STEP=1),
-         r"memory.*(coarser|smaller area)"),
+         r"No space left.*about [\d,]+ MB needed"),
 
     # ---- correlatepairs
     Case("correlatepairs-missing-columns", "correlatepairs", lambda ws: {
@@ -490,17 +491,15 @@ CASES = [
          r"point layer; a polygon layer is needed"),
     Case("velocity-mask-everything", "velocity", lambda ws: {
         "INPUT": [_disparity()], "MASK": whole_area_polygon(ws), "OUTPUT_FOLDER": ws.out},
-         r"No valid offsets on stable ground"),
+         r"moving-area mask covers all \d+ valid cells.*no stable ground"),
     Case("velocity-not-a-disparity", "velocity", lambda ws: {"INPUT": [SCENES[0]], "OUTPUT_FOLDER": ws.out},
          r"disparity"),
 
     # ---- the shipped model
-    Case("model-one-scene", MODEL, lambda ws: model(ws, SCENES=SCENES[:1]), r"(No pair|at least two|one scene)"),
+    Case("model-one-scene", MODEL, lambda ws: model(ws, SCENES=SCENES[:1]), r"At least 2 scenes are needed"),
     Case("model-dt-min-too-large", MODEL, lambda ws: model(ws, DT_MIN=5000), r"No pair"),
     Case("model-moving-area-points", MODEL, lambda ws: model(ws, MOVING_AREA=point_layer(ws)),
          r"point layer; a polygon layer is needed"),
-    Case("model-missing-scene", MODEL, lambda ws: model(ws, SCENES=[SCENES[0], ws.input("absent.tif")]),
-         r"absent\.tif.*does not exist|not valid|absent"),
     Case("model-band-9", MODEL, lambda ws: model(ws, BAND=9), r"band 9"),
 ]
 

@@ -25,6 +25,7 @@ A 3-band file without band descriptions is read as an Ames Stereo Pipeline
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
@@ -130,6 +131,22 @@ def describe_disparity(path: str) -> DisparityInfo:
         step = int(float(tags.get(TAG_STEP, 1))) if ours else 1
         return DisparityInfo(path, ds.width, ds.height, ds.crs, ds.transform, step,
                              not ours, tags, descriptions)
+
+
+def no_valid_offset_error(path: str, min_peak: Optional[float] = None) -> UserInputError:
+    """The error for a disparity raster without a usable offset (not the mask's fault)."""
+    peak = f" with a peak correlation of at least {min_peak:g}" if min_peak is not None else ""
+    return UserInputError(
+        f"The disparity raster '{os.path.basename(path)}' has no valid offset{peak} (its valid band is 0 "
+        "everywhere): there is nothing to use. Check the correlation that made it (its log says why the "
+        "chips were rejected)" + ("; or lower the minimum peak correlation." if peak else "."))
+
+
+def stable_ground_error(path: str, n_valid: int) -> UserInputError:
+    """The error for a moving-area mask that leaves no valid cell of stable ground."""
+    return UserInputError(
+        f"The moving-area mask covers all {n_valid:,} valid cells of '{os.path.basename(path)}': no stable "
+        "ground is left. Draw the moving area smaller (only what moves), or leave it empty.")
 
 
 def read_offsets(ds, window=None, is_asp: bool = False) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
