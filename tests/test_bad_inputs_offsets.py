@@ -306,7 +306,7 @@ CASES = [
         "OUTPUT_CSV": ws.output("p.csv")}, r"minimum time separation \(200.0 days\) is larger than the maximum"),
     Case("buildpairs-no-pair-in-limits", "buildpairs", lambda ws: {
         "INPUTS": SCENES, "DT_MIN": 5000, "OUTPUT": ws.output("p.gpkg"), "OUTPUT_CSV": ws.output("p.csv")},
-         r"No pair of the 5 scenes satisfies the time-separation limits \(DT_MIN 5000"),
+         r"No pair of the 5 scenes satisfies the time-separation limits \(DT_MIN = 5000 days"),
     Case("buildpairs-one-scene", "buildpairs", lambda ws: {
         "INPUTS": SCENES[:1], "OUTPUT": ws.output("p.gpkg"), "OUTPUT_CSV": ws.output("p.csv")},
          r"At least 2 scenes are needed"),
