@@ -131,7 +131,9 @@ def parameter_value_problem(definition, value) -> Optional[str]:
 
     if definition.flags() & QgsProcessingParameterDefinition.FlagOptional and value in (None, ""):
         return None
-    if value is None or (isinstance(value, (str, list)) and len(value) == 0):
+    if isinstance(value, list) and not value:  # an explicit empty choice: the default does not apply
+        return f"{definition.description()} is required: choose at least one."
+    if value is None or value == "":
         if isinstance(definition, QgsProcessingDestinationParameter) or definition.defaultValue() not in (None, ""):
             return None
         return f"{definition.description()} is required: give a value."

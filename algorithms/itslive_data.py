@@ -31,7 +31,7 @@ from ..core.itslive.aggregate import METHODS as AGGREGATE_METHODS
 from ..core.itslive.aggregate import UNITS as AGGREGATE_UNITS
 from ..core.itslive.cubes import find_cubes, union_lonlat
 from ..core.itslive.interrupt import interruptible
-from ..core.itslive.download import MISSIONS, VARIABLES, DownloadRequest, download_cubes
+from ..core.itslive.download import MISSIONS, NO_MATCH_HINT, VARIABLES, DownloadRequest, download_cubes
 from ..core.itslive.mosaics import MOSAIC_URL_TEMPLATE, SOURCES, download_mosaics
 from ..core.itslive.pointseries import COLUMNS, point_series, write_csv, write_plot
 from .settings import setting
@@ -103,6 +103,11 @@ def aoi_lonlat(algorithm, parameters, context) -> dict:
         geometries += polygons_in_crs(source, QgsCoordinateReferenceSystem(WGS84).toWkt(), context,
                                       algorithm.parameterDefinition("AOI_LAYER").description())
     if parameters.get("AOI_EXTENT") not in (None, ""):
+        rectangle = algorithm.parameterAsExtent(parameters, "AOI_EXTENT", context)
+        if rectangle.width() <= 0 or rectangle.height() <= 0:
+            raise QgsProcessingException(algorithm.tr(
+                "The area of interest extent has no area ({:g} x {:g}); draw a rectangle.").format(
+                    rectangle.width(), rectangle.height()))
         extent = algorithm.parameterAsExtentGeometry(parameters, "AOI_EXTENT", context,
                                                      QgsCoordinateReferenceSystem(WGS84))
         if not extent.isEmpty():
@@ -128,6 +133,10 @@ def found_cubes(algorithm, parameters, context, feedback, aoi):
                               feedback.isCanceled)
     for message in messages:
         feedback.reportError(message, False)
+    if not cubes:
+        raise QgsProcessingException(algorithm.tr(
+            "No ITS_LIVE cube intersects the area of interest: nothing was written. The cubes cover glaciers and "
+            "ice sheets only; check the area (and the CRS of its extent or layer)."))
     feedback.pushInfo(algorithm.tr("{} cube(s) intersect the area of interest").format(len(cubes)))
     return cubes
 
@@ -305,8 +314,6 @@ class ItsLiveDownloadAlgorithm(SurfaceMotionAlgorithm):
                 layers.append(path)
                 load_on_completion(context, path, os.path.basename(path)[:-4], "OUTPUT_LAYERS",
                                    result["styles"][path])
-        if not results:
-            feedback.reportError(self.tr("No layer matched the filters in any cube; nothing was written."), False)
         return {self.OUTPUT_FOLDER: os.path.abspath(folder), "OUTPUT_LAYERS": layers,
                 "OUTPUT_NETCDF": ";".join(netcdfs)}
 
@@ -383,6 +390,9 @@ class ItsLivePointSeriesAlgorithm(SurfaceMotionAlgorithm):
         rows = run_core(point_series, feedback, points, cubes, request, messages=messages, progress_range=(0, 80))
         for message in messages:
             feedback.reportError(message, False)
+        if not rows:
+            raise QgsProcessingException(self.tr(
+                "No layer matched the filters at any point; nothing was written. " + NO_MATCH_HINT))
         csv_path = self.parameterAsFileOutput(parameters, "OUTPUT_CSV", context)
         plot_path = self.parameterAsFileOutput(parameters, "OUTPUT_PLOT", context)
         fields = point_series_fields()

@@ -23,7 +23,6 @@ from affine import Affine
 
 from bad_inputs import Case, case_ids, check_case
 from conftest import REPO, SAMPLE_DIR
-from faults import error_log, leftovers
 
 sys.path.insert(0, os.path.join(REPO, "tools"))
 import demo  # noqa: E402
@@ -531,3 +530,106 @@ def test_bad_input(case, run_algorithm, tmp_path):
 
 def test_the_table_has_its_share():
     assert len(CASES) >= 60
+
+
+# --------------------------------------------------------------------------- what is not an error
+
+class _Inputs:
+    """``ws.input`` for the tests outside the table."""
+
+    def __init__(self, folder):
+        self.inputs = str(folder)
+
+    def input(self, name: str) -> str:
+        return os.path.join(self.inputs, name)
+
+
+class _Log:
+    """A Processing feedback that keeps its warnings."""
+
+    def __new__(cls):
+        from qgis.core import QgsProcessingFeedback
+
+        class Log(QgsProcessingFeedback):
+            def __init__(self):
+                super().__init__()
+                self.warnings = []
+
+            def pushWarning(self, text):  # noqa: N802 (QGIS API name)
+                self.warnings.append(text)
+                super().pushWarning(text)
+
+        return Log()
+
+
+def test_reversed_dates_are_accepted_with_a_note_on_the_sign(run_algorithm, tmp_path):
+    """REF_DATE after SEC_DATE: dt < 0, velocities point forward in time (opposite to the offsets)."""
+    feedback = _Log()
+    forward, _, _ = run_algorithm("surfacemotion:velocity", {
+        "INPUT": [_disparity()], "REF_DATE": "2020-07-15T15:12:33", "SEC_DATE": "2021-07-18T15:15:02",
+        "MEDIAN_SHIFT": False, "OUTPUT_FOLDER": str(tmp_path / "forward")})
+    backward, _, _ = run_algorithm("surfacemotion:velocity", {
+        "INPUT": [_disparity()], "REF_DATE": "2021-07-18T15:15:02", "SEC_DATE": "2020-07-15T15:12:33",
+        "MEDIAN_SHIFT": False, "OUTPUT_FOLDER": str(tmp_path / "backward")}, feedback=feedback)
+    note = [text for text in feedback.warnings if "reversed" in text]
+    assert note and "signed forward in time" in note[0] and "dt = -368.0" in note[0], feedback.warnings
+    with rasterio.open(forward["OUTPUT_LAYERS"][0]) as a, rasterio.open(backward["OUTPUT_LAYERS"][0]) as b:
+        np.testing.assert_allclose(b.read(3), -a.read(3), equal_nan=True)  # east velocity flips
+        np.testing.assert_allclose(b.read(1), a.read(1), equal_nan=True)  # speed does not
+
+
+def test_a_zero_offset_has_no_azimuth(run_algorithm, tmp_path):
+    """Speed 0 → azimuth NaN, not 0° (north)."""
+    def zero_half(data):
+        data = data.copy()
+        data[0:2, :, : data.shape[2] // 2] = 0.0
+        return data
+
+    disparity = raster_like(_Inputs(tmp_path), "20200715_151233_62_2414_20210718_151502_45_241e_zero.tif",
+                            _disparity(), zero_half)
+    results, _, _ = run_algorithm("surfacemotion:velocity", {
+        "INPUT": [disparity], "MEDIAN_SHIFT": False, "OUTPUT_FOLDER": str(tmp_path / "v")})
+    with rasterio.open(results["OUTPUT_LAYERS"][0]) as ds:
+        speed, azimuth, valid = ds.read(1), ds.read(2), np.isfinite(ds.read(1))
+    still = valid & (speed == 0)
+    assert still.sum() > 10
+    assert np.isnan(azimuth[still]).all()
+    assert np.isfinite(azimuth[valid & (speed > 0)]).all()
+
+
+def test_pyramid_levels_into_a_folder_that_does_not_exist(run_algorithm, tmp_path):
+    output = tmp_path / "new" / "deeper" / "disp.tif"
+    results, _, _ = run_algorithm("surfacemotion:correlatepair", {
+        "REFERENCE": _band(0), "SECONDARY": _band(1), **FAST, "PYRAMID_LEVELS": 2, "OUTPUT": str(output)})
+    assert results["OUTPUT"] == str(output)
+    assert sorted(os.listdir(output.parent)) == ["disp.qml", "disp.tif"]
+
+
+def test_out_of_range_numbers_say_what_is_allowed(provider):
+    """checkParameterValues: '<label> must be between a and b (got v)' instead of 'Incorrect parameter value'."""
+    from qgis.core import QgsProcessingContext
+
+    algorithm = provider.algorithm("correlatepair")
+    context = QgsProcessingContext()
+    base = {"REFERENCE": _band(0), "SECONDARY": _band(1), "OUTPUT": "disp.tif"}
+    for name, value, expected in (
+            ("CHIP_SIZE", 4, "Chip (template) size (px) must be between 8 and 512 (got 4)."),
+            ("STEP", 2.5, "Output grid spacing (px) must be a whole number between 1 and 1000 (got 2.5)."),
+            ("SMOOTHING", "lots", "must be a number (got 'lots')")):
+        ok, message = algorithm.checkParameterValues(dict(base, **{name: value}), context)
+        assert not ok and expected in message, message
+    ok, message = algorithm.checkParameterValues(dict(base, CHIP_SIZE=64), context)
+    assert ok, message
+
+
+def test_every_numeric_parameter_declares_its_range(provider):
+    """Every number parameter of the offset and ITS_LIVE algorithms has a finite minimum and maximum."""
+    from qgis.core import QgsProcessingParameterNumber
+
+    names = ("extractband", "buildpairs", "correlatepair", "correlatepairs", "polyfit", "velocity", "strainrates",
+             "fluxdivergence", "trackparticles", "itslivefindcubes", "itslivedownload", "itslivepointseries")
+    unbounded = [f"{name}:{definition.name()}" for name in names
+                 for definition in provider.algorithm(name).parameterDefinitions()
+                 if isinstance(definition, QgsProcessingParameterNumber)
+                 and max(abs(definition.minimum()), abs(definition.maximum())) > 1e300]
+    assert unbounded == []

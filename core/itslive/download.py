@@ -45,6 +45,11 @@ STYLE_FOR_VARIABLE = {"v": "itslive_speed", "vx": "itslive_component", "vy": "it
 DAY_NS = 86400e9
 
 
+#: What to change when no cube layer matches the request.
+NO_MATCH_HINT = ("Widen START_DATE to END_DATE, lower MIN_ROI_VALID, or clear DT_MIN, DT_MAX and MISSIONS (the "
+                 "layers kept are listed in the help).")
+
+
 @dataclass
 class DownloadRequest:
     """What to download: AOI (GeoJSON lon/lat), period [start, end), variables and filters."""
@@ -232,6 +237,8 @@ def download_cubes(cubes: Sequence[CubeInfo], request: DownloadRequest, output_f
             remove_request_cache(cache)
             if progress:
                 progress(base + share)
+        if not results:  # inside the folder's block: a folder this run created is removed again
+            raise UserInputError("No layer matched the filters in any cube; nothing was written. " + NO_MATCH_HINT)
     return results
 
 
