@@ -169,18 +169,20 @@ def band_value_range(ds, band: int = 1) -> Tuple[int, float, float]:
     return count, low, high
 
 
-def require_content(ds, what: str = "raster", band: int = 1, texture: bool = True) -> None:
-    """Raise a UserInputError saying why when band ``band`` of ``ds`` holds no valid pixel (all nodata)
-    or, with ``texture``, one value only (a constant image has no texture to match)."""
+def require_content(ds, what: str = "raster", band: int = 1, texture: bool = True,
+                    error: type = UserInputError) -> None:
+    """Raise ``error`` (a UserInputError class) saying why when band ``band`` of ``ds`` holds no valid
+    pixel (all nodata) or, with ``texture``, one value only (a constant image has no texture to match).
+    Unreadable pixels raise the reader's UserInputError."""
     count, low, high = band_value_range(ds, band)
     name = os.path.basename(str(ds.name))
     if count == 0:
         nodata = ds.nodatavals[band - 1]
         declared = "" if nodata is None else f" (nodata = {nodata:g})"
-        raise UserInputError(
+        raise error(
             f"The {what} '{name}' is all nodata{declared}: band {band} has no valid pixel. Check the file "
             "(a failed export, or a scene masked entirely by clouds) and choose one with data.")
     if texture and low == high:
-        raise UserInputError(
+        raise error(
             f"The {what} '{name}' is constant (every valid pixel of band {band} is {low:g}): it has no "
             "texture to match. Choose an image that shows the ground (not a blank, fill or saturated one).")

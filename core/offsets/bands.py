@@ -76,10 +76,8 @@ def extract_band(src_path: str, dst_path: str, band: int = 2, udm2_path: Optiona
         src = stack.enter_context(open_raster(src_path))
         _require_georeferencing(src)
         _require_band(src, band)
-        try:  # a scene that is all nodata or constant cannot be correlated: skipped by batches
-            require_content(src, "scene", band)
-        except UserInputError as exc:
-            raise EmptyOutputError(str(exc)) from exc
+        # a scene that is all nodata or constant cannot be correlated: batches skip it
+        require_content(src, "scene", band, error=EmptyOutputError)
         udm2 = None
         if udm2_path:
             udm2 = stack.enter_context(open_raster(udm2_path))
