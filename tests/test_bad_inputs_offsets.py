@@ -452,6 +452,9 @@ CASES = [
     Case("polyfit-mask-everything", "polyfit", lambda ws: {
         "INPUT": [_disparity()], "MASK": whole_area_polygon(ws), "OUTPUT_FOLDER": ws.out},
          r"(moving area|mask).*(every|all|no stable)"),
+    Case("polyfit-mask-too-big", "polyfit", lambda ws: {
+        "INPUT": [huge_vrt(ws, "20200715_151233_62_2414_20210718_151502_45_241e_disp.vrt", _disparity())],
+        "MASK": OUTLINE, "OUTPUT_FOLDER": ws.out}, r"moving-area mask on the 1000000 x 1000000 cells.*GiB of memory"),
     Case("polyfit-dem-elsewhere", "polyfit", lambda ws: {
         "INPUT": [_disparity()], "DEM": renamed_band(ws, "dem.tif", transform=shifted(_band(), 1e5, 0)),
         "OUTPUT_FOLDER": ws.out}, r"DEM.*(does not (overlap|cover))"),
@@ -491,6 +494,9 @@ CASES = [
     Case("velocity-mask-everything", "velocity", lambda ws: {
         "INPUT": [_disparity()], "MASK": whole_area_polygon(ws), "OUTPUT_FOLDER": ws.out},
          r"moving-area mask covers all \d+ valid cells.*no stable ground"),
+    Case("velocity-mask-too-big", "velocity", lambda ws: {
+        "INPUT": [huge_vrt(ws, "20200715_151233_62_2414_20210718_151502_45_241e_disp.vrt", _disparity())],
+        "MASK": OUTLINE, "OUTPUT_FOLDER": ws.out}, r"GiB of memory.*larger STEP"),
     Case("velocity-not-a-disparity", "velocity", lambda ws: {"INPUT": [SCENES[0]], "OUTPUT_FOLDER": ws.out},
          r"disparity"),
 

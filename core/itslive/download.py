@@ -28,7 +28,7 @@ import numpy as np
 
 from ..choices import Choices
 from ..errors import Cancelled, UserInputError, check_canceled
-from ..io import Grid, OutputSet, verify
+from ..io import Grid, OutputSet, require_memory, verify
 from . import aggregate as agg
 from .cache import clean_cache, load_part, remove_request_cache, request_cache, resumable_folder, save_part
 from .interrupt import interruptible
@@ -226,6 +226,12 @@ def download_cubes(cubes: Sequence[CubeInfo], request: DownloadRequest, output_f
             missing = [n for n in names if n not in ds.variables]
             if missing:
                 raise UserInputError(f"Cube {cube.zarr_url} has no variable(s) {', '.join(missing)}.")
+            cells = window.layers.size * window.y.size * window.x.size
+            require_memory(8.0 * (len(names) + 2) * cells,
+                           f"The window of {cube.name} ({window.layers.size} layers of {window.x.size} x "
+                           f"{window.y.size} cells, {len(names)} variable(s))",
+                           "Choose a smaller area or a shorter period (START_DATE, END_DATE), stricter filters "
+                           "(MIN_ROI_VALID, DT_MIN/DT_MAX, MISSIONS), fewer variables, or aggregate (AGGREGATE_AMOUNT).")
             cache = request_cache(folder, request_signature(request, cube))
             data = {}
             for k, name in enumerate(names):

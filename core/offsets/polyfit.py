@@ -29,7 +29,7 @@ from rasterio.windows import Window
 
 from ..choices import Choices
 from ..errors import UserInputError, check_canceled
-from ..io import Grid, GridResampler, RasterWriter, open_raster, resample_to_grid, row_blocks
+from ..io import Grid, GridResampler, RasterWriter, open_raster, require_memory, resample_to_grid, row_blocks
 from .disparity import (BASE_DESCRIPTIONS, DISPARITY_STYLE, describe_disparity, disparity_tags,
                         no_valid_offset_error, read_offsets, stable_ground_error)
 
@@ -190,8 +190,20 @@ def moving_mask_from_raster(mask_path: str, disp_path: str) -> np.ndarray:
             raise UserInputError(
                 f"The moving-area mask '{mask_path}' has no coordinate reference system; assign one."
             )
+    _require_mask_memory(info)
     values = resample_to_grid(mask_path, _grid_of(info), resampling="nearest", dtype=np.float32)
     return np.isfinite(values) & (values != 0)
+
+
+#: A moving-area mask on the disparity grid: float32 resampling plus the boolean result (bytes per cell).
+_MASK_BYTES_PER_CELL = 6
+
+
+def _require_mask_memory(info) -> None:
+    require_memory(_MASK_BYTES_PER_CELL * info.width * info.height,
+                   f"A moving-area mask on the {info.width} x {info.height} cells of '{os.path.basename(info.path)}'",
+                   "Correlate with a larger STEP (a coarser disparity grid) or over a smaller area, or leave the "
+                   "moving area empty.")
 
 
 def _grid_of(info) -> Grid:
@@ -206,6 +218,7 @@ def moving_mask_from_geometries(geojson_geometries: Sequence[dict], disp_path: s
     """
     info = describe_disparity(disp_path)
     shape = (info.height, info.width)
+    _require_mask_memory(info)
     if not geojson_geometries:
         return np.zeros(shape, bool)
     try:
