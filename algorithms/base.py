@@ -129,7 +129,8 @@ def parameter_value_problem(definition, value) -> Optional[str]:
     parameter without a value, or a number outside its declared minimum/maximum."""
     from qgis.core import QgsProcessingDestinationParameter
 
-    if definition.flags() & QgsProcessingParameterDefinition.FlagOptional and value in (None, ""):
+    empty = value is None or (isinstance(value, (str, list)) and len(value) == 0)
+    if empty and definition.flags() & QgsProcessingParameterDefinition.FlagOptional:
         return None
     if isinstance(value, list) and not value:  # an explicit empty choice: the default does not apply
         return f"{definition.description()} is required: choose at least one."

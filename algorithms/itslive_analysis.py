@@ -157,8 +157,8 @@ class FluxDivergenceAlgorithm(SurfaceMotionAlgorithm):
         output = tif_output(self, parameters, self.OUTPUT, context)
         vx_layer = self.parameterAsRasterLayer(parameters, "VX", context)
         outline = self.parameterAsSource(parameters, "OUTLINE", context)
-        polygons = polygons_in_crs(outline, vx_layer.crs().toWkt(), context,
-                                                   self.parameterDefinition("OUTLINE").description()) if outline is not None else None
+        polygons = None if outline is None else polygons_in_crs(
+            outline, vx_layer.crs().toWkt(), context, self.parameterDefinition("OUTLINE").description())
         summary = run_core(
             flux_divergence_file, feedback, raster_source(self, parameters, "THICKNESS", context),
             vx_layer.source(), raster_source(self, parameters, "VY", context), output,

@@ -36,8 +36,8 @@ from ..core.itslive.mosaics import MOSAIC_URL_TEMPLATE, SOURCES, download_mosaic
 from ..core.itslive.pointseries import COLUMNS, point_series, write_csv, write_plot
 from .settings import setting
 from .itslive_analysis import VectorStyle
-from .base import (MAX_DAYS, SinkGroup, SurfaceMotionAlgorithm, core_errors_as_processing_errors, enum_parameter, enum_value,
-                   enum_values, load_on_completion, polygons_in_crs, require_geometry, run_core)
+from .base import (MAX_DAYS, SinkGroup, SurfaceMotionAlgorithm, core_errors_as_processing_errors, enum_parameter,
+                   enum_value, enum_values, load_on_completion, polygons_in_crs, require_geometry, run_core)
 
 WGS84 = "EPSG:4326"
 #: The first day of the ITS_LIVE record (Landsat 4/5), the default start date.

@@ -21,6 +21,8 @@ from affine import Affine
 
 from bad_inputs import Case, case_ids, check_case
 from faults import error_log, leftovers
+from test_bad_inputs_offsets import box, warning_log
+from test_bad_inputs_offsets import geojson as offsets_geojson
 from test_itslive_algorithms import (OUTLINE_CSV, THICKNESS, VX, VY, fast_ice_points, service,
                                      window_extent)
 from test_itslive_algorithms import cube_server  # noqa: F401,F811 (the loopback server fixture)
@@ -71,23 +73,11 @@ def moved(source: str, dx: float, dy: float) -> Affine:
 
 
 def geojson(ws, name: str, geometries, crs: str = "EPSG:3413") -> str:
-    document = {"type": "FeatureCollection",
-                "features": [{"type": "Feature", "properties": {"id": k}, "geometry": g}
-                             for k, g in enumerate(geometries)]}
-    if crs:
-        document["crs"] = {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{crs.split(':')[1]}"}}
-    path = ws.input(name)
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(document, handle)
-    return path
+    return offsets_geojson(ws, name, geometries, crs)
 
 
 def points(ws, coordinates, name: str = "points.geojson", crs: str = "EPSG:3413") -> str:
     return geojson(ws, name, [{"type": "Point", "coordinates": list(p)} for p in coordinates], crs)
-
-
-def box(x0, y0, x1, y1) -> dict:
-    return {"type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]}
 
 
 def centre():
@@ -470,16 +460,11 @@ def test_negative_thickness_cells_are_nodata_with_a_warning(run_algorithm, tmp_p
     with rasterio.open(THICKNESS) as ds:
         n_negative = int((ds.read(1) < 0).sum())
     assert n_negative > 0  # the example thickness grid has negative cells
-    messages = []
-
-    class Log(type(error_log())):
-        def pushWarning(self, text):  # noqa: N802 (QGIS API name)
-            messages.append(text)
-            super().pushWarning(text)
-
+    feedback = warning_log()
     results, _, _ = run_algorithm("surfacemotion:fluxdivergence", {
         "THICKNESS": THICKNESS, "VX": VX, "VY": VY, "OUTLINE_CSV": OUTLINE_CSV,
-        "OUTPUT": str(tmp_path / "flux.tif")}, feedback=Log())
+        "OUTPUT": str(tmp_path / "flux.tif")}, feedback=feedback)
+    messages = feedback.warnings
     warning = [m for m in messages if "thickness" in m and "negative" in m]
     assert warning and "treated as nodata" in warning[0], messages
     with rasterio.open(results["OUTPUT"]) as ds:

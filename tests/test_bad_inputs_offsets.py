@@ -22,6 +22,7 @@ import rasterio
 from affine import Affine
 
 from bad_inputs import Case, case_ids, check_case
+from faults import error_log
 from conftest import REPO, SAMPLE_DIR
 
 sys.path.insert(0, os.path.join(REPO, "tools"))
@@ -550,27 +551,23 @@ class _Inputs:
         return os.path.join(self.inputs, name)
 
 
-class _Log:
-    """A Processing feedback that keeps its warnings."""
+def warning_log():
+    """A Processing feedback that keeps its warnings in ``warnings`` (and its errors in ``errors``)."""
+    feedback = error_log()
+    feedback.warnings = []
+    push = feedback.pushWarning
 
-    def __new__(cls):
-        from qgis.core import QgsProcessingFeedback
+    def keep(text):
+        feedback.warnings.append(text)
+        push(text)
 
-        class Log(QgsProcessingFeedback):
-            def __init__(self):
-                super().__init__()
-                self.warnings = []
-
-            def pushWarning(self, text):  # noqa: N802 (QGIS API name)
-                self.warnings.append(text)
-                super().pushWarning(text)
-
-        return Log()
+    feedback.pushWarning = keep
+    return feedback
 
 
 def test_reversed_dates_are_accepted_with_a_note_on_the_sign(run_algorithm, tmp_path):
     """REF_DATE after SEC_DATE: dt < 0, velocities point forward in time (opposite to the offsets)."""
-    feedback = _Log()
+    feedback = warning_log()
     forward, _, _ = run_algorithm("surfacemotion:velocity", {
         "INPUT": [_disparity()], "REF_DATE": "2020-07-15T15:12:33", "SEC_DATE": "2021-07-18T15:15:02",
         "MEDIAN_SHIFT": False, "OUTPUT_FOLDER": str(tmp_path / "forward")})
@@ -625,6 +622,10 @@ def test_out_of_range_numbers_say_what_is_allowed(provider):
         ok, message = algorithm.checkParameterValues(dict(base, **{name: value}), context)
         assert not ok and expected in message, message
     ok, message = algorithm.checkParameterValues(dict(base, CHIP_SIZE=64), context)
+    assert ok, message
+    # an optional list left empty is not "required"
+    ok, message = provider.algorithm("buildpairs").checkParameterValues(
+        {"INPUTS": [], "FOLDER": SAMPLE_DIR, "OUTPUT": "memory:", "OUTPUT_CSV": "pairs.csv"}, context)
     assert ok, message
 
 

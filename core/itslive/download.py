@@ -231,7 +231,8 @@ def download_cubes(cubes: Sequence[CubeInfo], request: DownloadRequest, output_f
                            f"The window of {cube.name} ({window.layers.size} layers of {window.x.size} x "
                            f"{window.y.size} cells, {len(names)} variable(s))",
                            "Choose a smaller area or a shorter period (START_DATE, END_DATE), stricter filters "
-                           "(MIN_ROI_VALID, DT_MIN/DT_MAX, MISSIONS), fewer variables, or aggregate (AGGREGATE_AMOUNT).")
+                           "(MIN_ROI_VALID, DT_MIN/DT_MAX, MISSIONS), fewer variables, or aggregate "
+                           "(AGGREGATE_AMOUNT).")
             cache = request_cache(folder, request_signature(request, cube))
             data = {}
             for k, name in enumerate(names):
