@@ -14,6 +14,7 @@ from qgis.core import (
     QgsProcessingAlgorithm,
     QgsFeatureSink,
     QgsProcessingContext,
+    QgsProcessingDestinationParameter,
     QgsProcessingException,
     QgsProcessingLayerPostProcessorInterface,
     QgsProcessingParameterDefinition,
@@ -127,8 +128,6 @@ def number_range_problem(definition, value) -> Optional[str]:
 def parameter_value_problem(definition, value) -> Optional[str]:
     """What is wrong with the value of one parameter, said in the user's terms, or None: a mandatory
     parameter without a value, or a number outside its declared minimum/maximum."""
-    from qgis.core import QgsProcessingDestinationParameter
-
     empty = value is None or (isinstance(value, (str, list)) and len(value) == 0)
     if empty and definition.flags() & QgsProcessingParameterDefinition.FlagOptional:
         return None
@@ -144,9 +143,9 @@ def parameter_value_problem(definition, value) -> Optional[str]:
 
 
 #: Geometry kinds a feature-source parameter may ask for, by QgsProcessing source type.
-_GEOMETRY_KINDS = {QgsProcessing.TypeVectorPoint: ("point", QgsWkbTypes.PointGeometry),
-                   QgsProcessing.TypeVectorLine: ("line", QgsWkbTypes.LineGeometry),
-                   QgsProcessing.TypeVectorPolygon: ("polygon", QgsWkbTypes.PolygonGeometry)}
+_GEOMETRY_KINDS = {QgsProcessing.TypeVectorPoint: QgsWkbTypes.PointGeometry,
+                   QgsProcessing.TypeVectorLine: QgsWkbTypes.LineGeometry,
+                   QgsProcessing.TypeVectorPolygon: QgsWkbTypes.PolygonGeometry}
 _KIND_NAMES = {QgsWkbTypes.PointGeometry: "point", QgsWkbTypes.LineGeometry: "line",
                QgsWkbTypes.PolygonGeometry: "polygon", QgsWkbTypes.NullGeometry: "table (no geometry)"}
 
@@ -164,7 +163,7 @@ def feature_source_problem(definition, value, context) -> Optional[str]:
         QgsProcessingUtils.mapLayerFromString(value, context) if isinstance(value, str) else None)
     if not isinstance(layer, QgsVectorLayer) or not layer.isValid():
         return None  # unreadable files are named by Processing / the algorithm
-    return geometry_problem(layer, [geometry for _, geometry in wanted], definition.description())
+    return geometry_problem(layer, wanted, definition.description())
 
 
 def geometry_problem(source, kinds: Sequence[int], label: str) -> Optional[str]:
