@@ -384,6 +384,10 @@ CASES = [
     Case("correlatepair-all-nan-secondary", "correlatepair", lambda ws: correlate(
         ws, secondary=renamed_band(ws, "nan.tif", constant(np.nan), dtype="float32", nodata=float("nan"))),
          r"all nodata"),
+    Case("correlatepair-texture-threshold-too-high", "correlatepair", lambda ws: correlate(ws, MIN_TEXTURE=100),
+         r"no valid cell.*Every one of the [\d,]+ cells was rejected: low texture 100 %"),
+    Case("correlatepair-peak-ratio-too-high", "correlatepair", lambda ws: correlate(ws, MIN_PEAK_RATIO=100),
+         r"Every one of the [\d,]+ cells was rejected: low peak ratio"),
     Case("correlatepair-reference-no-crs", "correlatepair",
          lambda ws: correlate(ws, reference=renamed_band(ws, "nocrs.tif", crs=None)),
          r"no coordinate reference system|no CRS"),

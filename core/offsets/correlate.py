@@ -34,7 +34,7 @@ from ..errors import UserInputError
 from ..io import RasterWriter, open_raster, require_content, require_crs, require_single_band
 from .apriori import OffsetField, apriori_field, block_apriori
 from .disparity import (BASE_DESCRIPTIONS, CHIP_SIZE, DISPARITY_STYLE, FB_RESIDUAL, NO_MATCH_HINT, PEAK_RATIO,
-                        REASON, SNR, STRAIN_DESCRIPTIONS, TAG_DT_DAYS, UNCERTAINTY, disparity_tags)
+                        REASON, RejectionTally, SNR, STRAIN_DESCRIPTIONS, TAG_DT_DAYS, UNCERTAINTY, disparity_tags)
 from .engine.affine import STRAIN_TERMS
 from .engine.blocks import correlate_into_result, run_blocks
 from .engine.frame import PairFrame, geometry_cell_mask, pair_frame, require_mask_overlap
@@ -274,6 +274,7 @@ def _write_disparity(frame: PairFrame, params: Params, out_path: str, tags: dict
                               coherence=params.coherence, min_peak_ratio=params.min_peak_ratio,
                               strain_bands=str(params.strain_bands).lower() if params.strain_bands else None)
     out_tags.update({str(key): str(value) for key, value in tags.items() if value is not None})
+    rejections = RejectionTally()
     with RasterWriter(out_path, frame.grid, _descriptions(params), tags=out_tags, style=DISPARITY_STYLE,
                       require_valid=NO_MATCH_HINT) as out:
 
@@ -281,9 +282,11 @@ def _write_disparity(frame: PairFrame, params: Params, out_path: str, tags: dict
             window = Window(cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start)
             for index, band in enumerate(_output_bands(block, params), start=1):
                 out.write(band, index, window=window)
+            rejections.add(block.reason)
 
         run_blocks(frame.ref, frame.sec, frame.grid.height, frame.grid.width, params, write, progress,
                    is_canceled, mask, expected)
+        out.require_valid = rejections.hint()  # an empty output says why every chip failed
 
 
 def _descriptions(params: Params) -> Tuple[str, ...]:

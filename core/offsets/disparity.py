@@ -82,6 +82,30 @@ DISPARITY_STYLE = "disparity_dx"
 NO_MATCH_HINT = ("No chip was matched: check that the two images show the same ground (overlap, clouds, "
                  "snow, water), or lower MIN_TEXTURE, raise SEARCH_RANGE or use a larger CHIP_SIZE.")
 
+
+
+class RejectionTally:
+    """Counts of the rejection reasons of the cells written, to say why a correlation matched nothing."""
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(max(code for code, _ in REASONS) + 1, np.int64)
+
+    def add(self, reason: np.ndarray) -> None:
+        codes = np.asarray(reason)
+        codes = codes[np.isfinite(codes)].astype(np.int64) if codes.dtype.kind == "f" else codes.ravel()
+        self.counts += np.bincount(codes[(codes >= 0) & (codes < self.counts.size)], minlength=self.counts.size)
+
+    def hint(self) -> str:
+        """:data:`NO_MATCH_HINT` preceded by the share of each reason (largest first)."""
+        total = int(self.counts[1:].sum())
+        if total == 0:
+            return NO_MATCH_HINT
+        shares = sorted(((int(self.counts[code]), meaning) for code, meaning in REASONS
+                         if code != REASON_VALID and self.counts[code]), reverse=True)
+        text = ", ".join(f"{meaning} {100.0 * n / total:.0f} %" for n, meaning in shares[:4])
+        return f"Every one of the {total:,} cells was rejected: {text}. " + NO_MATCH_HINT
+
+
 #: Metadata tag names written into disparity GeoTIFFs.
 TAG_STEP = "SM_STEP"
 TAG_REF_ID = "SM_REF_ID"
