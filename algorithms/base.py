@@ -17,6 +17,7 @@ from qgis.core import (
     QgsProcessingDestinationParameter,
     QgsProcessingException,
     QgsProcessingLayerPostProcessorInterface,
+    QgsProcessingParameterDateTime,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingFeatureSourceDefinition,
@@ -139,7 +140,26 @@ def parameter_value_problem(definition, value) -> Optional[str]:
         return f"{definition.description()} is required: give a value."
     if isinstance(definition, QgsProcessingParameterNumber):
         return number_range_problem(definition, value)
+    if isinstance(definition, QgsProcessingParameterDateTime) and isinstance(value, str):
+        return date_text_problem(definition, value)
     return None
+
+
+def date_text_problem(definition, text: str) -> Optional[str]:
+    """Why ``text`` is not an ISO 8601 date or date-time for ``definition``, or None."""
+    import datetime
+
+    from qgis.PyQt.QtCore import QDate, QDateTime, Qt
+
+    if QDateTime.fromString(text, Qt.ISODate).isValid() or QDate.fromString(text, Qt.ISODate).isValid():
+        return None
+    try:  # also "YYYY-MM-DD HH:MM[:SS]" and offsets, as QGIS reads them
+        datetime.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        return None
+    except ValueError:
+        pass
+    return (f"{definition.description()} must be a date (YYYY-MM-DD) or a date and time (YYYY-MM-DDTHH:MM:SS, "
+            f"UTC); got '{text}'.")
 
 
 #: Geometry kinds a feature-source parameter may ask for, by QgsProcessing source type.

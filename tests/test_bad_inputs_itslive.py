@@ -311,6 +311,8 @@ CASES = [
     # ---- itslivedownload
     Case("itslivedownload-end-before-start", "itslivedownload", lambda ws: download(
         ws, START_DATE="2016-01-01", END_DATE="2014-01-01"), r"must be after the start date"),
+    Case("itslivedownload-start-date-garbage", "itslivedownload", lambda ws: download(ws, START_DATE="2015-13-45"),
+         r"Start date.*must be a date \(YYYY-MM-DD\).*got '2015-13-45'"),
     Case("itslivedownload-same-dates", "itslivedownload", lambda ws: download(
         ws, START_DATE="2015-01-01", END_DATE="2015-01-01", **unreachable()), r"must be after the start date"),
     Case("itslivedownload-no-variables", "itslivedownload", lambda ws: download(ws, VARIABLES=[]),

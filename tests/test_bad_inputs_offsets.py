@@ -475,6 +475,9 @@ CASES = [
         "INPUT": [_disparity()], "DT_DAYS": 0, "OUTPUT_FOLDER": ws.out}, r"Time separation.*\(got 0\)"),
     Case("velocity-only-ref-date", "velocity", lambda ws: {
         "INPUT": [_disparity()], "REF_DATE": "2020-07-15T15:12:33", "OUTPUT_FOLDER": ws.out}, r"Give both"),
+    Case("velocity-ref-date-garbage", "velocity", lambda ws: {
+        "INPUT": [_disparity()], "REF_DATE": "yesterday", "SEC_DATE": "2021-07-18T15:15:02", "OUTPUT_FOLDER": ws.out},
+         r"Reference acquisition time.*must be a date.*got 'yesterday'"),
     Case("velocity-same-dates", "velocity", lambda ws: {
         "INPUT": [_disparity()], "REF_DATE": "2020-07-15T15:12:33", "SEC_DATE": "2020-07-15T15:12:33",
         "OUTPUT_FOLDER": ws.out}, r"zero time separation"),
