@@ -12,12 +12,19 @@ from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsGeometry,
+    QgsProcessing,
     QgsProcessingAlgorithm,
     QgsFeatureSink,
     QgsProcessingContext,
+    QgsProcessingDestinationParameter,
     QgsProcessingException,
     QgsProcessingLayerPostProcessorInterface,
+    QgsProcessingParameterDateTime,
+    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
+    QgsProcessingFeatureSourceDefinition,
+    QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterNumber,
     QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterRasterLayer,
     QgsProcessingUtils,
@@ -25,6 +32,7 @@ from qgis.core import (
     QgsProject,
     QgsRasterLayer,
     QgsVectorLayer,
+    QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
@@ -94,14 +102,138 @@ class SurfaceMotionAlgorithm(QgsProcessingAlgorithm):
         return super().flags()
 
     def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API name)
-        """Name the unreadable file instead of Processing's generic 'Incorrect parameter value'."""
+        """Say what is allowed instead of Processing's generic 'Incorrect parameter value for X': a
+        missing mandatory value, a number out of its declared range, an unreadable file."""
         for definition in self.parameterDefinitions():
+            problem = parameter_value_problem(definition, parameters.get(definition.name()))
+            if problem:
+                return False, problem
+            if isinstance(definition, QgsProcessingParameterFeatureSource):
+                problem = feature_source_problem(definition, parameters.get(definition.name()), context)
+                if problem:
+                    return False, problem
             if isinstance(definition, (QgsProcessingParameterMultipleLayers, QgsProcessingParameterRasterLayer)):
                 for value in input_values(parameters.get(definition.name())):
                     problem = unreadable_input_problem(value, context)
                     if problem:
                         return False, f"{definition.description()}: {problem}"
         return super().checkParameterValues(parameters, context)
+
+
+#: Upper bound of every time-separation / duration parameter in days (a century).
+MAX_DAYS = 36525.0
+#: QgsProcessingParameterNumber's bounds when none is declared (±DBL_MAX).
+_UNBOUNDED = 1e300
+
+
+def _number_text(value: float) -> str:
+    return f"{value:g}"
+
+
+def number_range_problem(definition, value) -> Optional[str]:
+    """Why ``value`` does not fit the number parameter ``definition`` ("<label> must be between a and
+    b (got v)"), or None. Values that are not plain numbers (expressions, model inputs) are left to QGIS."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return f"{definition.description()} must be a number (got '{value}')."
+    label = definition.description()
+    if number != number:  # NaN
+        return f"{label} must be a number (got NaN)."
+    low, high = definition.minimum(), definition.maximum()
+    has_low, has_high = abs(low) < _UNBOUNDED, abs(high) < _UNBOUNDED
+    allowed = (f"between {_number_text(low)} and {_number_text(high)}" if has_low and has_high else
+               f"at least {_number_text(low)}" if has_low else f"at most {_number_text(high)}" if has_high else "")
+    if allowed and not low <= number <= high:
+        return f"{label} must be {allowed} (got {_number_text(number)})."
+    if definition.dataType() == QgsProcessingParameterNumber.Integer and number != int(number):
+        return f"{label} must be a whole number{' ' + allowed if allowed else ''} (got {_number_text(number)})."
+    return None
+
+
+def parameter_value_problem(definition, value) -> Optional[str]:
+    """What is wrong with the value of one parameter, said in the user's terms, or None: a mandatory
+    parameter without a value, or a number outside its declared minimum/maximum."""
+    empty = value is None or (isinstance(value, (str, list)) and len(value) == 0)
+    if empty and definition.flags() & QgsProcessingParameterDefinition.FlagOptional:
+        return None
+    if isinstance(value, list) and not value:  # an explicit empty choice: the default does not apply
+        return f"{definition.description()} is required: choose at least one."
+    if value is None or value == "":
+        if isinstance(definition, QgsProcessingDestinationParameter) or definition.defaultValue() not in (None, ""):
+            return None
+        return f"{definition.description()} is required: give a value."
+    if isinstance(definition, QgsProcessingParameterNumber):
+        return number_range_problem(definition, value)
+    if isinstance(definition, QgsProcessingParameterDateTime) and isinstance(value, str):
+        return date_text_problem(definition, value)
+    return None
+
+
+def date_text_problem(definition, text: str) -> Optional[str]:
+    """Why ``text`` is not an ISO 8601 date or date-time for ``definition``, or None."""
+    import datetime
+
+    from qgis.PyQt.QtCore import QDate, QDateTime, Qt
+
+    if QDateTime.fromString(text, Qt.ISODate).isValid() or QDate.fromString(text, Qt.ISODate).isValid():
+        return None
+    try:  # also "YYYY-MM-DD HH:MM[:SS]" and offsets, as QGIS reads them
+        datetime.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        return None
+    except ValueError:
+        pass
+    return (f"{definition.description()} must be a date (YYYY-MM-DD) or a date and time (YYYY-MM-DDTHH:MM:SS, "
+            f"UTC); got '{text}'.")
+
+
+#: Geometry kinds a feature-source parameter may ask for, by QgsProcessing source type.
+_GEOMETRY_KINDS = {QgsProcessing.TypeVectorPoint: QgsWkbTypes.PointGeometry,
+                   QgsProcessing.TypeVectorLine: QgsWkbTypes.LineGeometry,
+                   QgsProcessing.TypeVectorPolygon: QgsWkbTypes.PolygonGeometry}
+_KIND_NAMES = {QgsWkbTypes.PointGeometry: "point", QgsWkbTypes.LineGeometry: "line",
+               QgsWkbTypes.PolygonGeometry: "polygon", QgsWkbTypes.NullGeometry: "table (no geometry)"}
+
+
+def feature_source_problem(definition, value, context) -> Optional[str]:
+    """Why the layer given to a point/line/polygon feature-source parameter cannot be used, or None:
+    the wrong geometry type (a point layer as a mask), or no coordinate reference system (its
+    coordinates could not be placed on the rasters)."""
+    wanted = [_GEOMETRY_KINDS[kind] for kind in definition.dataTypes() if kind in _GEOMETRY_KINDS]
+    if not wanted or value in (None, ""):
+        return None
+    if isinstance(value, QgsProcessingFeatureSourceDefinition):
+        value = value.source.staticValue()
+    layer = value if isinstance(value, QgsMapLayer) else (
+        QgsProcessingUtils.mapLayerFromString(value, context) if isinstance(value, str) else None)
+    if not isinstance(layer, QgsVectorLayer) or not layer.isValid():
+        return None  # unreadable files are named by Processing / the algorithm
+    return geometry_problem(layer, wanted, definition.description())
+
+
+def geometry_problem(source, kinds: Sequence[int], label: str) -> Optional[str]:
+    """Why a feature source (a layer or a Processing source) cannot serve as a layer of geometry
+    ``kinds`` (QgsWkbTypes.PointGeometry, ...), or None: no features, the wrong geometry type, or no CRS."""
+    name = source.sourceName() if hasattr(source, "sourceName") else ""
+    if source.featureCount() == 0:
+        return f"{label}: '{name}' has no features; give a layer with at least one {_KIND_NAMES[kinds[0]]}."
+    kind = QgsWkbTypes.geometryType(source.wkbType())
+    if kind not in kinds:
+        needed = " or ".join(_KIND_NAMES[wanted] for wanted in kinds)
+        return f"{label}: '{name}' is a {_KIND_NAMES.get(kind, 'non-spatial')} layer; a {needed} layer is needed."
+    if not source.sourceCrs().isValid():
+        return (f"{label}: '{name}' has no coordinate reference system, so its coordinates cannot be placed "
+                "on the rasters. Assign its CRS (Layer Properties → Source, or 'Assign projection').")
+    return None
+
+
+def require_geometry(source, kinds: Sequence[int], label: str) -> None:
+    """:func:`geometry_problem` as a QgsProcessingException (models skip checkParameterValues of their steps)."""
+    problem = geometry_problem(source, kinds, label)
+    if problem:
+        raise QgsProcessingException(problem)
 
 
 def run_core(function: Callable, feedback, *args, progress_range=(0.0, 100.0), **kwargs):
@@ -539,8 +671,10 @@ def layer_paths(parameters, name: str, context) -> List[str]:
     return paths
 
 
-def polygons_in_crs(source, crs_wkt: str, context) -> List[dict]:
-    """GeoJSON geometries of a polygon feature source, reprojected to ``crs_wkt``."""
+def polygons_in_crs(source, crs_wkt: str, context, label: str = "The polygon layer") -> List[dict]:
+    """GeoJSON geometries of a polygon feature source, reprojected to ``crs_wkt``; a source that is
+    not a polygon layer with a CRS is refused with ``label`` in the message."""
+    require_geometry(source, [QgsWkbTypes.PolygonGeometry], label)
     target = QgsCoordinateReferenceSystem.fromWkt(crs_wkt)
     transform = QgsCoordinateTransform(source.sourceCrs(), target, context.transformContext())
     geometries = []

@@ -17,8 +17,8 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QVariant
 
 from ..core.offsets.pairs import MODES, PAIR_COLUMNS, build_pairs, list_scenes, write_pair_table
-from .base import (SinkGroup, SurfaceMotionAlgorithm, core_errors_as_processing_errors, enum_parameter, enum_value,
-                   layer_paths)
+from .base import (MAX_DAYS, SinkGroup, SurfaceMotionAlgorithm, core_errors_as_processing_errors, enum_parameter,
+                   enum_value, layer_paths)
 
 
 def pair_fields() -> QgsFields:
@@ -88,10 +88,10 @@ class BuildPairsAlgorithm(SurfaceMotionAlgorithm):
         self.addParameter(enum_parameter(self, self.MODE, "Pairing mode", MODES, "all"))
         self.addParameter(QgsProcessingParameterNumber(
             self.DT_MIN, self.tr("Minimum time separation (days)"),
-            QgsProcessingParameterNumber.Double, 0.0, minValue=0.0))
+            QgsProcessingParameterNumber.Double, 0.0, minValue=0.0, maxValue=MAX_DAYS))
         self.addParameter(QgsProcessingParameterNumber(
             self.DT_MAX, self.tr("Maximum time separation (days; empty = no limit)"),
-            QgsProcessingParameterNumber.Double, None, optional=True, minValue=0.0))
+            QgsProcessingParameterNumber.Double, None, optional=True, minValue=0.0, maxValue=MAX_DAYS))
         self.addParameter(QgsProcessingParameterFeatureSink(
             self.OUTPUT, self.tr("Pair table"), QgsProcessing.TypeVector))
         self.addParameter(QgsProcessingParameterFileDestination(
@@ -114,9 +114,16 @@ class BuildPairsAlgorithm(SurfaceMotionAlgorithm):
                                 dt_min_days=self.parameterAsDouble(parameters, self.DT_MIN, context),
                                 dt_max_days=dt_max)
         if table.empty:
-            feedback.reportError(self.tr(
-                "No pair satisfies the time-separation limits; lower DT_MIN or raise DT_MAX."), False)
+            raise QgsProcessingException(self.tr(
+                "No pair of the {} scenes satisfies the time-separation limits (DT_MIN = {:g} days, DT_MAX = "
+                "{}): nothing was written. Lower DT_MIN or raise DT_MAX.").format(
+                    len(paths), self.parameterAsDouble(parameters, self.DT_MIN, context),
+                    "no limit" if dt_max is None else f"{dt_max:g} days"))
         feedback.pushInfo(self.tr("{} scenes -> {} pairs").format(len(paths), len(table)))
+        csv_output = self.parameterAsFileOutput(parameters, self.OUTPUT_CSV, context)
+        if not csv_output.lower().endswith(".csv"):
+            raise QgsProcessingException(self.tr(
+                "The pair table CSV '{}' must end in .csv (it is a comma-separated text file).").format(csv_output))
 
         with SinkGroup(self, parameters, context, feedback) as sinks:  # both outputs or neither
             sink = sinks.open(self.OUTPUT, pair_fields(), QgsWkbTypes.NoGeometry)
@@ -127,6 +134,6 @@ class BuildPairsAlgorithm(SurfaceMotionAlgorithm):
                 sink.add(feature)
             sink_id = sink.close()
             with core_errors_as_processing_errors():
-                csv_path = write_pair_table(table, self.parameterAsFileOutput(parameters, self.OUTPUT_CSV, context))
+                csv_path = write_pair_table(table, csv_output)
         feedback.setProgress(100)
         return {self.OUTPUT: sink_id, self.OUTPUT_CSV: csv_path, self.N_PAIRS: len(table)}

@@ -29,7 +29,8 @@ from ..core.io import open_raster
 from ..core.offsets.batch import correlate_pair_table, pair_tags
 from ..core.offsets.disparity import DISPARITY_STYLE
 from ..core.offsets.pairs import pair_table_from_text, read_pair_table
-from .base import (MapGroup, SurfaceMotionAlgorithm, core_errors_as_processing_errors, enum_parameter, enum_value,
+from .base import (MAX_DAYS, MapGroup, SurfaceMotionAlgorithm, core_errors_as_processing_errors, enum_parameter,
+                   enum_value,
                    load_disparity_on_completion, output_folder_for, polygons_in_crs, run_core, style_on_completion,
                    tif_output)
 
@@ -128,7 +129,7 @@ def add_correlation_parameters(algorithm) -> None:
         "SEARCH_RANGE", tr("Search range: largest expected offset (px)"),
         QgsProcessingParameterNumber.Integer, 8, minValue=1, maxValue=1000))
     algorithm.addParameter(QgsProcessingParameterNumber(
-        "STEP", tr("Output grid spacing (px)"), QgsProcessingParameterNumber.Integer, 4, minValue=1))
+        "STEP", tr("Output grid spacing (px)"), QgsProcessingParameterNumber.Integer, 4, minValue=1, maxValue=1000))
     algorithm.addParameter(_advanced(enum_parameter(algorithm, "SUBPIXEL", "Sub-pixel method", SUBPIXEL_METHODS,
                                                     DEFAULT_SUBPIXEL)))
     algorithm.addParameter(_advanced(QgsProcessingParameterNumber(
@@ -141,13 +142,13 @@ def add_correlation_parameters(algorithm) -> None:
         QgsProcessingParameterNumber.Double, 0.0, minValue=0.0, maxValue=50.0)))
     algorithm.addParameter(_advanced(QgsProcessingParameterNumber(
         "MIN_TEXTURE", tr("Minimum texture: chip standard deviation / image noise (0 = off)"),
-        QgsProcessingParameterNumber.Double, DEFAULT_MIN_TEXTURE, minValue=0.0)))
+        QgsProcessingParameterNumber.Double, DEFAULT_MIN_TEXTURE, minValue=0.0, maxValue=100.0)))
     algorithm.addParameter(_advanced(QgsProcessingParameterNumber(
         "MEDIAN_TEST", tr("Normalised median test threshold (0 = off)"),
-        QgsProcessingParameterNumber.Double, DEFAULT_MEDIAN_TEST, minValue=0.0)))
+        QgsProcessingParameterNumber.Double, DEFAULT_MEDIAN_TEST, minValue=0.0, maxValue=100.0)))
     algorithm.addParameter(_advanced(QgsProcessingParameterNumber(
         "FORWARD_BACKWARD", tr("Forward-backward check: largest residual (px, 0 = off)"),
-        QgsProcessingParameterNumber.Double, 0.0, minValue=0.0)))
+        QgsProcessingParameterNumber.Double, 0.0, minValue=0.0, maxValue=1000.0)))
     algorithm.addParameter(QgsProcessingParameterFeatureSource(
         "MASK", tr("Area to correlate (polygons)"), [QgsProcessing.TypeVectorPolygon],
         optional=True))
@@ -158,7 +159,7 @@ def add_correlation_parameters(algorithm) -> None:
                                                     "pixels")))
     algorithm.addParameter(_advanced(QgsProcessingParameterNumber(
         "APRIORI_DT", tr("Time between the images for an a-priori velocity (days, 0 = from the file names)"),
-        QgsProcessingParameterNumber.Double, 0.0, minValue=0.0)))
+        QgsProcessingParameterNumber.Double, 0.0, minValue=0.0, maxValue=MAX_DAYS)))
     algorithm.addParameter(_advanced(QgsProcessingParameterNumber(
         "PYRAMID_LEVELS", tr("Coarse-to-fine pyramid levels (0 = off)"),
         QgsProcessingParameterNumber.Integer, 0, minValue=0, maxValue=6)))
@@ -171,10 +172,10 @@ def add_correlation_parameters(algorithm) -> None:
         QgsProcessingParameterNumber.Integer, DEFAULT_CHIP_LADDER, minValue=0, maxValue=3)))
     algorithm.addParameter(_advanced(QgsProcessingParameterNumber(
         "COHERENCE", tr("Displacement coherence test tolerance (px, 0 = off)"),
-        QgsProcessingParameterNumber.Double, DEFAULT_COHERENCE, minValue=0.0)))
+        QgsProcessingParameterNumber.Double, DEFAULT_COHERENCE, minValue=0.0, maxValue=1000.0)))
     algorithm.addParameter(_advanced(QgsProcessingParameterNumber(
         "MIN_PEAK_RATIO", tr("Minimum peak ratio: best / second-best ZNCC peak (0 = off)"),
-        QgsProcessingParameterNumber.Double, DEFAULT_MIN_PEAK_RATIO, minValue=0.0)))
+        QgsProcessingParameterNumber.Double, DEFAULT_MIN_PEAK_RATIO, minValue=0.0, maxValue=100.0)))
 
 
 def correlation_settings(algorithm, parameters, context) -> dict:
@@ -224,7 +225,7 @@ def mask_geometries(algorithm, parameters, context, raster_path: str):
         crs_wkt = ds.crs.to_wkt() if ds.crs is not None else ""
     if not crs_wkt:
         return None  # the correlator reports the missing CRS
-    geometries = polygons_in_crs(source, crs_wkt, context)
+    geometries = polygons_in_crs(source, crs_wkt, context, algorithm.parameterDefinition("MASK").description())
     if not geometries:
         raise QgsProcessingException(algorithm.tr("The mask layer has no polygons."))
     return geometries

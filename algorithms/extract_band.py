@@ -61,7 +61,7 @@ class ExtractBandAlgorithm(SurfaceMotionAlgorithm):
             self.INPUT, self.tr("Multi-band scenes"), QgsProcessing.TypeRaster))
         self.addParameter(QgsProcessingParameterNumber(
             self.BAND, self.tr("Band number (1-based; 2 = green in 4-band PlanetScope)"),
-            QgsProcessingParameterNumber.Integer, 2, minValue=1))
+            QgsProcessingParameterNumber.Integer, 2, minValue=1, maxValue=1000))
         self.addParameter(QgsProcessingParameterBoolean(
             self.USE_UDM2, self.tr("Mask with the UDM2 file next to each scene (not clear -> nodata)"), False))
         self.addParameter(QgsProcessingParameterBoolean(
@@ -103,8 +103,9 @@ class ExtractBandAlgorithm(SurfaceMotionAlgorithm):
                 outputs.append(dst)
             if not outputs:
                 raise QgsProcessingException(self.tr(
-                    "No scene has a usable pixel (all nodata, or masked by their UDM2 as cloud, haze or "
-                    "shadow): nothing was written. Use other scenes, or untick the UDM2 mask."))
+                    "No scene has a usable pixel (all nodata, constant, or masked by their UDM2 as cloud, haze or "
+                    "shadow; see the messages above): nothing was written. Use other scenes, or untick the UDM2 "
+                    "mask."))
         group = MapGroup(self, outputs)
         for dst in outputs:
             load_on_completion(context, dst, None, self.OUTPUT_LAYERS, group=group)

@@ -29,7 +29,12 @@ from ..core.itslive.grids import read_velocity
 from ..core.itslive.strain import METHODS, STRAIN_STYLE, strain_rates_file
 from ..core.itslive.tracking import TIME_INTERPOLATIONS, line_summary, track_particles, track_rows
 from .base import (MapGroup, SinkGroup, StylePostProcessor, SurfaceMotionAlgorithm, core_errors_as_processing_errors,
-                   enum_parameter, enum_value, polygons_in_crs, run_core, style_on_completion, tif_output)
+                   enum_parameter, enum_value, polygons_in_crs, require_geometry, run_core, style_on_completion,
+                   tif_output)
+
+#: Largest LENGTH_SCALE (m) and |DURATION| (years) the analyses accept.
+MAX_LENGTH_SCALE_M = 1.0e6
+MAX_DURATION_YEARS = 1000.0
 
 #: Companion views of the strain-rate file loaded on completion (the core writes the main style's sidecar).
 STRAIN_COMPANIONS = (("longitudinal", "strain_longitudinal"), ("e1", "strain_e1"))
@@ -54,7 +59,7 @@ def add_velocity_parameters(algorithm, band_help: str) -> None:
     algorithm.addParameter(QgsProcessingParameterRasterLayer("VX", tr("vx raster (m/yr, grid x / east)")))
     algorithm.addParameter(QgsProcessingParameterRasterLayer("VY", tr("vy raster (m/yr, grid y / north)")))
     algorithm.addParameter(QgsProcessingParameterNumber(
-        "BAND", tr(band_help), QgsProcessingParameterNumber.Integer, 1, minValue=1))
+        "BAND", tr(band_help), QgsProcessingParameterNumber.Integer, 1, minValue=1, maxValue=100000))
 
 
 def raster_source(algorithm, parameters, name, context):
@@ -105,10 +110,10 @@ class StrainRatesAlgorithm(SurfaceMotionAlgorithm):
         self.addParameter(enum_parameter(self, "METHOD", "Method", METHODS, default="nominal"))
         self.addParameter(QgsProcessingParameterNumber(
             "LENGTH_SCALE", self.tr("Half length scale (m; 0 = one pixel)"), QgsProcessingParameterNumber.Double,
-            0.0, minValue=0.0))
+            0.0, minValue=0.0, maxValue=MAX_LENGTH_SCALE_M))
         self.addParameter(QgsProcessingParameterNumber(
             "UPSCALE", self.tr("Upscale (notebook decimation factor; 1 = native grid)"),
-            QgsProcessingParameterNumber.Integer, 1, minValue=1))
+            QgsProcessingParameterNumber.Integer, 1, minValue=1, maxValue=100))
         self.addParameter(QgsProcessingParameterRasterLayer(
             "VX_ERROR", self.tr("vx error raster (m/yr, 1-sigma)"), optional=True))
         self.addParameter(QgsProcessingParameterRasterLayer(
@@ -172,7 +177,7 @@ class FluxDivergenceAlgorithm(SurfaceMotionAlgorithm):
             "OUTLINE_CSV", self.tr("Glacier outline vertices (CSV, velocity CRS)"), extension="csv", optional=True))
         self.addParameter(QgsProcessingParameterNumber(
             "LENGTH_SCALE", self.tr("Half length scale (m; 0 = one pixel)"), QgsProcessingParameterNumber.Double,
-            0.0, minValue=0.0))
+            0.0, minValue=0.0, maxValue=MAX_LENGTH_SCALE_M))
         self.addParameter(QgsProcessingParameterNumber(
             "COLUMN_FACTOR", self.tr("Column-mean / surface speed factor"), QgsProcessingParameterNumber.Double,
             1.0, minValue=0.0, maxValue=1.5))
@@ -182,7 +187,8 @@ class FluxDivergenceAlgorithm(SurfaceMotionAlgorithm):
         output = tif_output(self, parameters, self.OUTPUT, context)
         vx_layer = self.parameterAsRasterLayer(parameters, "VX", context)
         outline = self.parameterAsSource(parameters, "OUTLINE", context)
-        polygons = polygons_in_crs(outline, vx_layer.crs().toWkt(), context) if outline is not None else None
+        polygons = None if outline is None else polygons_in_crs(
+            outline, vx_layer.crs().toWkt(), context, self.parameterDefinition("OUTLINE").description())
         summary = run_core(
             flux_divergence_file, feedback, raster_source(self, parameters, "THICKNESS", context),
             vx_layer.source(), raster_source(self, parameters, "VY", context), output,
@@ -193,6 +199,11 @@ class FluxDivergenceAlgorithm(SurfaceMotionAlgorithm):
             column_factor=self.parameterAsDouble(parameters, "COLUMN_FACTOR", context))
         feedback.pushInfo(self.tr("{} glacier cells, median flux divergence {:.2f} m/yr").format(
             summary["n_cells"], summary["median_m_per_yr"]))
+        if summary["n_negative_thickness"]:
+            feedback.pushWarning(self.tr(
+                "{} cells of the thickness (on the velocity grid) are negative: they are treated as nodata, so the "
+                "flux divergence is NaN there and at their neighbours. Check the thickness product.").format(
+                    summary["n_negative_thickness"]))
         style_on_completion(context, output, FLUX_STYLE)
         return {self.OUTPUT: output}
 
@@ -275,7 +286,8 @@ class TrackParticlesAlgorithm(SurfaceMotionAlgorithm):
         self.addParameter(QgsProcessingParameterDateTime(
             "START_DATE", self.tr("Start date (UTC; empty = start of the record)"), optional=True))
         self.addParameter(QgsProcessingParameterNumber(
-            "DURATION", self.tr("Duration (years; negative = backwards)"), QgsProcessingParameterNumber.Double, 1.0))
+            "DURATION", self.tr("Duration (years; negative = backwards)"), QgsProcessingParameterNumber.Double, 1.0,
+            minValue=-MAX_DURATION_YEARS, maxValue=MAX_DURATION_YEARS))
         self.addParameter(enum_parameter(self, "TIME_INTERPOLATION", "Time interpolation", TIME_INTERPOLATIONS,
                                          default="nearest"))
         self.addParameter(QgsProcessingParameterNumber(
@@ -290,6 +302,7 @@ class TrackParticlesAlgorithm(SurfaceMotionAlgorithm):
         vx_layer = self.parameterAsRasterLayer(parameters, "VX", context)
         vy_layer = self.parameterAsRasterLayer(parameters, "VY", context)
         seeds = self.parameterAsSource(parameters, self.SEEDS, context)
+        require_geometry(seeds, [QgsWkbTypes.PointGeometry], self.parameterDefinition(self.SEEDS).description())
         with core_errors_as_processing_errors():
             grid = read_velocity(vx_layer.source(), vy_layer.source())
         crs = QgsCoordinateReferenceSystem.fromWkt(grid.crs_wkt)
@@ -330,8 +343,8 @@ class TrackParticlesAlgorithm(SurfaceMotionAlgorithm):
                 summary = line_summary(track)
                 feature = QgsFeature(line_fields())
                 vertices = [QgsPoint(x, y) for x, y in zip(track.x, track.y)]
-                if len(vertices) == 1:
-                    vertices.append(QgsPoint(vertices[0]))  # a particle that could not move: zero-length line
+                if len(vertices) == 1:  # a particle that could not move: a zero-length line at its seed
+                    vertices.append(QgsPoint(track.x[0], track.y[0]))
                 feature.setGeometry(QgsGeometry(QgsLineString(vertices)))
                 feature.setAttributes([summary["track_id"], utc(summary["start_date"]), utc(summary["end_date"]),
                                        summary["n_steps"], summary["length_m"], summary["stop_reason"]])

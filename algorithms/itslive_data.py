@@ -24,21 +24,25 @@ from qgis.core import (
     QgsProcessingParameterString,
     QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import QDateTime, Qt, QVariant
+from qgis.PyQt.QtCore import QDate, QDateTime, QTime, Qt, QVariant
 
 from ..core.io import OutputSet
 from ..core.itslive.aggregate import METHODS as AGGREGATE_METHODS
 from ..core.itslive.aggregate import UNITS as AGGREGATE_UNITS
 from ..core.itslive.cubes import find_cubes, union_lonlat
-from ..core.itslive.download import MISSIONS, VARIABLES, DownloadRequest, download_cubes
+from ..core.itslive.interrupt import interruptible
+from ..core.itslive.download import MISSIONS, NO_MATCH_HINT, VARIABLES, DownloadRequest, download_cubes
 from ..core.itslive.mosaics import MOSAIC_URL_TEMPLATE, SOURCES, download_mosaics
 from ..core.itslive.pointseries import COLUMNS, point_series, write_csv, write_plot
 from .settings import setting
 from .itslive_analysis import VectorStyle
-from .base import (MapGroup, SinkGroup, SurfaceMotionAlgorithm, core_errors_as_processing_errors, enum_parameter,
-                   enum_value, enum_values, load_on_completion, polygons_in_crs, run_core)
+from .base import (MAX_DAYS, MapGroup, SinkGroup, SurfaceMotionAlgorithm, core_errors_as_processing_errors,
+                   enum_parameter, enum_value, enum_values, load_on_completion, polygons_in_crs, require_geometry,
+                   run_core)
 
 WGS84 = "EPSG:4326"
+#: The first day of the ITS_LIVE record (Landsat 4/5), the default start date.
+RECORD_START = (1985, 1, 1)
 DEFAULT_VARIABLES = [VARIABLES.index("vx"), VARIABLES.index("vy")]
 
 SERVICE_HELP = (
@@ -83,23 +87,28 @@ def add_service_parameters(algorithm) -> None:
     algorithm.addParameter(QgsProcessingParameterString(
         "CATALOG_URL", algorithm.tr("Legacy catalogue URL (empty = provider setting)"), optional=True))
     algorithm.addParameter(QgsProcessingParameterNumber(
-        "TIMEOUT", algorithm.tr("HTTP timeout (s)"), QgsProcessingParameterNumber.Double, 60.0, minValue=0.1))
+        "TIMEOUT", algorithm.tr("HTTP timeout (s)"), QgsProcessingParameterNumber.Double, 60.0, minValue=0.1,
+        maxValue=3600.0))
 
 
 def add_filter_parameters(algorithm, dt_max_default=None) -> None:
     tr = algorithm.tr
+    # defaults: the whole record, from its start to today (both today would select nothing)
     algorithm.addParameter(QgsProcessingParameterDateTime(
-        "START_DATE", tr("Start date (mid_date on or after)"), QgsProcessingParameterDateTime.Date))
+        "START_DATE", tr("Start date (mid_date on or after)"), QgsProcessingParameterDateTime.Date,
+        defaultValue=QDateTime(QDate(*RECORD_START), QTime(0, 0), Qt.UTC)))
     algorithm.addParameter(QgsProcessingParameterDateTime(
-        "END_DATE", tr("End date (mid_date before)"), QgsProcessingParameterDateTime.Date))
+        "END_DATE", tr("End date (mid_date before)"), QgsProcessingParameterDateTime.Date,
+        defaultValue=QDateTime(QDate.currentDate().addDays(1), QTime(0, 0), Qt.UTC)))
     algorithm.addParameter(QgsProcessingParameterNumber(
         "MIN_ROI_VALID", tr("Minimum roi_valid_percentage (%)"), QgsProcessingParameterNumber.Double, 0.0,
         minValue=0.0, maxValue=100.0))
     algorithm.addParameter(QgsProcessingParameterNumber(
-        "DT_MIN", tr("Minimum date_dt (days)"), QgsProcessingParameterNumber.Double, None, optional=True, minValue=0.0))
+        "DT_MIN", tr("Minimum date_dt (days)"), QgsProcessingParameterNumber.Double, None, optional=True, minValue=0.0,
+        maxValue=MAX_DAYS))
     algorithm.addParameter(QgsProcessingParameterNumber(
         "DT_MAX", tr("Maximum date_dt (days)"), QgsProcessingParameterNumber.Double, dt_max_default, optional=True,
-        minValue=0.0))
+        minValue=0.0, maxValue=MAX_DAYS))
     algorithm.addParameter(enum_parameter(algorithm, "MISSIONS", "Missions (empty = all)", MISSIONS,
                                           allowMultiple=True, optional=True))
 
@@ -109,8 +118,14 @@ def aoi_lonlat(algorithm, parameters, context) -> dict:
     geometries = []
     source = algorithm.parameterAsSource(parameters, "AOI_LAYER", context)
     if source is not None:
-        geometries += polygons_in_crs(source, QgsCoordinateReferenceSystem(WGS84).toWkt(), context)
+        geometries += polygons_in_crs(source, QgsCoordinateReferenceSystem(WGS84).toWkt(), context,
+                                      algorithm.parameterDefinition("AOI_LAYER").description())
     if parameters.get("AOI_EXTENT") not in (None, ""):
+        rectangle = algorithm.parameterAsExtent(parameters, "AOI_EXTENT", context)
+        if rectangle.width() <= 0 or rectangle.height() <= 0:
+            raise QgsProcessingException(algorithm.tr(
+                "The area of interest extent has no area ({:g} x {:g}); draw a rectangle.").format(
+                    rectangle.width(), rectangle.height()))
         extent = algorithm.parameterAsExtentGeometry(parameters, "AOI_EXTENT", context,
                                                      QgsCoordinateReferenceSystem(WGS84))
         if not extent.isEmpty():
@@ -132,9 +147,14 @@ def found_cubes(algorithm, parameters, context, feedback, aoi):
     stac, catalog, timeout = service_urls(algorithm, parameters, context)
     messages = []
     with core_errors_as_processing_errors():
-        cubes = find_cubes(aoi, stac, catalog, timeout=timeout, messages=messages)
+        cubes = interruptible(lambda: find_cubes(aoi, stac, catalog, timeout=timeout, messages=messages),
+                              feedback.isCanceled)
     for message in messages:
         feedback.reportError(message, False)
+    if not cubes:
+        raise QgsProcessingException(algorithm.tr(
+            "No ITS_LIVE cube intersects the area of interest: nothing was written. The cubes cover glaciers and "
+            "ice sheets only; check the area (and the CRS of its extent or layer)."))
     feedback.pushInfo(algorithm.tr("{} cube(s) intersect the area of interest").format(len(cubes)))
     return cubes
 
@@ -156,11 +176,14 @@ def download_request(algorithm, parameters, context, aoi, variables, aggregate=(
         value = parameters.get(name, algorithm.parameterDefinition(name).defaultValue())
         optional[name] = None if value in (None, "") else algorithm.parameterAsDouble({name: value}, name, context)
     missions = enum_values(algorithm, parameters, "MISSIONS", context, MISSIONS)
-    return DownloadRequest(
+    request = DownloadRequest(
         aoi, dt.datetime(start.year, start.month, start.day), dt.datetime(end.year, end.month, end.day),
         variables, algorithm.parameterAsDouble(parameters, "MIN_ROI_VALID", context), optional["DT_MIN"],
         optional["DT_MAX"], missions or None, aggregate[0], aggregate[1], aggregate[2],
         timeout=algorithm.parameterAsDouble(parameters, "TIMEOUT", context))
+    with core_errors_as_processing_errors():
+        request.validate()  # before any request to the server
+    return request
 
 
 class ItsLiveFindCubesAlgorithm(SurfaceMotionAlgorithm):
@@ -267,7 +290,7 @@ class ItsLiveDownloadAlgorithm(SurfaceMotionAlgorithm):
                                          defaultValue=DEFAULT_VARIABLES))
         self.addParameter(QgsProcessingParameterNumber(
             "AGGREGATE_AMOUNT", self.tr("Aggregate into bins of N units (0 = no aggregation)"),
-            QgsProcessingParameterNumber.Integer, 0, minValue=0))
+            QgsProcessingParameterNumber.Integer, 0, minValue=0, maxValue=1000))
         self.addParameter(enum_parameter(self, "AGGREGATE_UNIT", "Aggregation unit", AGGREGATE_UNITS, default="Y"))
         self.addParameter(enum_parameter(self, "AGGREGATE_METHOD", "Aggregation method", AGGREGATE_METHODS,
                                          default="mean"))
@@ -319,8 +342,6 @@ class ItsLiveDownloadAlgorithm(SurfaceMotionAlgorithm):
                 layers.append(path)
                 load_on_completion(context, path, os.path.basename(path)[:-4], "OUTPUT_LAYERS",
                                    result["styles"][path], group=group)
-        if not results:
-            feedback.reportError(self.tr("No layer matched the filters in any cube; nothing was written."), False)
         return {self.OUTPUT_FOLDER: os.path.abspath(folder), "OUTPUT_LAYERS": layers,
                 "OUTPUT_NETCDF": ";".join(netcdfs)}
 
@@ -382,6 +403,7 @@ class ItsLivePointSeriesAlgorithm(SurfaceMotionAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
         source = self.parameterAsSource(parameters, "POINTS", context)
+        require_geometry(source, [QgsWkbTypes.PointGeometry], self.parameterDefinition("POINTS").description())
         to_wgs84 = QgsCoordinateTransform(source.sourceCrs(), QgsCoordinateReferenceSystem(WGS84),
                                           context.transformContext())
         points = []
@@ -394,15 +416,19 @@ class ItsLivePointSeriesAlgorithm(SurfaceMotionAlgorithm):
                 points.append((point.x(), point.y()))
         if not points:
             raise QgsProcessingException(self.tr("The point layer has no points."))
-        d = 0.01
-        aoi = {"type": "MultiPolygon", "coordinates": [
-            [[[x - d, y - d], [x + d, y - d], [x + d, y + d], [x - d, y + d], [x - d, y - d]]] for x, y in points]}
+        d = 0.01  # a box of ±0.01° around each point; boxes of close points overlap, hence their union
+        with core_errors_as_processing_errors():
+            aoi = union_lonlat([{"type": "Polygon", "coordinates": [
+                [[x - d, y - d], [x + d, y - d], [x + d, y + d], [x - d, y + d], [x - d, y - d]]]} for x, y in points])
         request = download_request(self, parameters, context, aoi, ("v", "vx", "vy"))
         cubes = found_cubes(self, parameters, context, feedback, aoi)
         messages = []
         rows = run_core(point_series, feedback, points, cubes, request, messages=messages, progress_range=(0, 80))
         for message in messages:
             feedback.reportError(message, False)
+        if not rows:
+            raise QgsProcessingException(self.tr(
+                "No layer matched the filters at any point; nothing was written. " + NO_MATCH_HINT))
         csv_path = self.parameterAsFileOutput(parameters, "OUTPUT_CSV", context)
         plot_path = self.parameterAsFileOutput(parameters, "OUTPUT_PLOT", context)
         fields = point_series_fields()

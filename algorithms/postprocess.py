@@ -18,10 +18,13 @@ from qgis.PyQt.QtCore import Qt
 from ..core.offsets.disparity import describe_disparity
 from ..core.offsets.polyfit import ORDERS, deramp_file, moving_mask_from_geometries, moving_mask_from_raster
 from ..core.offsets.velocity import VELOCITY_STYLE, velocity_file
-from .base import (MapGroup, SurfaceMotionAlgorithm, core_errors_as_processing_errors, enum_parameter, enum_value,
-                   layer_paths,
-                   load_disparity_on_completion, load_on_completion, output_folder_for, output_path_for,
+from .base import (MAX_DAYS, MapGroup, SurfaceMotionAlgorithm, core_errors_as_processing_errors, enum_parameter,
+                   enum_value, layer_paths, load_disparity_on_completion, load_on_completion, output_folder_for,
+                   output_path_for,
                    polygons_in_crs, run_core)
+
+#: Shortest time separation DT_DAYS accepts (days, about 1.4 minutes): zero and negative are refused.
+MIN_DT_DAYS = 0.001
 
 MOVING_MASK_HELP = (
     "Moving area: polygons (any CRS, reprojected) and/or a raster (nonzero = moving, resampled "
@@ -45,7 +48,8 @@ def moving_mask_for(algorithm, parameters, context, disparity_path: str):
     with core_errors_as_processing_errors():
         if polygons is not None:
             crs_wkt = describe_disparity(disparity_path).crs.to_wkt()
-            mask = moving_mask_from_geometries(polygons_in_crs(polygons, crs_wkt, context), disparity_path)
+            mask = moving_mask_from_geometries(polygons_in_crs(
+                polygons, crs_wkt, context, algorithm.parameterDefinition("MASK").description()), disparity_path)
         if raster is not None:
             raster_mask = moving_mask_from_raster(raster.source(), disparity_path)
             mask = raster_mask if mask is None else (mask | raster_mask)
@@ -58,6 +62,14 @@ def add_moving_mask_parameters(algorithm) -> None:
         "MASK", tr("Moving area (polygons, excluded)"), [QgsProcessing.TypeVectorPolygon], optional=True))
     algorithm.addParameter(QgsProcessingParameterRasterLayer(
         "MASK_RASTER", tr("Moving area raster (nonzero = moving, excluded)"), optional=True))
+
+
+def reversed_pair_note(algorithm, name: str, dt_days: float) -> str:
+    """The log line for a pair whose secondary is older than its reference (dt < 0)."""
+    return algorithm.tr(
+        "{}: the pair is reversed: the secondary image is {:.3f} days older than the reference (dt = {:.3f} "
+        "days). The velocities are offset / dt, so they are signed forward in time: they point from the "
+        "older to the newer position, as for a pair in the usual order.").format(name, -dt_days, dt_days)
 
 
 class PolyfitAlgorithm(SurfaceMotionAlgorithm):
@@ -205,7 +217,7 @@ class VelocityAlgorithm(SurfaceMotionAlgorithm):
             self.INPUT, self.tr("Disparity rasters"), QgsProcessing.TypeRaster))
         self.addParameter(QgsProcessingParameterNumber(
             self.DT_DAYS, self.tr("Time separation (days; empty = from dates or file names)"),
-            QgsProcessingParameterNumber.Double, None, optional=True))
+            QgsProcessingParameterNumber.Double, None, optional=True, minValue=MIN_DT_DAYS, maxValue=MAX_DAYS))
         self.addParameter(QgsProcessingParameterDateTime(
             self.REF_DATE, self.tr("Reference acquisition time (UTC)"), optional=True))
         self.addParameter(QgsProcessingParameterDateTime(
@@ -257,6 +269,8 @@ class VelocityAlgorithm(SurfaceMotionAlgorithm):
                                   progress_range=(index * share, (index + 1) * share), **settings)
                 feedback.pushInfo(self.tr("{}: dt = {:.3f} days, median shift dx {:.3f} px, dy {:.3f} px").format(
                     os.path.basename(output), report["dt_days"], report["median_dx"], report["median_dy"]))
+                if report["dt_days"] < 0:
+                    feedback.pushWarning(reversed_pair_note(self, os.path.basename(source), report["dt_days"]))
                 outputs.append(output)
         group = MapGroup(self, outputs)
         for output in outputs:

@@ -14,8 +14,9 @@
 from .files import (AtomicFile, OutputSet, atomic_file, ensure_writable_dir, output_folder,
                     remove_stale_temporaries, temporary_folder, write_failure, write_text)
 from .grid import Grid, row_blocks, window_text
-from .read import (RasterReader, band_index_by_description, open_raster, read_failure, require_crs,
-                   require_single_band, valid_mask_from_nodata)
+from .memory import available_memory_bytes, require_memory
+from .read import (RasterReader, band_index_by_description, band_value_range, open_raster, read_failure,
+                   require_content, require_crs, require_single_band, valid_mask_from_nodata)
 from .resample import RESAMPLING, SOURCE_NODATA, GridResampler, resample_to_grid
 from .styles import STYLES_DIR, style_path
 from .write import (COMPLETE_TAG, FLOAT_GTIFF_PROFILE, RasterWriter, default_nodata, gtiff_profile,
@@ -26,7 +27,8 @@ __all__ = [
     "AtomicFile", "OutputSet", "atomic_file", "ensure_writable_dir", "output_folder", "remove_stale_temporaries",
     "temporary_folder", "write_failure", "write_text", "Grid", "row_blocks", "window_text", "RasterReader",
     "band_index_by_description", "open_raster", "read_failure", "require_crs", "require_single_band",
-    "valid_mask_from_nodata", "RESAMPLING", "SOURCE_NODATA", "GridResampler", "resample_to_grid", "STYLES_DIR", "style_path",
+    "valid_mask_from_nodata", "available_memory_bytes", "require_memory", "band_value_range", "require_content",
+    "RESAMPLING", "SOURCE_NODATA", "GridResampler", "resample_to_grid", "STYLES_DIR", "style_path",
     "COMPLETE_TAG", "FLOAT_GTIFF_PROFILE", "RasterWriter", "default_nodata", "gtiff_profile",
     "is_complete_raster", "write_raster", "verify",
 ]

@@ -133,13 +133,22 @@ def remove_stale_temporaries(folder: str, log: Optional[Callable[[str], None]] =
 
 @contextlib.contextmanager
 def temporary_folder(near: str, prefix: str) -> Iterator[str]:
-    """A scratch folder next to ``near`` (a folder), named so that a killed run's is recognised."""
+    """A scratch folder next to ``near`` (a folder, created when missing), named so that a killed
+    run's is recognised. Folders created for it are removed again when nothing else was put there."""
+    created = _first_missing_ancestor(near)
     path = temporary_name(os.path.join(near, prefix), kind="partial")
     os.makedirs(path)
     try:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+        folder = os.path.abspath(near)
+        while created is not None and folder.startswith(created):
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)  # only when empty: an output written there meanwhile keeps it
+            if folder == created:
+                break
+            folder = os.path.dirname(folder)
 
 
 # --------------------------------------------------------------------------- folders
@@ -149,6 +158,10 @@ def ensure_writable_dir(folder: str) -> str:
     """Create ``folder`` if needed and check that files can be written in it (a folder this call
     created is removed again when the check fails)."""
     folder = os.path.abspath(folder)
+    blocking = _file_in_the_way(folder)
+    if blocking is not None:
+        raise UserInputError(f"Output folder '{folder}' cannot be made: '{blocking}' is a file, not a folder. "
+                             "Choose a folder (or a new folder name).")
     created = _first_missing_ancestor(folder)
     try:
         os.makedirs(folder, exist_ok=True)
@@ -167,6 +180,17 @@ def ensure_writable_dir(folder: str) -> str:
             "Choose a folder you have write permission for."
         ) from exc
     return folder
+
+
+def _file_in_the_way(folder: str) -> Optional[str]:
+    """The file (not folder) at ``folder`` or at one of its ancestors, or None."""
+    while True:
+        if os.path.exists(folder):
+            return None if os.path.isdir(folder) else folder
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
 
 
 def _first_missing_ancestor(folder: str) -> Optional[str]:

@@ -10,11 +10,12 @@ off, a compressed block that does not decompress, a file that vanished.
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 import rasterio
 from rasterio.errors import RasterioError
+from rasterio.windows import Window
 
 from ..errors import UserInputError
 from .grid import window_text
@@ -135,3 +136,53 @@ def valid_mask_from_nodata(array: np.ndarray, nodata) -> np.ndarray:
     if nodata is not None and not (isinstance(nodata, float) and np.isnan(nodata)):
         valid &= array != nodata
     return valid
+
+
+#: Pixels of the decimated overview read first by :func:`band_value_range` (then every pixel if needed).
+_SAMPLE_SIDE = 1024
+#: Pixels per block when every pixel is scanned.
+_SCAN_BLOCK_PIXELS = 1 << 22
+
+
+def band_value_range(ds, band: int = 1) -> Tuple[int, float, float]:
+    """(valid pixel count, minimum, maximum) of a band, nodata and NaN excluded.
+
+    A decimated read (at most ~1024 x 1024 px) answers when it already shows two different valid
+    values; otherwise every pixel is scanned block by block, so an image that is all nodata or
+    constant is never misjudged from a sample. The count is then exact; otherwise it is the sample's.
+    """
+    stride = max(1, -(-max(ds.height, ds.width) // _SAMPLE_SIDE))
+    shape = (-(-ds.height // stride), -(-ds.width // stride))
+    sample = ds.read(band, out_shape=shape)
+    valid = valid_mask_from_nodata(sample, ds.nodatavals[band - 1])
+    if valid.any() and sample[valid].min() != sample[valid].max():
+        return int(valid.sum()), float(sample[valid].min()), float(sample[valid].max())
+    count, low, high = 0, np.inf, -np.inf
+    rows = max(1, _SCAN_BLOCK_PIXELS // max(1, ds.width))
+    for row0 in range(0, ds.height, rows):
+        window = Window(0, row0, ds.width, min(rows, ds.height - row0))
+        values = ds.read(band, window=window)
+        ok = valid_mask_from_nodata(values, ds.nodatavals[band - 1])
+        if ok.any():
+            count += int(ok.sum())
+            low, high = min(low, float(values[ok].min())), max(high, float(values[ok].max()))
+    return count, low, high
+
+
+def require_content(ds, what: str = "raster", band: int = 1, texture: bool = True,
+                    error: type = UserInputError) -> None:
+    """Raise ``error`` (a UserInputError class) saying why when band ``band`` of ``ds`` holds no valid
+    pixel (all nodata) or, with ``texture``, one value only (a constant image has no texture to match).
+    Unreadable pixels raise the reader's UserInputError."""
+    count, low, high = band_value_range(ds, band)
+    name = os.path.basename(str(ds.name))
+    if count == 0:
+        nodata = ds.nodatavals[band - 1]
+        declared = "" if nodata is None else f" (nodata = {nodata:g})"
+        raise error(
+            f"The {what} '{name}' is all nodata{declared}: band {band} has no valid pixel. Check the file "
+            "(a failed export, or a scene masked entirely by clouds) and choose one with data.")
+    if texture and low == high:
+        raise error(
+            f"The {what} '{name}' is constant (every valid pixel of band {band} is {low:g}): it has no "
+            "texture to match. Choose an image that shows the ground (not a blank, fill or saturated one).")

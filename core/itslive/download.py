@@ -27,10 +27,11 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from ..choices import Choices
-from ..errors import UserInputError, check_canceled
-from ..io import Grid, OutputSet, verify
+from ..errors import Cancelled, UserInputError, check_canceled
+from ..io import Grid, OutputSet, require_memory, verify
 from . import aggregate as agg
 from .cache import clean_cache, load_part, remove_request_cache, request_cache, resumable_folder, save_part
+from .interrupt import interruptible
 from .cubes import DEFAULT_TIMEOUT, CubeInfo, NetworkError, aoi_in_epsg, cube_epsg, describe_failure, open_cube
 
 VARIABLES = Choices(("vx", "vx"), ("vy", "vy"), ("v", "v"), ("v_error", "v_error"), ("vx_error", "vx_error"),
@@ -42,6 +43,11 @@ SATELLITE_PREFIXES = {"sentinel1": ("1",), "sentinel2": ("2",), "landsat": ("4",
 #: Sidecar style of the GeoTIFF of a variable (none for the errors and counts).
 STYLE_FOR_VARIABLE = {"v": "itslive_speed", "vx": "itslive_component", "vy": "itslive_component"}
 DAY_NS = 86400e9
+
+
+#: What to change when no cube layer matches the request.
+NO_MATCH_HINT = ("Widen START_DATE to END_DATE, lower MIN_ROI_VALID, or clear DT_MIN, DT_MAX and MISSIONS (the "
+                 "layers kept are listed in the help).")
 
 
 @dataclass
@@ -63,7 +69,10 @@ class DownloadRequest:
 
     def validate(self) -> None:
         if self.end <= self.start:
-            raise UserInputError(f"The end date {self.end:%Y-%m-%d} must be after the start date {self.start:%Y-%m-%d}.")
+            raise UserInputError(
+                f"The end date {self.end:%Y-%m-%d} must be after the start date {self.start:%Y-%m-%d}: layers are "
+                "kept when START_DATE ≤ mid_date < END_DATE, so no layer would match. Choose an end date after "
+                "the start date.")
         unknown = [v for v in self.variables if v not in VARIABLES]
         if unknown or not self.variables:
             raise UserInputError(f"Unknown or no variables {unknown}; choose from {', '.join(VARIABLES)}.")
@@ -167,14 +176,16 @@ def request_signature(request: DownloadRequest, cube: CubeInfo) -> str:
     return hashlib.sha1(text.encode()).hexdigest()[:16]
 
 
-def _cached_read(ds, name: str, window: CubeWindow, cache: str, log=None) -> np.ndarray:
+def _cached_read(ds, name: str, window: CubeWindow, cache: str, log=None, is_canceled=None) -> np.ndarray:
     """One variable of the window: the cached copy when a complete one is there, else read and cached."""
     path = os.path.join(cache, f"{name}.npy")
     cached = load_part(path, log, shape=(window.layers.size, window.y.size, window.x.size))
     if cached is not None:
         return cached["data"]
     try:
-        data = read_variable(ds, name, window)
+        data = interruptible(lambda: read_variable(ds, name, window), is_canceled)
+    except Cancelled:
+        raise
     except Exception as exc:  # noqa: BLE001 — transport errors of any kind
         raise NetworkError(describe_failure(window.cube.zarr_url, exc)) from exc
     save_part(path, data)
@@ -201,10 +212,10 @@ def download_cubes(cubes: Sequence[CubeInfo], request: DownloadRequest, output_f
             check_canceled(is_canceled)
             base = 100.0 * index / len(cubes)
             share = 100.0 / len(cubes)
-            ds = open_cube(cube.zarr_url, request.timeout)
+            ds = interruptible(lambda: open_cube(cube.zarr_url, request.timeout), is_canceled)
             try:
-                window = plan_window(ds, cube, request)
-            except (UserInputError, KeyboardInterrupt):
+                window = interruptible(lambda: plan_window(ds, cube, request), is_canceled)
+            except (UserInputError, Cancelled, KeyboardInterrupt):
                 raise
             except Exception as exc:  # noqa: BLE001
                 raise NetworkError(describe_failure(cube.zarr_url, exc)) from exc
@@ -215,17 +226,26 @@ def download_cubes(cubes: Sequence[CubeInfo], request: DownloadRequest, output_f
             missing = [n for n in names if n not in ds.variables]
             if missing:
                 raise UserInputError(f"Cube {cube.zarr_url} has no variable(s) {', '.join(missing)}.")
+            cells = window.layers.size * window.y.size * window.x.size
+            require_memory(8.0 * (len(names) + 2) * cells,
+                           f"The window of {cube.name} ({window.layers.size} layers of {window.x.size} x "
+                           f"{window.y.size} cells, {len(names)} variable(s))",
+                           "Choose a smaller area or a shorter period (START_DATE, END_DATE), stricter filters "
+                           "(MIN_ROI_VALID, DT_MIN/DT_MAX, MISSIONS), fewer variables, or aggregate "
+                           "(AGGREGATE_AMOUNT).")
             cache = request_cache(folder, request_signature(request, cube))
             data = {}
             for k, name in enumerate(names):
                 check_canceled(is_canceled)
-                data[name] = _cached_read(ds, name, window, cache, log)
+                data[name] = _cached_read(ds, name, window, cache, log, is_canceled)
                 if progress:
                     progress(base + share * 0.9 * (k + 1) / len(names))
             results.append(write_cube_outputs(window, data, request, folder))
             remove_request_cache(cache)
             if progress:
                 progress(base + share)
+        if not results:  # inside the folder's block: a folder this run created is removed again
+            raise UserInputError("No layer matched the filters in any cube; nothing was written. " + NO_MATCH_HINT)
     return results
 
 

@@ -97,7 +97,8 @@ def flux_divergence_file(thickness_path: str, vx_path: str, vy_path: str, output
                          progress: Optional[Callable[[float], None]] = None,
                          is_canceled: Optional[Callable[[], bool]] = None) -> Dict[str, object]:
     """Write a float32 GeoTIFF on the velocity grid: band 1 ∇·(H v) (m/yr), 2 thickness (m),
-    3 qx, 4 qy (m²/yr). Outline polygons (GeoJSON, velocity CRS) or a CSV of vertices limit the
+    3 qx, 4 qy (m²/yr). Negative thickness cells (after resampling) are nodata; their count is
+    returned as ``n_negative_thickness``. Outline polygons (GeoJSON, velocity CRS) or a CSV of vertices limit the
     output to the glacier (optional: without them the whole grid is kept)."""
     grid = read_velocity(vx_path, vy_path, [band])
     shape = grid.shape
@@ -107,6 +108,15 @@ def flux_divergence_file(thickness_path: str, vx_path: str, vy_path: str, output
     if not np.isfinite(thickness).any():
         raise UserInputError(
             f"The thickness raster '{thickness_path}' does not overlap the velocity grid (or is all nodata).")
+    with np.errstate(invalid="ignore"):
+        negative = thickness < 0
+    n_negative = int(negative.sum())
+    thickness[negative] = np.nan  # a negative ice thickness is an error of the thickness product
+    if not np.isfinite(thickness).any():
+        raise UserInputError(
+            f"The thickness raster '{thickness_path}' has no cell with a thickness of 0 m or more on the velocity "
+            f"grid ({n_negative} negative cells): ice thickness cannot be negative. Check the product and its "
+            "units (metres of ice).")
     if progress:
         progress(30.0)
     polygons = list(outline_polygons or [])
@@ -130,5 +140,5 @@ def flux_divergence_file(thickness_path: str, vx_path: str, vy_path: str, output
     if progress:
         progress(100.0)
     finite = bands[0][np.isfinite(bands[0])]
-    return {"path": output_path, "radius_px": r, "n_cells": int(finite.size),
+    return {"path": output_path, "radius_px": r, "n_cells": int(finite.size), "n_negative_thickness": n_negative,
             "median_m_per_yr": float(np.median(finite)) if finite.size else float("nan")}

@@ -9,6 +9,7 @@ Affine(a, 0, c, 0, e, f); on a north-up raster e < 0, so ∂/∂y = (1/e)·∂/�
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import re
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
@@ -17,7 +18,7 @@ import numpy as np
 from affine import Affine
 
 from ..errors import UserInputError
-from ..io import Grid, open_raster, require_crs
+from ..io import Grid, open_raster, require_crs, require_memory
 
 _DATE_PATTERN = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?")
 
@@ -63,8 +64,16 @@ def check_north_up(transform: Affine, name: str) -> None:
             "(Raster → Projections → Warp).")
 
 
+#: Grids of float64 an analysis holds per velocity layer read (vx, vy, derivatives, outputs).
+WORK_GRIDS_PER_LAYER = 16
+MEMORY_HINT = ("Use a coarser grid (resample vx and vy, e.g. with gdalwarp -tr) or a smaller area (clip them to the "
+               "glacier), or fewer bands.")
+
+
 def read_band_stack(path: str, bands: Optional[List[int]] = None) -> Tuple[np.ndarray, object, List[str]]:
-    """Bands of a raster as float64 with nodata → NaN; returns (stack, dataset profile, descriptions)."""
+    """Bands of a raster as float64 with nodata → NaN; returns (stack, dataset profile, descriptions).
+    The memory the analysis will need is estimated before anything is read; bands that are all
+    nodata are refused."""
     with open_raster(path) as ds:
         require_crs(ds, "velocity raster")
         check_north_up(ds.transform, path)
@@ -74,7 +83,15 @@ def read_band_stack(path: str, bands: Optional[List[int]] = None) -> Tuple[np.nd
                 raise UserInputError(
                     f"'{path}' has {ds.count} band(s); band {band} does not exist. Choose a band "
                     f"(time step) between 1 and {ds.count}.")
+        require_memory(8.0 * WORK_GRIDS_PER_LAYER * len(bands) * ds.height * ds.width,
+                       f"The velocity raster '{os.path.basename(path)}' ({ds.width} x {ds.height} cells, "
+                       f"{len(bands)} band(s))", MEMORY_HINT)
         stack = np.stack([ds.read_float(band) for band in bands])
+        if not np.isfinite(stack).any():
+            raise UserInputError(
+                f"The velocity raster '{os.path.basename(path)}' is all nodata in band(s) "
+                f"{', '.join(str(b) for b in bands)}: there is no velocity to use. Choose another band (time "
+                "step) or file.")
         descriptions = [ds.descriptions[b - 1] or "" for b in bands]
         return stack, {"transform": ds.transform, "crs": ds.crs, "shape": (ds.height, ds.width),
                        "path": path}, descriptions
@@ -86,8 +103,8 @@ def read_velocity(vx_path: str, vy_path: str, bands: Optional[List[int]] = None)
     vy, vy_info, _ = read_band_stack(vy_path, bands)
     if vx_info["shape"] != vy_info["shape"] or not vx_info["transform"].almost_equals(vy_info["transform"]):
         raise UserInputError(
-            f"vx '{vx_path}' and vy '{vy_path}' are not on the same grid "
-            f"({vx_info['shape']} vs {vy_info['shape']}); use the two components of one product.")
+            f"vx '{vx_path}' and vy '{vy_path}' are not on the same grid ({_grid_difference(vx_info, vy_info)}); "
+            "use the two components of one product.")
     if vx.shape[0] != vy.shape[0]:
         raise UserInputError(
             f"vx has {vx.shape[0]} band(s) but vy has {vy.shape[0]}; give matching stacks.")
@@ -96,6 +113,16 @@ def read_velocity(vx_path: str, vy_path: str, bands: Optional[List[int]] = None)
     dates = [parse_date(text) for text in descriptions]
     return VelocityGrid(vx, vy, vx_info["transform"], vx_info["crs"].to_wkt(),
                         dates if all(d is not None for d in dates) else None)
+
+
+def _grid_difference(a: dict, b: dict) -> str:
+    """What differs between two grids, in words ("2 x 2 vs 240 x 240 cells", "origin ...", "pixel size ...")."""
+    if a["shape"] != b["shape"]:
+        return f"{a['shape'][1]} x {a['shape'][0]} vs {b['shape'][1]} x {b['shape'][0]} cells"
+    ta, tb = a["transform"], b["transform"]
+    if (ta.a, ta.e) != (tb.a, tb.e):
+        return f"pixel size {abs(ta.a):g} x {abs(ta.e):g} vs {abs(tb.a):g} x {abs(tb.e):g}"
+    return f"same size, but the origins differ: ({ta.c:.3f}, {ta.f:.3f}) vs ({tb.c:.3f}, {tb.f:.3f})"
 
 
 def stencil_radius(length_scale_m: float, transform: Affine) -> int:

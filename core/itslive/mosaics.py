@@ -20,6 +20,7 @@ from ..dates import DAYS_PER_YEAR
 from ..errors import UserInputError, check_canceled
 from ..io import open_raster
 from .cache import clean_cache, load_part, remove_request_cache, request_cache, resumable_folder, save_part
+from .interrupt import interruptible
 from .cubes import CubeInfo, NetworkError, http_status
 from .download import CubeWindow, DownloadRequest, write_cube_outputs
 
@@ -39,6 +40,22 @@ def mosaic_years(start: _dt.datetime, end: _dt.datetime) -> List[int]:
 
 def mosaic_url(template: str, region: str, year: int, variable: str) -> str:
     return template.format(region=str(region).zfill(2), year=year, variable=variable)
+
+
+def check_url_template(template: str) -> None:
+    """Refuse a mosaic URL template that does not name one file per year and variable."""
+    try:
+        mosaic_url(template, "01", 2000, "v")
+    except (KeyError, IndexError, ValueError) as exc:
+        problem = f"unknown placeholder {{{exc.args[0]}}}" if isinstance(exc, KeyError) else str(exc)
+        raise UserInputError(
+            f"The mosaic URL template '{template}' is not valid ({problem}): it may use only {{region}}, {{year}} "
+            f"and {{variable}} (write a literal brace as {{{{ or }}}}), e.g. {MOSAIC_URL_TEMPLATE}.") from exc
+    missing = [name for name in ("{year}", "{variable}") if name not in template]
+    if missing:
+        raise UserInputError(
+            f"The mosaic URL template '{template}' lacks {' and '.join(missing)}: every year and variable is a "
+            f"file of its own, e.g. {MOSAIC_URL_TEMPLATE}.")
 
 
 def _gdal_env(timeout: float):
@@ -118,6 +135,7 @@ def download_mosaics(request: DownloadRequest, region: str, output_folder: str,
     Each (variable, year) window is cached as soon as it is read (see :mod:`.cache`).
     """
     request.validate()
+    check_url_template(url_template)
     unknown = [v for v in request.variables if v not in MOSAIC_VARIABLES]
     if unknown:
         raise UserInputError(f"The annual mosaics have no variable(s) {unknown}; use {', '.join(MOSAIC_VARIABLES)}.")
@@ -140,7 +158,7 @@ def download_mosaics(request: DownloadRequest, region: str, output_folder: str,
                     if transform is None:
                         transform, crs = _transform_from(cached), str(cached["crs"])
                 else:
-                    result = _read_window(url, request.aoi_lonlat, request.timeout)
+                    result = interruptible(lambda: _read_window(url, request.aoi_lonlat, request.timeout), is_canceled)
                     if result is None:
                         raise UserInputError(f"The area of interest does not overlap the mosaic {url}.")
                     data, window_transform, window_crs = result

@@ -12,10 +12,11 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import UserInputError, check_canceled
+from ..errors import Cancelled, UserInputError, check_canceled
 from ..io import OutputSet, atomic_file, verify
 from .cubes import CubeInfo, NetworkError, cube_epsg, describe_failure, open_cube, transformer
 from .download import DownloadRequest, plan_window
+from .interrupt import interruptible
 
 COLUMNS = ("point_id", "mid_date", "lon", "lat", "x", "y", "v", "v_error", "vx", "vx_error", "vy", "vy_error",
            "date_dt", "mission", "satellite", "epsg", "acquisition_date_img1", "acquisition_date_img2")
@@ -60,11 +61,12 @@ def point_series(points_lonlat: Sequence[Tuple[float, float]], cubes: Sequence[C
                 messages.append(f"Point {point_id} ({lon:.4f}, {lat:.4f}) is in no cube footprint; skipped.")
             continue
         if cube.zarr_url not in opened:
-            opened[cube.zarr_url] = open_cube(cube.zarr_url, request.timeout)
+            opened[cube.zarr_url] = interruptible(lambda: open_cube(cube.zarr_url, request.timeout), is_canceled)
         ds = opened[cube.zarr_url]
         try:
-            rows += _rows_for_point(ds, cube, point_id, lon, lat, request, messages)
-        except (UserInputError, KeyboardInterrupt):
+            rows += interruptible(lambda: _rows_for_point(ds, cube, point_id, lon, lat, request, messages),
+                                  is_canceled)
+        except (UserInputError, Cancelled, KeyboardInterrupt):
             raise
         except Exception as exc:  # noqa: BLE001 — transport errors
             raise NetworkError(describe_failure(cube.zarr_url, exc)) from exc

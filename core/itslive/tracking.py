@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -195,7 +195,22 @@ def track_particles(grid: VelocityGrid, seeds_x: Sequence[float], seeds_y: Seque
             progress(min(100.0, 100.0 * abs(t - t0) / total))
     for k in np.flatnonzero(active):
         tracks[k].stop_reason = end_reason
+    _require_a_moving_seed(tracks)
     return tracks
+
+
+def _require_a_moving_seed(tracks: Sequence[Track]) -> None:
+    """Refuse a run where no seed moved (every track has one vertex): it would write only dots."""
+    if any(track.n_steps > 0 for track in tracks):
+        return
+    reasons: Dict[str, int] = {}
+    for track in tracks:
+        reasons[track.stop_reason] = reasons.get(track.stop_reason, 0) + 1
+    outside = reasons.get(STOP_LEFT_GRID, 0)
+    raise UserInputError(
+        f"No seed could move: of {len(tracks)} seed(s), {outside} lie outside the velocity grid and "
+        f"{len(tracks) - outside} on nodata (no vx/vy at the seed). Put the seeds on the glacier, inside the "
+        "grid where vx and vy have data" + (" (check the seed layer's CRS)." if outside == len(tracks) else "."))
 
 
 def _start_time(velocity_field: VelocityField, start: Optional[_dt.datetime], direction: float) -> float:

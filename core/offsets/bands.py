@@ -14,8 +14,8 @@ from typing import Optional
 import numpy as np
 from rasterio.windows import Window
 
-from ..errors import UserInputError, check_canceled
-from ..io import Grid, RasterWriter, default_nodata, open_raster, row_blocks
+from ..errors import EmptyOutputError, UserInputError, check_canceled
+from ..io import Grid, RasterWriter, default_nodata, open_raster, require_content, row_blocks
 from .planetscope import parse_scene_id
 
 #: UDM2 bands (1-based): 1 clear, 2 snow, 3 shadow, 4 light haze, 5 heavy haze, 6 cloud, ...
@@ -76,6 +76,8 @@ def extract_band(src_path: str, dst_path: str, band: int = 2, udm2_path: Optiona
         src = stack.enter_context(open_raster(src_path))
         _require_georeferencing(src)
         _require_band(src, band)
+        # a scene that is all nodata or constant cannot be correlated: batches skip it
+        require_content(src, "scene", band, error=EmptyOutputError)
         udm2 = None
         if udm2_path:
             udm2 = stack.enter_context(open_raster(udm2_path))

@@ -94,6 +94,10 @@ def correlate_pair_table(table: pd.DataFrame, out_folder: str, chip_size: int, s
         raise UserInputError(
             f"The pair table lacks the column(s) {sorted(missing)}; it has {list(table.columns)}. "
             "Use the output of surfacemotion:buildpairs or a CSV with 'ref' and 'sec' columns.")
+    if table.empty:
+        raise UserInputError(
+            "The pair table has no pair (no row): nothing to correlate. Build it with surfacemotion:buildpairs "
+            "from at least two scenes, with time-separation limits that keep some pairs.")
     if int(workers) != workers or workers < 1:
         raise UserInputError(f"The number of parallel pairs must be a whole number >= 1; got {workers}.")
     log = log or (lambda message: None)

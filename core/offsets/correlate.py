@@ -32,14 +32,14 @@ from affine import Affine
 from rasterio.windows import Window
 
 from ..errors import UserInputError
-from ..io import RasterWriter, open_raster, require_crs, require_single_band
+from ..io import RasterWriter, open_raster, require_content, require_crs, require_single_band
 from .apriori import OffsetField, apriori_field, block_apriori
 from .disparity import (BASE_DESCRIPTIONS, CHIP_SIZE, DISPARITY_STYLE, FB_RESIDUAL, NO_MATCH_HINT, PEAK_RATIO,
-                        REASON, SNR, STRAIN_DESCRIPTIONS, TAG_DT_DAYS, UNCERTAINTY, disparity_tags,
+                        REASON, RejectionTally, SNR, STRAIN_DESCRIPTIONS, TAG_DT_DAYS, UNCERTAINTY, disparity_tags,
                         reference_pixel_transform)
 from .engine.affine import STRAIN_TERMS
 from .engine.blocks import correlate_into_result, run_blocks
-from .engine.frame import PairFrame, geometry_cell_mask, pair_frame
+from .engine.frame import PairFrame, geometry_cell_mask, pair_frame, require_mask_overlap
 from .engine.params import (DEFAULT_CHIP_LADDER, DEFAULT_COHERENCE, DEFAULT_MEDIAN_TEST, DEFAULT_MIN_PEAK_RATIO,
                             DEFAULT_MIN_TEXTURE, DEFAULT_MIN_VALID_FRACTION, DEFAULT_PREFILTER, DEFAULT_SMOOTHING,
                             DEFAULT_SUBPIXEL, SUBPIXEL_METHODS,
@@ -197,6 +197,12 @@ def correlate_files(ref_path: str, sec_path: str, out_path: str, chip_size: int 
             require_single_band(ds, what)
         ref, sec = RasterSource(ref_ds), RasterSource(sec_ds)
         frame = pair_frame(ref, sec, full)
+        for ds, what in ((ref_ds, "reference image"), (sec_ds, "secondary image")):
+            require_content(ds, what)
+        if mask_geometries is not None:
+            require_mask_overlap(mask_geometries, frame.grid)
+        if levels:
+            _require_coarse_overlap(frame, levels, params)
         field = apriori
         if apriori is not None and not hasattr(apriori, "sample"):
             dt_days = apriori_dt_days if apriori_dt_days else _tag_dt_days(tags)
@@ -219,6 +225,19 @@ def correlate_files(ref_path: str, sec_path: str, out_path: str, chip_size: int 
 
 
 correlate_files.__doc__ += _OPTIONS_DOC
+
+
+def _require_coarse_overlap(frame: PairFrame, levels: int, params: Params) -> None:
+    """Refuse a pyramid whose coarsest level cannot hold one chip and its search window; the message
+    quotes the full-resolution overlap the user knows."""
+    factor = 2 ** levels
+    if min(frame.width, frame.height) // factor >= params.window:
+        return
+    raise UserInputError(
+        f"The images overlap by only {frame.width} x {frame.height} px; with {levels} pyramid level(s) the "
+        f"coarsest level (1/{factor} resolution) holds {frame.width // factor} x {frame.height // factor} px, "
+        f"but chip size + 2 x search range = {params.window} px is needed there in each direction. Use fewer "
+        "pyramid levels, images that overlap more, or a smaller chip size or search range.")
 
 
 def _tag_dt_days(tags: Optional[dict]) -> Optional[float]:
@@ -266,6 +285,7 @@ def _write_disparity(frame: PairFrame, params: Params, out_path: str, tags: dict
                               coherence=params.coherence, min_peak_ratio=params.min_peak_ratio,
                               strain_bands=str(params.strain_bands).lower() if params.strain_bands else None)
     out_tags.update({str(key): str(value) for key, value in tags.items() if value is not None})
+    rejections = RejectionTally()
     with RasterWriter(out_path, frame.grid, _descriptions(params), tags=out_tags, style=DISPARITY_STYLE,
                       require_valid=NO_MATCH_HINT) as out:
 
@@ -274,9 +294,11 @@ def _write_disparity(frame: PairFrame, params: Params, out_path: str, tags: dict
             for index, band in enumerate(_output_bands(block, params), start=1):
                 out.write(band, index, window=window)
             collector.add(block.dx, block.dy, block.valid)
+            rejections.add(block.reason)
 
         run_blocks(frame.ref, frame.sec, frame.grid.height, frame.grid.width, params, write, progress,
                    is_canceled, mask, expected)
+        out.require_valid = rejections.hint()  # an empty output says why every chip failed
 
 
 def _descriptions(params: Params) -> Tuple[str, ...]:

@@ -25,6 +25,7 @@ A 3-band file without band descriptions is read as an Ames Stereo Pipeline
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
@@ -81,6 +82,30 @@ DISPARITY_STYLE = "disparity_dx"
 NO_MATCH_HINT = ("No chip was matched: check that the two images show the same ground (overlap, clouds, "
                  "snow, water), or lower MIN_TEXTURE, raise SEARCH_RANGE or use a larger CHIP_SIZE.")
 
+
+
+class RejectionTally:
+    """Counts of the rejection reasons of the cells written, to say why a correlation matched nothing."""
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(max(code for code, _ in REASONS) + 1, np.int64)
+
+    def add(self, reason: np.ndarray) -> None:
+        codes = np.asarray(reason)
+        codes = codes[np.isfinite(codes)].astype(np.int64) if codes.dtype.kind == "f" else codes.ravel()
+        self.counts += np.bincount(codes[(codes >= 0) & (codes < self.counts.size)], minlength=self.counts.size)
+
+    def hint(self) -> str:
+        """:data:`NO_MATCH_HINT` preceded by the share of each reason (largest first)."""
+        total = int(self.counts[1:].sum())
+        if total == 0:
+            return NO_MATCH_HINT
+        shares = sorted(((int(self.counts[code]), meaning) for code, meaning in REASONS
+                         if code != REASON_VALID and self.counts[code]), reverse=True)
+        text = ", ".join(f"{meaning} {100.0 * n / total:.0f} %" for n, meaning in shares[:4])
+        return f"Every one of the {total:,} cells was rejected: {text}. " + NO_MATCH_HINT
+
+
 #: Metadata tag names written into disparity GeoTIFFs.
 TAG_STEP = "SM_STEP"
 TAG_REF_ID = "SM_REF_ID"
@@ -135,6 +160,22 @@ def describe_disparity(path: str) -> DisparityInfo:
         step = int(float(tags.get(TAG_STEP, 1))) if ours else 1
         return DisparityInfo(path, ds.width, ds.height, ds.crs, ds.transform, step,
                              not ours, tags, descriptions)
+
+
+def no_valid_offset_error(path: str, min_peak: Optional[float] = None) -> UserInputError:
+    """The error for a disparity raster without a usable offset (not the mask's fault)."""
+    peak = f" with a peak correlation of at least {min_peak:g}" if min_peak is not None else ""
+    return UserInputError(
+        f"The disparity raster '{os.path.basename(path)}' has no valid offset{peak} (its valid band is 0 "
+        "everywhere): there is nothing to use. Check the correlation that made it (its log says why the "
+        "chips were rejected)" + ("; or lower the minimum peak correlation." if peak else "."))
+
+
+def stable_ground_error(path: str, n_valid: int) -> UserInputError:
+    """The error for a moving-area mask that leaves no valid cell of stable ground."""
+    return UserInputError(
+        f"The moving-area mask covers all {n_valid:,} valid cells of '{os.path.basename(path)}': no stable "
+        "ground is left. Draw the moving area smaller (only what moves), or leave it empty.")
 
 
 def read_offsets(ds, window=None, is_asp: bool = False) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -29,8 +29,9 @@ from rasterio.windows import Window
 
 from ..choices import Choices
 from ..errors import UserInputError, check_canceled
-from ..io import Grid, GridResampler, RasterWriter, open_raster, resample_to_grid, row_blocks
-from .disparity import BASE_DESCRIPTIONS, DISPARITY_STYLE, describe_disparity, disparity_tags, read_offsets
+from ..io import Grid, GridResampler, RasterWriter, open_raster, require_memory, resample_to_grid, row_blocks
+from .disparity import (BASE_DESCRIPTIONS, DISPARITY_STYLE, describe_disparity, disparity_tags,
+                        no_valid_offset_error, read_offsets, stable_ground_error)
 
 #: Polynomial orders (values are the order as text).
 ORDERS = Choices(("1", "1: plane (3 terms)"), ("2", "2: quadratic (6 terms)"), ("3", "3: cubic (10 terms)"))
@@ -189,8 +190,20 @@ def moving_mask_from_raster(mask_path: str, disp_path: str) -> np.ndarray:
             raise UserInputError(
                 f"The moving-area mask '{mask_path}' has no coordinate reference system; assign one."
             )
+    _require_mask_memory(info)
     values = resample_to_grid(mask_path, _grid_of(info), resampling="nearest", dtype=np.float32)
     return np.isfinite(values) & (values != 0)
+
+
+#: A moving-area mask on the disparity grid: float32 resampling plus the boolean result (bytes per cell).
+_MASK_BYTES_PER_CELL = 6
+
+
+def _require_mask_memory(info) -> None:
+    require_memory(_MASK_BYTES_PER_CELL * info.width * info.height,
+                   f"A moving-area mask on the {info.width} x {info.height} cells of '{os.path.basename(info.path)}'",
+                   "Correlate with a larger STEP (a coarser disparity grid) or over a smaller area, or leave the "
+                   "moving area empty.")
 
 
 def _grid_of(info) -> Grid:
@@ -205,6 +218,7 @@ def moving_mask_from_geometries(geojson_geometries: Sequence[dict], disp_path: s
     """
     info = describe_disparity(disp_path)
     shape = (info.height, info.width)
+    _require_mask_memory(info)
     if not geojson_geometries:
         return np.zeros(shape, bool)
     try:
@@ -365,15 +379,22 @@ def deramp_file(disp_path: str, out_path: str, order: int = 2, moving_mask: Opti
 def _collect_fit_samples(src, info, moving_mask, dem, max_fit_points, progress, is_canceled) -> _FitSamples:
     stride = lattice_stride(info.width * info.height, _COLLECT_FACTOR * max_fit_points)
     samples = _FitSamples()
+    n_valid = n_stable = 0
     for row0, row1 in row_blocks(info.height, block_rows_for(info.width)):
         check_canceled(is_canceled)
         window = Window(0, row0, info.width, row1 - row0)
-        dx, dy, _ = read_offsets(src, window=window, is_asp=info.is_asp)
+        dx, dy, valid = read_offsets(src, window=window, is_asp=info.is_asp)
         moving = moving_mask[row0:row1] if moving_mask is not None else None
+        n_valid += int(valid.sum())
+        n_stable += int((valid & ~moving).sum()) if moving is not None else int(valid.sum())
         z = dem.block(row0, row1) if dem is not None else None
         samples.add(row0, stride, dx, dy, moving, z)
         if progress is not None:
             progress(50.0 * row1 / info.height)
+    if n_valid == 0:
+        raise no_valid_offset_error(info.path)
+    if n_stable == 0:
+        raise stable_ground_error(info.path, n_valid)
     if dem is not None and not math.isfinite(samples.z_min):
         raise UserInputError(
             f"The DEM '{dem.path}' has no valid elevation over the disparity raster; use a DEM "

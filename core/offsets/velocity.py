@@ -25,7 +25,7 @@ from affine import Affine
 from rasterio.windows import Window
 
 from .disparity import (PEAK, TAG_DT_DAYS, TAG_REF_DATE, TAG_REF_ID, TAG_SEC_DATE, TAG_SEC_ID,
-                        describe_disparity, read_offsets)
+                        describe_disparity, no_valid_offset_error, read_offsets, stable_ground_error)
 from ..errors import UserInputError, check_canceled
 from .planetscope import days_between, find_scene_ids, parse_iso_utc
 from .polyfit import block_rows_for, check_grid_mask, lattice_stride
@@ -69,7 +69,7 @@ def offsets_to_velocity(dx, dy, pixel_transform: Affine,
     ``pixel_transform`` holds the reference pixel's linear terms (metres per
     pixel); ``dt_days`` = secondary minus reference time, signed. Speeds and
     velocities are in m/yr, azimuth in degrees clockwise from grid north
-    (0-360, direction of the velocity). NaN offsets give NaN everywhere.
+    (0-360, direction of the velocity; NaN where the speed is 0). NaN offsets give NaN everywhere.
     """
     dt_years = _check_dt(dt_days) / DAYS_PER_YEAR
     dx = np.asarray(dx, np.float64)
@@ -80,6 +80,7 @@ def offsets_to_velocity(dx, dy, pixel_transform: Affine,
     speed = np.hypot(v_east, v_north)
     azimuth = np.mod(np.degrees(np.arctan2(v_east, v_north)), 360.0)
     azimuth = np.where(azimuth >= 360.0, azimuth - 360.0, azimuth)  # -1e-17 mod 360 rounds to 360
+    azimuth = np.where(speed > 0.0, azimuth, np.nan)  # no motion, no direction (not 0° = north)
     return speed, azimuth, v_east, v_north
 
 
@@ -173,9 +174,11 @@ def _stable_median(ds, info, stable_mask, peak_band, min_peak, progress, is_canc
     """NaN-median (px) of dx and dy over valid stable cells, on a lattice subsample if huge."""
     stride = lattice_stride(info.width * info.height, _MEDIAN_MAX_CELLS)
     parts_dx, parts_dy = [], []
+    n_valid = 0
     for row0, row1 in row_blocks(info.height, block_rows_for(info.width)):
         check_canceled(is_canceled)
         dx, dy, valid = _read_block(ds, info, Window(0, row0, info.width, row1 - row0), peak_band, min_peak)
+        n_valid += int(valid.sum())
         if stable_mask is not None:
             valid &= stable_mask[row0:row1]
         take = (slice((-row0) % stride, None, stride), slice(0, None, stride))
@@ -184,6 +187,10 @@ def _stable_median(ds, info, stable_mask, peak_band, min_peak, progress, is_canc
         if progress is not None:
             progress(40.0 * row1 / info.height)
     dx_all, dy_all = np.concatenate(parts_dx), np.concatenate(parts_dy)
+    if n_valid == 0:
+        raise no_valid_offset_error(info.path, min_peak)
+    if dx_all.size == 0 and stable_mask is not None:
+        raise stable_ground_error(info.path, n_valid)
     if dx_all.size == 0:
         raise UserInputError(
             "No valid offsets on stable ground for the median shift; check the stable-ground "

@@ -43,6 +43,7 @@ class PairFrame:
 def pair_frame(ref: PixelSource, sec: PixelSource, params: Params) -> PairFrame:
     """The frame of a georeferenced pair, or a UserInputError saying how to make them fit."""
     require_common_grid(ref.grid, sec.grid)
+    _require_overlap(ref, sec)
     col_off, row_off = _secondary_offset(ref.grid, sec.grid)
     col0, row0, width, height = _overlap(ref, sec, col_off, row_off, params)
     n_rows, n_cols = grid_shape(height, width, params)
@@ -88,6 +89,32 @@ def _secondary_offset(ref: Grid, sec: Grid) -> Tuple[int, int]:
             "from the reference grid: the pixels are not aligned. Resample the secondary onto the "
             "reference grid, e.g. with gdalwarp -tr <reference pixel size> -tap.")
     return int(round(col)), int(round(row))
+
+
+def _require_overlap(ref: PixelSource, sec: PixelSource) -> None:
+    """Refuse images that do not overlap at all (before their alignment is judged: a far-away
+    secondary is not "shifted by a fraction of a pixel")."""
+    col, row = secondary_position(ref.grid, sec.grid)
+    if min(ref.width, col + sec.width) <= max(0.0, col) or min(ref.height, row + sec.height) <= max(0.0, row):
+        raise UserInputError(
+            f"The reference '{ref.name}' and secondary '{sec.name}' do not overlap. "
+            "Choose two images of the same area.")
+
+
+def require_mask_overlap(geometries: Sequence[dict], grid: Grid) -> None:
+    """Refuse an area to correlate (GeoJSON, grid CRS) whose polygons all lie outside the output grid."""
+    from rasterio.features import bounds
+
+    west, north = grid.transform * (0, 0)
+    east, south = grid.transform * (grid.width, grid.height)
+    left, right, bottom, top = min(west, east), max(west, east), min(north, south), max(north, south)
+    for geometry in geometries:
+        x0, y0, x1, y1 = bounds(geometry)
+        if x0 < right and x1 > left and y0 < top and y1 > bottom:
+            return
+    raise UserInputError(
+        "The area to correlate (MASK) does not overlap the images: its polygons lie outside their common "
+        "area. Check the layer's CRS, or draw the polygons over the images.")
 
 
 def _overlap(ref: PixelSource, sec: PixelSource, col_off: int, row_off: int, params: Params
