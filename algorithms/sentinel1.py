@@ -22,7 +22,7 @@ from ..core.sentinel1.ard import PRODUCT_TYPES
 from ..core.sentinel1.common import OUTPUT_TYPES
 from ..core.sentinel1.naming import FROM_FILE_NAMES, POLARISATION_SOURCES, POLARISATIONS
 from ..core.sentinel1.speckle import mt_speckle_filter
-from ..core.sentinel1.timescan import DEFAULT_METRICS, METRIC_CHOICES, timescan
+from ..core.sentinel1.timescan import DEFAULT_METRICS, DEFAULT_OUTLIER_K, METRIC_CHOICES, timescan
 from ..core.sentinel1.timeseries import build_time_series
 from ..core.sentinel1.units import UNITS
 from .base import (SurfaceMotionAlgorithm, enum_parameter, enum_value, enum_values, layer_paths,
@@ -34,6 +34,10 @@ STACK_HELP = (
     "YYYY-MM-DD, YYYYMMDD or OST .YYMMDD.) and one polarisation (VV, VH, HH or HV), all on one grid. "
     "Integer rasters are read through their GDAL scale/offset with 0 = nodata; float nodata and NaN "
     "are no data; in linear power an exact 0 is no data and negatives are floored at 1e-5 (−50 dB).")
+
+
+#: Largest pixel size a RESOLUTION may ask for (CRS units: 100 km, or degrees in a geographic CRS).
+MAX_PIXEL_SIZE = 100000.0
 
 
 def add_stack_inputs(algorithm, layers_label: str) -> None:
@@ -185,13 +189,14 @@ class S1TimescanAlgorithm(SurfaceMotionAlgorithm):
     def shortHelpString(self):  # noqa: N802 (QGIS API name)
         return self.tr(
             "Per-pixel statistics of a backscatter stack (one track, one polarisation), block by block.\n"
-            "Outlier removal (default on, only where ≥ 5 dates are valid): keep [p5, p95], then |x − mean| ≤ "
-            "k·std of those (k = 2); every metric, percentiles included, uses the kept dates (min/max become "
-            "near-extremes).\n"
+            "Outlier removal (default on, only where ≥ 5 dates are valid): drop dates with |x − median| > k·σ "
+            "in dB, σ = 1.4826·MAD (median absolute deviation from the median, at least 0.1 dB), k = 6: a clean "
+            "stack keeps all its dates (avg, min and max unchanged), gross outliers (spikes, drop-outs) go; every "
+            "metric, percentiles included, uses the kept dates.\n"
             "Computed in linear power: avg, median, min, max and percentiles (linear interpolation), written in "
             "dB; std (population) in linear power; std_db = std of the dB values; cov = std/avg; pdiff = "
             "p_high(dB) − p_low(dB) in dB (OST's pDiff was linear); count = dates used.\n"
-            "Harmonics (≥ 6 kept dates, so ≥ 8 dates with outlier removal; in dB): "
+            "Harmonics (≥ 6 kept dates; in dB): "
             "y(t) = trend·(t − t̄) + c·cos 2πt + s·sin 2πt + model_mean, with t "
             "= 2000 + time since 2000-01-01 00:00 UTC in years of 365.25 days (the plugin's one time scale) "
             "and t̄ = mean t of the stack. amplitude = √(c² + s²) dB; phase = atan2(s, c) in radians (−π…π): "
@@ -213,10 +218,10 @@ class S1TimescanAlgorithm(SurfaceMotionAlgorithm):
         self.addParameter(QgsProcessingParameterString(
             "PERCENTILES", self.tr("Percentiles (comma-separated, 0-100)"), "5, 95"))
         self.addParameter(QgsProcessingParameterBoolean(
-            "REMOVE_OUTLIERS", self.tr("Remove outliers ([p5, p95] then k·std)"), True))
+            "REMOVE_OUTLIERS", self.tr("Remove outliers (|dB − median| > k·1.4826·MAD)"), True))
         self.addParameter(QgsProcessingParameterNumber(
-            "OUTLIER_K", self.tr("Outlier threshold k (× std)"), QgsProcessingParameterNumber.Double, 2.0,
-            minValue=0.5, maxValue=10.0))
+            "OUTLIER_K", self.tr("Outlier threshold k (× 1.4826·MAD, dB)"), QgsProcessingParameterNumber.Double,
+            DEFAULT_OUTLIER_K, minValue=1.0, maxValue=20.0))
         self.addParameter(enum_parameter(self, "OUTPUT_TYPE", "Output data type", OUTPUT_TYPES, "float32"))
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", self.tr("Output folder")))
         self.addOutput(QgsProcessingOutputRasterLayer("OUTPUT_VRT", self.tr("Timescan (VRT, one band per metric)")))
@@ -331,15 +336,16 @@ class S1MosaicAlgorithm(SurfaceMotionAlgorithm):
         self.addParameter(QgsProcessingParameterBoolean(
             "HARMONISE", self.tr("Harmonise radiometry on overlaps"), True))
         self.addParameter(QgsProcessingParameterNumber(
-            "FEATHER", self.tr("Feather width (pixels)"), QgsProcessingParameterNumber.Double, 50.0, minValue=0.0))
+            "FEATHER", self.tr("Feather width (pixels)"), QgsProcessingParameterNumber.Double, 50.0, minValue=0.0,
+            maxValue=10000.0))
         self.addParameter(QgsProcessingParameterNumber(
             "DATE_WINDOW", self.tr("Date window for time series (days)"), QgsProcessingParameterNumber.Double, 6.0,
-            minValue=0.0))
+            minValue=0.0, maxValue=366.0))
         self.addParameter(QgsProcessingParameterCrs("CRS", self.tr("Output CRS (default: first input)"),
                                                     optional=True))
         self.addParameter(QgsProcessingParameterNumber(
             "RESOLUTION", self.tr("Pixel size in CRS units (0 = first input's)"), QgsProcessingParameterNumber.Double,
-            0.0, minValue=0.0))
+            0.0, minValue=0.0, maxValue=MAX_PIXEL_SIZE))
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", self.tr("Output folder")))
         self.addOutput(QgsProcessingOutputRasterLayer("OUTPUT_VRT", self.tr("Mosaic (VRT)")))
         self.addOutput(QgsProcessingOutputMultipleLayers("OUTPUT_LAYERS", self.tr("Mosaic rasters")))
@@ -411,7 +417,7 @@ class S1GrdToArdAlgorithm(SurfaceMotionAlgorithm):
         self.addParameter(QgsProcessingParameterCrs("CRS", self.tr("Output CRS (default: the DEM's)"), optional=True))
         self.addParameter(QgsProcessingParameterNumber(
             "RESOLUTION", self.tr("Pixel size in CRS units (0 = the DEM's)"), QgsProcessingParameterNumber.Double,
-            0.0, minValue=0.0))
+            0.0, minValue=0.0, maxValue=MAX_PIXEL_SIZE))
         self.addParameter(QgsProcessingParameterBoolean("LS_MASK", self.tr("Write the layover/shadow mask"), True))
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", self.tr("Output folder")))
         self.addOutput(QgsProcessingOutputMultipleLayers("OUTPUT_LAYERS", self.tr("Backscatter rasters")))

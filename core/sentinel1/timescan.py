@@ -40,7 +40,7 @@ from ..errors import UserInputError, check_canceled
 from ..io import OutputSet
 from ..io import output_folder as run_folder
 from .common import OUTPUT_TYPES
-from .stack import StackReader, collect_layers, require_same_grid, require_stack
+from .stack import StackReader, collect_layers, require_plausible_unit, require_same_grid, require_stack
 from .styles import metric_style
 from .units import DN_MAX, clean_linear, db_to_power, gdal_scale_offset, metric_range, power_to_db, to_dn
 from .vrt import VrtBand, add_band_vrt
@@ -342,6 +342,7 @@ def timescan(inputs: Sequence[str], output_folder: str, metrics: Sequence[str] =
     polarisation = require_stack(layers)
     grid = require_same_grid(layers)
     names = expand_metrics(metrics, percentiles)
+    require_plausible_unit(layers, unit)
     years = np.array([decimal_year(layer.when) for layer in layers])
     if "harmonics" in metrics and len(layers) < MIN_DATES_FOR_HARMONICS:
         raise UserInputError(
