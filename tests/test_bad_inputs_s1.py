@@ -350,7 +350,8 @@ CASES = [
     Case("mos-geographic-crs-without-resolution", MOS, mos(INPUT=lambda ws: two_tracks(ws), CRS="EPSG:4326"),
          "other units than the first input; give the resolution"),
     Case("mos-tiny-resolution", MOS, mos(INPUT=lambda ws: two_tracks(ws), RESOLUTION=0.001),
-         r"GiB.*coarser resolution"),
+         r"mosaic grid of 480,000 × 320,000 pixels at 0\.001 CRS units \(2 tracks per band\) needs about 7,\d{3}\.\d "
+         r"GiB of memory.*Give a coarser resolution: a pixel size \(RESOLUTION\) of at least"),
     Case("mos-negative-feather", MOS, mos(INPUT=lambda ws: two_tracks(ws), FEATHER=-1),
          r"Feather width.*between 0 and \d+ \(got -1\)"),
     Case("mos-negative-date-window", MOS, mos(INPUT=lambda ws: two_tracks(ws), DATE_WINDOW=-2),
@@ -376,7 +377,8 @@ CASES = [
          "area of interest does not overlap the DEM"),
     Case("ard-dem-without-crs", ARD, ard(DEM=dem_without_crs, AOI=None), "has no coordinate reference system"),
     Case("ard-resolution-unsuited", ARD, ard(RESOLUTION=30.0, AOI=None), "does not suit the CRS units"),
-    Case("ard-tiny-resolution", ARD, ard(RESOLUTION=1e-7, AOI=None), r"GiB.*coarser resolution"),
+    Case("ard-tiny-resolution", ARD, ard(RESOLUTION=1e-7, AOI=None),
+         r"output grid of 1,000,000 × 1,000,000 pixels.*GiB of memory.*coarser resolution \(RESOLUTION ≥"),
     Case("ard-negative-resolution", ARD, ard(RESOLUTION=-1.0), r"Pixel size.*between 0 and \d+ \(got -1\)"),
 ]
 

@@ -148,3 +148,23 @@ def test_quegan_keeps_a_changing_date_and_file_blocks_equal_whole_image(tmp_path
     with rasterio.open(result["vrt"]) as vrt:
         np.testing.assert_allclose(vrt.read(), power_to_db(quegan_filter(power, 5)), atol=2e-4)
         assert vrt.descriptions[0] == "2022-01-05T00:00:00"
+
+
+def test_unit_sanity_rule_on_known_samples():
+    from core.sentinel1.units import unit_problem
+
+    rng = np.random.default_rng(0)
+    power = (0.05 * rng.gamma(4.4, 1 / 4.4, 10000)).astype(np.float32)
+    noisy = power - np.float32(0.02)  # thermal-noise removal leaves some negative values
+    assert 0.03 < np.mean(noisy < 0) < 0.1
+    assert unit_problem(noisy, "linear", "a.tif") is None
+    db = 10 * np.log10(power)
+    assert unit_problem(db, "db", "a.tif") is None
+    bright = np.concatenate([db, np.full(4000, 25.0, np.float32)])  # 29 % corner reflectors / urban at +25 dB
+    assert unit_problem(bright, "db", "a.tif") is None
+    message = unit_problem(db, "linear", "a.tif")
+    assert message.startswith("'a.tif' is declared linear power but 100% of its values are negative (median -13.3)")
+    assert message.endswith("these look like dB. Set the unit to dB.")
+    dn = rng.integers(1, 256, 10000).astype(np.float32)  # uint8 DN without scale/offset
+    assert "declared dB but its values are mostly above 10 (median 12" in unit_problem(dn, "db", "b.tif")
+    assert unit_problem(np.full(5, np.nan, np.float32), "db", "c.tif") is None  # no data: left to the empty checks
