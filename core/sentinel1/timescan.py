@@ -4,7 +4,8 @@ Per pixel the valid dates (finite, not nodata) are, when outlier removal is on a
 least :data:`MIN_DATES_FOR_OUTLIERS` dates are valid, kept where |x_dB − median_dB| ≤ k·σ
 with σ = max(1.4826·MAD, 0.1 dB), MAD = median |x_dB − median_dB| (k = 6 by default: a
 clean stack keeps all its dates, gross outliers such as +10 dB spikes or drop-outs are
-removed). Every metric, percentiles included, uses the kept dates. Statistics are computed in linear power:
+removed). Every metric, percentiles included, uses the kept dates. Statistics are
+computed in linear power:
 
 * avg, median, min, max, p<q> (linear interpolation between order statistics): written in dB;
 * std (population, ddof = 0): linear power; std_db: std of the dB values;
@@ -229,7 +230,8 @@ def _harmonics(db_values: np.ndarray, keep: np.ndarray, years: np.ndarray) -> Di
 
 def timescan_block(power: np.ndarray, years: Optional[np.ndarray], metrics: Sequence[str],
                    percentiles: Sequence[float] = (5.0, 95.0), remove_outliers: bool = True,
-                   outlier_k: float = DEFAULT_OUTLIER_K, db_values: Optional[np.ndarray] = None) -> Dict[str, np.ndarray]:
+                   outlier_k: float = DEFAULT_OUTLIER_K,
+                   db_values: Optional[np.ndarray] = None) -> Dict[str, np.ndarray]:
     """Timescan metrics of a block ``power`` (dates, ...) in linear power, NaN = no data.
 
     Returns ``{metric name: float32 array of shape power.shape[1:]}`` for the names of
