@@ -22,7 +22,7 @@ from ..core.sentinel1.ard import PRODUCT_TYPES
 from ..core.sentinel1.common import OUTPUT_TYPES
 from ..core.sentinel1.naming import FROM_FILE_NAMES, POLARISATION_SOURCES, POLARISATIONS
 from ..core.sentinel1.speckle import mt_speckle_filter
-from ..core.sentinel1.timescan import DEFAULT_METRICS, METRIC_CHOICES, timescan
+from ..core.sentinel1.timescan import DEFAULT_METRICS, DEFAULT_OUTLIER_K, METRIC_CHOICES, timescan
 from ..core.sentinel1.timeseries import build_time_series
 from ..core.sentinel1.units import UNITS
 from .base import (MapGroup, SurfaceMotionAlgorithm, enum_parameter, enum_value, enum_values, layer_label,
@@ -46,6 +46,10 @@ STACK_PARAMETER_HELP = {
                    "smaller files.",
     "OUTPUT_FOLDER": "Folder of the output rasters and their VRT.",
 }
+
+
+#: Largest pixel size a RESOLUTION may ask for (CRS units: 100 km, or degrees in a geographic CRS).
+MAX_PIXEL_SIZE = 100000.0
 
 
 def add_stack_inputs(algorithm, layers_label: str) -> None:
@@ -209,7 +213,7 @@ class S1TimescanAlgorithm(SurfaceMotionAlgorithm):
         "PERCENTILES": "Percentiles (0-100) written with the percentiles metric and used by pdiff, "
                        "comma-separated.",
         "REMOVE_OUTLIERS": "Leave outlying dates out of every metric, per pixel, where at least 5 dates are valid.",
-        "OUTLIER_K": "Threshold of the outlier rule in standard deviations.",
+        "OUTLIER_K": "Threshold k of the outlier rule: dates farther than k robust standard deviations (1.4826·MAD, in dB) from the per-pixel median are dropped.",
         "OUTPUT_FOLDER": "Folder of the metric rasters and Timescan.{POL}.vrt.",
     }
 
@@ -225,8 +229,9 @@ class S1TimescanAlgorithm(SurfaceMotionAlgorithm):
             "computed in linear power: avg, median, min, max and percentiles written in dB; std in linear "
             "power; std_db = std of the dB values; cov = std/avg; pdiff = p_high − p_low in dB; count = "
             "dates used.\n"
-            "Outlier removal (on by default, where at least 5 dates are valid): keep [p5, p95], then |x − mean| "
-            "≤ k·std of those (k = the outlier threshold); every metric uses the kept dates.\n"
+            "Outlier removal (on by default, where at least 5 dates are valid): drop dates with |x − median| > "
+            "k·σ in dB, σ = 1.4826·MAD (at least 0.1 dB), k = the outlier threshold (default 6): a clean stack "
+            "keeps all its dates, spikes and drop-outs go; every metric uses the kept dates.\n"
             "Harmonics (in dB, at least 6 kept dates): y(t) = trend·(t − t̄) + c·cos 2πt + s·sin 2πt + "
             "model_mean, t in years of 365.25 days; amplitude = √(c² + s²) dB, phase = atan2(s, c) in radians, "
             "trend in dB per year, model_mean in dB, residuals = RMS misfit in dB.\n"
@@ -242,10 +247,10 @@ class S1TimescanAlgorithm(SurfaceMotionAlgorithm):
         self.addParameter(QgsProcessingParameterString(
             "PERCENTILES", self.tr("Percentiles (comma-separated, 0-100)"), "5, 95"))
         self.addParameter(QgsProcessingParameterBoolean(
-            "REMOVE_OUTLIERS", self.tr("Remove outliers ([p5, p95] then k·std)"), True))
+            "REMOVE_OUTLIERS", self.tr("Remove outliers (|dB − median| > k·1.4826·MAD)"), True))
         self.addParameter(QgsProcessingParameterNumber(
-            "OUTLIER_K", self.tr("Outlier threshold k (× std)"), QgsProcessingParameterNumber.Double, 2.0,
-            minValue=0.5, maxValue=10.0))
+            "OUTLIER_K", self.tr("Outlier threshold k (× 1.4826·MAD, dB)"), QgsProcessingParameterNumber.Double,
+            DEFAULT_OUTLIER_K, minValue=1.0, maxValue=20.0))
         self.addParameter(enum_parameter(self, "OUTPUT_TYPE", "Output data type", OUTPUT_TYPES, "float32"))
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", self.tr("Output folder")))
         self.addOutput(QgsProcessingOutputRasterLayer("OUTPUT_VRT", self.tr("Timescan (VRT, one band per metric)")))
@@ -384,15 +389,16 @@ class S1MosaicAlgorithm(SurfaceMotionAlgorithm):
         self.addParameter(QgsProcessingParameterBoolean(
             "HARMONISE", self.tr("Harmonise radiometry on overlaps"), True))
         self.addParameter(QgsProcessingParameterNumber(
-            "FEATHER", self.tr("Feather width (pixels)"), QgsProcessingParameterNumber.Double, 50.0, minValue=0.0))
+            "FEATHER", self.tr("Feather width (pixels)"), QgsProcessingParameterNumber.Double, 50.0, minValue=0.0,
+            maxValue=10000.0))
         self.addParameter(QgsProcessingParameterNumber(
             "DATE_WINDOW", self.tr("Date window for time series (days)"), QgsProcessingParameterNumber.Double, 6.0,
-            minValue=0.0))
+            minValue=0.0, maxValue=366.0))
         self.addParameter(QgsProcessingParameterCrs("CRS", self.tr("Output CRS (default: first input)"),
                                                     optional=True))
         self.addParameter(QgsProcessingParameterNumber(
             "RESOLUTION", self.tr("Pixel size in CRS units (0 = first input's)"), QgsProcessingParameterNumber.Double,
-            0.0, minValue=0.0))
+            0.0, minValue=0.0, maxValue=MAX_PIXEL_SIZE))
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", self.tr("Output folder")))
         self.addOutput(QgsProcessingOutputRasterLayer("OUTPUT_VRT", self.tr("Mosaic (VRT)")))
         self.addOutput(QgsProcessingOutputMultipleLayers("OUTPUT_LAYERS", self.tr("Mosaic rasters")))
@@ -477,7 +483,7 @@ class S1GrdToArdAlgorithm(SurfaceMotionAlgorithm):
         self.addParameter(QgsProcessingParameterCrs("CRS", self.tr("Output CRS (default: the DEM's)"), optional=True))
         self.addParameter(QgsProcessingParameterNumber(
             "RESOLUTION", self.tr("Pixel size in CRS units (0 = the DEM's)"), QgsProcessingParameterNumber.Double,
-            0.0, minValue=0.0))
+            0.0, minValue=0.0, maxValue=MAX_PIXEL_SIZE))
         self.addParameter(QgsProcessingParameterBoolean("LS_MASK", self.tr("Write the layover/shadow mask"), True))
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", self.tr("Output folder")))
         self.addOutput(QgsProcessingOutputMultipleLayers("OUTPUT_LAYERS", self.tr("Backscatter rasters")))

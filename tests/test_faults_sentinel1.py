@@ -277,7 +277,8 @@ def test_grdtoard_full_disk(run_algorithm, tmp_path, free_bytes):
     def parameters(folder):
         return {"SAFE_FOLDER": SAFE, "DEM": DEM, "PRODUCT_TYPE": 1, "AOI": AOI, "OUTPUT_FOLDER": folder}
 
-    full_disk(run_algorithm, tmp_path, "surfacemotion:s1grdtoard", parameters, free_bytes)
+    message = full_disk(run_algorithm, tmp_path, "surfacemotion:s1grdtoard", parameters, free_bytes)
+    assert "footprint" not in message and "DEM cover" not in message, message  # a full disk, not the DEM's coverage
     if free_bytes == 70 << 10:
         results, _, _ = run_algorithm("surfacemotion:s1grdtoard", parameters(str(tmp_path / "ard")))
         gamma0 = read(results["OUTPUT_LAYERS"][0])

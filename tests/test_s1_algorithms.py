@@ -257,3 +257,22 @@ def test_grdtoard_rtc_from_processing_loads_styled_layers(run_algorithm, tmp_pat
     valid = np.isfinite(gamma0)
     assert valid.mean() > 0.95
     assert np.median(gamma0[valid]) == pytest.approx(150 ** 2 / 473.9733 ** 2 * np.tan(np.deg2rad(44.0)), rel=0.15)
+
+
+S1_ALGORITHMS = ("s1timeseries", "s1mtspeckle", "s1timescan", "s1animation", "s1mosaic", "s1grdtoard")
+
+
+def test_every_numeric_parameter_declares_its_range(provider):
+    from qgis.core import QgsProcessingParameterNumber
+
+    ranges = {}
+    for name in S1_ALGORITHMS:
+        algorithm = provider.algorithm(name)
+        for definition in algorithm.parameterDefinitions():
+            if isinstance(definition, QgsProcessingParameterNumber):
+                ranges[f"{name}:{definition.name()}"] = (definition.minimum(), definition.maximum())
+    assert ranges == {
+        "s1mtspeckle:WINDOW": (1, 51), "s1timescan:OUTLIER_K": (1.0, 20.0), "s1animation:MAX_SIZE": (16, 8000),
+        "s1animation:FRAME_MS": (20, 60000), "s1mosaic:FEATHER": (0.0, 10000.0), "s1mosaic:DATE_WINDOW": (0.0, 366.0),
+        "s1mosaic:RESOLUTION": (0.0, 100000.0), "s1grdtoard:RESOLUTION": (0.0, 100000.0)}
+    assert provider.algorithm("s1timescan").parameterDefinition("OUTLIER_K").defaultValue() == 6.0

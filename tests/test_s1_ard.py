@@ -76,6 +76,70 @@ def test_bad_products_and_missing_sarsen_give_clear_errors(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def shifted_dem(folder, east_degrees):
+    """The Rome DEM moved ``east_degrees`` east."""
+    with rasterio.open(DEM) as src:
+        profile, data, transform = src.profile, src.read(1), src.transform
+    profile.update(transform=transform * transform.translation(east_degrees / transform.a, 0))
+    path = os.path.join(folder, f"dem_{east_degrees:g}.tif")
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(data, 1)
+    return path
+
+
+def test_dem_coverage_of_the_scene_is_checked_before_sarsen_starts(tmp_path):
+    from core.sentinel1.ard import product_footprint
+
+    footprint = product_footprint(SAFE)
+    assert footprint[0] == (14.925448, 40.876698) and len(footprint) == 4  # (lon, lat) from manifest.safe
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    out = tmp_path / "out"
+    # 10° east (lon 22.4°) is outside the footprint (lon 11.87…15.32°): refused before sarsen is started
+    # (no interpreter here, so reaching sarsen would say so instead)
+    with pytest.raises(UserInputError, match=r"does not cover the product footprint \(lon 11\.866…15\.322°"):
+        grd_to_ard(SAFE, shifted_dem(str(inputs), 10.0), str(out), python=str(tmp_path / "no-python"))
+    # 2° east (lon 14.4°) is inside: the check passes and the run reaches the (missing) interpreter
+    with pytest.raises(UserInputError, match="make sarsen"):
+        grd_to_ard(SAFE, shifted_dem(str(inputs), 2.0), str(out), python=str(tmp_path / "no-python"))
+    assert not out.exists()
+
+
+def test_an_output_grid_too_large_for_the_memory_is_refused_before_sarsen(tmp_path):
+    with pytest.raises(UserInputError, match=r"output grid of 360,000 × 360,000 pixels.*GiB of memory.*"
+                                             r"coarser resolution \(RESOLUTION ≥ "):
+        grd_to_ard(SAFE, DEM, str(tmp_path / "out"), resolution=1 / 3600 / 1000, python=str(tmp_path / "no-python"))
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("stderr", ["sarsen failed: RasterioIOError: Free disk space available is 4096 bytes, "
+                                    "whereas 1048576 are at least necessary.",
+                                    "sarsen failed: OSError: [Errno 28] No space left on device",
+                                    "ERROR 1: TIFFAppendToStrip:Write error at scanline 12"])
+def test_a_full_disk_during_sarsen_is_reported_as_a_full_disk_not_as_dem_coverage(tmp_path, stderr):
+    fake = tmp_path / "fake-python"
+    fake.write_text(f"#!/bin/sh\necho 'PROGRESS 10 terrain'\necho '{stderr}' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    with pytest.raises(UserInputError) as raised:
+        grd_to_ard(SAFE, DEM, str(tmp_path / "out"), product_type="gtc_gamma0", bounds=(12.47, 41.97, 12.49, 41.99),
+                   python=str(fake))
+    message = str(raised.value)
+    assert "No space left on" in message and "DEM" not in message, message
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failing_sarsen_does_not_blame_the_dem_coverage(tmp_path):
+    fake = tmp_path / "fake-python"
+    fake.write_text("#!/bin/sh\necho 'sarsen failed: ValueError: orbit interpolation' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    with pytest.raises(UserInputError, match=r"sarsen failed: ValueError: orbit interpolation Nothing was written\. "
+                                             r"Check the product") as raised:
+        grd_to_ard(SAFE, DEM, str(tmp_path / "out"), product_type="gtc_gamma0", bounds=(12.47, 41.97, 12.49, 41.99),
+                   python=str(fake))
+    assert "footprint" not in str(raised.value)
+    assert not (tmp_path / "out").exists()
+
+
 def test_cancel_kills_sarsen_and_leaves_nothing(tmp_path):
     calls = []
 

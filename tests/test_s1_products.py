@@ -121,3 +121,21 @@ def test_mosaic_time_series_by_date_window(tmp_path):
     with pytest.raises(UserInputError, match="mix polarisations"):
         mosaic(a + c, str(tmp_path / "bad"))
     assert not (tmp_path / "bad").exists() or os.listdir(tmp_path / "bad") == []
+
+
+def test_mosaic_memory_estimate_refuses_a_grid_that_cannot_fit(tmp_path, monkeypatch):
+    import core.io.memory
+    import core.sentinel1.mosaic as mosaic_module
+    from core.io import Grid
+
+    for module in (core.io.memory, mosaic_module):
+        monkeypatch.setattr(module, "available_memory_bytes", lambda: 8 * 2 ** 30)
+    grid = Grid(rasterio.crs.CRS.from_epsg(32633), from_origin(400000, 5000000, 1.0, 1.0), 100000, 50000)
+    # 5e9 pixels × (2 tracks × 16 + 20) bytes = 242.1 GiB; a pixel size of 1 × √(242.1 / 6.4) × 1.1 = 6.77 fits
+    with pytest.raises(UserInputError, match=r"The mosaic grid of 100,000 × 50,000 pixels at 1 CRS units \(2 tracks "
+                                             r"per band\) needs about 242\.1 GiB of memory but only 8\.0 GiB is "
+                                             r"available; nothing was written\. Give a coarser resolution: a pixel "
+                                             r"size \(RESOLUTION\) of at least 6\.77 CRS units"):
+        mosaic_module.require_mosaic_memory(grid, 2)
+    small = Grid(grid.crs, grid.transform, 1000, 1000)  # 52 MB: fine
+    assert mosaic_module.require_mosaic_memory(small, 2) is None

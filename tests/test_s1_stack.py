@@ -148,3 +148,67 @@ def test_quegan_keeps_a_changing_date_and_file_blocks_equal_whole_image(tmp_path
     with rasterio.open(result["vrt"]) as vrt:
         np.testing.assert_allclose(vrt.read(), power_to_db(quegan_filter(power, 5)), atol=2e-4)
         assert vrt.descriptions[0] == "2022-01-05T00:00:00"
+
+
+def test_unit_sanity_rule_on_known_samples():
+    from core.sentinel1.units import unit_problem
+
+    rng = np.random.default_rng(0)
+    power = (0.05 * rng.gamma(4.4, 1 / 4.4, 10000)).astype(np.float32)
+    noisy = power - np.float32(0.02)  # thermal-noise removal leaves some negative values
+    assert 0.03 < np.mean(noisy < 0) < 0.1
+    assert unit_problem(noisy, "linear", "a.tif") is None
+    db = 10 * np.log10(power)
+    assert unit_problem(db, "db", "a.tif") is None
+    bright = np.concatenate([db, np.full(4000, 25.0, np.float32)])  # 29 % corner reflectors / urban at +25 dB
+    assert unit_problem(bright, "db", "a.tif") is None
+    message = unit_problem(db, "linear", "a.tif")
+    assert message.startswith("'a.tif' is declared linear power but 100% of its values are negative (median -13.3)")
+    assert message.endswith("these look like dB. Set the unit to dB.")
+    dn = rng.integers(1, 256, 10000).astype(np.float32)  # uint8 DN without scale/offset
+    assert "declared dB but its values are mostly above 10 (median 12" in unit_problem(dn, "db", "b.tif")
+    assert unit_problem(np.full(5, np.nan, np.float32), "db", "c.tif") is None  # no data: left to the empty checks
+
+
+def _stack(folder, dates=6, shape=(40, 12)):
+    rng = np.random.default_rng(3)
+    when = [dt.datetime(2022, 1, 2, 5, 30) + dt.timedelta(days=12 * i) for i in range(dates)]
+    paths = []
+    os.makedirs(folder, exist_ok=True)
+    for k, moment in enumerate(when, start=1):
+        path = os.path.join(folder, f"{k:02d}.{moment:%Y%m%d}.VV.tif")
+        with rasterio.open(path, "w", driver="GTiff", width=shape[1], height=shape[0], count=1, dtype="float32",
+                           crs="EPSG:32633", transform=from_origin(400000, 5000000, 20, 20), nodata=float("nan"),
+                           blockysize=1) as ds:
+            ds.write((-12 + rng.normal(0, 1, shape)).astype(np.float32), 1)
+        paths.append(path)
+    return paths
+
+
+@pytest.mark.parametrize("run", ["timeseries", "speckle", "animation", "mosaic"])
+def test_long_loops_stop_at_the_next_block_on_cancel(tmp_path, run):
+    """Cancel is polled once per block (per date for the animation, per image for the mosaic): the run stops
+    within a few polls of the request and leaves nothing."""
+    from core.errors import Cancelled
+    from core.sentinel1.animation import make_animation
+    from core.sentinel1.mosaic import mosaic
+
+    paths = _stack(str(tmp_path / "in"))
+    polls = []
+
+    def is_canceled():
+        polls.append(1)
+        return len(polls) >= 3
+
+    out = str(tmp_path / "out")
+    with pytest.raises(Cancelled):
+        if run == "timeseries":
+            build_time_series(paths, out, unit="db", memory_mb=0.001, is_canceled=is_canceled)
+        elif run == "speckle":
+            mt_speckle_filter(paths, out, unit="db", window=3, memory_mb=0.001, is_canceled=is_canceled)
+        elif run == "animation":
+            make_animation(paths, os.path.join(out, "a.gif"), unit="db", is_canceled=is_canceled)
+        else:
+            mosaic(paths[:3], out, unit="db", date_window_days=0, is_canceled=is_canceled)
+    assert len(polls) == 3  # stopped at the poll that saw the request
+    assert not os.path.exists(out)

@@ -37,11 +37,10 @@ def reference_pixel(series, years, percentiles, remove_outliers, k):
     values = series[valid].astype(np.float64)
     t = years[valid]
     if remove_outliers and len(values) >= 5:
-        lo, hi = np.percentile(values, [5, 95])
-        inside = (values >= lo) & (values <= hi)
-        values, t = values[inside], t[inside]
-        mean, std = values.mean(), values.std()
-        inside = np.abs(values - mean) <= k * std
+        db = 10 * np.log10(np.maximum(values, 1e-5))
+        median = np.median(db)
+        sigma = max(1.4826 * np.median(np.abs(db - median)), 0.1)
+        inside = np.abs(db - median) <= k * sigma
         values, t = values[inside], t[inside]
     out = {"count": len(values)}
     if len(values) == 0:
@@ -65,7 +64,7 @@ def reference_pixel(series, years, percentiles, remove_outliers, k):
 TOLERANCE = {"std": 1e-4, "cov": 1e-4}  # relative; dB metrics absolute below
 
 
-@pytest.mark.parametrize("remove_outliers, k", [(True, 2.0), (True, 3.0), (False, 2.0)])
+@pytest.mark.parametrize("remove_outliers, k", [(True, 6.0), (True, 2.5), (False, 6.0)])
 def test_every_metric_matches_an_independent_numpy_computation(remove_outliers, k):
     power, years, _ = synthetic_stack()
     percentiles = (5.0, 95.0, 50.0, 10.0)
@@ -94,14 +93,64 @@ def test_every_metric_matches_an_independent_numpy_computation(remove_outliers, 
     assert result["count"][0, 1] == 3  # fewer than 5 dates: nothing removed
 
 
-def test_outlier_removal_turns_min_and_max_into_near_extremes():
-    power, years, _ = synthetic_stack(seed=4)
-    kept = timescan_block(power, years, ("max", "min", "count"), remove_outliers=True)
-    raw = timescan_block(power, years, ("max", "min", "count"), remove_outliers=False)
-    valid = raw["count"] >= 5
-    assert np.all(kept["count"][valid] < raw["count"][valid])
-    assert np.all(kept["max"][valid] < raw["max"][valid])
-    assert np.all(kept["min"][valid] > raw["min"][valid])
+def clean_stack(dates=30, shape=(24, 24), looks=20.0, season_db=2.0, seed=3):
+    """A clean 30-date stack every 12 days: ``looks``-look speckle (20: a speckle-filtered or multi-looked
+    stack) on a seasonal cycle of amplitude ``season_db`` around per-pixel levels of −20…−5 dB."""
+    rng = np.random.default_rng(seed)
+    when = [dt.datetime(2021, 1, 3, 5, 30) + dt.timedelta(days=12 * i) for i in range(dates)]
+    years = np.array([decimal_year(w) for w in when])
+    level_db = rng.uniform(-20, -5, shape)[None] + season_db * np.cos(2 * np.pi * years)[:, None, None]
+    power = db_to_power(level_db.astype(np.float32)) * rng.gamma(looks, 1.0 / looks, (dates,) + shape)
+    return power.astype(np.float32), years
+
+
+def test_default_outlier_rule_leaves_a_clean_stack_alone():
+    power, years = clean_stack()
+    metrics = ("avg", "max", "min", "median", "count")
+    kept = timescan_block(power, years, metrics)  # default: outlier removal on, k = 6
+    raw = timescan_block(power, years, metrics, remove_outliers=False)
+    np.testing.assert_array_equal(kept["count"], 30)
+    for name in ("avg", "max", "min", "median"):
+        np.testing.assert_array_equal(kept[name], raw[name], err_msg=name)
+    # max and min are the extremes of the 30 dates
+    np.testing.assert_allclose(kept["max"], power_to_db(power.max(axis=0)), atol=1e-5)
+    np.testing.assert_allclose(kept["min"], power_to_db(power.min(axis=0)), atol=1e-5)
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_default_outlier_rule_drops_exactly_the_injected_outliers(seed):
+    power, years = clean_stack(seed=seed)
+    spiked = power.copy()
+    rng = np.random.default_rng(seed + 8)
+    bright = rng.random(power.shape) < 0.03
+    dark = ~bright & (rng.random(power.shape) < 0.03)
+    level = np.broadcast_to(np.median(power, axis=0), power.shape)
+    spiked[bright] = level[bright] * np.float32(10 ** 2.5)  # 25 dB above the pixel's level (ships, RFI)
+    spiked[dark] = np.float32(1e-5)  # drop-outs at the −50 dB floor (noise removal left ≤ 0)
+    injected = bright | dark
+    assert injected.sum() > 900
+    result = timescan_block(spiked, years, ("avg", "max", "min", "count"))
+    np.testing.assert_array_equal(result["count"], 30 - injected.sum(axis=0))
+    clean = np.where(injected, np.nan, power)
+    np.testing.assert_allclose(result["avg"], power_to_db(np.nanmean(clean, axis=0)), atol=1e-4)
+    np.testing.assert_allclose(result["max"], power_to_db(np.nanmax(clean, axis=0)), atol=1e-5)
+    np.testing.assert_allclose(result["min"], power_to_db(np.nanmin(clean, axis=0)), atol=1e-5)
+
+
+@pytest.mark.parametrize("looks, clean_drop_max, k2_drop_min", [(20.0, 2e-4, 0.05), (4.4, 5e-4, 0.05)])
+def test_outlier_rule_rates(looks, clean_drop_max, k2_drop_min):
+    """The measurement behind k = 6 (DEFAULT_OUTLIER_K): clean values dropped and spikes found, 30 dates."""
+    power, years = clean_stack(shape=(150, 150), looks=looks, season_db=0.0, seed=5)  # no season: worst case
+    count6 = timescan_block(power, years, ("count",))["count"]
+    count2 = timescan_block(power, years, ("count",), outlier_k=2.0)["count"]
+    assert 1 - count6.mean() / 30 < clean_drop_max  # k = 6: clean stacks (almost) untouched
+    assert 1 - count2.mean() / 30 > k2_drop_min  # k = 2 would drop > 4 % of clean values
+    spiked = power.copy()
+    spiked[7] *= np.float32(10.0)  # +10 dB on one date
+    spiked[19] *= np.float32(10 ** -1.5)  # −15 dB on another
+    kept = timescan_block(spiked, years, ("count",))["count"]
+    removed = (count6 - kept).mean()  # of the 2 spikes per pixel
+    assert removed > (1.95 if looks == 20.0 else 0.7)  # 4.4-look speckle hides a +10 dB spike more often
 
 
 def test_percentiles_do_not_alter_the_other_metrics():
@@ -208,7 +257,6 @@ def test_linear_input_zero_is_nodata(tmp_path):
     ("mixed_pol", "mixes polarisations"),
     ("mixed_crs", "Mixed coordinate reference systems"),
     ("few_for_harmonics", "Harmonics need at least 6 dates"),
-    ("few_after_outlier_removal", "give at least 8 dates, untick 'Remove outliers'"),
 ])
 def test_bad_inputs_give_clear_errors_and_no_output(tmp_path, case, fragment):
     power, _, when = synthetic_stack(dates=8, shape=(4, 4))
@@ -222,8 +270,6 @@ def test_bad_inputs_give_clear_errors_and_no_output(tmp_path, case, fragment):
         paths = write_dates(folder, db[:4], when[:4]) + write_dates(folder, db[4:], when[4:], pol="VH")
     elif case == "mixed_crs":
         paths = write_dates(folder, db[:4], when[:4]) + write_dates(folder, db[4:], when[4:], crs="EPSG:32632")
-    elif case == "few_after_outlier_removal":  # 7 dates: 5 kept per pixel at most
-        paths = write_dates(folder, db[:7], when[:7])
     else:
         paths = write_dates(folder, db[:5], when[:5])
     out = tmp_path / "out"

@@ -15,7 +15,7 @@ from rasterio.enums import Resampling
 
 from ..errors import UserInputError, check_canceled
 from ..io import atomic_file, open_raster, verify
-from .stack import Layer, collect_layers, require_same_grid, require_stack
+from .stack import Layer, collect_layers, require_plausible_unit, require_same_grid, require_stack
 from .units import power_to_db
 
 CO_RANGE = (-20.0, 0.0)
@@ -89,12 +89,14 @@ def make_animation(co_inputs: Sequence[str], output_gif: str, cross_inputs: Sequ
     co = collect_layers(co_inputs)
     require_stack(co)
     grid = require_same_grid(co)
+    require_plausible_unit(co, unit)
     if cross_inputs:
         cross = collect_layers(cross_inputs)
         require_stack(cross)
         if require_same_grid(cross) != grid:
             raise UserInputError("The co- and cross-polarised stacks are not on the same grid; build both with "
                                  "one run of surfacemotion:s1timeseries.")
+        require_plausible_unit(cross, unit)
         pairs = match_dates(co, cross)
     else:
         pairs = [(layer, None) for layer in co]

@@ -34,7 +34,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from rasterio.crs import CRS
-from rasterio.transform import from_origin
+from rasterio.transform import array_bounds, from_origin
 from rasterio.warp import transform as transform_points
 from rasterio.warp import transform_bounds
 
@@ -43,6 +43,7 @@ from ..errors import Cancelled, UserInputError, check_canceled
 from ..io import Grid, GridResampler, OutputSet, open_raster, temporary_folder, write_failure, write_raster
 from ..io import output_folder as run_folder
 from ..io.files import free_bytes
+from ..io.memory import USABLE_SHARE, available_memory_bytes, require_memory
 from .styles import LS_MASK_STYLE, backscatter_style
 
 #: Products of s1grdtoard (value, label).
@@ -54,7 +55,10 @@ LS_MASK_DESCRIPTION = "layover/shadow: 0 none, 1 layover, 2 shadow"
 #: Side of the DEM blocks sarsen works on (px; its default); the runner reports progress per block.
 SARSEN_CHUNKS = 1024
 #: What the full-disk and file-size errors of a subprocess say on stderr.
-_DISK_FULL_TEXTS = {"No space left on device": errno.ENOSPC, "File too large": errno.EFBIG}
+_DISK_FULL_TEXTS = {"No space left on device": errno.ENOSPC, "File too large": errno.EFBIG,
+                    "[Errno 28]": errno.ENOSPC, "[Errno 27]": errno.EFBIG,
+                    "Free disk space available is": errno.ENOSPC, "Write error at scanline": errno.ENOSPC,
+                    "Write error at row": errno.ENOSPC, "Disk full": errno.ENOSPC, "disk full": errno.ENOSPC}
 SAFE_PATTERN = re.compile(r"^(S1[A-D])_(IW|EW|S[1-6])_GRD[FHM]_1S(DV|DH|SV|SH)_\d{8}T\d{6}_\d{8}T\d{6}_\w+")
 RUNNER = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                       "tools", "sarsen_runner.py")
@@ -133,19 +137,69 @@ def dem_grid(src, bounds: Optional[Tuple[float, float, float, float]] = None, cr
     return Grid(target, from_origin(left, top, res, res), width, height)
 
 
-def prepare_dem(dem: str, output: str, bounds: Optional[Tuple[float, float, float, float]] = None,
-                crs: Optional[str] = None, resolution: Optional[float] = None) -> Grid:
-    """Resample the DEM (bilinear) onto :func:`dem_grid` and write it to ``output`` (float32,
-    holes filled with the mean height); returns the grid."""
-    with open_raster(dem) as src:
-        grid = dem_grid(src, bounds, crs, resolution)
+def product_footprint(safe: str) -> List[Tuple[float, float]]:
+    """The product footprint [(lon, lat), ...] (degrees) from the ``gml:coordinates`` of manifest.safe
+    (written there as "lat,lon lat,lon ..."); [] when the manifest has none."""
+    with open(os.path.join(safe, "manifest.safe"), encoding="utf-8", errors="replace") as handle:
+        match = re.search(r"<gml:coordinates>([^<]+)</gml:coordinates>", handle.read())
+    if not match:
+        return []
+    points = []
+    for pair in match.group(1).split():
+        lat, lon = (float(v) for v in pair.split(",")[:2])
+        points.append((lon, lat))
+    return points
+
+
+def require_dem_covers_scene(grid: Grid, footprint: Sequence[Tuple[float, float]], dem: str) -> None:
+    """Refuse an output grid (the DEM, cropped to the area of interest) that misses the product
+    footprint: sarsen would run to the end and write only no data."""
+    if len(footprint) < 3:
+        return
+    from shapely.geometry import Polygon, box
+
+    scene = Polygon(footprint)
+    left, bottom, right, top = transform_bounds(grid.crs, "EPSG:4326", *array_bounds(grid.height, grid.width,
+                                                                                     grid.transform), densify_pts=21)
+    area = box(left, bottom, right, top)
+    if scene.intersects(area) and scene.intersection(area).area > 0:
+        return
+    lons, lats = zip(*footprint)
+    raise UserInputError(
+        f"The DEM '{os.path.basename(dem)}' (cropped to the area of interest: lon {left:.3f}…{right:.3f}°, lat "
+        f"{bottom:.3f}…{top:.3f}°) does not cover the product footprint (lon {min(lons):.3f}…"
+        f"{max(lons):.3f}°, lat {min(lats):.3f}…{max(lats):.3f}°). Give a DEM and an area of interest inside "
+        "the scene. Nothing was written.")
+
+
+#: Memory per output pixel of a sarsen run (the DEM grid), measured: an RTC run with the geometry output on
+#: the test product peaked at 4.92 GB with a 360 × 360 grid and 5.15 GB with 720 × 720 (about 600 bytes per
+#: extra pixel, over a base of about 4.8 GB for the full-size measurement image, which is not counted here).
+SARSEN_BYTES_PER_PIXEL = 600
+
+
+def require_grid_memory(grid: Grid) -> None:
+    """Refuse an output grid too large for the memory, suggesting a coarser resolution or a smaller AOI."""
+    needed = float(grid.width) * grid.height * SARSEN_BYTES_PER_PIXEL
+    available = available_memory_bytes()
+    if available is None or needed <= USABLE_SHARE * available:
+        return
+    res = abs(grid.transform.a)
+    coarser = res * math.sqrt(needed / (USABLE_SHARE * available)) * 1.1
+    require_memory(needed, f"The output grid of {grid.width:,} × {grid.height:,} pixels at {res:g} CRS units",
+                   f"Give a coarser resolution (RESOLUTION ≥ {coarser:.3g} CRS units, 0 = the DEM's) or a smaller "
+                   "area of interest.")
+
+
+def prepare_dem(dem: str, output: str, grid: Grid) -> None:
+    """Resample the DEM (bilinear) onto ``grid`` (:func:`dem_grid`) and write it to ``output`` (float32,
+    holes filled with the mean height)."""
     with GridResampler(grid, "bilinear") as resampler:
         elevation = resampler.read(dem)
     if np.isnan(elevation).mean() > 0.5:
         raise UserInputError("More than half of the DEM area has no elevation; give a DEM covering the AOI.")
     elevation = np.where(np.isfinite(elevation), elevation, np.nanmean(elevation)).astype(np.float32)
     write_raster(output, grid, elevation, ["height (m)"])
-    return grid
 
 
 def run_runner(python: str, arguments: Sequence[str], progress=None, is_canceled=None,
@@ -200,8 +254,10 @@ def run_runner(python: str, arguments: Sequence[str], progress=None, is_canceled
         raise UserInputError("sarsen was killed (out of memory?). Use a smaller area of interest or a coarser "
                              "resolution.")
     failure = [line for line in errors if line.startswith("sarsen failed")]
+    # the DEM's coverage of the scene was checked before sarsen started
     raise UserInputError((failure[-1] if failure else f"sarsen exited with code {code}: {text[-800:]}") +
-                         " Check that the DEM covers the product footprint.")
+                         " Nothing was written. Check the product (complete download) and the DEM (heights in "
+                         "metres, valid over the area of interest).")
 
 
 def _north_up(path: str, band: int = 1) -> Tuple[np.ndarray, Grid]:
@@ -258,7 +314,11 @@ def grd_to_ard(product: str, dem: str, output_folder: str, product_type: str = "
             raise UserInputError(f"The product has no {', '.join(missing)} image (it has {', '.join(available)}).")
         check_canceled(is_canceled)
         dem_path = os.path.join(workdir, "dem.tif")
-        prepare_dem(dem, dem_path, bounds, crs, resolution)
+        with open_raster(dem) as src:
+            grid = dem_grid(src, bounds, crs, resolution)
+        require_grid_memory(grid)
+        require_dem_covers_scene(grid, product_footprint(safe), dem)
+        prepare_dem(dem, dem_path, grid)
         stem = re.sub(r"\.SAFE$", "", os.path.basename(safe))
         paths = {pol: os.path.join(folder, f"{stem}_{token}_{pol}.tif") for pol in wanted}
         ls_path = os.path.join(folder, f"{stem}_lsmask.tif") if ls_mask else None

@@ -32,9 +32,10 @@ from ..errors import UserInputError, check_canceled
 from ..io import Grid, GridResampler, OutputSet, open_raster
 from ..io import output_folder as run_folder
 from .naming import parse_datetime, parse_polarisation
-from .stack import expand_inputs, stored_nodata
+from ..io.memory import USABLE_SHARE, available_memory_bytes, require_memory
+from .stack import expand_inputs, sample_stored, stored_nodata
 from .styles import backscatter_style, metric_style
-from .units import UNITS, db_to_power, power_to_db
+from .units import UNITS, db_to_power, power_to_db, unit_problem
 from .vrt import VrtBand, add_band_vrt
 
 #: Band names that are backscatter levels in dB (blended in linear power, harmonised).
@@ -67,6 +68,27 @@ def union_grid(paths: Sequence[str], crs: Optional[str] = None, resolution: Opti
     left, top = math.floor(left / res) * res, math.ceil(top / res) * res
     width, height = int(math.ceil((right - left) / res)), int(math.ceil((top - bottom) / res))
     return Grid(target, from_origin(left, top, res, res), width, height)
+
+
+#: Bytes per output pixel of one mosaic band: per track the warped image (float32), its distance
+#: transform (float64) and weights (float32); the float64 sums and the float32 result once.
+BYTES_PER_TRACK_PIXEL = 16
+BYTES_PER_PIXEL = 20
+
+
+def require_mosaic_memory(grid: Grid, tracks: int) -> None:
+    """Refuse a mosaic grid whose band (``tracks`` inputs held at once) would not fit in memory, with a
+    coarser resolution that would."""
+    needed = grid.width * grid.height * (BYTES_PER_TRACK_PIXEL * tracks + BYTES_PER_PIXEL)
+    available = available_memory_bytes()
+    if available is None or needed <= USABLE_SHARE * available:
+        return
+    res = abs(grid.transform.a)
+    coarser = res * math.sqrt(needed / (USABLE_SHARE * available)) * 1.1
+    require_memory(needed, f"The mosaic grid of {grid.width:,} × {grid.height:,} pixels at {res:g} CRS units "
+                   f"({tracks} tracks per band)",
+                   f"Give a coarser resolution: a pixel size (RESOLUTION) of at least {coarser:.3g} CRS units, "
+                   "or 0 for the first input's.")
 
 
 def resample_band(resampler: GridResampler, path: str, band: int) -> np.ndarray:
@@ -151,6 +173,10 @@ def mosaic(inputs: Sequence[str], output_folder: str, unit: str = "db", harmonis
     is_series = all(when is not None for items in dated.values() for _, when in items)
     grid = union_grid(paths, crs, resolution)
     if is_series:
+        for path in paths:
+            problem = unit_problem(sample_stored(path, 1), unit, os.path.basename(path))
+            if problem:
+                raise UserInputError(problem)
         jobs = _date_windows(dated, date_window_days)
         pols = sorted({p for p in (parse_polarisation(path) for path in paths) if p})
         if len(pols) > 1:
@@ -174,6 +200,7 @@ def mosaic(inputs: Sequence[str], output_folder: str, unit: str = "db", harmonis
         vrt_name = "Timescan.mosaic.vrt"
         level = [is_db_level(name) for name in common]
         styles = [metric_style(name) for name in common]
+    require_mosaic_memory(grid, max(len(members) for _, members in jobs))
     offsets_report = {}
     with run_folder(output_folder) as folder, OutputSet() as outputs, GridResampler(grid, "bilinear") as resampler:
         out_paths = [os.path.join(folder, name) for name in files]

@@ -21,7 +21,7 @@ from ..errors import UserInputError, check_canceled
 from ..io import OutputSet, row_blocks
 from ..io import output_folder as run_folder
 from .common import add_date_raster, add_time_series_vrt, date_file_names, join, time_series_vrt_name
-from .stack import StackReader, collect_layers, require_same_grid, require_stack
+from .stack import StackReader, collect_layers, require_plausible_unit, require_same_grid, require_stack
 from .styles import backscatter_style
 from .units import power_to_db
 
@@ -68,6 +68,7 @@ def mt_speckle_filter(inputs: Sequence[str], output_folder: str, unit: str = "db
     layers = collect_layers(inputs)
     polarisation = require_stack(layers)
     grid = require_same_grid(layers)
+    require_plausible_unit(layers, unit)
     style = backscatter_style(unit)
     halo = window // 2
     rows = max(1, int(memory_mb * 2 ** 20 / (grid.width * len(layers) * 4 * 8)))

@@ -18,7 +18,7 @@ from rasterio.windows import Window
 from ..errors import UserInputError
 from ..io import SOURCE_NODATA, Grid, RasterReader, open_raster
 from .naming import parse_datetime, parse_polarisation
-from .units import UNITS, clean_linear, db_to_power
+from .units import UNITS, clean_linear, db_to_power, unit_problem
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".vrt")
 LS_MASK_TOKENS = ("lsmask", "ls_mask", "layover")
@@ -153,6 +153,38 @@ def require_same_grid(layers: Sequence[Layer]) -> Grid:
                 f"'{os.path.basename(layer.path)}' is not on the grid of '{os.path.basename(layers[0].path)}' "
                 "(extent, size or pixel size differ). Build an aligned stack first with surfacemotion:s1timeseries.")
     return reference
+
+
+def sample_stored(path: str, band: int = 1, max_side: int = 256) -> np.ndarray:
+    """Band ``band`` of ``path`` read with nearest decimation to at most ``max_side`` pixels a side,
+    in its stored physical unit (GDAL scale/offset applied), float32, NaN = no data (declared
+    nodata, NaN, integer DN 0)."""
+    from rasterio.enums import Resampling
+
+    with open_raster(path) as ds:
+        factor = max(1.0, max(ds.width, ds.height) / float(max_side))
+        shape = (max(1, int(ds.height / factor)), max(1, int(ds.width / factor)))
+        raw = ds.read(band, out_shape=shape, resampling=Resampling.nearest)
+        nodata = ds.nodatavals[band - 1]
+        scale, offset = ds.scales[band - 1] or 1.0, ds.offsets[band - 1] or 0.0
+    values = raw.astype(np.float32) * np.float32(scale) + np.float32(offset)
+    invalid = ~np.isfinite(values)
+    if nodata is not None and not np.isnan(nodata):
+        invalid |= raw == nodata
+    if np.issubdtype(raw.dtype, np.integer):
+        invalid |= raw == 0
+    values[invalid] = np.nan
+    return values
+
+
+def require_plausible_unit(layers: Sequence[Layer], unit: str) -> None:
+    """Refuse a stack whose values cannot be in the declared ``unit`` (dB declared linear, DN declared
+    dB; :func:`units.unit_problem`), from a decimated sample of its first, middle and last date."""
+    picks = {id(layer): layer for layer in (layers[0], layers[len(layers) // 2], layers[-1])} if layers else {}
+    for layer in picks.values():
+        problem = unit_problem(sample_stored(layer.path, layer.band), unit, os.path.basename(layer.path))
+        if problem:
+            raise UserInputError(problem)
 
 
 def stored_nodata(ds: RasterReader, band: int):

@@ -1,9 +1,11 @@
 """Timescan metrics of a backscatter stack, block by block (REFERENCE §9.4–9.5).
 
 Per pixel the valid dates (finite, not nodata) are, when outlier removal is on and at
-least :data:`MIN_DATES_FOR_OUTLIERS` dates are valid, first trimmed to [p5, p95] and
-then to |x − mean| ≤ k·std of the trimmed values (k = 2). Every metric, percentiles
-included, uses the kept dates. Statistics are computed in linear power:
+least :data:`MIN_DATES_FOR_OUTLIERS` dates are valid, kept where |x_dB − median_dB| ≤ k·σ
+with σ = max(1.4826·MAD, 0.1 dB), MAD = median |x_dB − median_dB| (k = 6 by default: a
+clean stack keeps all its dates, gross outliers such as +10 dB spikes or drop-outs are
+removed). Every metric, percentiles included, uses the kept dates. Statistics are
+computed in linear power:
 
 * avg, median, min, max, p<q> (linear interpolation between order statistics): written in dB;
 * std (population, ddof = 0): linear power; std_db: std of the dB values;
@@ -39,7 +41,7 @@ from ..errors import UserInputError, check_canceled
 from ..io import OutputSet
 from ..io import output_folder as run_folder
 from .common import OUTPUT_TYPES
-from .stack import StackReader, collect_layers, require_same_grid, require_stack
+from .stack import StackReader, collect_layers, require_plausible_unit, require_same_grid, require_stack
 from .styles import metric_style
 from .units import DN_MAX, clean_linear, db_to_power, gdal_scale_offset, metric_range, power_to_db, to_dn
 from .vrt import VrtBand, add_band_vrt
@@ -51,11 +53,21 @@ METRIC_CHOICES = Choices(*((name, name) for name in BASIC_METRICS + ("percentile
 DEFAULT_METRICS = ("avg", "max", "min", "median", "std", "cov", "percentiles", "pdiff", "count", "harmonics")
 MIN_DATES_FOR_OUTLIERS = 5
 MIN_DATES_FOR_HARMONICS = 6
-OUTLIER_TRIM_PERCENTILES = (5.0, 95.0)
+#: Default k of the outlier rule |x_dB − median_dB| ≤ k·σ, chosen by measurement on synthetic 30-date
+#: stacks without seasonal cycle, the worst case (``test_outlier_rule_rates`` in tests/test_s1_timescan.py):
+#: k = 6 drops 1e-4 of the clean values of a 20-look stack (0.3 % of the pixels lose one date; none with a
+#: 2 dB seasonal cycle) and 2.4e-4 at 4.4 looks (GRDH), and removes 99 % of +10 dB and −15 dB spikes at
+#: 20 looks (about 40 % at 4.4 looks); k = 2 would drop 6 % of the clean values.
+DEFAULT_OUTLIER_K = 6.0
+#: 1.4826·MAD estimates the standard deviation of normally distributed values.
+MAD_TO_SIGMA = 1.4826
+#: Smallest σ of the outlier rule (dB): a stack of (nearly) equal values keeps ±k·0.1 dB.
+OUTLIER_SIGMA_FLOOR_DB = 0.1
 NO_VALID_DATE = ("No pixel of the stack has a valid date (every value is nodata): check the input unit "
                  "(dB or linear power) and the nodata of the stack.")
 HARMONICS_EMPTY_HINT = (f"No pixel keeps the {MIN_DATES_FOR_HARMONICS} dates the harmonics need after "
-                        "outlier removal: add dates, untick 'Remove outliers' or leave harmonics out.")
+                        "outlier removal: add dates, raise the outlier threshold k, untick 'Remove outliers' "
+                        "or leave harmonics out.")
 
 
 def percentile_name(q: float) -> str:
@@ -133,25 +145,30 @@ def _count_below(sorted_values: np.ndarray, threshold: np.ndarray, inclusive: bo
         return np.count_nonzero(sorted_values < threshold.astype(np.float32), axis=0)
 
 
-def _kept_range(sorted_values, valid_count, remove_outliers, k, cumulative, cumulative_sq):
-    """[first, stop) of the kept dates in each sorted column: the kept set is contiguous in
-    sorted order because both the percentile trim and the k·std trim remove extremes."""
+def _kept_range(sorted_values, valid_count, remove_outliers, k):
+    """[first, stop) of the kept dates in each sorted column (linear power, NaN last).
+
+    Robust outlier rule (pixels with at least :data:`MIN_DATES_FOR_OUTLIERS` valid dates): keep
+    |x_dB − median_dB| ≤ k·σ, σ = max(1.4826·MAD_dB, :data:`OUTLIER_SIGMA_FLOOR_DB`), MAD = the
+    median absolute deviation of the dB values from their median. The kept set is an interval
+    around the median, so it is contiguous in sorted order; a clean stack keeps every date."""
     first = np.zeros(valid_count.shape, dtype=np.int64)
     stop = valid_count.astype(np.int64)
     if not remove_outliers:
         return first, stop
     eligible = valid_count >= MIN_DATES_FOR_OUTLIERS
-    lo = _order_statistic(sorted_values, first, stop, OUTLIER_TRIM_PERCENTILES[0])
-    hi = _order_statistic(sorted_values, first, stop, OUTLIER_TRIM_PERCENTILES[1])
-    trim_first = _count_below(sorted_values, lo, inclusive=False)
-    trim_stop = _count_below(sorted_values, hi, inclusive=True)
-    mean, std = _range_moments(cumulative, cumulative_sq, trim_first, trim_stop)
-    # bounds in float32 like the values they are compared with
-    lower = (mean - k * std).astype(np.float32)
-    upper = (mean + k * std).astype(np.float32)
-    kept_first = np.maximum(trim_first, _count_below(sorted_values, lower, inclusive=False))
-    kept_stop = np.minimum(trim_stop, _count_below(sorted_values, upper, inclusive=True))
-    kept_stop = np.maximum(kept_stop, kept_first)
+    db = power_to_db(sorted_values)  # monotonic: still sorted, NaN last
+    median = _order_statistic(db, first, stop, 50.0)
+    deviation = np.sort(np.abs(db - median), axis=0)  # NaN stays last
+    del db
+    mad = _order_statistic(deviation, first, stop, 50.0)
+    del deviation
+    sigma = np.maximum(np.float32(MAD_TO_SIGMA) * mad, np.float32(OUTLIER_SIGMA_FLOOR_DB))
+    # bounds in linear power, float32 like the values they are compared with
+    lower = db_to_power(median - np.float32(k) * sigma)
+    upper = db_to_power(median + np.float32(k) * sigma)
+    kept_first = _count_below(sorted_values, lower, inclusive=False)
+    kept_stop = np.maximum(_count_below(sorted_values, upper, inclusive=True), kept_first)
     return np.where(eligible, kept_first, first), np.where(eligible, kept_stop, stop)
 
 
@@ -213,7 +230,8 @@ def _harmonics(db_values: np.ndarray, keep: np.ndarray, years: np.ndarray) -> Di
 
 def timescan_block(power: np.ndarray, years: Optional[np.ndarray], metrics: Sequence[str],
                    percentiles: Sequence[float] = (5.0, 95.0), remove_outliers: bool = True,
-                   outlier_k: float = 2.0, db_values: Optional[np.ndarray] = None) -> Dict[str, np.ndarray]:
+                   outlier_k: float = DEFAULT_OUTLIER_K,
+                   db_values: Optional[np.ndarray] = None) -> Dict[str, np.ndarray]:
     """Timescan metrics of a block ``power`` (dates, ...) in linear power, NaN = no data.
 
     Returns ``{metric name: float32 array of shape power.shape[1:]}`` for the names of
@@ -228,7 +246,7 @@ def timescan_block(power: np.ndarray, years: Optional[np.ndarray], metrics: Sequ
     rows = np.sort(original.astype(np.float32, copy=False), axis=0)  # a sorted copy, NaN last
     valid_count = np.count_nonzero(rows == rows, axis=0)
     cumulative, cumulative_sq = _cumulative_sums(rows)
-    first, stop = _kept_range(rows, valid_count, remove_outliers, outlier_k, cumulative, cumulative_sq)
+    first, stop = _kept_range(rows, valid_count, remove_outliers, outlier_k)
     count = stop - first
     mean, std = _range_moments(cumulative, cumulative_sq, first, stop)
     del cumulative, cumulative_sq
@@ -307,7 +325,7 @@ def block_windows(height: int, width: int, block_shape: Tuple[int, int], dates: 
 
 def timescan(inputs: Sequence[str], output_folder: str, metrics: Sequence[str] = DEFAULT_METRICS,
              percentiles: Sequence[float] = (5.0, 95.0), unit: str = "db", remove_outliers: bool = True,
-             outlier_k: float = 2.0, output_dtype: str = "float32", prefix: Optional[str] = None,
+             outlier_k: float = DEFAULT_OUTLIER_K, output_dtype: str = "float32", prefix: Optional[str] = None,
              memory_mb: float = 512.0, workers: int = 2,
              progress: Optional[Callable[[float], None]] = None,
              is_canceled: Optional[Callable[[], bool]] = None) -> Dict[str, object]:
@@ -326,18 +344,12 @@ def timescan(inputs: Sequence[str], output_folder: str, metrics: Sequence[str] =
     polarisation = require_stack(layers)
     grid = require_same_grid(layers)
     names = expand_metrics(metrics, percentiles)
+    require_plausible_unit(layers, unit)
     years = np.array([decimal_year(layer.when) for layer in layers])
     if "harmonics" in metrics and len(layers) < MIN_DATES_FOR_HARMONICS:
         raise UserInputError(
             f"Harmonics need at least {MIN_DATES_FOR_HARMONICS} dates; the stack has {len(layers)}. "
             "Untick harmonics or add dates.")
-    if "harmonics" in metrics and remove_outliers and len(layers) >= MIN_DATES_FOR_OUTLIERS \
-            and len(layers) - 2 < MIN_DATES_FOR_HARMONICS:
-        # the [p5, p95] trim drops at least the lowest and the highest date of every pixel
-        raise UserInputError(
-            f"Harmonics need {MIN_DATES_FOR_HARMONICS} dates per pixel after outlier removal, which drops at least "
-            f"the lowest and highest of the {len(layers)} dates: give at least {MIN_DATES_FOR_HARMONICS + 2} dates, "
-            "untick 'Remove outliers' or untick harmonics.")
     prefix = prefix or polarisation
     integer = output_dtype != "float32"
     with run_folder(output_folder) as folder, OutputSet() as outputs:

@@ -25,7 +25,8 @@ from ..io import output_folder as run_folder
 from .common import (add_date_raster, add_time_series_vrt, check_output_dtype, date_file_names,
                      encode_backscatter, join, time_series_vrt_name)
 from .naming import FROM_FILE_NAMES
-from .stack import Layer, by_polarisation, collect_layers, expand_inputs, require_stack, split_ls_masks, stored_nodata
+from .stack import (Layer, by_polarisation, collect_layers, expand_inputs, require_plausible_unit, require_stack,
+                    split_ls_masks, stored_nodata)
 from .styles import backscatter_style
 from .units import UNITS, clean_linear, db_to_power, power_to_db
 
@@ -88,6 +89,7 @@ def build_time_series(inputs: Sequence[str], output_folder: str, unit: str = "li
     groups = by_polarisation(collect_layers(files, polarisation))
     for layers in groups.values():
         require_stack(layers)
+        require_plausible_unit(layers, unit)
     all_layers = [layer for layers in groups.values() for layer in layers]
     grid = common_grid([layer.path for layer in all_layers] + masks)
     rows = max(1, int(memory_mb * 2 ** 20 / (grid.width * 4 * 3 * len(all_layers))))
@@ -102,9 +104,12 @@ def build_time_series(inputs: Sequence[str], output_folder: str, unit: str = "li
                 for layer, path in zip(layers, final_paths[pol]):
                     writers[id(layer)] = open_writers.enter_context(add_date_raster(
                         outputs, path, grid, layer, pol, to_db, style, EMPTY_HINT, output_dtype))
+            has_data = {id(layer): False for layer in all_layers}
             for done, (start, stop) in enumerate(blocks, start=1):
                 check_canceled(is_canceled)
                 block = {id(layer): _read_linear(reader, layer, unit, start, stop) for layer in all_layers}
+                for key, values in block.items():
+                    has_data[key] = has_data[key] or bool(np.isfinite(values).any())
                 valid = np.logical_and.reduce([np.isfinite(v) for v in block.values()])
                 for mask in masks:
                     layover = reader.read_rows(mask, start, stop, 1, resampling="nearest",
@@ -117,12 +122,26 @@ def build_time_series(inputs: Sequence[str], output_folder: str, unit: str = "li
                     writers[id(layer)].write(encode_backscatter(values, output_dtype), 1, grid.rows(start, stop))
                 if progress:
                     progress(100.0 * done / len(blocks))
+            _require_data(all_layers, has_data, unit)
         for pol, layers in groups.items():
             vrt_path = add_time_series_vrt(outputs, os.path.join(folder, time_series_vrt_name(pol)),
                                            final_paths[pol], layers, grid, output_dtype, style)
             results[pol] = {"paths": final_paths[pol], "vrt": vrt_path, "dates": [layer.label for layer in layers],
                             "style": style}
     return results
+
+
+def _require_data(layers: Sequence[Layer], has_data: Dict[int, bool], unit: str) -> None:
+    """Refuse inputs without a single valid pixel on the common grid (all NaN, nodata or, in linear
+    power, 0), naming them: they would empty every date of the stack."""
+    empty = [layer for layer in layers if not has_data[id(layer)]]
+    if not empty:
+        return
+    names = ", ".join(f"'{os.path.basename(layer.path)}'" for layer in empty[:4]) + (" …" if len(empty) > 4 else "")
+    zero = " or 0 (= nodata in linear power)" if unit == "linear" else ""
+    raise UserInputError(
+        f"{len(empty)} of the {len(layers)} inputs have no valid pixel on the common grid (every value is NaN, "
+        f"nodata{zero}): {names}. Nothing was written. Leave them out, or check their nodata value and unit.")
 
 
 def _read_linear(reader: GridResampler, layer: Layer, unit: str, start: int, stop: int) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Power/dB conversion and integer scaling of backscatter (REFERENCE §9.2, §9.5)."""
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -90,3 +90,27 @@ def from_dn(dn: np.ndarray, scale: float, offset: float) -> np.ndarray:
     out = dn.astype(np.float64) * scale + offset
     out[dn == 0] = np.nan
     return out.astype(np.float32)
+
+
+#: A dB stack whose median is above this is no dB backscatter (DN, amplitude or power ×1000, ...).
+DB_MEDIAN_MAX = 10.0
+
+
+def unit_problem(values: np.ndarray, unit: str, name: str) -> Optional[str]:
+    """Why ``values`` (a sample of one input in its stored unit, NaN = no data) cannot be in ``unit``, or None.
+
+    Linear power is ≥ 0 apart from a few noise-removal negatives, so a median below 0 means dB; dB
+    backscatter lies around −30…+5 dB, so a median above :data:`DB_MEDIAN_MAX` means another quantity."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return None
+    median = float(np.median(finite))
+    if unit == "linear" and median < 0:
+        share = float(np.mean(finite < 0))
+        return (f"'{name}' is declared linear power but {share:.0%} of its values are negative (median "
+                f"{median:.3g}): these look like dB. Set the unit to dB.")
+    if unit == "db" and median > DB_MEDIAN_MAX:
+        return (f"'{name}' is declared dB but its values are mostly above {DB_MEDIAN_MAX:g} (median {median:.4g}), "
+                "which is not dB backscatter (about −30…+5 dB): integer DN need their GDAL scale/offset, amplitude "
+                "or power must be converted; set the unit to linear power if the values are linear power.")
+    return None
