@@ -213,7 +213,8 @@ class S1TimescanAlgorithm(SurfaceMotionAlgorithm):
         "PERCENTILES": "Percentiles (0-100) written with the percentiles metric and used by pdiff, "
                        "comma-separated.",
         "REMOVE_OUTLIERS": "Leave outlying dates out of every metric, per pixel, where at least 5 dates are valid.",
-        "OUTLIER_K": "Threshold k of the outlier rule: dates farther than k robust standard deviations (1.4826·MAD, in dB) from the per-pixel median are dropped.",
+        "OUTLIER_K": "Threshold k of the outlier rule: dates farther than k robust standard deviations "
+                     "(1.4826·MAD, in dB) from the per-pixel median are dropped.",
         "OUTPUT_FOLDER": "Folder of the metric rasters and Timescan.{POL}.vrt.",
     }
 
