@@ -8,7 +8,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
 from ..algorithms import ALGORITHM_CLASSES
-from ..algorithms.base import GROUPS
+from ..algorithms.base import GROUPS, parameter_value_problem
 from .settings import register_settings, unregister_settings
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -141,7 +141,13 @@ class ShippedModel(QgsProcessingModelAlgorithm):
         return filled
 
     def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API name)
-        return super().checkParameterValues(self.with_defaults(parameters), context)
+        """The model's inputs get the plugin's messages (what is allowed) before QGIS's generic ones."""
+        filled = self.with_defaults(parameters)
+        for definition in self.parameterDefinitions():
+            problem = parameter_value_problem(definition, filled.get(definition.name()))
+            if problem:
+                return False, problem
+        return super().checkParameterValues(filled, context)
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
         """Run the model; if it fails, remove what its steps wrote to the model's outputs (files and

@@ -4,7 +4,7 @@ their colour ranges fitted to the data, and the short layer names of the map.
 A style listed in :data:`DATA_RANGES` gets the 2nd-98th percentile of the band it colours as its
 colour range when an output is written (:func:`fitted_style`), symmetric around 0 for signed
 quantities (offsets, strain rates, divergence); the other styles (azimuth, phase, masks) keep the
-fixed range they were made with (tools/make_styles.py). The percentiles come from at most
+fixed range they were made with (make_styles.py in tools). The percentiles come from at most
 :data:`SAMPLE_CELLS` cells of the band (a decimated read of the written file), so memory stays
 bounded on any raster size.
 """
