@@ -102,22 +102,31 @@ class SurfaceMotionAlgorithm(QgsProcessingAlgorithm):
         return super().flags()
 
     def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API name)
-        """Say what is allowed instead of Processing's generic 'Incorrect parameter value for X': a
-        missing mandatory value, a number out of its declared range, an unreadable file."""
-        for definition in self.parameterDefinitions():
-            problem = parameter_value_problem(definition, parameters.get(definition.name()))
-            if problem:
-                return False, problem
-            if isinstance(definition, QgsProcessingParameterFeatureSource):
-                problem = feature_source_problem(definition, parameters.get(definition.name()), context)
-                if problem:
-                    return False, problem
-            if isinstance(definition, (QgsProcessingParameterMultipleLayers, QgsProcessingParameterRasterLayer)):
-                for value in input_values(parameters.get(definition.name())):
-                    problem = unreadable_input_problem(value, context)
-                    if problem:
-                        return False, f"{definition.description()}: {problem}"
+        """Say what is allowed instead of Processing's generic 'Incorrect parameter value for X'."""
+        problem = parameters_problem(self.parameterDefinitions(), parameters, context)
+        if problem:
+            return False, problem
         return super().checkParameterValues(parameters, context)
+
+
+def parameters_problem(definitions, parameters, context) -> Optional[str]:
+    """The first problem of ``parameters`` said in the user's terms, or None: a missing mandatory value,
+    a number out of its declared range, a layer of the wrong type or without CRS, an unreadable file.
+    Used by every algorithm of the plugin and by the shipped models."""
+    for definition in definitions:
+        problem = parameter_value_problem(definition, parameters.get(definition.name()))
+        if problem:
+            return problem
+        if isinstance(definition, QgsProcessingParameterFeatureSource):
+            problem = feature_source_problem(definition, parameters.get(definition.name()), context)
+            if problem:
+                return problem
+        if isinstance(definition, (QgsProcessingParameterMultipleLayers, QgsProcessingParameterRasterLayer)):
+            for value in input_values(parameters.get(definition.name())):
+                problem = unreadable_input_problem(value, context)
+                if problem:
+                    return f"{definition.description()}: {problem}"
+    return None
 
 
 #: Upper bound of every time-separation / duration parameter in days (a century).

@@ -8,7 +8,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
 from ..algorithms import ALGORITHM_CLASSES
-from ..algorithms.base import GROUPS, parameter_value_problem
+from ..algorithms.base import GROUPS, parameters_problem
 from .settings import register_settings, unregister_settings
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -143,10 +143,9 @@ class ShippedModel(QgsProcessingModelAlgorithm):
     def checkParameterValues(self, parameters, context):  # noqa: N802 (QGIS API name)
         """The model's inputs get the plugin's messages (what is allowed) before QGIS's generic ones."""
         filled = self.with_defaults(parameters)
-        for definition in self.parameterDefinitions():
-            problem = parameter_value_problem(definition, filled.get(definition.name()))
-            if problem:
-                return False, problem
+        problem = parameters_problem(self.parameterDefinitions(), filled, context)
+        if problem:
+            return False, problem
         return super().checkParameterValues(filled, context)
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)

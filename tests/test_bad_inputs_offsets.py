@@ -514,6 +514,9 @@ CASES = [
     Case("model-moving-area-points", MODEL, lambda ws: model(ws, MOVING_AREA=point_layer(ws)),
          r"point layer; a polygon layer is needed"),
     Case("model-band-9", MODEL, lambda ws: model(ws, BAND=9), r"band.*between 1 and \d+ \(got 9\)"),
+    Case("model-missing-scene", MODEL, lambda ws: model(ws, SCENES=[*SCENES[:2], ws.input("gone_scene.tif")]),
+         r"gone_scene\.tif.*does not exist"),
+    Case("model-chip-size-zero", MODEL, lambda ws: model(ws, CHIP_SIZE=0), r"Chip size.*between 8 and 512 \(got 0\)"),
 ]
 
 

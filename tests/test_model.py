@@ -59,6 +59,27 @@ def test_inputs_are_listed_in_workflow_order_scenes_first(provider):
         assert [p.parameterName() for p in model.orderedParameters()] == expected  # the designer's order
 
 
+def test_numeric_inputs_have_ranges_within_those_of_the_steps_they_feed(provider):
+    """A model input allows at most what the step it feeds allows (BAND is narrower: 4-band scenes)."""
+    from qgis.core import QgsApplication, QgsProcessingModelChildParameterSource, QgsProcessingParameterNumber
+
+    model = file_model()
+    checked = 0
+    for child in model.childAlgorithms().values():
+        algorithm = QgsApplication.processingRegistry().algorithmById(child.algorithmId())
+        for name, sources in child.parameterSources().items():
+            if sources[0].source() != QgsProcessingModelChildParameterSource.ModelParameter:
+                continue
+            model_input = model.parameterDefinition(sources[0].parameterName())
+            if not isinstance(model_input, QgsProcessingParameterNumber):
+                continue
+            step = algorithm.parameterDefinition(name)
+            assert step.minimum() <= model_input.minimum() and model_input.maximum() <= step.maximum(), name
+            assert model_input.maximum() < 1e300, f"{name} declares no maximum"
+            checked += 1
+    assert checked == 5  # BAND, DT_MIN, CHIP_SIZE, SEARCH_RANGE, STEP
+
+
 def test_unconnected_step_settings_are_the_algorithms_defaults(provider):
     """The model fixes only the steps' inputs it connects (and KEEP_SNOW, MODE, MEDIAN_SHIFT); every
     other setting is a static copy of the algorithm's default, which must not drift from it."""
