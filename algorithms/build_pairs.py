@@ -72,7 +72,7 @@ class BuildPairsAlgorithm(SurfaceMotionAlgorithm):
             "oldest scene against every other).\n"
             "The time separation dt_days is in fractional days from the full UTC timestamps; a pair is kept when "
             "minimum ≤ dt_days ≤ maximum (empty maximum = no limit). Choose the minimum so the expected motion "
-            "exceeds the 1-2 px noise.\n"
+            "exceeds the 1-2 px noise. No pair within the limits is an error that says so.\n"
             "Outputs: a table layer and a CSV with the columns ref, sec (paths), ref_id, sec_id, ref_date, "
             "sec_date (ISO 8601 UTC) and dt_days, and the number of pairs."
         )

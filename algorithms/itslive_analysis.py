@@ -162,7 +162,7 @@ class FluxDivergenceAlgorithm(SurfaceMotionAlgorithm):
             "divergence = dynamic thinning (∂H/∂t = ḃ − ∇·(H v)). " + SIGN_HELP +
             "Centred differences over ±r pixels, r = max(1, round(half length scale / pixel size)).\n"
             "The ice thickness (m, any CRS) is resampled bilinearly onto the velocity grid; its nodata stays "
-            "nodata (never zero). f = the column-mean / surface speed factor (default 1.0; typically 0.8-1.0).\n"
+            "nodata (never zero), negative cells become nodata with a warning. f = the column-mean / surface speed factor (default 1.0; typically 0.8-1.0).\n"
             "The glacier outline (polygons in any CRS, or the notebooks' CSV of outline vertices in the "
             "velocity CRS) limits the output; without one the whole grid is kept.\n"
             "Output float32 GeoTIFF, NaN nodata: band 1 flux divergence (m/yr), 2 thickness on the velocity "

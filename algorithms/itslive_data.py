@@ -47,10 +47,11 @@ DEFAULT_VARIABLES = [VARIABLES.index("vx"), VARIABLES.index("vy")]
 
 SERVICE_HELP = (
     "Cubes are found with the ITS_LIVE STAC API (collection itslive-cubes) and, if that fails, with the legacy "
-    "catalogue JSON; both URLs default to the provider settings (Processing → Options → Providers), so mirrors "
-    "work. The HTTP timeout (s) applies to each request. ")
+    "catalogue JSON; both URLs default to the provider settings (Processing → Options → Providers). "
+    "The HTTP timeout (s) applies to each request. ")
 FILTER_HELP = (
-    "Layers are kept when start date ≤ mid_date, mid_date is before the end date, roi_valid_percentage ≥ the "
+    "Layers are kept when start date ≤ mid_date, mid_date is before the end date (default: 1985-01-01 to "
+    "tomorrow), roi_valid_percentage ≥ the "
     "minimum (%), the minimum ≤ date_dt ≤ the maximum (days; empty = no limit) and the mission is one of those "
     "chosen (Sentinel-1, Sentinel-2, Landsat 4-9; none chosen = all). Each cube is read in its own EPSG; "
     "velocities are m/yr along the cube's x/y axes (not east/north in polar stereographic). ")
