@@ -72,7 +72,7 @@ bench: deps
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(BUILD) $(VENV) $(SARSEN_VENV) demo_output
+	rm -rf $(BUILD) $(VENV) $(SARSEN_VENV) demo_output dist
 
 # Optional sarsen engine for surfacemotion:s1grdtoard (Sentinel-1 GRD -> GTC/RTC without SNAP).
 # sarsen needs numpy>=1.26, pandas>=2.2, scipy>=1.13 (newer than Debian's), so it gets its own
