@@ -15,6 +15,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import pandas as pd
 
+from ..dependencies import INSTALL_ACTION
 from ..errors import Cancelled, UserInputError, check_canceled
 from ..io import is_complete_raster, output_folder
 from .correlate import DEFAULT_SUBPIXEL, CorrelationSummary, correlate_files
@@ -208,7 +209,7 @@ def _run_on_dask(jobs, settings: dict, scheduler: str, record, progress, is_canc
     except ImportError as exc:
         raise UserInputError(
             "Running pairs on a Dask cluster needs dask.distributed: install python3-distributed "
-            "(Debian/Ubuntu) or `pip install distributed`.") from exc
+            f"(Debian/Ubuntu), or run {INSTALL_ACTION} in QGIS, which installs it into this profile.") from exc
     try:
         client = Client(scheduler, timeout="10s", set_as_default=False)
     except Exception as exc:  # OSError/TimeoutError from the comm layer
