@@ -49,7 +49,7 @@ plugin:
 	@ln -sfn $(CURDIR) $(PLUGIN_DIR)/surface_motion
 
 test: deps
-	SM_REQUIRE_NUMBA=1 QGIS_PLUGINPATH=$(PLUGIN_DIR) $(PY) -m pytest -p no:cacheprovider tests
+	SM_MAKE_TEST=1 QGIS_PLUGINPATH=$(PLUGIN_DIR) $(PY) -m pytest -p no:cacheprovider tests
 
 demo: deps
 	QGIS_PLUGINPATH=$(PLUGIN_DIR) $(PY) tools/demo.py --plugin-path $(PLUGIN_DIR) --out $(CURDIR)/demo_output

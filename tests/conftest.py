@@ -80,14 +80,26 @@ def sample_scenes():
     return scenes
 
 
+def skip_unless_installed(what: str, how: str) -> None:
+    """Skip a test whose optional tool is missing; under ``make test`` (SM_MAKE_TEST=1), whose ``make
+    deps`` installs every such tool, a missing one fails instead: a skip there would hide a broken
+    install step."""
+    if os.environ.get("SM_MAKE_TEST") == "1":
+        pytest.fail(f"{what} is missing although `make deps` installs it ({how}): check the install step")
+    pytest.skip(f"{what} is not installed ({how})")
+
+
 def require_numba():
-    """Skip a test comparing a compiled kernel with its numpy fallback where numba is not
-    installed (the fallbacks run in every other test); ``make test`` sets SM_REQUIRE_NUMBA=1
-    because ``make deps`` installs python3-numba, so there a missing numba fails instead of
-    skipping."""
+    """Skip a test comparing a compiled kernel with its numpy fallback where numba is not installed
+    (the fallbacks run in every other test); fails under ``make test``."""
     try:
         importlib.import_module("numba")
     except ImportError:
-        if os.environ.get("SM_REQUIRE_NUMBA") == "1":
-            pytest.fail("numba is missing although `make deps` installs python3-numba: check the install step")
-        pytest.skip("numba not installed: nothing compiled to compare with the numpy fallback")
+        skip_unless_installed("numba", "python3-numba")
+
+
+def require_programs(*programs: str) -> None:
+    """Skip (fail under ``make test``) unless every program is on PATH."""
+    missing = [name for name in programs if shutil.which(name) is None]
+    if missing:
+        skip_unless_installed(", ".join(missing), "make system-deps installs the Debian packages")

@@ -16,7 +16,7 @@ import subprocess
 import textwrap
 
 import pytest
-from conftest import REPO, SAMPLE_DIR
+from conftest import REPO, SAMPLE_DIR, require_programs
 
 MODEL_ID = "surfacemotion:planetscopel3bvelocity"
 SCENES = sorted(glob.glob(os.path.join(SAMPLE_DIR, "*_3B_AnalyticMS_SR_clip.tif")))
@@ -131,9 +131,8 @@ def save_screenshot(path: str, name: str) -> str:
     return copy
 
 
-@pytest.mark.skipif(shutil.which("xvfb-run") is None or shutil.which("qgis") is None,
-                    reason="needs the QGIS desktop and xvfb-run (make system-deps installs both)")
 def test_the_model_in_the_real_desktop(qgis_process_env, tmp_path):
+    require_programs("xvfb-run", "qgis")
     out = tmp_path / "desktop"
     out.mkdir()
     (out / "parameters.json").write_text(json.dumps({"SCENES": SCENES, "velocity:VELOCITY_FOLDER": str(out / "v")}))
