@@ -640,13 +640,13 @@ def test_out_of_range_numbers_say_what_is_allowed(provider):
 
 
 def test_every_numeric_parameter_declares_its_range(provider):
-    """Every number parameter of the offset and ITS_LIVE algorithms has a finite minimum and maximum."""
+    """Every number parameter of every algorithm and shipped model has a finite minimum and maximum."""
     from qgis.core import QgsProcessingParameterNumber
 
-    names = ("extractband", "buildpairs", "correlatepair", "correlatepairs", "polyfit", "velocity", "strainrates",
-             "fluxdivergence", "trackparticles", "itslivefindcubes", "itslivedownload", "itslivepointseries")
-    unbounded = [f"{name}:{definition.name()}" for name in names
-                 for definition in provider.algorithm(name).parameterDefinitions()
+    algorithms = provider.algorithms()
+    assert len(algorithms) == 19
+    unbounded = [f"{algorithm.name()}:{definition.name()}" for algorithm in algorithms
+                 for definition in algorithm.parameterDefinitions()
                  if isinstance(definition, QgsProcessingParameterNumber)
                  and max(abs(definition.minimum()), abs(definition.maximum())) > 1e300]
     assert unbounded == []
