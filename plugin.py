@@ -67,7 +67,8 @@ class SurfaceMotionPlugin:
             return
         bar = self.iface.messageBar()
         names = " and ".join(dependencies.requirement_name(requirement) for requirement in missing)
-        item = bar.createMessage(MENU, f"The ITS_LIVE cube search needs {names}, not installed.")
+        item = bar.createMessage(MENU, f"The ITS_LIVE STAC cube search needs {names}, not installed (until "
+                                       "then cubes are found in the legacy catalogue).")
         button = QPushButton("Install…")
         button.clicked.connect(lambda: (bar.popWidget(item), self.open_installer()))
         item.layout().addWidget(button)

@@ -348,7 +348,8 @@ def test_menu_action_installs_in_the_real_desktop(tmp_path, mode):
     report = json.loads(report_path.read_text())
     folder = str(config / "profiles" / "default" / "python" / "dependencies")
     assert "Install Python dependencies…" in report["menu"]
-    notice = "The ITS_LIVE cube search needs pystac-client and pystac, not installed."
+    notice = ("The ITS_LIVE STAC cube search needs pystac-client and pystac, not installed (until then cubes are "
+              "found in the legacy catalogue).")
     if mode == "nothing":
         assert notice not in report["bar"] and report["dialog"] is False and not os.path.exists(folder)
         return
