@@ -1,0 +1,1 @@
+"""PlanetScope catalogue, perspective groups and orders (the ``planet`` SDK, imported lazily)."""
