@@ -4,6 +4,7 @@ from .correlate import CorrelatePairAlgorithm, CorrelatePairsAlgorithm
 from .extract_band import ExtractBandAlgorithm
 from .itslive_analysis import FluxDivergenceAlgorithm, StrainRatesAlgorithm, TrackParticlesAlgorithm
 from .itslive_data import ItsLiveDownloadAlgorithm, ItsLiveFindCubesAlgorithm, ItsLivePointSeriesAlgorithm
+from .planet_order import PlanetOrderAlgorithm
 from .postprocess import PolyfitAlgorithm, VelocityAlgorithm
 from .sentinel1 import (S1AnimationAlgorithm, S1GrdToArdAlgorithm, S1MosaicAlgorithm, S1MtSpeckleAlgorithm,
                         S1TimescanAlgorithm, S1TimeSeriesAlgorithm)
@@ -19,4 +20,5 @@ ALGORITHM_CLASSES = (
     ItsLiveFindCubesAlgorithm, ItsLiveDownloadAlgorithm, ItsLivePointSeriesAlgorithm,
     S1TimeSeriesAlgorithm, S1MtSpeckleAlgorithm, S1TimescanAlgorithm, S1AnimationAlgorithm, S1MosaicAlgorithm,
     S1GrdToArdAlgorithm,
+    PlanetOrderAlgorithm,
 )

@@ -64,7 +64,7 @@ def parse_ids(text_or_ids) -> List[str]:
         parts = [str(part) for part in text_or_ids]
     ids = list(dict.fromkeys(part.strip() for part in parts if part and part.strip()))
     if not ids:
-        raise UserInputError("No scene to order: select footprints of the 'Footprints' layer (or give "
+        raise UserInputError("No scene to order: select features of 'Footprints (selected features)' (or give "
                              "'Item ids', comma-separated, e.g. 20210718_151502_62_2455).")
     wrong = [item for item in ids if not ID_PATTERN.match(item)]
     if wrong:
@@ -97,14 +97,40 @@ def order_request(ids: Sequence[str], bundle: str, aoi: Optional[dict], name: st
 # --------------------------------------------------------------------------- quota
 
 
+#: Longest step (degrees) between two vertices of a lon/lat edge before it is projected: a straight
+#: edge in lon/lat is a curve in the equal-area projection.
+DENSIFY_DEGREES = 0.002
+
+
+def densified(geometry: dict, step: float = DENSIFY_DEGREES):
+    """A (Multi)Polygon GeoJSON as a shapely geometry whose edges have vertices at most ``step`` degrees apart."""
+    from shapely.geometry import MultiPolygon, Polygon, shape
+
+    def ring(coordinates):
+        points = []
+        for (x0, y0), (x1, y1) in zip(coordinates[:-1], coordinates[1:]):
+            count = max(1, int(max(abs(x1 - x0), abs(y1 - y0)) / step) + 1)
+            points += [(x0 + (x1 - x0) * k / count, y0 + (y1 - y0) * k / count) for k in range(count)]
+        return points + [tuple(coordinates[-1])]
+
+    def polygon(part):
+        return Polygon(ring(list(part.exterior.coords)), [ring(list(hole.coords)) for hole in part.interiors])
+
+    shaped = shape(geometry)
+    parts = list(shaped.geoms) if hasattr(shaped, "geoms") else [shaped]
+    if not all(isinstance(part, Polygon) for part in parts):
+        raise UserInputError(f"A footprint or area of interest is a {shaped.geom_type}, not a polygon.")
+    return polygon(parts[0]) if len(parts) == 1 and isinstance(shaped, Polygon) else \
+        MultiPolygon([polygon(part) for part in parts])
+
+
 def _equal_area(geometries: Sequence[dict]):
-    """The shapely geometries in a Lambert azimuthal equal-area projection centred on their union."""
-    from shapely.geometry import shape
+    """The shapely geometries (densified) in a Lambert azimuthal equal-area projection centred on their union."""
     from shapely.ops import transform, unary_union
 
     from ..itslive.cubes import transformer
 
-    shapes = [shape(geometry) for geometry in geometries]
+    shapes = [densified(geometry) for geometry in geometries]
     center = unary_union(shapes).centroid
     laea = transformer(4326, f"+proj=laea +lat_0={center.y} +lon_0={center.x} +datum=WGS84 +units=m +no_defs")
     return [transform(lambda xs, ys, zs=None: laea.transform(xs, ys), one) for one in shapes]
@@ -488,7 +514,7 @@ def run_order(client, ids: Sequence[str], bundle: str, aoi: Optional[dict], fold
     try:
         order = wait_for_order(client, order_id, poll_seconds, lambda p: progress(5.0 + 0.45 * p), is_canceled,
                                log, scrub)
-    except Cancelled:
+    except Cancelled:  # noqa: B014 - the order is cancelled at Planet while it is still queued
         if cancel_order(client, order_id, scrub):
             _remove_order_file(folder)
             raise Cancelled(f"Cancelled by the user: Planet order {order_id} was cancelled, nothing was "
@@ -500,8 +526,12 @@ def run_order(client, ids: Sequence[str], bundle: str, aoi: Optional[dict], fold
     problem = state_problem(delivery, folder)
     if problem:
         raise UserInputError(problem)
-    report = download_delivery(client, delivery, folder, lambda p: progress(50.0 + 0.5 * p), is_canceled,
-                               log, scrub)
+    try:
+        report = download_delivery(client, delivery, folder, lambda p: progress(50.0 + 0.5 * p), is_canceled,
+                                   log, scrub)
+    except Cancelled:
+        raise Cancelled(f"Cancelled by the user: the files of order {order_id} downloaded so far are complete and "
+                        "kept; run again with the same output folder to download the rest.") from None
     message = partial_message(delivery)
     if message:
         warn(message)
