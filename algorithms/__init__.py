@@ -3,6 +3,7 @@ from .build_pairs import BuildPairsAlgorithm
 from .correlate import CorrelatePairAlgorithm, CorrelatePairsAlgorithm
 from .extract_band import ExtractBandAlgorithm
 from .itslive_analysis import FluxDivergenceAlgorithm, StrainRatesAlgorithm, TrackParticlesAlgorithm
+from .planet import PlanetSearchAlgorithm
 from .itslive_data import ItsLiveDownloadAlgorithm, ItsLiveFindCubesAlgorithm, ItsLivePointSeriesAlgorithm
 from .planet_order import PlanetOrderAlgorithm
 from .postprocess import PolyfitAlgorithm, VelocityAlgorithm
@@ -10,6 +11,7 @@ from .sentinel1 import (S1AnimationAlgorithm, S1GrdToArdAlgorithm, S1MosaicAlgor
                         S1TimescanAlgorithm, S1TimeSeriesAlgorithm)
 
 ALGORITHM_CLASSES = (
+    PlanetSearchAlgorithm,
     ExtractBandAlgorithm,
     BuildPairsAlgorithm,
     CorrelatePairAlgorithm,

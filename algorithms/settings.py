@@ -25,6 +25,11 @@ SETTINGS = [
     ("SURFACEMOTION_DEPENDENCIES_AT_STARTUP",
      "Missing Python packages (requirements.txt) at QGIS start-up", STARTUP_CHOICES[0],
      {"valuetype": "SELECTION", "options": STARTUP_CHOICES}),
+    # Planet: a setting is stored as plain text in QGIS's settings file; the 'Planet API key' parameter
+    # (a QGIS authentication configuration, encrypted by the master password) is preferred.
+    ("SURFACEMOTION_PLANET_API_KEY",
+     "Planet API key (plain text: prefer a QGIS authentication configuration; empty: PL_API_KEY)", ""),
+    ("SURFACEMOTION_PLANET_URL", "Planet API base URL", "https://api.planet.com"),
 ]
 DEFAULTS = {entry[0]: entry[2] for entry in SETTINGS}
 

@@ -58,7 +58,7 @@ OPTIONAL: Dict[str, Tuple[str, Optional[str]]] = {
     "distributed": ("distributed", "python3-distributed"),
 }
 #: Import name of each requirements.txt distribution (for the messages).
-PIP_ONLY = {"pystac_client": "pystac-client", "pystac": "pystac"}
+PIP_ONLY = {"pystac_client": "pystac-client", "pystac": "pystac", "planet": "planet", "httpx": "httpx"}
 
 _PEP440 = re.compile(r"^\d+(\.\d+)*((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?$")
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
