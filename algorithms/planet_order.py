@@ -108,6 +108,7 @@ class PlanetOrderAlgorithm(SurfaceMotionAlgorithm):
         folder = self.parameterAsString(parameters, self.OUTPUT_FOLDER, context)
         key, source = planet_api_key(self, parameters, context)
         scrub = lambda text: redact(text, key)  # noqa: E731
+        base_url = planet_base_url()
         resumable = os.path.isfile(os.path.join(folder, ORDER_FILE))
         result = None
 
@@ -118,7 +119,7 @@ class PlanetOrderAlgorithm(SurfaceMotionAlgorithm):
                 raise QgsProcessingException(scrub(str(exc))) from None
 
         def order_into(target):
-            with open_planet(key, planet_base_url(), qgis_proxy(), is_canceled=feedback.isCanceled,
+            with open_planet(key, base_url, qgis_proxy(base_url), is_canceled=feedback.isCanceled,
                              key_source=source) as client:
                 return run_order(client, ids, bundle, aoi, target, confirm, footprints, poll_seconds=poll_seconds(),
                                  progress=feedback.setProgress, is_canceled=feedback.isCanceled,

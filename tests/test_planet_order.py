@@ -29,6 +29,8 @@ def orders_server():
 @pytest.fixture
 def server(orders_server, monkeypatch, provider):
     """The loopback server, reset, as the plugin's Planet URL; the key in PL_API_KEY; fast polls."""
+    from processing.core.ProcessingConfig import ProcessingConfig
+
     from surface_motion.core.planet.client import preset_bundle_spec
 
     server = orders_server
@@ -40,22 +42,11 @@ def server(orders_server, monkeypatch, provider):
     del server.log[:]
     preset_bundle_spec()
     monkeypatch.setenv("PL_API_KEY", API_KEY)
-    monkeypatch.setenv("SM_PLANET_URL", server.url)
     monkeypatch.setenv("SURFACEMOTION_PLANET_POLL_SECONDS", "0.05")
-    use_planet_url(server.url, monkeypatch)
-    return server
-
-
-def use_planet_url(url: str, monkeypatch) -> None:
-    """Point the plugin's Planet URL setting at ``url`` for this test."""
-    from processing.core.ProcessingConfig import ProcessingConfig
-
-    from surface_motion.algorithms import settings
-
-    if "SURFACEMOTION_PLANET_URL" in settings.DEFAULTS:
-        monkeypatch.setitem(settings.DEFAULTS, "SURFACEMOTION_PLANET_URL", url)
-        if ProcessingConfig.getSetting("SURFACEMOTION_PLANET_URL") not in (None, ""):
-            ProcessingConfig.setSettingValue("SURFACEMOTION_PLANET_URL", url)
+    ProcessingConfig.setSettingValue("SURFACEMOTION_PLANET_URL", server.url)
+    ProcessingConfig.setSettingValue("SURFACEMOTION_PLANET_API_KEY", "")
+    yield server
+    ProcessingConfig.setSettingValue("SURFACEMOTION_PLANET_URL", "https://api.planet.com")
 
 
 def ids_of(server, count=2, start=0):
