@@ -46,7 +46,7 @@ class PlanetOrderAlgorithm(SurfaceMotionAlgorithm):
     group_id = "planet"
     OUTPUT_FOLDER = "OUTPUT_FOLDER"
     PARAMETER_HELP = {
-        "FOOTPRINTS": "The footprints layer of 'Search the Planet catalogue' (field id); tick 'Selected features "
+        "FOOTPRINTS": "The footprints layer of 'Search the PlanetScope catalogue' (field id); tick 'Selected features "
                       "only' to order the selected scenes. Their footprints give the quota estimate.",
         "IDS": "Item ids to order, comma-separated (e.g. 20210718_151502_62_2455), instead of or in addition to "
                "the footprints; their footprints are looked up in the Data API.",

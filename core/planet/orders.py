@@ -158,9 +158,18 @@ def item_footprints(client, ids: Sequence[str], known: Dict[str, dict], scrub=st
         if item in known and known[item]:
             footprints[item] = known[item]
             continue
-        footprints[item] = _call(lambda: client.data.get_item(ITEM_TYPE, item), scrub,
-                                 f"Looking up scene {item}")["geometry"]
+        footprints[item] = _call(lambda: _get_item(client, item), scrub, f"Looking up scene {item}")["geometry"]
     return footprints
+
+
+def _get_item(client, item: str) -> dict:
+    from planet import exceptions
+
+    try:
+        return client.data.get_item(ITEM_TYPE, item)
+    except exceptions.MissingResource:
+        raise UserInputError(f"Scene {item} is not in the Planet catalogue (or not visible to this API key): check "
+                             "the id, e.g. with 'Search the PlanetScope catalogue'.") from None
 
 
 # --------------------------------------------------------------------------- the order file
