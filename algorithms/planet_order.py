@@ -25,7 +25,8 @@ from ..core.planet.orders import BUNDLES, ORDER_FILE, is_clipped, run_order
 from ..core.planet.schema import FIELD_NAMES
 from .base import (SurfaceMotionAlgorithm, core_errors_as_processing_errors, enum_parameter, enum_value,
                    output_folder_for, polygons_in_crs, require_geometry)
-from .planet import add_api_key_parameter, planet_api_key, planet_base_url, qgis_proxy
+from .planet import (API_KEY_HELP, API_KEY_PARAMETER, add_api_key_parameter, planet_api_key, planet_base_url,
+                     qgis_proxy)
 
 WGS84 = "EPSG:4326"
 #: Seconds between two order polls; SURFACEMOTION_PLANET_POLL_SECONDS overrides it (tests, debugging).
@@ -46,8 +47,9 @@ class PlanetOrderAlgorithm(SurfaceMotionAlgorithm):
     group_id = "planet"
     OUTPUT_FOLDER = "OUTPUT_FOLDER"
     PARAMETER_HELP = {
-        "FOOTPRINTS": "The footprints layer of 'Search the PlanetScope catalogue' (field id); tick 'Selected features "
-                      "only' to order the selected scenes. Their footprints give the quota estimate.",
+        API_KEY_PARAMETER: API_KEY_HELP,
+        "FOOTPRINTS": "The footprints layer of 'Search the PlanetScope catalogue' (field id); tick 'Selected "
+                      "features only' to order the selected scenes. Their footprints give the quota estimate.",
         "IDS": "Item ids to order, comma-separated (e.g. 20210718_151502_62_2455), instead of or in addition to "
                "the footprints; their footprints are looked up in the Data API.",
         "BUNDLE": "analytic_sr_udm2 / analytic_8b_sr_udm2: L3B surface reflectance clipped to the area of "
@@ -75,7 +77,7 @@ class PlanetOrderAlgorithm(SurfaceMotionAlgorithm):
             "Quota: the estimate in km² (footprint ∩ area of interest for clipped bundles, whole footprints "
             "otherwise, computed in an equal-area projection) is reported first. Nothing is ordered unless "
             "'Place the order (uses quota)' is ticked; an order cannot be undone once Planet processes it.\n"
-            "The order is polled every 10 s (progress; cancel stops within about a second and cancels a "
+            "The order is polled every 10 s for up to 2 days (progress; cancel stops within about a second and cancels a "
             "still queued order). Every file is checked against the MD5 of Planet's manifest before it gets "
             "its name; a file already there with the right MD5 is not downloaded again. The order id is kept "
             "in planet_order.json: running again with the same output folder resumes the order instead of "
