@@ -77,6 +77,7 @@ class PlanetOrdersServer(PlanetServer):
         self.orders = {}
         self.files = {}  # (order id, path) -> bytes
         self.lifecycle = "success"
+        self.zip_delivery = False  # True: one zip per item (Planet's archive delivery) instead of single files
         self.corrupted = set()
         self.truncations = {}  # file name -> remaining count
         self.by_id = {item["id"]: item for item in self.items}
@@ -117,12 +118,7 @@ class PlanetOrdersServer(PlanetServer):
         for seed, item_id in enumerate(ids):
             if item_id not in delivered:
                 continue
-            for suffix, kind in BUNDLE_FILES[bundle]:
-                path = f"PSScene/{item_id}{suffix}"
-                key = (order["id"], path)
-                if key not in self.files:
-                    self.files[key] = file_bytes(item_id, suffix, kind, seed)
-                content = self.files[key]
+            for path, content in self._item_files(order["id"], item_id, bundle, seed):
                 manifest.append({"path": path, "size": len(content), "media_type": "image/tiff",
                                  "digests": {"md5": hashlib.md5(content).hexdigest(),
                                              "sha256": hashlib.sha256(content).hexdigest()},
@@ -131,6 +127,29 @@ class PlanetOrdersServer(PlanetServer):
         self.files[(order["id"], "manifest.json")] = json.dumps({"name": order["name"], "files": manifest}).encode()
         results.append(self._result(order["id"], "manifest.json"))
         return results
+
+    def _item_files(self, order_id: str, item_id: str, bundle: str, seed: int) -> list:
+        """(path, bytes) delivered for one item: its files, or one zip of them."""
+        files = []
+        for suffix, kind in BUNDLE_FILES[bundle]:
+            key = (order_id, f"PSScene/{item_id}{suffix}")
+            if key not in self.files:
+                self.files[key] = file_bytes(item_id, suffix, kind, seed)
+            files.append((key[1], self.files[key]))
+        if not self.zip_delivery:
+            return files
+        import io
+        import zipfile
+
+        key = (order_id, f"{item_id}_psscene_{bundle}.zip")
+        if key not in self.files:
+            buffer = io.BytesIO()
+            with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+                for path, content in files:
+                    archive.writestr(f"files/{path}", content)
+                archive.writestr("manifest.json", b"{}")
+            self.files[key] = buffer.getvalue()
+        return [(key[1], self.files[key])]
 
     def _result(self, order_id: str, path: str) -> dict:
         return {"name": f"{order_id}/{path}", "location": f"{self.url}/download/{order_id}/{path}?token=t0k",

@@ -35,6 +35,7 @@ def server(orders_server, monkeypatch, provider):
 
     server = orders_server
     server.lifecycle = "success"
+    server.zip_delivery = False
     server.faults.clear()
     server.stalls.clear()
     server.corrupted.clear()
@@ -229,6 +230,26 @@ def test_a_rerun_resumes_the_recorded_order_and_fetches_exactly_the_files_that_d
     fetched = sorted(os.path.basename(entry["path"]) for entry in server.downloads())
     assert fetched == sorted([damaged, missing, "manifest.json"])
     assert all(md5(os.path.join(out, name)) == value for name, value in manifest_md5(out).items())
+
+
+def test_zip_deliveries_are_verified_unpacked_next_to_each_other_and_skipped_on_resume(server, run_algorithm,
+                                                                                      tmp_path):
+    server.zip_delivery = True
+    out = str(tmp_path / "order")
+    ids = ids_of(server, 2)
+    results, _, _ = run_algorithm("surfacemotion:planetorder", order_parameters(tmp_path, ids, out))
+    assert sorted(results["SCENES"]) == sorted(os.path.join(out, f"{i}_3B_AnalyticMS_SR_clip.tif") for i in ids)
+    order_id = results["ORDER_ID"]
+    for item in ids:  # the members are the bytes Planet put in the zip
+        for suffix in ("_3B_AnalyticMS_SR_clip.tif", "_3B_udm2_clip.tif"):
+            with open(os.path.join(out, item + suffix), "rb") as handle:
+                assert handle.read() == server.files[(order_id, f"PSScene/{item}{suffix}")]
+    assert sorted(manifest_md5(out)) == sorted(f"{i}_psscene_analytic_sr_udm2.zip" for i in ids)
+    os.remove(os.path.join(out, f"{ids[0]}_3B_udm2_clip.tif"))
+    del server.log[:]
+    run_algorithm("surfacemotion:planetorder", order_parameters(tmp_path, ids, out))
+    assert [os.path.basename(entry["path"]) for entry in server.downloads()] == ["manifest.json"]
+    assert os.path.isfile(os.path.join(out, f"{ids[0]}_3B_udm2_clip.tif"))  # unpacked again from the kept zip
 
 
 def test_a_folder_holding_another_order_is_refused(server, run_algorithm, tmp_path):

@@ -30,7 +30,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..choices import Choices
 from ..errors import Cancelled, UserInputError, check_canceled
-from ..io.files import AtomicFile, write_text
+from ..io.files import atomic_file, write_text
 
 #: Order bundles of PSScene (the choice list of ``planetorder``): value, label.
 BUNDLES = Choices(
@@ -363,8 +363,8 @@ def fetch_verified(client, location: str, path: str, md5: Optional[str], size: i
             raise UserInputError(f"The download of {name} does not match its MD5 checksum in Planet's manifest: "
                                  "the file was corrupted on the way and was not kept. Run again to fetch it anew.")
 
-    with AtomicFile(path, verify=verify, needed_bytes=size) as atomic:
-        folder, tmp_name = os.path.split(atomic.tmp)
+    with atomic_file(path, verify=verify, needed_bytes=size) as tmp:
+        folder, tmp_name = os.path.split(tmp)
         _call(lambda: client.orders.download_asset(location, filename=tmp_name, directory=folder, overwrite=True,
                                                    progress_bar=False),
               scrub, f"Downloading {what or name}")
@@ -449,8 +449,8 @@ def unpack(archive: str, folder: str, is_canceled=None) -> List[str]:
                 if os.path.isfile(target) and os.path.getsize(target) == member.file_size and \
                         _crc_of(target) == member.CRC:
                     continue
-                with AtomicFile(target, needed_bytes=member.file_size) as atomic:
-                    with bundle.open(member) as source, open(atomic.tmp, "wb") as out:
+                with atomic_file(target, needed_bytes=member.file_size) as tmp:
+                    with bundle.open(member) as source, open(tmp, "wb") as out:
                         for chunk in iter(lambda: source.read(_CHUNK), b""):
                             out.write(chunk)
     except zipfile.BadZipFile as exc:
