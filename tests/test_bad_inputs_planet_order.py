@@ -76,7 +76,8 @@ CASES = [
          r"is not an order file of this plugin", allowed_leftovers=ORDER_FILE_LEFT),
     Case("planetorder-unknown-scene", "planetorder", lambda ws: base(ws, IDS="20000101_000000_0000"),
          r"Scene 20000101_000000_0000 is not in the Planet catalogue"),
-    Case("planetorder-bundle-index", "planetorder", lambda ws: base(ws, BUNDLE=7), r"Incorrect parameter value for BUNDLE"),
+    Case("planetorder-bundle-index", "planetorder", lambda ws: base(ws, BUNDLE=7),
+         r"Incorrect parameter value for BUNDLE"),
 ]
 
 
