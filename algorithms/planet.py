@@ -239,8 +239,8 @@ class PlanetSearchAlgorithm(SurfaceMotionAlgorithm):
         aoi = aoi_lonlat(self, parameters, context)
         start = date_parameter(self, parameters, "START_DATE", context)
         end = date_parameter(self, parameters, "END_DATE", context)
-        instruments = [INSTRUMENTS[i] for i in self.parameterAsEnums(parameters, "INSTRUMENTS", context)]
-        stages = [PUBLISHING_STAGES[i] for i in self.parameterAsEnums(parameters, "PUBLISHING_STAGES", context)]
+        instruments = self.chosen(parameters, "INSTRUMENTS", context, INSTRUMENTS)
+        stages = self.chosen(parameters, "PUBLISHING_STAGES", context, PUBLISHING_STAGES)
         number = lambda name: self.parameterAsDouble(parameters, name, context)  # noqa: E731
         quality = QUALITY_CHOICES[self.parameterAsEnum(parameters, "QUALITY", context)][0]
         request = SearchRequest(
@@ -253,6 +253,18 @@ class PlanetSearchAlgorithm(SurfaceMotionAlgorithm):
         with core_errors_as_processing_errors():
             request.validate()
         return request
+
+    def chosen(self, parameters, name: str, context, options) -> list:
+        """The options chosen in a multiple enum parameter: its default when not given (parameterAsEnums
+        would answer [0]), none when explicitly empty."""
+        value = parameters.get(name)
+        if value is None:
+            default = self.parameterDefinition(name).defaultValue()
+            return [options[int(i)] for i in (default if isinstance(default, (list, tuple)) else
+                                               [] if default in (None, "") else [default])]
+        if value in ("", []):
+            return []
+        return [options[i] for i in self.parameterAsEnums(parameters, name, context)]
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)
         request = self.search_request(parameters, context)
