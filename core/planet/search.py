@@ -16,15 +16,22 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..choices import Choices
 from ..errors import UserInputError, check_canceled
 from .schema import FIELD_NAMES
 from .view_angle import DEFAULT_SCAN_LINE_AZIMUTH, true_view_angle
 
 ITEM_TYPE = "PSScene"
 #: PlanetScope instruments: Dove Classic, Dove-R, SuperDove.
-INSTRUMENTS = ("PS2", "PS2.SD", "PSB.SD")
-QUALITY_CATEGORIES = ("standard", "test")
-PUBLISHING_STAGES = ("preview", "standard", "finalized")
+INSTRUMENTS = Choices(("PS2", "PS2 (Dove Classic)"), ("PS2.SD", "PS2.SD (Dove-R)"), ("PSB.SD", "PSB.SD (SuperDove)"))
+#: Planet's publishing stages of an item, earliest first.
+PUBLISHING_STAGES = Choices(("preview", "preview"), ("standard", "standard"), ("finalized", "finalized"))
+#: Quality categories kept: standard only, or standard and test (empty tuple = any).
+QUALITY = Choices(("standard", "Standard only"), ("any", "Standard and test"))
+#: Ground control: either, with only, without only (SearchRequest.ground_control None / True / False).
+GROUND_CONTROL = Choices(("either", "Either"), ("with", "With ground control only"),
+                         ("without", "Without ground control only"))
+GROUND_CONTROL_VALUES = {"either": None, "with": True, "without": False}
 
 
 @dataclass
@@ -38,7 +45,7 @@ class SearchRequest:
     aoi: dict
     start: dt.datetime
     end: dt.datetime
-    instruments: Sequence[str] = INSTRUMENTS
+    instruments: Sequence[str] = tuple(INSTRUMENTS)
     max_cloud_cover: float = 100.0
     min_clear_percent: float = 0.0
     view_angle_range: Tuple[float, float] = (0.0, 30.0)
@@ -161,7 +168,8 @@ def densified(geometry: dict, step: float = DENSIFY_STEP):
 
     geom = shape(geometry).buffer(0)
     polygons = list(geom.geoms) if isinstance(geom, MultiPolygon) else [geom]
-    parts = [Polygon(ring(p.exterior.coords), [ring(i.coords) for i in p.interiors]) for p in polygons if not p.is_empty]
+    parts = [Polygon(ring(p.exterior.coords), [ring(i.coords) for i in p.interiors])
+             for p in polygons if not p.is_empty]
     return parts[0] if len(parts) == 1 else MultiPolygon(parts)
 
 
@@ -224,7 +232,8 @@ def search_footprints(client, request: SearchRequest, progress: Optional[Callabl
     """Run ``request`` with ``client`` (a ``planet.Planet`` from :func:`client.open_planet`) through
     every result page; ``progress`` after each page (percent, approaching 95 as pages come in),
     ``log`` a line per page; ``is_canceled`` checked after every item (the client checks it before
-    every request, so a cancel stops before the next page is asked for). Returns the footprints with at least ``min_aoi_coverage`` % of the AOI."""
+    every request, so a cancel stops before the next page is asked for). Returns the footprints
+    covering at least ``min_aoi_coverage`` % of the AOI."""
     request.validate()
     pages = _PageCounter(client)
     items: List[dict] = []
