@@ -22,7 +22,6 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterAuthConfig,
     QgsProcessingParameterDateTime,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterNumber,
     QgsSettings,
@@ -32,9 +31,11 @@ from qgis.PyQt.QtCore import QDate, QDateTime, QTime, Qt, QVariant
 
 from ..core.planet.client import DEFAULT_BASE_URL, open_planet, redact
 from ..core.planet.schema import FOOTPRINT_FIELDS
-from ..core.planet.search import INSTRUMENTS, PUBLISHING_STAGES, SearchRequest, search_footprints
+from ..core.planet.search import (GROUND_CONTROL, GROUND_CONTROL_VALUES, INSTRUMENTS, PUBLISHING_STAGES, QUALITY,
+                                  SearchRequest, search_footprints)
 from ..core.planet.view_angle import DEFAULT_SCAN_LINE_AZIMUTH
-from .base import SinkGroup, StylePostProcessor, SurfaceMotionAlgorithm, core_errors_as_processing_errors
+from .base import (SinkGroup, StylePostProcessor, SurfaceMotionAlgorithm, core_errors_as_processing_errors,
+                   enum_parameter, enum_value, enum_values)
 from .itslive_data import WGS84, add_aoi_parameters, aoi_lonlat, date_parameter
 from .settings import setting
 
@@ -134,9 +135,6 @@ def qgis_proxy(url: str = DEFAULT_BASE_URL) -> Optional[str]:
 
 #: QGIS field types of the schema's types.
 _FIELD_TYPES = {"string": QVariant.String, "double": QVariant.Double, "int": QVariant.Int, "bool": QVariant.Bool}
-#: Labels of the quality and ground-control choices.
-QUALITY_CHOICES = (("standard", "Standard only"), ("any", "Standard and test"))
-GROUND_CONTROL_CHOICES = ((None, "Either"), (True, "With ground control only"), (False, "Without ground control only"))
 
 
 def footprint_fields() -> QgsFields:
@@ -205,9 +203,8 @@ class PlanetSearchAlgorithm(SurfaceMotionAlgorithm):
         self.addParameter(QgsProcessingParameterDateTime(
             "END_DATE", tr("End date (acquired before, UTC)"), QgsProcessingParameterDateTime.Date,
             defaultValue=QDateTime(today.addDays(1), QTime(0, 0), Qt.UTC)))
-        self.addParameter(QgsProcessingParameterEnum(
-            "INSTRUMENTS", tr("Instruments"), list(INSTRUMENTS), allowMultiple=True,
-            defaultValue=list(range(len(INSTRUMENTS)))))
+        self.addParameter(enum_parameter(self, "INSTRUMENTS", "Instruments", INSTRUMENTS, allowMultiple=True,
+                                         defaultValue=list(range(len(INSTRUMENTS)))))
         for name, label, default in (("MAX_CLOUD_COVER", "Maximum cloud cover (%)", 10.0),
                                      ("MIN_CLEAR_PERCENT", "Minimum clear percent (%)", 0.0),
                                      ("MIN_VIEW_ANGLE", "Minimum view angle (degrees)", 0.0),
@@ -216,14 +213,10 @@ class PlanetSearchAlgorithm(SurfaceMotionAlgorithm):
             high = 30.0 if "VIEW_ANGLE" in name else 100.0
             self.addParameter(QgsProcessingParameterNumber(
                 name, tr(label), QgsProcessingParameterNumber.Double, default, minValue=0.0, maxValue=high))
-        self.addParameter(QgsProcessingParameterEnum(
-            "GROUND_CONTROL", tr("Ground control"), [tr(label) for _, label in GROUND_CONTROL_CHOICES],
-            defaultValue=0))
-        self.addParameter(QgsProcessingParameterEnum(
-            "QUALITY", tr("Quality category"), [tr(label) for _, label in QUALITY_CHOICES], defaultValue=0))
-        self.addParameter(QgsProcessingParameterEnum(
-            "PUBLISHING_STAGES", tr("Publishing stages (none = all)"), list(PUBLISHING_STAGES),
-            allowMultiple=True, optional=True))
+        self.addParameter(enum_parameter(self, "GROUND_CONTROL", "Ground control", GROUND_CONTROL, "either"))
+        self.addParameter(enum_parameter(self, "QUALITY", "Quality category", QUALITY, "standard"))
+        self.addParameter(enum_parameter(self, "PUBLISHING_STAGES", "Publishing stages (none = all)", PUBLISHING_STAGES,
+                                         allowMultiple=True, optional=True))
         self.addParameter(QgsProcessingParameterNumber(
             "SCAN_LINE_AZIMUTH", tr("Scan-line azimuth (degrees)"), QgsProcessingParameterNumber.Double,
             DEFAULT_SCAN_LINE_AZIMUTH, minValue=0.0, maxValue=90.0))
@@ -239,15 +232,15 @@ class PlanetSearchAlgorithm(SurfaceMotionAlgorithm):
         aoi = aoi_lonlat(self, parameters, context)
         start = date_parameter(self, parameters, "START_DATE", context)
         end = date_parameter(self, parameters, "END_DATE", context)
-        instruments = [INSTRUMENTS[i] for i in self.parameterAsEnums(parameters, "INSTRUMENTS", context)]
-        stages = [PUBLISHING_STAGES[i] for i in self.parameterAsEnums(parameters, "PUBLISHING_STAGES", context)]
+        instruments = enum_values(self, parameters, "INSTRUMENTS", context, INSTRUMENTS)
+        stages = enum_values(self, parameters, "PUBLISHING_STAGES", context, PUBLISHING_STAGES)
         number = lambda name: self.parameterAsDouble(parameters, name, context)  # noqa: E731
-        quality = QUALITY_CHOICES[self.parameterAsEnum(parameters, "QUALITY", context)][0]
+        quality = enum_value(self, parameters, "QUALITY", context, QUALITY)
         request = SearchRequest(
             aoi, dt.datetime(start.year, start.month, start.day), dt.datetime(end.year, end.month, end.day),
             instruments, number("MAX_CLOUD_COVER"), number("MIN_CLEAR_PERCENT"),
             (number("MIN_VIEW_ANGLE"), number("MAX_VIEW_ANGLE")),
-            GROUND_CONTROL_CHOICES[self.parameterAsEnum(parameters, "GROUND_CONTROL", context)][0],
+            GROUND_CONTROL_VALUES[enum_value(self, parameters, "GROUND_CONTROL", context, GROUND_CONTROL)],
             () if quality == "any" else ("standard",), stages, number("MIN_AOI_COVERAGE"),
             number("SCAN_LINE_AZIMUTH"))
         with core_errors_as_processing_errors():

@@ -16,15 +16,22 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..choices import Choices
 from ..errors import UserInputError, check_canceled
 from .schema import FIELD_NAMES
 from .view_angle import DEFAULT_SCAN_LINE_AZIMUTH, true_view_angle
 
 ITEM_TYPE = "PSScene"
 #: PlanetScope instruments: Dove Classic, Dove-R, SuperDove.
-INSTRUMENTS = ("PS2", "PS2.SD", "PSB.SD")
-QUALITY_CATEGORIES = ("standard", "test")
-PUBLISHING_STAGES = ("preview", "standard", "finalized")
+INSTRUMENTS = Choices(("PS2", "PS2 (Dove Classic)"), ("PS2.SD", "PS2.SD (Dove-R)"), ("PSB.SD", "PSB.SD (SuperDove)"))
+#: Planet's publishing stages of an item, earliest first.
+PUBLISHING_STAGES = Choices(("preview", "preview"), ("standard", "standard"), ("finalized", "finalized"))
+#: Quality categories kept: standard only, or standard and test (empty tuple = any).
+QUALITY = Choices(("standard", "Standard only"), ("any", "Standard and test"))
+#: Ground control: either, with only, without only (SearchRequest.ground_control None / True / False).
+GROUND_CONTROL = Choices(("either", "Either"), ("with", "With ground control only"),
+                         ("without", "Without ground control only"))
+GROUND_CONTROL_VALUES = {"either": None, "with": True, "without": False}
 
 
 @dataclass
@@ -38,7 +45,7 @@ class SearchRequest:
     aoi: dict
     start: dt.datetime
     end: dt.datetime
-    instruments: Sequence[str] = INSTRUMENTS
+    instruments: Sequence[str] = tuple(INSTRUMENTS)
     max_cloud_cover: float = 100.0
     min_clear_percent: float = 0.0
     view_angle_range: Tuple[float, float] = (0.0, 30.0)
@@ -141,16 +148,39 @@ def equal_area_projector(aoi: dict) -> Callable:
     return lambda geometry: transform(forward, geometry)
 
 
+#: Longest edge (degrees) of a polygon before it is projected: GeoJSON edges are straight in lon/lat
+#: (RFC 7946), so long edges get vertices every DENSIFY_STEP degrees to stay so after projection.
+DENSIFY_STEP = 0.002
+
+
+def densified(geometry: dict, step: float = DENSIFY_STEP):
+    """A shapely (Multi)Polygon of a GeoJSON polygon in lon/lat with vertices at most ``step`` degrees apart."""
+    from shapely.geometry import MultiPolygon, Polygon, shape
+
+    def ring(coords) -> List[Tuple[float, float]]:
+        points = np.asarray(coords, dtype=np.float64)[:, :2]
+        out = []
+        for a, b in zip(points[:-1], points[1:]):
+            count = max(1, int(np.ceil(np.max(np.abs(b - a)) / step)))
+            out.extend(a + (b - a) * t for t in np.arange(count) / count)
+        out.append(points[-1])
+        return [tuple(p) for p in out]
+
+    geom = shape(geometry).buffer(0)
+    polygons = list(geom.geoms) if isinstance(geom, MultiPolygon) else [geom]
+    parts = [Polygon(ring(p.exterior.coords), [ring(i.coords) for i in p.interiors])
+             for p in polygons if not p.is_empty]
+    return parts[0] if len(parts) == 1 else MultiPolygon(parts)
+
+
 def coverage_percent(aoi: dict, footprints: Sequence[dict]) -> np.ndarray:
     """Percent of the AOI's area covered by each footprint (GeoJSON, lon/lat), in an equal-area CRS."""
-    from shapely.geometry import shape
-
     project = equal_area_projector(aoi)
-    area = project(shape(aoi).buffer(0))
+    area = project(densified(aoi))
     total = area.area
     out = np.zeros(len(footprints))
     for k, footprint in enumerate(footprints):
-        out[k] = 100.0 * area.intersection(project(shape(footprint).buffer(0))).area / total
+        out[k] = 100.0 * area.intersection(project(densified(footprint))).area / total
     return out
 
 
@@ -201,19 +231,22 @@ def search_footprints(client, request: SearchRequest, progress: Optional[Callabl
                       log: Optional[Callable[[str], None]] = None) -> SearchResult:
     """Run ``request`` with ``client`` (a ``planet.Planet`` from :func:`client.open_planet`) through
     every result page; ``progress`` after each page (percent, approaching 95 as pages come in),
-    ``log`` a line per page; ``is_canceled`` checked between pages (and before every request by
-    the client). Returns the footprints with at least ``min_aoi_coverage`` % of the AOI."""
+    ``log`` a line per page; ``is_canceled`` checked after every item (the client checks it before
+    every request, so a cancel stops before the next page is asked for). Returns the footprints
+    covering at least ``min_aoi_coverage`` % of the AOI."""
     request.validate()
     pages = _PageCounter(client)
     items: List[dict] = []
-    seen_pages = 0
+    reported = 0
     for item in client.data.search([ITEM_TYPE], search_filter(request), limit=0):
+        while reported < pages.count:  # a page arrived: its first item is here
+            reported += 1
+            _report_page(reported, progress, log)
         items.append(item)
-        if pages.count != seen_pages:
-            seen_pages = _report_page(pages.count, len(items), progress, log)
         check_canceled(is_canceled)
-    if pages.count != seen_pages:
-        _report_page(pages.count, len(items), progress, log)
+    while reported < pages.count:  # a last page without items
+        reported += 1
+        _report_page(reported, progress, log)
     unique = list({item["id"]: item for item in items}.values())
     kept = [item for item in unique if item_passes(item, request)]
     coverage = coverage_percent(request.aoi, [item["geometry"] for item in kept])
@@ -226,12 +259,11 @@ def search_footprints(client, request: SearchRequest, progress: Optional[Callabl
                         dropped_filters=len(unique) - len(kept))
 
 
-def _report_page(page: int, items: int, progress, log) -> int:
+def _report_page(page: int, progress, log) -> None:
     if log is not None:
-        log(f"page {page}: {items} scene(s) so far")
+        log(f"result page {page} received")
     if progress is not None:
         progress(95.0 * (1.0 - 0.5 ** page))
-    return page
 
 
 class _PageCounter:
