@@ -383,3 +383,41 @@ def test_a_server_that_does_not_answer_times_out_with_a_clear_message(server):
         with open_planet(API_KEY, server.url, timeout=0.5, retries=0) as client:
             wait_for_order(client, "1c2d3e4f-0000-4000-8000-000000000000", 0.05)
     assert time.monotonic() - started < 3.0
+
+
+def test_planetorder_runs_with_qgis_process(qgis_process_env, server, tmp_path):
+    """Headless: estimate without confirmation, then the confirmed order, through qgis_process.bin."""
+    import configparser
+    import glob
+    import subprocess
+
+    env = dict(qgis_process_env, PL_API_KEY=API_KEY, SURFACEMOTION_PLANET_POLL_SECONDS="0.05")
+    ini = glob.glob(os.path.join(env["QGIS_CUSTOM_CONFIG_PATH"], "profiles", "default", "QGIS", "QGIS3.ini"))
+    assert ini, "the qgis_process profile was not created"
+    parser = configparser.RawConfigParser()
+    parser.optionxform = str
+    parser.read(ini[0])
+    if not parser.has_section("Processing"):
+        parser.add_section("Processing")
+    parser.set("Processing", "Configuration\\SURFACEMOTION_PLANET_URL", server.url)
+    with open(ini[0], "w") as handle:
+        parser.write(handle, space_around_delimiters=False)
+    out = str(tmp_path / "order")
+    ids = ",".join(ids_of(server, 2))
+
+    def run(confirm):
+        arguments = ["qgis_process.bin", "--json", "run", "surfacemotion:planetorder", "--", f"IDS={ids}",
+                     "BUNDLE=0", f"AOI={aoi_file(tmp_path)}", f"CONFIRM={confirm}", f"OUTPUT_FOLDER={out}"]
+        done = subprocess.run(arguments, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        assert API_KEY not in done.stdout + done.stderr
+        return json.loads(done.stdout)["results"]
+
+    estimate = run("false")
+    assert estimate["ORDER_ID"] == "" and estimate["QUOTA_KM2"] > 0 and not os.path.exists(out)
+    assert server.order_posts() == []
+    ordered = run("true")
+    assert ordered["QUOTA_KM2"] == pytest.approx(estimate["QUOTA_KM2"], rel=1e-9)
+    assert ordered["ORDER_ID"] in server.orders and len(ordered["SCENES"]) == 2
+    assert_no_key_anywhere(out, [])
+    assert {entry["host"] for entry in server.log} == {server.url.split("//")[1]}
