@@ -421,3 +421,43 @@ def test_planetorder_runs_with_qgis_process(qgis_process_env, server, tmp_path):
     assert ordered["ORDER_ID"] in server.orders and len(ordered["SCENES"]) == 2
     assert_no_key_anywhere(out, [])
     assert {entry["host"] for entry in server.log} == {server.url.split("//")[1]}
+
+
+def test_the_selected_footprints_are_ordered_with_their_own_geometry(server, run_algorithm, tmp_path):
+    from qgis.core import (QgsFeature, QgsField, QgsFields, QgsGeometry, QgsProcessingFeatureSourceDefinition,
+                           QgsProject, QgsVectorLayer)
+    from qgis.PyQt.QtCore import QVariant
+
+    from surface_motion.core.planet.orders import quota_km2
+
+    layer = QgsVectorLayer("Polygon?crs=EPSG:4326", "footprints", "memory")
+    fields = QgsFields()
+    for name in ("id", "acquired"):
+        fields.append(QgsField(name, QVariant.String))
+    layer.dataProvider().addAttributes(fields)
+    layer.updateFields()
+    features = []
+    for item in server.items[:4]:
+        feature = QgsFeature(layer.fields())
+        feature.setAttributes([item["id"], item["properties"]["acquired"]])
+        feature.setGeometry(QgsGeometry.fromWkt(polygon_wkt(item["geometry"])))
+        features.append(feature)
+    layer.dataProvider().addFeatures(features)
+    QgsProject.instance().addMapLayer(layer)
+    try:
+        chosen = [f.id() for f in layer.getFeatures()][1:3]
+        layer.selectByIds(chosen)
+        parameters = order_parameters(tmp_path, [], str(tmp_path / "order"), confirm=False)
+        parameters["IDS"] = ""
+        parameters["FOOTPRINTS"] = QgsProcessingFeatureSourceDefinition(layer.id(), True)
+        results, _, _ = run_algorithm("surfacemotion:planetorder", parameters)
+    finally:
+        QgsProject.instance().removeMapLayer(layer.id())
+    expected, _ = quota_km2({item["id"]: item["geometry"] for item in server.items[1:3]}, AOI, True)
+    assert results["QUOTA_KM2"] == pytest.approx(expected, rel=1e-6)
+    assert server.requests_to("/data/v1/item-types/") == []  # the layer's footprints, no look-up
+
+
+def polygon_wkt(geometry):
+    ring = geometry["coordinates"][0]
+    return "POLYGON((" + ", ".join(f"{x} {y}" for x, y in ring) + "))"
