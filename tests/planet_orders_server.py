@@ -5,7 +5,8 @@ faults) with
 
 * ``POST /compute/ops/orders/v2`` (create), ``GET …/orders/v2/<id>`` (the order; its state advances
   one step per GET through ``lifecycle``: queued → running → success by default; ``failed``,
-  ``partial`` (the first item fails), or ``stall`` (queued for ever)), ``PUT …/orders/v2/<id>``
+  ``partial`` (the first item fails), ``cancelled`` (cancelled at Planet), ``stall`` (queued for ever) or
+  ``running`` (running for ever)), ``PUT …/orders/v2/<id>``
   (cancel, only while queued);
 * ``GET /data/v1/item-types/PSScene/items/<id>`` (an item with its footprint);
 * ``GET /download/<order>/<path>`` the delivered files, Planet's layout: per item the scene, the
@@ -38,7 +39,8 @@ BUNDLE_FILES = {
                             ("_metadata.json", "text")),
 }
 LIFECYCLES = {"success": ("queued", "running", "success"), "failed": ("queued", "running", "failed"),
-              "partial": ("queued", "running", "partial"), "stall": ("queued",)}
+              "partial": ("queued", "running", "partial"), "stall": ("queued",),
+              "running": ("queued", "running"), "cancelled": ("queued", "cancelled")}
 
 
 def tiny_tiff(seed: int, bands: int, dtype: str = "uint16") -> bytes:

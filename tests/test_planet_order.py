@@ -461,3 +461,31 @@ def test_the_selected_footprints_are_ordered_with_their_own_geometry(server, run
 def polygon_wkt(geometry):
     ring = geometry["coordinates"][0]
     return "POLYGON((" + ", ".join(f"{x} {y}" for x, y in ring) + "))"
+
+
+def test_an_order_cancelled_at_planet_is_a_clear_error(server, run_algorithm, tmp_path):
+    from qgis.core import QgsProcessingException
+
+    server.lifecycle = "cancelled"
+    ids = ids_of(server, 2)
+    with pytest.raises(QgsProcessingException) as error:
+        run_algorithm("surfacemotion:planetorder", order_parameters(tmp_path, ids, str(tmp_path / "order")))
+    assert " cancelled: no scene was delivered (" + ", ".join(ids) + ")" in str(error.value)
+
+
+def test_cancel_while_planet_processes_keeps_the_order_file_for_a_later_run(server, run_algorithm, tmp_path,
+                                                                            monkeypatch):
+    from qgis.core import QgsProcessingException
+
+    server.lifecycle = "running"
+    monkeypatch.setenv("SURFACEMOTION_PLANET_POLL_SECONDS", "0.3")
+    out = str(tmp_path / "order")
+    feedback = Recorder()
+    threading.Timer(1.0, feedback.cancel).start()
+    with pytest.raises(QgsProcessingException, match="Planet no longer cancels it and charges its quota"):
+        run_algorithm("surfacemotion:planetorder", order_parameters(tmp_path, ids_of(server, 2), out), feedback)
+    assert os.listdir(out) == ["planet_order.json"]
+    server.orders[json.load(open(os.path.join(out, "planet_order.json")))["order_id"]]["states"] = ("success",)
+    results, _, _ = run_algorithm("surfacemotion:planetorder", order_parameters(tmp_path, ids_of(server, 2), out,
+                                                                                confirm=False))
+    assert len(server.order_posts()) == 1 and len(results["SCENES"]) == 2
