@@ -45,7 +45,7 @@ ITEM_TYPE = "PSScene"
 ORDER_FILE = "planet_order.json"
 MANIFEST = "manifest.json"
 FINAL_STATES = ("success", "partial", "failed", "cancelled")
-ID_PATTERN = re.compile(r"^\d{8}_\d{6}(_\d{2})?_[0-9a-f]{4}$")
+ID_PATTERN = re.compile(r"^\d{8}_\d{6}(_\d{1,2})?_[0-9a-f]{4}$")
 #: Scene rasters (not masks) among the delivered files: what ``extractband`` reads.
 SCENE_PATTERN = re.compile(r"_(3B_AnalyticMS_SR[^/]*|1B_AnalyticMS)\.tif$", re.IGNORECASE)
 _CHUNK = 1 << 20
