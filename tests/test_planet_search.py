@@ -18,15 +18,12 @@ import time
 import numpy as np
 import pytest
 
+from core.errors import Cancelled, UserInputError
+from core.planet.client import open_planet, redact, retry_wait
+from core.planet.schema import FIELD_NAMES
+from core.planet.search import SearchRequest, coverage_percent, search_footprints
+from core.planet.view_angle import true_view_angle
 from planet_server import API_KEY, CENTRE, PlanetServer
-
-pytest.importorskip("planet")  # requirements.txt: `make venv` installs it; fails loudly below if absent
-
-from core.errors import Cancelled, UserInputError  # noqa: E402
-from core.planet.client import open_planet, redact, retry_wait  # noqa: E402
-from core.planet.schema import FIELD_NAMES  # noqa: E402
-from core.planet.search import SearchRequest, coverage_percent, search_footprints  # noqa: E402
-from core.planet.view_angle import true_view_angle  # noqa: E402
 
 #: AOI: a 20 km x 12 km box around the scenes' centre (lon/lat).
 AOI_HALF = (0.20, 0.055)
