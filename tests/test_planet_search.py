@@ -289,15 +289,19 @@ def test_planetsearch_writes_the_footprints_layer_and_loads_it_styled(planet_set
         assert feature.geometry().area() == pytest.approx(shape(item["geometry"]).area, rel=1e-6)
     assert any("result page 4 received" == line for line in feedback.lines)
     assert "the PL_API_KEY environment variable" in " ".join(feedback.lines)
-    loaded = [lyr for lyr in QgsProject.instance().mapLayers().values() if lyr.source().startswith(results["OUTPUT"])]
-    if not loaded:  # processing.run does not load; apply what the post-processor would
-        details = context.layerToLoadOnCompletionDetails(results["OUTPUT"]) if context.willLoadLayerOnCompletion(
-            results["OUTPUT"]) else None
-        assert details is None or details.postProcessor() is not None
-    from surface_motion.algorithms.base import apply_style
+    # loaded on completion (as from the Toolbox): styled from ui/styles/planet_footprints.qml, labelled by date
+    import processing
 
-    apply_style(layer, "planet_footprints")
-    assert layer.labelsEnabled() and "acquired" in layer.labeling().settings().fieldName
+    project = QgsProject.instance()
+    before = set(project.mapLayers())
+    processing.runAndLoadResults("surfacemotion:planetsearch",
+                                 algorithm_parameters(tmp_path / "loaded.gpkg", MIN_AOI_COVERAGE=50))
+    added = [project.mapLayer(i) for i in set(project.mapLayers()) - before]
+    assert [lyr.name() for lyr in added] == [f"Planet footprints 2021-07-01 → 2021-09-01 ({len(expected)} scenes)"]
+    loaded = added[0]
+    assert loaded.labelsEnabled() and loaded.labeling().settings().fieldName == 'left("acquired", 10)'
+    assert loaded.renderer().symbol().symbolLayer(0).strokeColor().name() == "#e6550d"
+    project.removeMapLayer(loaded.id())
     key_never_written(tmp_path, feedback.lines)
 
 
