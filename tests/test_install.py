@@ -364,7 +364,8 @@ def test_menu_action_installs_in_the_real_desktop(tmp_path, mode):
     folder = str(config / "profiles" / "default" / "python" / "dependencies")
     assert "Install Python dependencies…" in report["menu"]
     notice = ("The ITS_LIVE STAC cube search needs pystac-client and pystac, not installed (until then cubes are "
-              "found in the legacy catalogue).")
+              "found in the legacy catalogue). The Planet catalogue search and orders need planet, not installed "
+              "(until then they stop with an install hint).")
     if mode == "nothing":
         assert notice not in report["bar"] and report["dialog"] is False and not os.path.exists(folder)
         return

@@ -356,6 +356,25 @@ def test_the_key_from_a_qgis_authentication_configuration(planet_settings, run_a
         manager.removeAuthenticationConfig(config.id())
 
 
+def test_without_the_sdk_the_error_names_the_package_and_the_installer(planet_settings, run_algorithm, tmp_path,
+                                                                        monkeypatch):
+    import sys
+
+    from qgis.core import QgsProcessingException
+
+    from core.dependencies import INSTALL_ACTION, missing_notice
+
+    for name in [m for m in sys.modules if m == "planet" or m.startswith("planet.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "planet", None)  # import planet -> ModuleNotFoundError
+    with pytest.raises(QgsProcessingException) as caught:
+        run_algorithm("surfacemotion:planetsearch", algorithm_parameters(tmp_path / "out" / "fp.gpkg"))
+    assert "needs the Python package 'planet'" in str(caught.value) and INSTALL_ACTION in str(caught.value)
+    assert not os.path.exists(tmp_path / "out")
+    assert missing_notice(["planet"]) == ("The Planet catalogue search and orders need planet, not installed (until "
+                                          "then they stop with an install hint).")
+
+
 def test_qgis_proxy_reads_the_network_settings(provider):
     from qgis.core import QgsSettings
 
