@@ -421,3 +421,31 @@ def test_planetsearch_runs_with_qgis_process(qgis_process_env, server, tmp_path)
     assert API_KEY not in done.stdout + done.stderr
     key_never_written(tmp_path)
     assert {entry["host"] for entry in server.log} == {server.url.split("//")[1]}
+
+
+def test_planetsearch_runs_in_a_model_with_the_key_as_a_model_input(planet_settings, tmp_path, monkeypatch):
+    """Model Builder: the search as a child step, its authentication-configuration input exposed as a model
+    parameter (left empty: PL_API_KEY); the saved model file holds no key."""
+    import processing
+    from qgis.core import (QgsProcessingContext, QgsProcessingFeedback, QgsProcessingModelAlgorithm,
+                           QgsProcessingModelChildAlgorithm, QgsProcessingModelChildParameterSource,
+                           QgsProcessingModelParameter, QgsProcessingParameterAuthConfig, QgsProject, QgsVectorLayer)
+
+    model = QgsProcessingModelAlgorithm("planet search", "test")
+    model.addModelParameter(QgsProcessingParameterAuthConfig("key", "Planet API key", optional=True),
+                            QgsProcessingModelParameter("key"))
+    child = QgsProcessingModelChildAlgorithm("surfacemotion:planetsearch")
+    child.setChildId("search")
+    sources = {"AOI_EXTENT": aoi_extent(), "START_DATE": "2021-07-01", "END_DATE": "2021-09-01",
+               "MAX_CLOUD_COVER": 100, "QUALITY": 1, "MIN_AOI_COVERAGE": 50, "OUTPUT": str(tmp_path / "fp.gpkg")}
+    for name, value in sources.items():
+        child.addParameterSources(name, [QgsProcessingModelChildParameterSource.fromStaticValue(value)])
+    child.addParameterSources("API_KEY", [QgsProcessingModelChildParameterSource.fromModelParameter("key")])
+    model.addChildAlgorithm(child)
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    processing.run(model, {"key": ""}, context=context, feedback=QgsProcessingFeedback())
+    expected = [i for i in planet_settings.items if independent_coverage(aoi_polygon(), i["geometry"]) >= 50.0]
+    assert QgsVectorLayer(str(tmp_path / "fp.gpkg"), "fp", "ogr").featureCount() == len(expected)
+    assert model.toFile(str(tmp_path / "search.model3"))
+    key_never_written(tmp_path)
