@@ -37,7 +37,7 @@ $(BUILD)/system-deps.ok:
 # Virtual environment that sees Debian's packages; pip adds only what Debian lacks and a
 # constraints file pins Debian's numpy/GDAL/... so pip can never replace them.
 venv: $(VENV)/.ok
-$(VENV)/.ok: requirements-test.txt requirements-plugin.txt tools/debian_constraints.py $(BUILD)/system-deps.ok
+$(VENV)/.ok: requirements-test.txt requirements-plugin.txt requirements.txt tools/debian_constraints.py $(BUILD)/system-deps.ok
 	$(PY_SYSTEM) -m venv --system-site-packages $(VENV)
 	$(PY_SYSTEM) tools/debian_constraints.py > $(BUILD)/constraints.txt
 	$(PY) -m pip install -q --disable-pip-version-check -c $(BUILD)/constraints.txt -r requirements-test.txt -r requirements-plugin.txt

@@ -66,9 +66,8 @@ class SurfaceMotionPlugin:
             self.open_installer(start=True)
             return
         bar = self.iface.messageBar()
-        names = " and ".join(dependencies.requirement_name(requirement) for requirement in missing)
-        item = bar.createMessage(MENU, f"The ITS_LIVE STAC cube search needs {names}, not installed (until "
-                                       "then cubes are found in the legacy catalogue).")
+        item = bar.createMessage(MENU, dependencies.missing_notice(
+            [dependencies.requirement_name(requirement) for requirement in missing]))
         button = QPushButton("Install…")
         button.clicked.connect(lambda: (bar.popWidget(item), self.open_installer()))
         item.layout().addWidget(button)

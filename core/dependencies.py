@@ -59,9 +59,27 @@ OPTIONAL: Dict[str, Tuple[str, Optional[str]]] = {
 }
 #: Import name of each requirements.txt distribution (for the messages).
 PIP_ONLY = {"pystac_client": "pystac-client", "pystac": "pystac", "planet": "planet", "httpx": "httpx"}
+#: What the requirements.txt distributions are for, for the start-up notice: (feature, verb, what
+#: happens until they are installed), by distribution name.
+PURPOSES = {
+    "pystac-client": ("The ITS_LIVE STAC cube search", "needs", "until then cubes are found in the legacy catalogue"),
+    "pystac": ("The ITS_LIVE STAC cube search", "needs", "until then cubes are found in the legacy catalogue"),
+    "planet": ("The Planet catalogue search and orders", "need", "until then they stop with an install hint"),
+}
 
 _PEP440 = re.compile(r"^\d+(\.\d+)*((a|b|rc)\d+)?(\.post\d+)?(\.dev\d+)?$")
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def missing_notice(names: Sequence[str]) -> str:
+    """The start-up notice naming the missing distributions ``names`` and what each group is for:
+    "The ITS_LIVE STAC cube search needs pystac-client and pystac, not installed (until then …)."."""
+    groups: Dict[Tuple[str, str, str], List[str]] = {}
+    for name in names:
+        groups.setdefault(PURPOSES.get(name, ("The plugin", "needs", "until then some algorithms stop with an "
+                                                              "install hint")), []).append(name)
+    return " ".join(f"{feature} {verb} {' and '.join(group)}, not installed ({until})."
+                    for (feature, verb, until), group in groups.items())
 
 
 def _packaging():

@@ -13,7 +13,6 @@ from planet_server import API_KEY, CENTRE
 from test_bad_inputs_offsets import geojson
 from test_planet_search import aoi_extent
 
-pytest.importorskip("planet")
 
 #: The running fake server and the settings to restore (set by the ``planet_case`` fixture).
 STATE = {}

@@ -11,7 +11,6 @@ from faults import FULL_DISK_MESSAGE, leftovers, run_on_full_disk
 from test_planet_search import algorithm_parameters, key_never_written
 from test_planet_search import planet_settings, server  # noqa: F401 (the loopback server fixtures)
 
-pytest.importorskip("planet")
 
 
 def test_planetsearch_on_a_full_disk_gives_a_clear_error_and_leaves_nothing(planet_settings, run_algorithm,  # noqa: F811

@@ -2,8 +2,10 @@
 and folder the installer uses, the start-up ``sys.path`` entry, and a real install with the
 QGIS Python (/usr/bin/python3, PEP 668 "externally managed") into a throw-away profile, after
 which qgis_process.bin finds ITS_LIVE cubes through STAC with pystac-client from that profile only."""
+import ast
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -16,6 +18,19 @@ from core.errors import UserInputError
 QGIS_PYTHON = "/usr/bin/python3"
 #: pip's cache for the real install, kept between runs (.build is not versioned).
 PIP_CACHE = os.path.join(REPO, ".build", "pip-cache")
+#: requirements.txt as the installer lists it when nothing of it is installed.
+MISSING = "pystac-client==0.6.1, pystac>=1.8,<1.9, planet==3.7.0"
+#: What installing requirements.txt with Debian's QGIS Python adds at least (the planet SDK's httpx stack and
+#: helpers; click, pyjwt, jsonschema, requests … come from Debian), and what it may never add.
+INSTALLED_AT_LEAST = {"pystac-client==0.6.1", "pystac==1.8.4", "planet==3.7.0", "planet-auth==2.3.2", "httpx==0.28.1",
+                      "httpcore==1.0.9", "h11==0.16.0", "anyio==4.16.0", "StrEnum==0.5.0"}
+NEVER_INSTALLED = {"numpy", "gdal", "scipy", "pandas", "rasterio", "matplotlib", "shapely", "pyproj", "requests"}
+
+
+def check_installed(installed) -> None:
+    """The packages the installer reported: the expected ones, none of QGIS's scientific stack."""
+    assert INSTALLED_AT_LEAST <= set(installed), sorted(INSTALLED_AT_LEAST - set(installed))
+    assert not {dependencies.requirement_name(r).lower() for r in installed} & NEVER_INSTALLED
 
 
 # --------------------------------------------------------------------------- unit tests
@@ -46,7 +61,7 @@ def _system_version(name):
 
 
 def test_requirements_txt_is_the_one_list():
-    assert dependencies.read_requirements() == ["pystac-client==0.6.1", "pystac>=1.8,<1.9"]
+    assert dependencies.read_requirements() == ["pystac-client==0.6.1", "pystac>=1.8,<1.9", "planet==3.7.0"]
     assert "-r requirements.txt" in open(os.path.join(REPO, "requirements-plugin.txt")).read()
     assert "plugin_dependencies=qpip" in open(os.path.join(REPO, "metadata.txt")).read().splitlines()
 
@@ -234,10 +249,10 @@ def test_install_into_a_throwaway_profile_then_find_cubes_with_qgis_process(stac
         pytest.fail("Installing requirements.txt with the QGIS Python failed — is the package registry "
                     "(https://pypi.org) reachable from this machine? pip said:\n"
                     f"{done.stdout[-3000:]}{done.stderr[-3000:]}")
-    assert "MISSING ['pystac-client==0.6.1', 'pystac>=1.8,<1.9']" in done.stdout
-    assert "RESULT ['pystac-client==0.6.1', 'pystac==1.8.4']" in done.stdout  # requests etc. from Debian
-    assert sorted(n for n in os.listdir(folder) if n.endswith(".dist-info")) == [
-        "pystac-1.8.4.dist-info", "pystac_client-0.6.1.dist-info"]
+    assert f"MISSING {MISSING.split(', ')}" in done.stdout
+    installed = ast.literal_eval(done.stdout.split("RESULT ", 1)[1].splitlines()[0])
+    check_installed(installed)
+    assert len([n for n in os.listdir(folder) if n.endswith(".dist-info")]) == len(installed)
     assert "externally-managed-environment" not in done.stdout + done.stderr
 
     # after: the same qgis_process (no venv, no PYTHONPATH) searches STAC with the profile's pystac-client
@@ -349,18 +364,21 @@ def test_menu_action_installs_in_the_real_desktop(tmp_path, mode):
     folder = str(config / "profiles" / "default" / "python" / "dependencies")
     assert "Install Python dependencies…" in report["menu"]
     notice = ("The ITS_LIVE STAC cube search needs pystac-client and pystac, not installed (until then cubes are "
-              "found in the legacy catalogue).")
+              "found in the legacy catalogue). The Planet catalogue search and orders need planet, not installed "
+              "(until then they stop with an install hint).")
     if mode == "nothing":
         assert notice not in report["bar"] and report["dialog"] is False and not os.path.exists(folder)
         return
     assert (notice in report["bar"]) == (mode == "ask")
-    assert report["label"].startswith(f"Missing: pystac-client==0.6.1, pystac>=1.8,<1.9.\nThey will be installed "
+    assert report["label"].startswith(f"Missing: {MISSING}.\nThey will be installed "
                                       f"with QGIS's Python into {folder} (this profile only;")
     if "Installed" not in report.get("result", ""):
         pytest.fail("The installer failed in the desktop — is the package registry (https://pypi.org) "
                     f"reachable? {report.get('result')}\n{report.get('log', '')[-3000:]}")
-    assert report["result"] == (f"Installed pystac-client==0.6.1, pystac==1.8.4 into {folder}. "
-                                "They can be used now; no restart is needed.")
+    result = re.fullmatch(rf"Installed (.+) into {re.escape(folder)}\. They can be used now; no restart is needed\.",
+                          report["result"])
+    assert result, report["result"]
+    check_installed(result.group(1).split(", "))
     assert report["messages"] == [["Python dependencies installed", report["result"]]]
     assert report["progress"] == 100
     interpreter = f"/usr/bin/python{sys.version_info[0]}.{sys.version_info[1]}"  # found although sys.executable

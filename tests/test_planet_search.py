@@ -18,15 +18,12 @@ import time
 import numpy as np
 import pytest
 
+from core.errors import Cancelled, UserInputError
+from core.planet.client import open_planet, redact, retry_wait
+from core.planet.schema import FIELD_NAMES
+from core.planet.search import SearchRequest, coverage_percent, search_footprints
+from core.planet.view_angle import true_view_angle
 from planet_server import API_KEY, CENTRE, PlanetServer
-
-pytest.importorskip("planet")  # requirements.txt: `make venv` installs it; fails loudly below if absent
-
-from core.errors import Cancelled, UserInputError  # noqa: E402
-from core.planet.client import open_planet, redact, retry_wait  # noqa: E402
-from core.planet.schema import FIELD_NAMES  # noqa: E402
-from core.planet.search import SearchRequest, coverage_percent, search_footprints  # noqa: E402
-from core.planet.view_angle import true_view_angle  # noqa: E402
 
 #: AOI: a 20 km x 12 km box around the scenes' centre (lon/lat).
 AOI_HALF = (0.20, 0.055)
@@ -292,15 +289,19 @@ def test_planetsearch_writes_the_footprints_layer_and_loads_it_styled(planet_set
         assert feature.geometry().area() == pytest.approx(shape(item["geometry"]).area, rel=1e-6)
     assert any("result page 4 received" == line for line in feedback.lines)
     assert "the PL_API_KEY environment variable" in " ".join(feedback.lines)
-    loaded = [lyr for lyr in QgsProject.instance().mapLayers().values() if lyr.source().startswith(results["OUTPUT"])]
-    if not loaded:  # processing.run does not load; apply what the post-processor would
-        details = context.layerToLoadOnCompletionDetails(results["OUTPUT"]) if context.willLoadLayerOnCompletion(
-            results["OUTPUT"]) else None
-        assert details is None or details.postProcessor() is not None
-    from surface_motion.algorithms.base import apply_style
+    # loaded on completion (as from the Toolbox): styled from ui/styles/planet_footprints.qml, labelled by date
+    import processing
 
-    apply_style(layer, "planet_footprints")
-    assert layer.labelsEnabled() and "acquired" in layer.labeling().settings().fieldName
+    project = QgsProject.instance()
+    before = set(project.mapLayers())
+    processing.runAndLoadResults("surfacemotion:planetsearch",
+                                 algorithm_parameters(tmp_path / "loaded.gpkg", MIN_AOI_COVERAGE=50))
+    added = [project.mapLayer(i) for i in set(project.mapLayers()) - before]
+    assert [lyr.name() for lyr in added] == [f"Planet footprints 2021-07-01 → 2021-09-01 ({len(expected)} scenes)"]
+    loaded = added[0]
+    assert loaded.labelsEnabled() and loaded.labeling().settings().fieldName == 'left("acquired", 10)'
+    assert loaded.renderer().symbol().symbolLayer(0).strokeColor().name() == "#e6550d"
+    project.removeMapLayer(loaded.id())
     key_never_written(tmp_path, feedback.lines)
 
 
@@ -355,6 +356,25 @@ def test_the_key_from_a_qgis_authentication_configuration(planet_settings, run_a
         manager.removeAuthenticationConfig(config.id())
 
 
+def test_without_the_sdk_the_error_names_the_package_and_the_installer(planet_settings, run_algorithm, tmp_path,
+                                                                        monkeypatch):
+    import sys
+
+    from qgis.core import QgsProcessingException
+
+    from core.dependencies import INSTALL_ACTION, missing_notice
+
+    for name in [m for m in sys.modules if m == "planet" or m.startswith("planet.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "planet", None)  # import planet -> ModuleNotFoundError
+    with pytest.raises(QgsProcessingException) as caught:
+        run_algorithm("surfacemotion:planetsearch", algorithm_parameters(tmp_path / "out" / "fp.gpkg"))
+    assert "needs the Python package 'planet'" in str(caught.value) and INSTALL_ACTION in str(caught.value)
+    assert not os.path.exists(tmp_path / "out")
+    assert missing_notice(["planet"]) == ("The Planet catalogue search and orders need planet, not installed (until "
+                                          "then they stop with an install hint).")
+
+
 def test_qgis_proxy_reads_the_network_settings(provider):
     from qgis.core import QgsSettings
 
@@ -401,3 +421,31 @@ def test_planetsearch_runs_with_qgis_process(qgis_process_env, server, tmp_path)
     assert API_KEY not in done.stdout + done.stderr
     key_never_written(tmp_path)
     assert {entry["host"] for entry in server.log} == {server.url.split("//")[1]}
+
+
+def test_planetsearch_runs_in_a_model_with_the_key_as_a_model_input(planet_settings, tmp_path, monkeypatch):
+    """Model Builder: the search as a child step, its authentication-configuration input exposed as a model
+    parameter (left empty: PL_API_KEY); the saved model file holds no key."""
+    import processing
+    from qgis.core import (QgsProcessingContext, QgsProcessingFeedback, QgsProcessingModelAlgorithm,
+                           QgsProcessingModelChildAlgorithm, QgsProcessingModelChildParameterSource,
+                           QgsProcessingModelParameter, QgsProcessingParameterAuthConfig, QgsProject, QgsVectorLayer)
+
+    model = QgsProcessingModelAlgorithm("planet search", "test")
+    model.addModelParameter(QgsProcessingParameterAuthConfig("key", "Planet API key", optional=True),
+                            QgsProcessingModelParameter("key"))
+    child = QgsProcessingModelChildAlgorithm("surfacemotion:planetsearch")
+    child.setChildId("search")
+    sources = {"AOI_EXTENT": aoi_extent(), "START_DATE": "2021-07-01", "END_DATE": "2021-09-01",
+               "MAX_CLOUD_COVER": 100, "QUALITY": 1, "MIN_AOI_COVERAGE": 50, "OUTPUT": str(tmp_path / "fp.gpkg")}
+    for name, value in sources.items():
+        child.addParameterSources(name, [QgsProcessingModelChildParameterSource.fromStaticValue(value)])
+    child.addParameterSources("API_KEY", [QgsProcessingModelChildParameterSource.fromModelParameter("key")])
+    model.addChildAlgorithm(child)
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    processing.run(model, {"key": ""}, context=context, feedback=QgsProcessingFeedback())
+    expected = [i for i in planet_settings.items if independent_coverage(aoi_polygon(), i["geometry"]) >= 50.0]
+    assert QgsVectorLayer(str(tmp_path / "fp.gpkg"), "fp", "ogr").featureCount() == len(expected)
+    assert model.toFile(str(tmp_path / "search.model3"))
+    key_never_written(tmp_path)

@@ -208,8 +208,8 @@ def open_planet(api_key: str, base_url: str = DEFAULT_BASE_URL, proxy: Optional[
         raise UserInputError("No Planet API key: store one in a QGIS authentication configuration and choose "
                              "it in the 'Planet API key' parameter, or set the provider setting or PL_API_KEY. "
                              + KEY_HELP)
+    from planet import Planet, exceptions  # first: a missing SDK is named as such (not httpx)
     import httpx
-    from planet import Planet, exceptions
 
     base_url = base_url.rstrip("/")
     if not is_planet_url(base_url):
