@@ -644,7 +644,7 @@ def test_every_numeric_parameter_declares_its_range(provider):
     from qgis.core import QgsProcessingParameterNumber
 
     algorithms = provider.algorithms()
-    assert len(algorithms) == 20
+    assert len(algorithms) == 21
     unbounded = [f"{algorithm.name()}:{definition.name()}" for algorithm in algorithms
                  for definition in algorithm.parameterDefinitions()
                  if isinstance(definition, QgsProcessingParameterNumber)
