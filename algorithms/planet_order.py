@@ -41,6 +41,14 @@ def poll_seconds() -> float:
         return POLL_SECONDS
 
 
+def is_temporary(folder: str) -> bool:
+    """True for a folder inside Processing's temporary folder (removed when QGIS exits)."""
+    from qgis.core import QgsProcessingUtils
+
+    temporary = os.path.realpath(QgsProcessingUtils.tempFolder())
+    return os.path.realpath(folder).startswith(temporary + os.sep)
+
+
 class PlanetOrderAlgorithm(SurfaceMotionAlgorithm):
     """Ids (selected footprints or a list) + bundle → estimate, confirmed order, verified download."""
 
@@ -128,6 +136,11 @@ class PlanetOrderAlgorithm(SurfaceMotionAlgorithm):
                                  log=lambda text: feedback.pushInfo(scrub(text)),
                                  warn=lambda text: feedback.reportError(scrub(text), False), scrub=scrub)
 
+        if confirm and not resumable and is_temporary(folder):
+            feedback.reportError(self.tr(
+                "The output folder is a temporary folder: QGIS removes it on exit, and with it planet_order.json, "
+                "which a later run needs to resume this order. Choose a folder of your own to be able to resume."),
+                False)
         if not confirm and not resumable:  # the estimate only: no folder is made, nothing written
             with core_errors_as_processing_errors():
                 result = run(folder)

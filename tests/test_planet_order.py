@@ -489,3 +489,13 @@ def test_cancel_while_planet_processes_keeps_the_order_file_for_a_later_run(serv
     results, _, _ = run_algorithm("surfacemotion:planetorder", order_parameters(tmp_path, ids_of(server, 2), out,
                                                                                 confirm=False))
     assert len(server.order_posts()) == 1 and len(results["SCENES"]) == 2
+
+
+def test_an_order_into_the_temporary_folder_warns_that_it_cannot_be_resumed(server, run_algorithm, tmp_path):
+    from qgis.core import QgsProcessing
+
+    feedback = Recorder()
+    parameters = order_parameters(tmp_path, ids_of(server, 1), QgsProcessing.TEMPORARY_OUTPUT)
+    results, _, _ = run_algorithm("surfacemotion:planetorder", parameters, feedback)
+    assert any("temporary folder" in line and "resume" in line for line in feedback.lines)
+    assert len(results["SCENES"]) == 1 and os.path.isfile(results["SCENES"][0])
