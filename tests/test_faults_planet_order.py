@@ -10,8 +10,11 @@ import re
 import pytest
 
 from faults import FULL_DISK_MESSAGE, can_mount_tmpfs, small_disk
+import test_planet_order
 from test_planet_order import ids_of, manifest_md5, md5, order_parameters
-from test_planet_order import orders_server, server  # noqa: F401 (fixtures)
+
+#: The loopback server fixtures of tests/test_planet_order.py.
+orders_server, server = test_planet_order.orders_server, test_planet_order.server
 
 #: Files of a run that may stay after a failure: they let the next run resume.
 RESUME_FILES = {"planet_order.json", "manifest.json"}
@@ -45,7 +48,7 @@ def full_disk(monkeypatch):
 
 
 def test_a_full_disk_during_the_download_stops_clearly_and_the_rerun_resumes(
-        server, run_algorithm, full_disk, tmp_path):  # noqa: F811
+        server, run_algorithm, full_disk, tmp_path):
     from qgis.core import QgsProcessingException
 
     folder, make_room = full_disk
@@ -62,7 +65,7 @@ def test_a_full_disk_during_the_download_stops_clearly_and_the_rerun_resumes(
     assert len(check_resumable_leftovers(out)) == 10
 
 
-def test_a_download_cut_short_leaves_only_verified_files(server, run_algorithm, tmp_path):  # noqa: F811
+def test_a_download_cut_short_leaves_only_verified_files(server, run_algorithm, tmp_path):
     from qgis.core import QgsProcessingException
 
     out = str(tmp_path / "order")
