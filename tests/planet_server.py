@@ -11,6 +11,9 @@
   next ``count`` requests (429 with Retry-After, 500 …); ``stall(prefix, seconds, count)`` waits
   before answering (timeouts).
 
+It also serves as an HTTP proxy for ``http://`` URLs of any host (the request target is then the absolute
+URL, recorded as ``target``), so proxy support is tested without leaving loopback.
+
 Every request is recorded (method, path, Host, headers, body) in ``log`` so tests can assert the
 API key never shows up elsewhere and only loopback was contacted.
 """
@@ -185,28 +188,29 @@ class PlanetServer:
             return user == self.api_key
         return False
 
-    def page(self, search_id: str, start: int) -> dict:
+    def page(self, search_id: str, start: int, base: str) -> dict:
+        """Page of results from item ``start``; links on ``base`` (the URL the client used, as Planet does)."""
         matching = self.searches[search_id]
         features = matching[start:start + self.page_size]
-        links = {"_self": f"{self.url}/data/v1/searches/{search_id}/results?_page={start}",
-                 "_first": f"{self.url}/data/v1/searches/{search_id}/results?_page=0"}
+        links = {"_self": f"{base}/data/v1/searches/{search_id}/results?_page={start}",
+                 "_first": f"{base}/data/v1/searches/{search_id}/results?_page=0"}
         if start + self.page_size < len(matching):
-            links["_next"] = f"{self.url}/data/v1/searches/{search_id}/results?_page={start + self.page_size}"
+            links["_next"] = f"{base}/data/v1/searches/{search_id}/results?_page={start + self.page_size}"
         return {"_links": links, "features": features, "type": "FeatureCollection"}
 
-    def route(self, method: str, path: str, query: dict, body: bytes):
+    def route(self, method: str, path: str, query: dict, body: bytes, base: str):
         if method == "POST" and path == "/data/v1/quick-search":
             request = json.loads(body or b"{}")
             if request.get("item_types") != ["PSScene"]:
                 return 400, {"general": [{"message": "item_types must be ['PSScene'] here"}], "field": {}}
             search_id = uuid.uuid4().hex
             self.searches[search_id] = [item for item in self.items if matches(item, request["filter"])]
-            return 200, self.page(search_id, 0)
+            return 200, self.page(search_id, 0, base)
         if method == "GET" and path.startswith("/data/v1/searches/") and path.endswith("/results"):
             search_id = path.split("/")[4]
             if search_id not in self.searches:
                 return 404, {"message": "search not found"}
-            return 200, self.page(search_id, int(query.get("_page", ["0"])[0]))
+            return 200, self.page(search_id, int(query.get("_page", ["0"])[0]), base)
         return 404, {"message": f"{path} not found"}
 
     def handle(self, handler, method: str) -> None:
@@ -214,7 +218,7 @@ class PlanetServer:
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else b""
         with self.lock:
-            self.log.append({"method": method, "path": parsed.path, "query": parsed.query,
+            self.log.append({"method": method, "path": parsed.path, "query": parsed.query, "target": handler.path,
                              "host": handler.headers.get("Host", ""), "headers": dict(handler.headers.items()),
                              "body": body.decode(errors="replace"), "time": time.monotonic()})
         stall = self._take(self.stalls, parsed.path)
@@ -229,7 +233,8 @@ class PlanetServer:
             status, payload = 401, {"message": "Please enter your API key, or email and password.",
                                     "errors": []}
         else:
-            status, payload = self.route(method, parsed.path, urllib.parse.parse_qs(parsed.query), body)
+            base = f"http://{handler.headers.get('Host') or self.url.split('//')[1]}"
+            status, payload = self.route(method, parsed.path, urllib.parse.parse_qs(parsed.query), body, base)
         data = json.dumps(payload).encode()
         try:
             handler.send_response(status)

@@ -209,6 +209,25 @@ def test_a_stalled_server_times_out_with_a_clear_message(server):
 def test_redact_hides_every_form_of_the_key():
     assert redact("a PLAK/x+y b PLAK%2Fx%2By c", "PLAK/x+y") == "a *** b *** c"
     assert redact("nothing", "") == "nothing"
+    assert redact("key K, proxy p@ss and p%40ss", "K", "p@ss") == "key ***, proxy *** and ***"
+
+
+def test_requests_go_through_the_proxy(server):
+    """A proxy given to the client carries every request (the fake server doubles as an HTTP proxy on
+    loopback: the target is then the absolute URL of the API host, which is never resolved)."""
+    api = "http://planet-api.invalid"
+    with open_planet(API_KEY, api, proxy=f"http://me:secret@{server.url.split('//')[1]}") as client:
+        result = search_footprints(client, request())
+    assert result.returned == 17
+    assert {entry["host"] for entry in server.log} == {"planet-api.invalid"}
+    assert all(entry["target"].startswith(api + "/data/v1/") for entry in server.log)
+    assert server.log[0]["headers"]["Proxy-Authorization"] == "Basic bWU6c2VjcmV0"  # me:secret
+
+
+def test_loopback_servers_are_never_reached_through_a_proxy(server, monkeypatch):
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # would fail if used
+    monkeypatch.setenv("ALL_PROXY", "http://127.0.0.1:9")
+    assert search(server, request()).returned == 17
 
 
 def test_the_bundle_spec_is_never_fetched_from_planet(server):

@@ -47,13 +47,21 @@ PSSCENE_BUNDLES = {
 }
 
 
-def redact(text: object, api_key: Optional[str]) -> str:
-    """``text`` with every occurrence of ``api_key`` replaced by ``***`` (also URL-quoted forms)."""
+def redact(text: object, api_key: Optional[str], *more: str) -> str:
+    """``text`` with every occurrence of ``api_key`` (and of the ``more`` secrets, e.g. a proxy
+    password) replaced by ``***``, also in URL-quoted forms."""
     text = str(text)
-    if api_key:
-        for form in {api_key, urllib.parse.quote(api_key, safe=""), urllib.parse.quote_plus(api_key)}:
-            text = text.replace(form, "***")
+    for secret in (api_key, *more):
+        if secret:
+            for form in {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)}:
+                text = text.replace(form, "***")
     return text
+
+
+def _proxy_secrets(proxy: Optional[str]) -> list:
+    """The password of a ``http://user:password@host:port`` proxy URL (to redact), if any."""
+    password = urllib.parse.urlsplit(proxy).password if proxy else None
+    return [urllib.parse.unquote(password)] if password else []
 
 
 def is_planet_url(base_url: str) -> bool:
@@ -163,18 +171,32 @@ def _session_class():
     return PluginSession
 
 
+def is_loopback_url(url: str) -> bool:
+    """True for http(s)://localhost, 127.x.x.x or [::1] URLs (the tests' servers)."""
+    import ipaddress
+
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def make_session(api_key: str, proxy: Optional[str] = None, timeout: float = 60.0,
-                 is_canceled: Optional[Callable[[], bool]] = None, retries: int = MAX_RETRIES):
+                 is_canceled: Optional[Callable[[], bool]] = None, retries: int = MAX_RETRIES,
+                 trust_env: bool = True):
     """A ``planet.http.Session`` authenticated with ``api_key``, going through ``proxy``
-    (``http://host:port``, None = direct or the environment's), ``timeout`` seconds per
-    connect/read, with this module's retries."""
+    (``http://host:port``, None = direct or, with ``trust_env``, the environment's HTTPS_PROXY),
+    ``timeout`` seconds per connect/read, with this module's retries."""
     import httpx
     from planet import Auth
 
     session = _session_class()(auth=Auth.from_key(api_key), read_timeout_secs=timeout)
     old = session._client
     session._client = httpx.AsyncClient(auth=old.auth, headers=old.headers, timeout=httpx.Timeout(timeout),
-                                        follow_redirects=True, event_hooks=old.event_hooks,
+                                        follow_redirects=True, event_hooks=old.event_hooks, trust_env=trust_env,
                                         **({"proxy": proxy} if proxy else {}))
     session.is_canceled = is_canceled
     session.retries = retries
@@ -214,23 +236,25 @@ def open_planet(api_key: str, base_url: str = DEFAULT_BASE_URL, proxy: Optional[
     base_url = base_url.rstrip("/")
     if not is_planet_url(base_url):
         preset_bundle_spec()
-    session = make_session(api_key, proxy, timeout, is_canceled, retries)
+    loopback = is_loopback_url(base_url)  # never through a proxy
+    session = make_session(api_key, None if loopback else proxy, timeout, is_canceled, retries, not loopback)
+    secrets = [api_key, *_proxy_secrets(proxy)]
     try:
         yield Planet(session=session, base_url=base_url)
     except (exceptions.InvalidAPIKey, exceptions.NoPermission) as exc:
         status = getattr(exc, "status_code", 401)
         raise UserInputError(redact(
             f"The Planet API key was refused (HTTP {status}: {_short(exc)}; key from {key_source}). {KEY_HELP}",
-            api_key)) from None
+            *secrets)) from None
     except exceptions.APIError as exc:
         status = getattr(exc, "status_code", None)
         raise UserInputError(redact(
             f"The Planet API answered HTTP {status or '?'} to a request: {_short(exc)}"
-            + (f" (still after {retries} retries)." if status in RETRY_STATUSES else "."), api_key)) from None
+            + (f" (still after {retries} retries)." if status in RETRY_STATUSES else "."), *secrets)) from None
     except (httpx.HTTPError, OSError) as exc:
-        raise UserInputError(redact(_http_message(exc, base_url, timeout, retries), api_key)) from None
+        raise UserInputError(redact(_http_message(exc, base_url, timeout, retries), *secrets)) from None
     except exceptions.PlanetError as exc:
-        raise UserInputError(redact(f"The Planet client failed: {_short(exc)}", api_key)) from None
+        raise UserInputError(redact(f"The Planet client failed: {_short(exc)}", *secrets)) from None
     finally:
         _close(session)
 
