@@ -157,7 +157,7 @@ class PlanetOrdersServer(PlanetServer):
         return {"name": f"{order_id}/{path}", "location": f"{self.url}/download/{order_id}/{path}?token=t0k",
                 "delivery": "success", "expires_at": "2099-01-01T00:00:00Z"}
 
-    def route(self, method: str, path: str, query: dict, body: bytes):
+    def route(self, method: str, path: str, query: dict, body: bytes, base: str = ""):
         if method == "POST" and path == ORDERS:
             request = json.loads(body or b"{}")
             order_id = str(uuid.uuid4())
@@ -182,7 +182,7 @@ class PlanetOrdersServer(PlanetServer):
         if method == "GET" and path.startswith("/data/v1/item-types/PSScene/items/"):
             item = self.by_id.get(path.rstrip("/").split("/")[-1])
             return (200, item) if item else (404, {"message": "item not found"})
-        return super().route(method, path, query, body)
+        return super().route(method, path, query, body, base or self.url)
 
     def handle(self, handler, method: str) -> None:
         import urllib.parse
