@@ -186,6 +186,16 @@ def test_persistent_500_gives_up_with_the_status(server):
             search_footprints(client, request())
 
 
+def test_a_rate_limit_that_does_not_end_is_reported(server):
+    server.inject("/data/v1/quick-search", 429, 5, {"Retry-After": "0.2"})
+    with pytest.raises(UserInputError, match=r"rate limit was reached \(HTTP 429, still after 2 retries; the "
+                                             r"server asks to wait 0.2 s\)"):
+        with open_planet(API_KEY, server.url, retries=2) as client:
+            search_footprints(client, request())
+    posts = server.requests_to("/data/v1/quick-search")
+    assert len(posts) == 3 and all(b["time"] - a["time"] >= 0.2 for a, b in zip(posts, posts[1:]))
+
+
 def test_a_wrong_key_is_refused_naming_its_source_not_the_key(server):
     wrong = "PLAKwrongwrongwrong42"
     with pytest.raises(UserInputError) as caught:
