@@ -52,6 +52,7 @@ ICON_PATH = os.path.join(PLUGIN_DIR, "ui", "icons", "surface_motion.svg")
 #: Toolbox group labels by group id (the ids are stable). The Toolbox sorts groups by their label
 #: (QString::localeAwareCompare), so the number puts them in workflow order.
 GROUPS = {
+    "planet": "0. Planet catalogue and orders",
     "preparation": "1. Preparation",
     "offsettracking": "2. Offset tracking",
     "postprocessing": "3. Post-processing",

@@ -18,7 +18,7 @@ ALGORITHM_NAMES = [cls().name() for cls in ALGORITHM_CLASSES]
 MAX_HELP_CHARS = 1500
 #: Parameter ids that are also ordinary acronyms of the prose.
 ACRONYM_IDS = {"DEM", "CRS", "AOI", "CFL"}
-WORKFLOW_ORDER = ["preparation", "offsettracking", "postprocessing", "itslive", "sentinel1"]
+WORKFLOW_ORDER = ["planet", "preparation", "offsettracking", "postprocessing", "itslive", "sentinel1"]
 
 
 def rendered_text(html: str) -> str:

@@ -55,6 +55,19 @@ DEFAULT_DEM_MAX_DAYS = 30.0
 DEM_PAIR_COLUMNS = ("img1", "img2", "date1", "date2", "dt_days", "true_va1", "true_va2", "true_va_diff")
 
 
+#: Fields the grouping reads (``true_view_angle`` may be replaced by ``satellite_azimuth``).
+GROUPING_FIELDS = ("id", "acquired", "view_angle", "sun_azimuth", "sun_elevation")
+
+
+def missing_fields(names: Sequence[str]) -> List[str]:
+    """The footprint fields the grouping needs that ``names`` (a layer's field names) lacks."""
+    present = set(names)
+    missing = [name for name in GROUPING_FIELDS if name not in present]
+    if "true_view_angle" not in present and "satellite_azimuth" not in present:
+        missing.append("true_view_angle (or satellite_azimuth to compute it)")
+    return missing
+
+
 @dataclasses.dataclass(frozen=True)
 class Scenes:
     """The scenes of a footprints layer as arrays (input order): ids, times, angles in degrees."""
