@@ -52,12 +52,12 @@ ICON_PATH = os.path.join(PLUGIN_DIR, "ui", "icons", "surface_motion.svg")
 #: Toolbox group labels by group id (the ids are stable). The Toolbox sorts groups by their label
 #: (QString::localeAwareCompare), so the number puts them in workflow order.
 GROUPS = {
-    "planet": "0. Planet catalogue and orders",
-    "preparation": "1. Preparation",
-    "offsettracking": "2. Offset tracking",
-    "postprocessing": "3. Post-processing",
-    "itslive": "4. ITS_LIVE glacier velocity",
-    "sentinel1": "5. Sentinel-1 time series",
+    "planet": "1. PlanetScope catalogue",
+    "preparation": "2. Preparation",
+    "offsettracking": "3. Offset tracking",
+    "postprocessing": "4. Post-processing",
+    "itslive": "5. ITS_LIVE glacier velocity",
+    "sentinel1": "6. Sentinel-1 time series",
 }
 
 

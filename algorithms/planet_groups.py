@@ -48,7 +48,7 @@ def footprint_records(source, label: str) -> List[Dict[str, Any]]:
     if missing:
         raise QgsProcessingException(
             f"{label}: the layer lacks the field(s) {', '.join(missing)}; it has {', '.join(names) or 'none'}. "
-            "Use the footprints written by 'Search Planet catalogue' (or a layer with Planet's item properties).")
+            "Use the footprints written by 'Search the PlanetScope catalogue' (or a layer with Planet's item properties).")
     return [{name: plain_value(value) for name, value in zip(names, feature.attributes())}
             for feature in source.getFeatures()]
 
@@ -81,7 +81,7 @@ class PlanetGroupsAlgorithm(SurfaceMotionAlgorithm):
     group_id = "planet"
     PARAMETER_HELP = {
         "INPUT": "Scene footprints with Planet's properties (id, acquired, view_angle, true_view_angle or "
-                 "satellite_azimuth, sun_azimuth, sun_elevation), e.g. from 'Search Planet catalogue'.",
+                 "satellite_azimuth, sun_azimuth, sun_elevation), e.g. from 'Search the PlanetScope catalogue'.",
         "TOLERANCE": "Largest difference of true (signed) view angle between two scenes of a group, in degrees "
                      "(tutorial 0.3, default 0.5).",
         "MIN_GROUP_SIZE": "Fewest scenes a group must keep after the time thinning.",
@@ -108,7 +108,7 @@ class PlanetGroupsAlgorithm(SurfaceMotionAlgorithm):
 
     def shortHelpString(self):  # noqa: N802 (QGIS API name)
         return self.tr(
-            "Groups scene footprints (from 'Search Planet catalogue') by common perspective, so that offset "
+            "Groups the scene footprints of the PlanetScope catalogue search by common perspective, so that offset "
             "tracking pairs scenes seen from the same side, and suggests stereo pairs for a DEM.\n"
             "Two scenes of a group differ by at most the tolerance in true (signed) view angle, in degrees; "
             "it is computed from the satellite azimuth and the scan-line azimuth where the layer lacks it. "
