@@ -644,7 +644,7 @@ def test_every_numeric_parameter_declares_its_range(provider):
     from qgis.core import QgsProcessingParameterNumber
 
     algorithms = provider.algorithms()
-    assert len(algorithms) == 19
+    assert len(algorithms) == 20
     unbounded = [f"{algorithm.name()}:{definition.name()}" for algorithm in algorithms
                  for definition in algorithm.parameterDefinitions()
                  if isinstance(definition, QgsProcessingParameterNumber)

@@ -329,4 +329,4 @@ def test_every_algorithm_is_in_the_fault_matrix(provider):
     missing = sorted(name for name in names
                      if not re.search(rf"[\"'](surfacemotion:)?{name}[\"' ]", sources))
     assert missing == [], f"no fault case for {missing}"
-    assert len(names) == 19
+    assert len(names) == 20

@@ -109,6 +109,6 @@ def test_zip_installs_into_a_fresh_profile_and_the_provider_loads(archive, provi
     answer = json.loads(listed.stdout)
     loaded = answer["providers"]["surfacemotion"]
     ids = sorted(loaded["algorithms"])
-    assert len(ids) == 19 and MODEL_ID in ids
+    assert len(ids) == 20 and MODEL_ID in ids
     assert ids == sorted(a.id() for a in provider.algorithms())  # the same set as the source checkout
     assert loaded["name"] == "Surface Motion Toolbox"

@@ -267,3 +267,23 @@ def test_the_groups_to_velocity_chain_validates_and_runs_as_a_model(provider, tm
     written = sorted(name for name in os.listdir(velocity) if name.endswith(".tif"))
     assert len(written) == 4 and all("_velocity" in name for name in written), written
     assert any(WINTER[0] in name and WINTER[1] in name for name in written)
+
+
+def test_groups_and_pairs_from_the_command_line(qgis_process_env, tmp_path):
+    """`qgis_process.bin --json run` of planetgroups, then buildpairs with its grouped footprints."""
+    from test_qgis_process import run_json
+
+    layer = sample_footprints(str(tmp_path / "footprints.geojson"))
+    grouped = run_json(qgis_process_env, "surfacemotion:planetgroups", {
+        "INPUT": layer, "MIN_GROUP_SIZE": 2, "MIN_DAYS": 100, "DEM_MIN_VIEW_ANGLE": 2, "DEM_MAX_DAYS": 183,
+        "OUTPUT": str(tmp_path / "groups.gpkg"), "DEM_PAIRS": str(tmp_path / "dem_pairs.csv")})
+    assert (grouped["N_GROUPS"], grouped["N_GROUPED"], grouped["N_DEM_PAIRS"]) == (2, 5, 2)
+    with open(tmp_path / "dem_pairs.csv", newline="", encoding="utf-8") as handle:
+        dem = list(csv.DictReader(handle))
+    assert [(row["img1"], row["img2"]) for row in dem] == [(SUMMER[0], WINTER[0]), (SUMMER[1], WINTER[1])]
+    pairs = run_json(qgis_process_env, "surfacemotion:buildpairs", {
+        "INPUTS": SAMPLE_SCENES, "DT_MIN": 100, "FOOTPRINTS": grouped["OUTPUT"],
+        "OUTPUT": str(tmp_path / "pairs.gpkg"), "OUTPUT_CSV": str(tmp_path / "pairs.csv")})
+    assert pairs["N_PAIRS"] == 4
+    with open(tmp_path / "pairs.csv", newline="", encoding="utf-8") as handle:
+        assert [row["group"] for row in csv.DictReader(handle)] == ["1", "2", "2", "2"]
