@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from planet_footprints import (SAMPLE_ANGLES, SAMPLE_BOUNDS, SAMPLE_SCENES, footprint, rectangle, sample_footprints,
-                               sample_ids, write_layer)
+from planet_footprints import (SAMPLE_ANGLES, SAMPLE_BOUNDS, SAMPLE_SCENES, footprint, sample_footprints, sample_ids,
+                               write_layer)
 from surface_motion.core.offsets.pairs import FOOTPRINT_COLUMNS, PAIR_COLUMNS
 
 WINTER = ["20210112_150921_07_2455", "20220109_150744_88_2276"]
@@ -57,6 +57,33 @@ def test_groups_are_written_on_the_footprints_with_dem_pairs(run_algorithm, tmp_
         "INPUT": layer, "MIN_GROUP_SIZE": 2, "DEM_MAX_DAYS": 183, "DEM_MIN_VIEW_ANGLE": 2, "OUTPUT": "memory:", "DEM_PAIRS": "memory:"})
     assert [(row["img1"], row["img2"]) for row in layer_rows(as_layer(results["DEM_PAIRS"]))] == [
         (SUMMER[0], WINTER[0]), (SUMMER[1], WINTER[1])]  # 181 and 175 days; the others are too far apart
+
+
+def test_the_grouped_footprints_load_coloured_by_group(run_algorithm, tmp_path):
+    from qgis.core import QgsExpressionContext, QgsExpressionContextUtils, QgsProcessingFeedback, QgsSymbolLayer
+
+    layer = sample_footprints(str(tmp_path / "footprints.geojson"))
+    import processing
+    from qgis.core import QgsProcessingContext, QgsProcessingOutputLayerDefinition, QgsProject
+
+    destination = QgsProcessingOutputLayerDefinition(str(tmp_path / "groups.gpkg"), QgsProject.instance())
+    parameters = {"INPUT": layer, "MIN_GROUP_SIZE": 3, "MIN_DAYS": 0, "OUTPUT": destination, "DEM_PAIRS": "memory:"}
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    results = processing.run("surfacemotion:planetgroups", parameters, context=context,
+                             feedback=QgsProcessingFeedback())
+    details = context.layersToLoadOnCompletion()[results["OUTPUT"]]
+    grouped = as_layer(results["OUTPUT"])
+    details.postProcessor().postProcessLayer(grouped, context, QgsProcessingFeedback())
+    fill = grouped.renderer().symbol().symbolLayer(0)
+    colours = {}
+    for feature in grouped.getFeatures():
+        expression_context = QgsExpressionContext()
+        expression_context.appendScope(QgsExpressionContextUtils.layerScope(grouped))
+        expression_context.setFeature(feature)
+        colour, _ = fill.dataDefinedProperties().valueAsColor(QgsSymbolLayer.PropertyFillColor, expression_context)
+        colours[feature["group_id"]] = colour.name()
+    assert colours[-1] == "#9e9e9e" and len(set(colours.values())) == 2  # summer group 1 coloured, winter grey
 
 
 def test_groups_do_not_depend_on_the_feature_order(run_algorithm, tmp_path):
