@@ -200,3 +200,22 @@ def test_dem_pairs_need_a_newer_scene_within_max_days():
     assert len(suggest_dem_pairs(scenes_from_records(records), max_days=31.0)) == 1
     with pytest.raises(UserInputError, match="must be > 0 days"):
         suggest_dem_pairs(scenes_from_records(records), max_days=0)
+
+
+# --------------------------------------------------------------------------- pairs within groups (core)
+
+def test_footprint_pairs_per_group_in_reference_mode_and_left_out_scenes():
+    from surface_motion.core.offsets.pairs import Footprint, build_footprint_pairs
+
+    names = ["20200101_100000_01_24a1", "20200301_100000_02_24a2", "20200501_100000_03_24a3",
+             "20200701_100000_04_24a4", "20200901_100000_05_24a5"]
+    paths = [f"/data/{name}_3B_AnalyticMS_SR_clip_b2.tif" for name in names]
+    groups = [1, 2, 1, 1, -1]
+    footprints = {name: Footprint(true_va=float(k), sun_azimuth=350.0 + 5 * k, sun_elevation=30.0 + k, group=g)
+                  for k, (name, g) in enumerate(zip(names, groups))}
+    table, left_out = build_footprint_pairs(paths, footprints, lambda ref, sec: 50.0, mode="reference")
+    # group 1 = scenes 0, 2, 3 with the oldest (0) as reference; scene 1 is alone in group 2, scene 4 in none
+    assert list(zip(table["ref_id"], table["sec_id"])) == [(names[0], names[2]), (names[0], names[3])]
+    assert table["true_va_diff"].tolist() == [2.0, 3.0] and table["sun_az_diff"].tolist() == [10.0, 15.0]
+    assert table["sun_elev_diff"].tolist() == [2.0, 3.0] and table["overlap_pct"].tolist() == [50.0, 50.0]
+    assert table["group"].tolist() == [1, 1] and left_out == [names[1], names[4]]
