@@ -3,14 +3,16 @@ from .build_pairs import BuildPairsAlgorithm
 from .correlate import CorrelatePairAlgorithm, CorrelatePairsAlgorithm
 from .extract_band import ExtractBandAlgorithm
 from .itslive_analysis import FluxDivergenceAlgorithm, StrainRatesAlgorithm, TrackParticlesAlgorithm
-from .planet import PlanetSearchAlgorithm
 from .itslive_data import ItsLiveDownloadAlgorithm, ItsLiveFindCubesAlgorithm, ItsLivePointSeriesAlgorithm
+from .planet import PlanetSearchAlgorithm
+from .planet_groups import PlanetGroupsAlgorithm
 from .postprocess import PolyfitAlgorithm, VelocityAlgorithm
 from .sentinel1 import (S1AnimationAlgorithm, S1GrdToArdAlgorithm, S1MosaicAlgorithm, S1MtSpeckleAlgorithm,
                         S1TimescanAlgorithm, S1TimeSeriesAlgorithm)
 
 ALGORITHM_CLASSES = (
     PlanetSearchAlgorithm,
+    PlanetGroupsAlgorithm,
     ExtractBandAlgorithm,
     BuildPairsAlgorithm,
     CorrelatePairAlgorithm,
