@@ -3,8 +3,9 @@ from .build_pairs import BuildPairsAlgorithm
 from .correlate import CorrelatePairAlgorithm, CorrelatePairsAlgorithm
 from .extract_band import ExtractBandAlgorithm
 from .itslive_analysis import FluxDivergenceAlgorithm, StrainRatesAlgorithm, TrackParticlesAlgorithm
-from .planet import PlanetSearchAlgorithm
 from .itslive_data import ItsLiveDownloadAlgorithm, ItsLiveFindCubesAlgorithm, ItsLivePointSeriesAlgorithm
+from .planet import PlanetSearchAlgorithm
+from .planet_groups import PlanetGroupsAlgorithm
 from .planet_order import PlanetOrderAlgorithm
 from .postprocess import PolyfitAlgorithm, VelocityAlgorithm
 from .sentinel1 import (S1AnimationAlgorithm, S1GrdToArdAlgorithm, S1MosaicAlgorithm, S1MtSpeckleAlgorithm,
@@ -12,6 +13,8 @@ from .sentinel1 import (S1AnimationAlgorithm, S1GrdToArdAlgorithm, S1MosaicAlgor
 
 ALGORITHM_CLASSES = (
     PlanetSearchAlgorithm,
+    PlanetGroupsAlgorithm,
+    PlanetOrderAlgorithm,
     ExtractBandAlgorithm,
     BuildPairsAlgorithm,
     CorrelatePairAlgorithm,
@@ -22,5 +25,4 @@ ALGORITHM_CLASSES = (
     ItsLiveFindCubesAlgorithm, ItsLiveDownloadAlgorithm, ItsLivePointSeriesAlgorithm,
     S1TimeSeriesAlgorithm, S1MtSpeckleAlgorithm, S1TimescanAlgorithm, S1AnimationAlgorithm, S1MosaicAlgorithm,
     S1GrdToArdAlgorithm,
-    PlanetOrderAlgorithm,
 )

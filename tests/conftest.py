@@ -18,6 +18,9 @@ for path in (REPO, PLUGIN_PARENT):
     if path not in sys.path:
         sys.path.insert(0, path)
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+#: Algorithms and shipped models the provider registers (one number for every test that counts them:
+#: a new algorithm must be added here on purpose, with its fault, bad-input and help cases).
+ALGORITHM_COUNT = 22
 
 
 def pytest_unconfigure(config):

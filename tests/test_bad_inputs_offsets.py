@@ -23,7 +23,7 @@ from affine import Affine
 
 from bad_inputs import Case, case_ids, check_case
 from faults import error_log
-from conftest import REPO, SAMPLE_DIR
+from conftest import ALGORITHM_COUNT, REPO, SAMPLE_DIR
 
 sys.path.insert(0, os.path.join(REPO, "tools"))
 import demo  # noqa: E402
@@ -644,7 +644,7 @@ def test_every_numeric_parameter_declares_its_range(provider):
     from qgis.core import QgsProcessingParameterNumber
 
     algorithms = provider.algorithms()
-    assert len(algorithms) == 21
+    assert len(algorithms) == ALGORITHM_COUNT
     unbounded = [f"{algorithm.name()}:{definition.name()}" for algorithm in algorithms
                  for definition in algorithm.parameterDefinitions()
                  if isinstance(definition, QgsProcessingParameterNumber)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from conftest import PLUGIN_PARENT, REPO, SAMPLE_DIR
+from conftest import ALGORITHM_COUNT, PLUGIN_PARENT, REPO, SAMPLE_DIR
 from faults import FULL_DISK_MESSAGE, TRUNCATED_MESSAGE, error_log, leftovers, run_on_full_disk, truncated_copy
 
 sys.path.insert(0, os.path.join(REPO, "tools"))
@@ -329,4 +329,4 @@ def test_every_algorithm_is_in_the_fault_matrix(provider):
     missing = sorted(name for name in names
                      if not re.search(rf"[\"'](surfacemotion:)?{name}[\"' ]", sources))
     assert missing == [], f"no fault case for {missing}"
-    assert len(names) == 21
+    assert len(names) == ALGORITHM_COUNT

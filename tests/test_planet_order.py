@@ -387,21 +387,11 @@ def test_a_server_that_does_not_answer_times_out_with_a_clear_message(server):
 
 def test_planetorder_runs_with_qgis_process(qgis_process_env, server, tmp_path):
     """Headless: estimate without confirmation, then the confirmed order, through qgis_process.bin."""
-    import configparser
-    import glob
     import subprocess
 
+    from test_planet_search import planet_url_in_profile
+
     env = dict(qgis_process_env, PL_API_KEY=API_KEY, SURFACEMOTION_PLANET_POLL_SECONDS="0.05")
-    ini = glob.glob(os.path.join(env["QGIS_CUSTOM_CONFIG_PATH"], "profiles", "default", "QGIS", "QGIS3.ini"))
-    assert ini, "the qgis_process profile was not created"
-    parser = configparser.RawConfigParser()
-    parser.optionxform = str
-    parser.read(ini[0])
-    if not parser.has_section("Processing"):
-        parser.add_section("Processing")
-    parser.set("Processing", "Configuration\\SURFACEMOTION_PLANET_URL", server.url)
-    with open(ini[0], "w") as handle:
-        parser.write(handle, space_around_delimiters=False)
     out = str(tmp_path / "order")
     ids = ",".join(ids_of(server, 2))
 
@@ -413,10 +403,11 @@ def test_planetorder_runs_with_qgis_process(qgis_process_env, server, tmp_path):
         assert API_KEY not in done.stdout + done.stderr
         return json.loads(done.stdout)["results"]
 
-    estimate = run("false")
-    assert estimate["ORDER_ID"] == "" and estimate["QUOTA_KM2"] > 0 and not os.path.exists(out)
-    assert server.order_posts() == []
-    ordered = run("true")
+    with planet_url_in_profile(env, server.url):
+        estimate = run("false")
+        assert server.order_posts() == [] and not os.path.exists(out)
+        ordered = run("true")
+    assert estimate["ORDER_ID"] == "" and estimate["QUOTA_KM2"] > 0
     assert ordered["QUOTA_KM2"] == pytest.approx(estimate["QUOTA_KM2"], rel=1e-9)
     assert ordered["ORDER_ID"] in server.orders and len(ordered["SCENES"]) == 2
     assert_no_key_anywhere(out, [])

@@ -8,6 +8,7 @@ travels in the Authorization header to 127.0.0.1.
 from __future__ import annotations
 
 import configparser
+import contextlib
 import datetime as dt
 import glob
 import json
@@ -183,6 +184,16 @@ def test_persistent_500_gives_up_with_the_status(server):
     with pytest.raises(UserInputError, match=r"HTTP 500.*after 1 retries"):
         with open_planet(API_KEY, server.url, retries=1) as client:
             search_footprints(client, request())
+
+
+def test_a_rate_limit_that_does_not_end_is_reported(server):
+    server.inject("/data/v1/quick-search", 429, 5, {"Retry-After": "0.2"})
+    with pytest.raises(UserInputError, match=r"rate limit was reached \(HTTP 429, still after 2 retries; the "
+                                             r"server asks to wait 0.2 s\)"):
+        with open_planet(API_KEY, server.url, retries=2) as client:
+            search_footprints(client, request())
+    posts = server.requests_to("/data/v1/quick-search")
+    assert len(posts) == 3 and all(b["time"] - a["time"] >= 0.2 for a, b in zip(posts, posts[1:]))
 
 
 def test_a_wrong_key_is_refused_naming_its_source_not_the_key(server):
@@ -416,23 +427,37 @@ def test_qgis_proxy_reads_the_network_settings(provider):
             settings.remove(key) if value is None else settings.setValue(key, value)
 
 
-def test_planetsearch_runs_with_qgis_process(qgis_process_env, server, tmp_path):
-    env = dict(qgis_process_env, PL_API_KEY=API_KEY)
+@contextlib.contextmanager
+def planet_url_in_profile(env: dict, url: str):
+    """``with planet_url_in_profile(qgis_process_env, server.url):`` qgis_process.bin runs with the provider
+    setting 'Planet API base URL' = ``url`` (written into the profile's QGIS3.ini, restored afterwards: the
+    profile is shared by the session's command-line tests)."""
     ini = glob.glob(os.path.join(env["QGIS_CUSTOM_CONFIG_PATH"], "profiles", "default", "QGIS", "QGIS3.ini"))
     assert ini, "the qgis_process profile was not created"
+    original = open(ini[0], encoding="utf-8").read()
     parser = configparser.RawConfigParser()
     parser.optionxform = str
-    parser.read(ini[0])
+    parser.read_string(original)
     if not parser.has_section("Processing"):
         parser.add_section("Processing")
-    parser.set("Processing", "Configuration\\SURFACEMOTION_PLANET_URL", server.url)
-    with open(ini[0], "w") as handle:
+    parser.set("Processing", "Configuration\\SURFACEMOTION_PLANET_URL", url)
+    with open(ini[0], "w", encoding="utf-8") as handle:
         parser.write(handle, space_around_delimiters=False)
+    try:
+        yield
+    finally:
+        with open(ini[0], "w", encoding="utf-8") as handle:
+            handle.write(original)
+
+
+def test_planetsearch_runs_with_qgis_process(qgis_process_env, server, tmp_path):
+    env = dict(qgis_process_env, PL_API_KEY=API_KEY)
     out = tmp_path / "fp.gpkg"
     arguments = ["qgis_process.bin", "--json", "run", "surfacemotion:planetsearch", "--",
                  f"AOI_EXTENT={aoi_extent()}", "START_DATE=2021-07-01", "END_DATE=2021-09-01", "MAX_CLOUD_COVER=100",
                  "QUALITY=1", "MIN_AOI_COVERAGE=50", f"OUTPUT={out}"]
-    done = subprocess.run(arguments, env=env, capture_output=True, text=True, timeout=600)
+    with planet_url_in_profile(env, server.url):
+        done = subprocess.run(arguments, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     results = json.loads(done.stdout)["results"]
     expected = [i for i in server.items if independent_coverage(aoi_polygon(), i["geometry"]) >= 50.0]

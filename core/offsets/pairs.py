@@ -9,7 +9,8 @@ from __future__ import annotations
 import glob
 import math
 import os
-from typing import List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Callable, List, Mapping, Optional, Sequence, Tuple
 
 import pandas as pd
 
@@ -19,6 +20,11 @@ from ..io import atomic_file, verify
 from .planetscope import SceneId, days_between, find_scene_ids, iso_utc, parse_scene_id
 
 PAIR_COLUMNS = ["ref", "sec", "ref_id", "sec_id", "ref_date", "sec_date", "dt_days"]
+#: Columns added when the pairs come from a Planet footprints/groups layer (REFERENCE §3): true view
+#: angles (deg, signed) and the absolute differences of true view angle, sun azimuth and sun elevation
+#: (deg), overlap_pct = area(ref ∩ sec) / area(ref) x 100 (equal-area CRS), group id (-1/None = none).
+FOOTPRINT_COLUMNS = ["true_va_ref", "true_va_sec", "true_va_diff", "sun_az_diff", "sun_elev_diff", "overlap_pct",
+                     "group"]
 MODES = Choices(("all", "All pairs older -> newer"), ("reference", "One reference (oldest scene)"))
 
 # Timestamps have 10 ms resolution (1.2e-7 d); this tolerance only absorbs float
@@ -66,6 +72,76 @@ def build_pairs(paths: Sequence[str], mode: str = "all", dt_min_days: float = 0.
     rows = [_pair_row(ref, sec) for ref, sec in candidates]
     rows = [row for row in rows if _within(abs(row["dt_days"]), dt_min_days, dt_max_days)]
     return _table(rows)
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """What the pair table needs of a scene's footprint: angles in degrees, group id (None = the layer
+    has no groups, -1 = in no group)."""
+
+    true_va: float
+    sun_azimuth: float
+    sun_elevation: float
+    group: Optional[int] = None
+
+
+def build_footprint_pairs(paths: Sequence[str], footprints: Mapping[str, Footprint],
+                          overlap_pct: Callable[[str, str], float], mode: str = "all", dt_min_days: float = 0.0,
+                          dt_max_days: Optional[float] = None) -> Tuple[pd.DataFrame, List[str]]:
+    """Pairs (:func:`build_pairs`) only between scenes of the same group of a footprints layer, with
+    :data:`FOOTPRINT_COLUMNS` added; ``footprints`` maps Planet scene ids to :class:`Footprint`,
+    ``overlap_pct(ref_id, sec_id)`` gives the overlap in %.
+
+    Scenes are matched to footprints by the scene id at the start of their file names; a scene
+    without a footprint is refused. Without groups (every ``group`` None) all scenes form one set.
+    Scenes in no group are left out. Each group is paired on its own (``mode="reference"``: the
+    oldest scene of each group); rows by group, then chronologically. Returns (table, ids of the
+    scenes left out).
+    """
+    MODES.check(mode, "pairing mode")
+    _check_dt_limits(dt_min_days, dt_max_days)
+    scenes = _parse_scenes(paths)
+    absent = [scene.scene_id for _, scene in scenes if scene.scene_id not in footprints]
+    if absent:
+        raise UserInputError(
+            f"{len(absent)} scene(s) have no footprint in the footprints layer: {', '.join(absent[:10])}"
+            + (" ..." if len(absent) > 10 else "") + ". Give the footprints layer of the search these scenes "
+            "come from, or leave these scenes out.")
+    buckets: dict = {}
+    left_out = []
+    for path, scene in scenes:
+        group = footprints[scene.scene_id].group
+        if group is not None and group < 0:
+            left_out.append(scene.scene_id)
+            continue
+        buckets.setdefault(group, []).append(path)
+    tables = []
+    for group in sorted(buckets, key=lambda g: -1 if g is None else g):
+        if len(buckets[group]) < 2:
+            left_out.extend(parse_scene_id(path).scene_id for path in buckets[group])
+            continue
+        table = build_pairs(buckets[group], mode, dt_min_days, dt_max_days)
+        tables.append(_with_footprint_columns(table, footprints, overlap_pct, group))
+    if not tables:
+        return _with_footprint_columns(_table([]), footprints, overlap_pct, None), sorted(left_out)
+    return pd.concat(tables, ignore_index=True), sorted(left_out)
+
+
+def _with_footprint_columns(table: pd.DataFrame, footprints: Mapping[str, Footprint],
+                            overlap_pct: Callable[[str, str], float], group: Optional[int]) -> pd.DataFrame:
+    ref = [footprints[i] for i in table["ref_id"]]
+    sec = [footprints[i] for i in table["sec_id"]]
+    table = table.copy()
+    table["true_va_ref"] = [float(f.true_va) for f in ref]
+    table["true_va_sec"] = [float(f.true_va) for f in sec]
+    table["true_va_diff"] = (table["true_va_sec"] - table["true_va_ref"]).abs()
+    table["sun_az_diff"] = [abs((b.sun_azimuth - a.sun_azimuth + 180.0) % 360.0 - 180.0) for a, b in zip(ref, sec)]
+    table["sun_elev_diff"] = [abs(b.sun_elevation - a.sun_elevation) for a, b in zip(ref, sec)]
+    table["overlap_pct"] = [float(overlap_pct(a, b)) for a, b in zip(table["ref_id"], table["sec_id"])]
+    table["group"] = pd.array([group] * len(table), dtype="Int64")
+    for column in FOOTPRINT_COLUMNS[:-1]:
+        table[column] = table[column].astype(float)
+    return table
 
 
 def _check_dt_limits(dt_min_days: float, dt_max_days: Optional[float]) -> None:
@@ -153,14 +229,16 @@ def _table(rows: List[dict]) -> pd.DataFrame:
 
 
 def write_pair_table(df: pd.DataFrame, csv_path: str) -> str:
-    """Write ``df`` as CSV (columns :data:`PAIR_COLUMNS`, dt_days with 6 decimals); return the path."""
+    """Write ``df`` as CSV (columns :data:`PAIR_COLUMNS`, then those of :data:`FOOTPRINT_COLUMNS` it has;
+    dt_days with 6 decimals); return the path."""
     missing = [column for column in PAIR_COLUMNS if column not in df.columns]
     if missing:
         raise UserInputError(f"The pair table lacks the column(s) {missing}; it has {list(df.columns)}.")
-    out = df[PAIR_COLUMNS].copy()
+    columns = PAIR_COLUMNS + [column for column in FOOTPRINT_COLUMNS if column in df.columns]
+    out = df[columns].copy()
     out["dt_days"] = [f"{value:.6f}" if pd.notna(value) else "" for value in out["dt_days"].astype(float)]
     csv_path = os.path.abspath(csv_path)
-    with atomic_file(csv_path, verify=verify.csv_rows(len(out), PAIR_COLUMNS)) as tmp:
+    with atomic_file(csv_path, verify=verify.csv_rows(len(out), columns)) as tmp:
         out.to_csv(tmp, index=False)
     return csv_path
 

@@ -246,6 +246,12 @@ def open_planet(api_key: str, base_url: str = DEFAULT_BASE_URL, proxy: Optional[
         raise UserInputError(redact(
             f"The Planet API key was refused (HTTP {status}: {_short(exc)}; key from {key_source}). {KEY_HELP}",
             *secrets)) from None
+    except exceptions.TooManyRequests as exc:
+        wait = getattr(exc, "retry_after", None)
+        raise UserInputError(redact(
+            f"Planet's rate limit was reached (HTTP 429, still after {retries} retries"
+            + (f"; the server asks to wait {wait} s" if wait else "") + f"): {_short(exc)}. Try again later; "
+            "several QGIS runs with one key share its limit.", *secrets)) from None
     except exceptions.APIError as exc:
         status = getattr(exc, "status_code", None)
         raise UserInputError(redact(

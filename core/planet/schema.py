@@ -25,8 +25,8 @@ FOOTPRINT_FIELDS: Tuple[Tuple[str, str, str], ...] = (
     ("quality_category", "string", "standard or test"),
     ("publishing_stage", "string", "preview, standard or finalized"),
     ("aoi_coverage_pct", "double", "area(AOI ∩ footprint) / area(AOI) x 100, in an equal-area CRS (%)"),
-    ("orbit", "string", "orbit direction: descending or ascending (from the satellite azimuth and the "
-                        "scan line)"),
+    ("orbit", "string", "orbit direction: descending (imaged in daylight, local solar time 06-18 h: "
+                        "PlanetScope's sun-synchronous day side) or ascending"),
 )
 #: Added by ``surfacemotion:planetgroups`` (NULL / -1 = in no group).
 GROUP_FIELD = "group_id"
