@@ -23,6 +23,47 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ALGORITHM_COUNT = 22
 
 
+def is_loopback(address) -> bool:
+    """Whether a socket address (AF_INET/AF_INET6 tuple, or a Unix path) stays on this machine."""
+    import ipaddress
+
+    if not isinstance(address, tuple):
+        return True  # AF_UNIX
+    host = str(address[0])
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False  # a host name: it would be resolved and contacted
+
+
+class NetworkContacted(AssertionError):
+    """A test tried to reach a host that is not loopback."""
+
+
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch):
+    """No test contacts anything but loopback: a TCP connection to another host fails the test at once
+    (in this process; subprocesses are pointed at loopback servers by their tests). A UDP connect()
+    sends nothing and stays allowed: Dask finds the machine's address that way (8.8.8.8:80)."""
+    import socket
+
+    original_connect, original_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def guarded(original):
+        def connect(sock, address):
+            if (sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM
+                    and not is_loopback(address)):
+                raise NetworkContacted(f"a test tried to contact {address!r}; only loopback is allowed")
+            return original(sock, address)
+        return connect
+
+    monkeypatch.setattr(socket.socket, "connect", guarded(original_connect))
+    monkeypatch.setattr(socket.socket, "connect_ex", guarded(original_connect_ex))
+    yield
+
+
 def pytest_unconfigure(config):
     shutil.rmtree(PLUGIN_PARENT, ignore_errors=True)
 
