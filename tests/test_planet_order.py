@@ -490,3 +490,62 @@ def test_an_order_into_the_temporary_folder_warns_that_it_cannot_be_resumed(serv
     results, _, _ = run_algorithm("surfacemotion:planetorder", parameters, feedback)
     assert any("temporary folder" in line and "resume" in line for line in feedback.lines)
     assert len(results["SCENES"]) == 1 and os.path.isfile(results["SCENES"][0])
+
+
+def test_search_groups_and_order_chain_in_a_model(server, tmp_path):
+    """Model Builder: planetsearch → planetgroups → planetorder as child steps of one model (the
+    footprints flow from step to step); it validates, places one order for every grouped scene and
+    downloads it; the saved model file holds no key."""
+    import processing
+    from qgis.core import (QgsProcessingContext, QgsProcessingModelAlgorithm, QgsProcessingModelChildAlgorithm,
+                           QgsProcessingModelChildParameterSource as Source, QgsProcessingModelOutput,
+                           QgsProject, QgsVectorLayer)
+    from test_planet_search import aoi_extent
+
+    model = QgsProcessingModelAlgorithm("planet search to order", "test")
+    steps = {
+        "search": ("surfacemotion:planetsearch", {
+            "AOI_EXTENT": aoi_extent(), "START_DATE": "2021-07-01", "END_DATE": "2021-09-01",
+            "MAX_CLOUD_COVER": 100, "QUALITY": 1, "MIN_AOI_COVERAGE": 50}),
+        "groups": ("surfacemotion:planetgroups", {"TOLERANCE": 30.0, "MIN_GROUP_SIZE": 2, "MIN_DAYS": 0}),
+        "order": ("surfacemotion:planetorder", {"BUNDLE": 0, "AOI": aoi_file(tmp_path), "CONFIRM": True}),
+    }
+    for child_id, (algorithm_id, values) in steps.items():
+        child = QgsProcessingModelChildAlgorithm(algorithm_id)
+        child.setChildId(child_id)
+        for definition in child.algorithm().parameterDefinitions():  # the designer's defaults
+            if definition.isDestination() or definition.name() in ("INPUT", "FOOTPRINTS"):
+                continue
+            value = values.get(definition.name(), definition.defaultValue())
+            if value is not None:
+                child.addParameterSources(definition.name(), [Source.fromStaticValue(value)])
+        model.addChildAlgorithm(child)
+    model.childAlgorithm("groups").addParameterSources("INPUT", [Source.fromChildOutput("search", "OUTPUT")])
+    model.childAlgorithm("order").addParameterSources("FOOTPRINTS", [Source.fromChildOutput("groups", "OUTPUT")])
+    grouped = QgsProcessingModelOutput("grouped", "Grouped footprints")
+    grouped.setChildId("groups")
+    grouped.setChildOutputName("OUTPUT")
+    model.childAlgorithm("groups").setModelOutputs({"grouped": grouped})
+    downloaded = QgsProcessingModelOutput("downloaded", "Downloaded scenes")
+    downloaded.setChildId("order")
+    downloaded.setChildOutputName("OUTPUT_FOLDER")
+    model.childAlgorithm("order").setModelOutputs({"downloaded": downloaded})
+    model.updateDestinationParameters()
+    valid, errors = model.validate()
+    assert valid and errors == [], errors
+
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    feedback = Recorder()
+    results = processing.run(model, {"groups:grouped": str(tmp_path / "grouped.gpkg"),
+                                     "order:downloaded": str(tmp_path / "order")}, context=context, feedback=feedback)
+    footprints = QgsVectorLayer(str(tmp_path / "grouped.gpkg"), "grouped", "ogr")
+    ids = sorted(feature["id"] for feature in footprints.getFeatures())
+    assert len(ids) >= 3 and footprints.fields().indexOf("group_id") >= 0
+    assert len(server.order_posts()) == 1
+    scenes = sorted(os.listdir(str(tmp_path / "order")))
+    assert sorted(name[:-len("_3B_AnalyticMS_SR_clip.tif")] for name in scenes
+                  if name.endswith("_3B_AnalyticMS_SR_clip.tif")) == ids
+    assert results["groups:grouped"] == str(tmp_path / "grouped.gpkg")
+    assert model.toFile(str(tmp_path / "chain.model3"))
+    assert_no_key_anywhere(str(tmp_path), feedback.lines)
