@@ -21,7 +21,7 @@ from qgis.PyQt.QtCore import QDate, QDateTime, Qt, QVariant
 from ..core.planet import groups as core_groups
 from ..core.planet.schema import GROUP_FIELD
 from ..core.planet.view_angle import DEFAULT_SCAN_LINE_AZIMUTH
-from .base import (MAX_DAYS, SinkGroup, SurfaceMotionAlgorithm, core_errors_as_processing_errors, require_geometry,
+from .base import (MAX_DAYS, MapGroup, SinkGroup, SurfaceMotionAlgorithm, core_errors_as_processing_errors, require_geometry,
                    style_on_completion)
 
 
@@ -213,7 +213,9 @@ class PlanetGroupsAlgorithm(SurfaceMotionAlgorithm):
                 out.setAttributes([row[name] for name in core_groups.DEM_PAIR_COLUMNS])
                 pairs_sink.add(out)
             pairs_id = pairs_sink.close()
-        style_on_completion(context, output_id, GROUPS_STYLE)
+        group = MapGroup(self)  # the grouped footprints on top, the DEM-pair table below them
+        style_on_completion(context, output_id, GROUPS_STYLE, group=group)
+        style_on_completion(context, pairs_id, None, group=group)
         feedback.setProgress(100)
         return {self.OUTPUT: output_id, self.DEM_PAIRS: pairs_id, self.N_GROUPS: n_groups,
                 self.N_GROUPED: n_grouped, self.N_DEM_PAIRS: len(dem_pairs)}

@@ -314,3 +314,34 @@ def test_groups_and_pairs_from_the_command_line(qgis_process_env, tmp_path):
     assert pairs["N_PAIRS"] == 4
     with open(tmp_path / "pairs.csv", newline="", encoding="utf-8") as handle:
         assert [row["group"] for row in csv.DictReader(handle)] == ["1", "2", "2", "2"]
+
+
+def test_a_run_loads_its_two_layers_in_one_group_footprints_on_top(tmp_path):
+    """The grouped footprints and the DEM-pair table of one run land in one layer-tree group, the
+    footprints first and visible (issue 11's orderly map)."""
+    import processing
+    from processing.gui.Postprocessing import handleAlgorithmResults
+    from qgis.core import (QgsApplication, QgsLayerTree, QgsProcessingContext, QgsProcessingFeedback,
+                           QgsProcessingOutputLayerDefinition, QgsProject)
+
+    project = QgsProject.instance()
+    project.clear()
+    layer = sample_footprints(str(tmp_path / "footprints.geojson"))
+    parameters = {"INPUT": layer, "MIN_GROUP_SIZE": 2, "MIN_DAYS": 0, "DEM_MIN_VIEW_ANGLE": 2,
+                  "OUTPUT": QgsProcessingOutputLayerDefinition(str(tmp_path / "groups.gpkg"), project),
+                  "DEM_PAIRS": QgsProcessingOutputLayerDefinition(str(tmp_path / "dem.gpkg"), project)}
+    context = QgsProcessingContext()
+    context.setProject(project)
+    processing.run("surfacemotion:planetgroups", parameters, context=context, feedback=QgsProcessingFeedback())
+    algorithm = QgsApplication.processingRegistry().createAlgorithmById("surfacemotion:planetgroups")
+    assert handleAlgorithmResults(algorithm, context, QgsProcessingFeedback())
+    try:
+        nodes = project.layerTreeRoot().children()
+        assert len(nodes) == 1 and QgsLayerTree.isGroup(nodes[0])
+        assert nodes[0].name().startswith("Group Planet scenes")
+        footprints, pairs = nodes[0].children()
+        assert footprints.layer().source().startswith(str(tmp_path / "groups.gpkg"))
+        assert pairs.layer().source().startswith(str(tmp_path / "dem.gpkg"))
+        assert footprints.itemVisibilityChecked() and footprints.layer().geometryType() == 2  # polygons
+    finally:
+        project.clear()
