@@ -85,6 +85,18 @@ def provider(qgis_processing):
     return instance
 
 
+@pytest.fixture(scope="module")
+def cube_server(tmp_path_factory):
+    """The loopback ITS_LIVE server (tests/itslive_server.py) serving one real-data cube, per module."""
+    from itslive_server import ITSLiveServer, build_cube
+
+    root = str(tmp_path_factory.mktemp("itslive_root"))
+    build_cube(root)
+    server = ITSLiveServer(root).start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def run_algorithm(provider):
     """Run a surfacemotion algorithm in-process; returns (results, context, feedback)."""

@@ -18,9 +18,9 @@ import socket
 import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
+from loopback_http import LoopbackServer
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "itslive")
 CUBE_NAME = "ITS_LIVE_vel_EPSG3413_G0120_X-3250000_Y250000.zarr"
@@ -125,8 +125,10 @@ def footprint(epsg: int, bounds) -> dict:
     return {"type": "Polygon", "coordinates": [ring + [ring[0]]]}
 
 
-class ITSLiveServer:
+class ITSLiveServer(LoopbackServer):
     """Threaded loopback server; ``url`` is its base, ``log`` the request log, ``faults`` the injections."""
+
+    METHODS = ("HEAD", "GET", "POST")
 
     def __init__(self, root: str):
         self.root = root
@@ -134,27 +136,7 @@ class ITSLiveServer:
         self.faults = {}  # path prefix -> "404" | "500" | "slow" | "truncate"
         self.slow_seconds = 3.0
         self.lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):  # keep pytest output clean
-                pass
-
-            def do_HEAD(self):  # noqa: N802
-                server.handle(self, "HEAD")
-
-            def do_GET(self):  # noqa: N802
-                server.handle(self, "GET")
-
-            def do_POST(self):  # noqa: N802
-                server.handle(self, "POST")
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        super().__init__()
         bounds = self._cube_bounds()
         self.items = [
             self._item("alaska-cube", f"{self.url}/cubes/{CUBE_NAME}", 3413, footprint(3413, bounds)),
@@ -288,14 +270,6 @@ class ITSLiveServer:
         with self.lock:
             self.log.append({"method": method, "path": urllib.parse.urlparse(handler.path).path,
                              "status": status, "bytes": len(sent)})
-
-    def start(self):
-        self.thread.start()
-        return self
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
     def chunk_bytes(self, since: int = 0) -> int:
         """Bytes sent for Zarr chunk files (not .zmetadata/.zarray/.zattrs/.zgroup) after log entry ``since``."""

@@ -74,6 +74,8 @@ def file_bytes(item_id: str, suffix: str, kind: str, seed: int) -> bytes:
 class PlanetOrdersServer(PlanetServer):
     """The loopback Planet server with orders and downloads; ``lifecycle`` applies to new orders."""
 
+    METHODS = ("GET", "POST", "PUT")
+
     def __init__(self, items=None, api_key: str = API_KEY):
         super().__init__(items, api_key)
         self.orders = {}
@@ -83,7 +85,6 @@ class PlanetOrdersServer(PlanetServer):
         self.corrupted = set()
         self.truncations = {}  # file name -> remaining count
         self.by_id = {item["id"]: item for item in self.items}
-        self.httpd.RequestHandlerClass.do_PUT = lambda handler: self.handle(handler, "PUT")
 
     # ----- faults of downloads
     def corrupt(self, name: str) -> None:

@@ -27,7 +27,7 @@ import threading
 import time
 import urllib.parse
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from loopback_http import LoopbackServer
 
 API_KEY = "PLAK0123456789abcdefTESTKEY"
 PAGE_SIZE = 5
@@ -131,7 +131,7 @@ def matches(item: dict, search_filter: dict) -> bool:
     raise ValueError(f"filter type {kind} not supported by the fake server")
 
 
-class PlanetServer:
+class PlanetServer(LoopbackServer):
     """Threaded loopback Planet Data API; ``url`` its base, ``log`` the requests, ``items`` the catalogue."""
 
     def __init__(self, items=None, api_key: str = API_KEY, page_size: int = PAGE_SIZE):
@@ -143,24 +143,7 @@ class PlanetServer:
         self.faults = []  # [prefix, status, count, headers]
         self.stalls = []  # [prefix, seconds, count]
         self.lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):  # keep pytest output clean
-                pass
-
-            def do_GET(self):  # noqa: N802
-                server.handle(self, "GET")
-
-            def do_POST(self):  # noqa: N802
-                server.handle(self, "POST")
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        super().__init__()
 
     # ----- faults
     def inject(self, prefix: str, status: int, count: int = 1, headers=None) -> None:
@@ -246,14 +229,6 @@ class PlanetServer:
             handler.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test)
             pass
-
-    def start(self) -> "PlanetServer":
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
     def requests_to(self, prefix: str) -> list:
         """Logged requests whose path starts with ``prefix``."""

@@ -25,7 +25,6 @@ from test_bad_inputs_offsets import box, warning_log
 from test_bad_inputs_offsets import geojson as offsets_geojson
 from test_itslive_algorithms import (OUTLINE_CSV, THICKNESS, VX, VY, fast_ice_points, service,
                                      window_extent)
-from test_itslive_algorithms import cube_server  # noqa: F401,F811 (the loopback server fixture)
 
 #: The loopback server of the running test (set by the ``server`` fixture; parameters read it lazily).
 SERVER = {}

@@ -16,7 +16,6 @@ from faults import FULL_DISK_MESSAGE, TRUNCATED_MESSAGE, leftovers, run_on_full_
 from itslive_server import CUBE_NAME
 from test_itslive_algorithms import (OUTLINE_CSV, THICKNESS, VX, VY, fast_ice_points, seeds_geojson, service,
                                      window_extent)
-from test_itslive_algorithms import cube_server  # noqa: F401 (the loopback server fixture)
 from test_itslive_cubes import COLS, ROWS, window_aoi
 
 CACHE_DIR = ".itslive_cache"

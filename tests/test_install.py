@@ -189,17 +189,6 @@ def test_an_unreachable_registry_gives_a_clear_error(tmp_path, monkeypatch):
 
 # --------------------------------------------------------------------------- the real install
 
-@pytest.fixture(scope="module")
-def stac_server(tmp_path_factory):
-    from itslive_server import ITSLiveServer, build_cube
-
-    root = str(tmp_path_factory.mktemp("itslive_install_root"))
-    build_cube(root)
-    server = ITSLiveServer(root).start()
-    yield server
-    server.stop()
-
-
 def clean_env(**extra):
     """Environment without the test venv: /usr/bin first, no PYTHONPATH; pip's own settings
     (certificates, proxies, find-links) kept so pip reaches the registry as the user's would."""
@@ -220,7 +209,7 @@ def find_cubes_cli(env, server, out):
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
 
 
-def test_install_into_a_throwaway_profile_then_find_cubes_with_qgis_process(stac_server, tmp_path):
+def test_install_into_a_throwaway_profile_then_find_cubes_with_qgis_process(cube_server, tmp_path):
     config = tmp_path / "config"
     folder = config / "profiles" / "default" / "python" / "dependencies"
     qgis_env = clean_env(QGIS_CUSTOM_CONFIG_PATH=str(config), QGIS_PLUGINPATH=PLUGIN_PARENT,
@@ -229,7 +218,7 @@ def test_install_into_a_throwaway_profile_then_find_cubes_with_qgis_process(stac
                              capture_output=True, text=True, timeout=300)
     assert enabled.returncode == 0, enabled.stdout + enabled.stderr
     # before: this QGIS has no pystac-client, the catalogue 404s: the error names the installer
-    before = find_cubes_cli(qgis_env, stac_server, tmp_path / "before.gpkg")
+    before = find_cubes_cli(qgis_env, cube_server, tmp_path / "before.gpkg")
     assert before.returncode != 0
     assert "pystac-client is not installed" in before.stdout + before.stderr
     assert dependencies.INSTALL_ACTION in before.stdout + before.stderr
@@ -256,11 +245,11 @@ def test_install_into_a_throwaway_profile_then_find_cubes_with_qgis_process(stac
     assert "externally-managed-environment" not in done.stdout + done.stderr
 
     # after: the same qgis_process (no venv, no PYTHONPATH) searches STAC with the profile's pystac-client
-    start = len(stac_server.log)
-    after = find_cubes_cli(qgis_env, stac_server, tmp_path / "after.gpkg")
+    start = len(cube_server.log)
+    after = find_cubes_cli(qgis_env, cube_server, tmp_path / "after.gpkg")
     assert after.returncode == 0, after.stdout[-3000:] + after.stderr[-3000:]
     assert json.loads(after.stdout)["results"]["N_CUBES"] == 1
-    requests = [(entry["method"], entry["path"]) for entry in stac_server.log[start:]]
+    requests = [(entry["method"], entry["path"]) for entry in cube_server.log[start:]]
     assert ("POST", "/stac/search") in requests and ("GET", "/no_catalog.json") not in requests
     # a second run of the installer finds nothing missing
     again = subprocess.run([QGIS_PYTHON, "-c", script], env=clean_env(PIP_CACHE_DIR=PIP_CACHE),

@@ -152,17 +152,6 @@ def test_analyses_run_with_qgis_process(qgis_process_env, tmp_path):
 
 # --------------------------------------------------------------------------- cube algorithms (local server)
 
-@pytest.fixture(scope="module")
-def cube_server(tmp_path_factory):
-    from itslive_server import ITSLiveServer, build_cube
-
-    root = str(tmp_path_factory.mktemp("itslive_qgis_root"))
-    build_cube(root)
-    server = ITSLiveServer(root).start()
-    yield server
-    server.stop()
-
-
 def window_extent(cube_server):
     """An EPSG:3413 extent string of 30 x 20 cells inside the test cube."""
     with rasterio.open(VX) as ds:

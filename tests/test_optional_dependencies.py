@@ -61,17 +61,6 @@ def test_a_missing_package_gives_an_install_hint(provider):
 
 # --------------------------------------------------------------------------- ITS_LIVE without pystac-client
 
-@pytest.fixture(scope="module")
-def cube_server(tmp_path_factory):
-    from itslive_server import ITSLiveServer, build_cube
-
-    root = str(tmp_path_factory.mktemp("itslive_no_pystac_root"))
-    build_cube(root)
-    server = ITSLiveServer(root).start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def no_pystac_client(monkeypatch):
     """pystac-client unimportable (None in sys.modules makes every import of it raise ImportError)."""

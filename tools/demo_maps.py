@@ -17,8 +17,8 @@ from matplotlib import patheffects
 from matplotlib.figure import Figure
 from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 
-#: Percentiles of the colour range.
-RANGE_PERCENTILES = (2.0, 98.0)
+from core.io.styles import percentile_range
+
 #: Lengths a scale bar may take: 1, 2 or 5 times a power of ten (map units).
 _NICE_STEPS = (1.0, 2.0, 5.0)
 #: The gid of the north arrow's annotation (found by tests).
@@ -55,16 +55,17 @@ class MapStyle:
 
 
 def colour_range(values: np.ndarray, symmetric: bool = False) -> Tuple[float, float]:
-    """The 2nd-98th percentile of the finite ``values``; ``symmetric``: ±max(|p2|, |p98|)."""
+    """The range the plugin's styles use (:func:`core.io.styles.percentile_range`: 2nd-98th
+    percentile, ``symmetric``: ±max(|p2|, |p98|)); an empty band gets 0..1 (±1 symmetric), a
+    constant one ±0.5 around its value."""
+    fitted = percentile_range(values, symmetric)
+    if fitted is not None:
+        return fitted
     finite = np.asarray(values, np.float64)
     finite = finite[np.isfinite(finite)]
-    if finite.size == 0:
+    if symmetric or finite.size == 0:
         return (-1.0, 1.0) if symmetric else (0.0, 1.0)
-    low, high = (float(p) for p in np.percentile(finite, RANGE_PERCENTILES))
-    if symmetric:
-        reach = max(abs(low), abs(high)) or 1.0
-        return -reach, reach
-    return (low, high) if high > low else (low - 0.5, low + 0.5)
+    return float(finite[0]) - 0.5, float(finite[0]) + 0.5
 
 
 def grey_stretch(values: np.ndarray) -> np.ndarray:
