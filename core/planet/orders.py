@@ -31,6 +31,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 from ..choices import Choices
 from ..errors import Cancelled, UserInputError, check_canceled
 from ..io.files import atomic_file, write_text
+from .areas import projected
 
 #: Order bundles of PSScene (the choice list of ``planetorder``): value, label.
 BUNDLES = Choices(
@@ -97,52 +98,13 @@ def order_request(ids: Sequence[str], bundle: str, aoi: Optional[dict], name: st
 # --------------------------------------------------------------------------- quota
 
 
-#: Longest step (degrees) between two vertices of a lon/lat edge before it is projected: a straight
-#: edge in lon/lat is a curve in the equal-area projection.
-DENSIFY_DEGREES = 0.002
-
-
-def densified(geometry: dict, step: float = DENSIFY_DEGREES):
-    """A (Multi)Polygon GeoJSON as a shapely geometry whose edges have vertices at most ``step`` degrees apart."""
-    from shapely.geometry import MultiPolygon, Polygon, shape
-
-    def ring(coordinates):
-        points = []
-        for (x0, y0), (x1, y1) in zip(coordinates[:-1], coordinates[1:]):
-            count = max(1, int(max(abs(x1 - x0), abs(y1 - y0)) / step) + 1)
-            points += [(x0 + (x1 - x0) * k / count, y0 + (y1 - y0) * k / count) for k in range(count)]
-        return points + [tuple(coordinates[-1])]
-
-    def polygon(part):
-        return Polygon(ring(list(part.exterior.coords)), [ring(list(hole.coords)) for hole in part.interiors])
-
-    shaped = shape(geometry)
-    parts = list(shaped.geoms) if hasattr(shaped, "geoms") else [shaped]
-    if not all(isinstance(part, Polygon) for part in parts):
-        raise UserInputError(f"A footprint or area of interest is a {shaped.geom_type}, not a polygon.")
-    return polygon(parts[0]) if len(parts) == 1 and isinstance(shaped, Polygon) else \
-        MultiPolygon([polygon(part) for part in parts])
-
-
-def _equal_area(geometries: Sequence[dict]):
-    """The shapely geometries (densified) in a Lambert azimuthal equal-area projection centred on their union."""
-    from shapely.ops import transform, unary_union
-
-    from ..itslive.cubes import transformer
-
-    shapes = [densified(geometry) for geometry in geometries]
-    center = unary_union(shapes).centroid
-    laea = transformer(4326, f"+proj=laea +lat_0={center.y} +lon_0={center.x} +datum=WGS84 +units=m +no_defs")
-    return [transform(lambda xs, ys, zs=None: laea.transform(xs, ys), one) for one in shapes]
-
-
 def quota_km2(footprints: Dict[str, dict], aoi: Optional[dict], clipped: bool) -> Tuple[float, Dict[str, float]]:
     """Estimated quota of an order (km²) and the area of each item (km²).
 
     Clipped orders count area(footprint ∩ AOI), full scenes the whole footprint; areas in an
     equal-area projection. Planet's billing may round up per scene (e.g. a minimum per item)."""
     ids = list(footprints)
-    shapes = _equal_area([footprints[item] for item in ids] + ([aoi] if clipped and aoi else []))
+    shapes = projected([footprints[item] for item in ids] + ([aoi] if clipped and aoi else []))
     region = shapes[-1] if clipped and aoi else None
     areas = {}
     for item, shape in zip(ids, shapes):

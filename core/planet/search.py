@@ -18,6 +18,7 @@ import numpy as np
 
 from ..choices import Choices
 from ..errors import UserInputError, check_canceled
+from .areas import densified, equal_area_projector
 from .schema import FIELD_NAMES
 from .view_angle import DEFAULT_SCAN_LINE_AZIMUTH, true_view_angle
 
@@ -135,47 +136,9 @@ def _number(value, missing: float = float("nan")) -> float:
         return missing
 
 
-def equal_area_projector(aoi: dict) -> Callable:
-    """A function (shapely geometry in lon/lat → geometry in metres) projecting to a Lambert
-    azimuthal equal-area CRS centred on the AOI's centroid."""
-    import pyproj
-    from shapely.geometry import shape
-    from shapely.ops import transform
-
-    centre = shape(aoi).centroid
-    laea = pyproj.CRS.from_proj4(f"+proj=laea +lat_0={centre.y:.8f} +lon_0={centre.x:.8f} +ellps=WGS84 +units=m")
-    forward = pyproj.Transformer.from_crs("EPSG:4326", laea, always_xy=True).transform
-    return lambda geometry: transform(forward, geometry)
-
-
-#: Longest edge (degrees) of a polygon before it is projected: GeoJSON edges are straight in lon/lat
-#: (RFC 7946), so long edges get vertices every DENSIFY_STEP degrees to stay so after projection.
-DENSIFY_STEP = 0.002
-
-
-def densified(geometry: dict, step: float = DENSIFY_STEP):
-    """A shapely (Multi)Polygon of a GeoJSON polygon in lon/lat with vertices at most ``step`` degrees apart."""
-    from shapely.geometry import MultiPolygon, Polygon, shape
-
-    def ring(coords) -> List[Tuple[float, float]]:
-        points = np.asarray(coords, dtype=np.float64)[:, :2]
-        out = []
-        for a, b in zip(points[:-1], points[1:]):
-            count = max(1, int(np.ceil(np.max(np.abs(b - a)) / step)))
-            out.extend(a + (b - a) * t for t in np.arange(count) / count)
-        out.append(points[-1])
-        return [tuple(p) for p in out]
-
-    geom = shape(geometry).buffer(0)
-    polygons = list(geom.geoms) if isinstance(geom, MultiPolygon) else [geom]
-    parts = [Polygon(ring(p.exterior.coords), [ring(i.coords) for i in p.interiors])
-             for p in polygons if not p.is_empty]
-    return parts[0] if len(parts) == 1 else MultiPolygon(parts)
-
-
 def coverage_percent(aoi: dict, footprints: Sequence[dict]) -> np.ndarray:
     """Percent of the AOI's area covered by each footprint (GeoJSON, lon/lat), in an equal-area CRS."""
-    project = equal_area_projector(aoi)
+    project = equal_area_projector([aoi])
     area = project(densified(aoi))
     total = area.area
     out = np.zeros(len(footprints))
