@@ -63,7 +63,8 @@ class SurfaceMotionProvider(QgsProcessingProvider):
 
 
 #: Toolbox titles of the shipped models, by model name (the name is the stable id part).
-MODEL_TITLES = {"planetscopel3bvelocity": "PlanetScope L3B velocity chain (model)"}
+MODEL_TITLES = {"planetscopel3bvelocity": "PlanetScope L3B velocity chain (model)",
+                "planetscopel1bvelocity": "PlanetScope L1B velocity chain (model)"}
 
 
 class ShippedModel(QgsProcessingModelAlgorithm):
