@@ -1,0 +1,1 @@
+"""Orthorectification of raw (L1B) scenes through their RPCs."""
