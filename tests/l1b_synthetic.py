@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Tuple, Union
 
@@ -35,12 +36,10 @@ import numpy as np
 from affine import Affine
 from scipy import ndimage
 
-from core.io import Grid, write_raster, write_text
+from core.io import Grid, open_raster, write_raster, write_text
 from core.ortho.rpc_fit import RpcFit, fit_rpc, rpc_txt
+from texture import DATA as TEXTURE, land_texture
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-TEXTURE = os.path.join(HERE, "data", "s2_b03_crop.tif")
-LAND_COLUMNS = 384  # farmland; the bay (low texture) lies further right
 UTM = "EPSG:32618"
 #: WGS 84 ellipsoid.
 A_WGS84 = 6378137.0
@@ -118,12 +117,9 @@ def egm96_undulation(lon, lat) -> np.ndarray:
 
 @functools.lru_cache(maxsize=None)
 def _texture() -> Tuple[np.ndarray, Affine]:
-    import rasterio
-
-    with rasterio.open(TEXTURE) as ds:
-        values = ds.read(1).astype(np.float64)[:, :LAND_COLUMNS]
+    with open_raster(TEXTURE) as ds:
         transform = ds.transform
-    return ndimage.spline_filter(values, order=3, mode="mirror"), transform
+    return ndimage.spline_filter(land_texture(), order=3, mode="mirror"), transform
 
 
 def texture_bounds() -> Tuple[float, float, float, float]:
@@ -409,6 +405,7 @@ def render(cam: PushbroomCamera, dem: Dem) -> np.ndarray:
 def make_scene(folder: str, look: int, *, sidecar: bool = False, name: Optional[str] = None) -> L1BScene:
     """Render look ``look`` (+1 / -1) into ``folder``: ``<name>.tif`` with RPCs (TIFF RPC domain, or
     a ``<name>_RPC.TXT`` sidecar when ``sidecar``)."""
+    from rasterio.errors import NotGeoreferencedWarning
     from rasterio.rpc import RPC
 
     cam, dem = camera(look), true_dem()
@@ -417,8 +414,10 @@ def make_scene(folder: str, look: int, *, sidecar: bool = False, name: Optional[
     path = os.path.join(folder, f"{name}.tif")
     grid = Grid(None, Affine.identity(), cam.cols, cam.rows)
     georeferencing = {} if sidecar else {"rpcs": RPC.from_gdal(fit.rpc)}
-    write_raster(path, grid, render(cam, dem)[None], ["green (DN)"], dtype="uint16", nodata=0,
-                 georeferencing=georeferencing)
+    with warnings.catch_warnings():  # a raw scene has no geotransform, on purpose
+        warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
+        write_raster(path, grid, render(cam, dem)[None], ["green (DN)"], dtype="uint16", nodata=0,
+                     georeferencing=georeferencing)
     if sidecar:
         write_text(os.path.join(folder, f"{name}_RPC.TXT"), rpc_txt(fit.rpc))
     return L1BScene(path, cam, fit)
