@@ -257,7 +257,7 @@ class PushbroomCamera:
         centre = geodetic_to_ecef(*self.aim)
         c_hat = centre / np.linalg.norm(centre)
         up = up_vector(self.aim[0], self.aim[1])
-        lam, phi = np.radians(self.aim[0]), np.radians(self.aim[1])
+        lam = np.radians(self.aim[0])
         east = np.array([-np.sin(lam), np.cos(lam), 0.0])
         north = np.cross(up, east)
         forward = np.sin(np.radians(self.heading)) * east + np.cos(np.radians(self.heading)) * north
@@ -421,3 +421,153 @@ def make_scene(folder: str, look: int, *, sidecar: bool = False, name: Optional[
     if sidecar:
         write_text(os.path.join(folder, f"{name}_RPC.TXT"), rpc_txt(fit.rpc))
     return L1BScene(path, cam, fit)
+
+
+# -- the acceptance job (tests/test_l1b_acceptance.py and bench/l1b_ortho.py)
+
+#: Raw (col, row) of the AOI vertices in the +4° look: an irregular hexagon over most of the scene.
+AOI_RAW_VERTICES = ((70.0, 90.0), (640.0, 60.0), (680.0, 470.0), (610.0, 820.0), (110.0, 790.0), (40.0, 420.0))
+#: Correlation settings of the ortho comparisons (reference px).
+CHIP, SEARCH, STEP = 32, 4, 16
+
+
+def aoi_lonlat() -> np.ndarray:
+    """AOI vertices (lon, lat in degrees; N x 2, not closed) on the terrain, inside both looks."""
+    lon, lat, h = camera(1).image_to_ground(*np.array(AOI_RAW_VERTICES).T, true_dem().sample)
+    col, row = camera(-1).ground_to_image(lon, lat, h)
+    if col.min() < 10 or row.min() < 10 or col.max() > camera(-1).cols - 10 or row.max() > camera(-1).rows - 10:
+        raise RuntimeError("the AOI leaves the -4° look")
+    return np.c_[lon, lat]
+
+
+def aoi_wkt() -> str:
+    """The AOI as a WKT polygon in EPSG:4326 (lon lat order)."""
+    ring = np.vstack([aoi_lonlat(), aoi_lonlat()[:1]])
+    return "POLYGON((" + ", ".join(f"{lon:.9f} {lat:.9f}" for lon, lat in ring) + "))"
+
+
+def grid_points_utm(grid: Grid, cols, rows) -> Tuple[np.ndarray, np.ndarray]:
+    """UTM 18N coordinates (m) of grid pixel coordinates (corner convention) of an ortho grid."""
+    from rasterio.warp import transform
+
+    x, y = grid.transform * (np.asarray(cols, np.float64), np.asarray(rows, np.float64))
+    if grid.crs is not None and grid.crs.to_epsg() == 32618:
+        return x, y
+    shape = np.shape(x)
+    x, y = transform(grid.crs, UTM, np.ravel(x).tolist(), np.ravel(y).tolist())
+    return np.reshape(x, shape), np.reshape(y, shape)
+
+
+def write_truth(path: str, grid: Grid) -> str:
+    """The ground truth on an ortho grid (float32 DN, cubic B-spline of the texture at cell centres)."""
+    cols, rows = np.meshgrid(np.arange(grid.width) + 0.5, np.arange(grid.height) + 0.5)
+    truth = texture_at(*grid_points_utm(grid, cols, rows)).astype(np.float32)
+    return write_raster(path, grid, truth[None], ["truth (DN)"])
+
+
+@dataclass(frozen=True)
+class Offsets:
+    """Valid correlation cells of a disparity run: offsets (px, dx + right, dy + down), cell centres (UTM m)."""
+
+    dx: np.ndarray
+    dy: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    total: int
+
+    @property
+    def magnitude(self) -> np.ndarray:
+        return np.hypot(self.dx, self.dy)
+
+    def stats(self) -> dict:
+        """Median dx, dy, 95th percentile and max of |d| (px), valid cells / cells."""
+        return {"median_dx": float(np.median(self.dx)), "median_dy": float(np.median(self.dy)),
+                "p95": float(np.percentile(self.magnitude, 95)), "max": float(self.magnitude.max()),
+                "valid": f"{self.dx.size}/{self.total}"}
+
+
+def correlate_orthos(ref_path: str, sec_path: str, out_path: str) -> Offsets:
+    """Correlate two rasters on one grid with the engine correlatepair runs (core.offsets.correlate_files)."""
+    from core.offsets.correlate import correlate_files
+
+    correlate_files(ref_path, sec_path, out_path, chip_size=CHIP, search_range=SEARCH, step=STEP)
+    with open_raster(out_path) as ds:
+        dx, dy, valid = ds.read(1), ds.read(2), ds.read(3) > 0
+        rows, cols = np.nonzero(valid)
+        grid = Grid.of(ds)
+    x, y = grid_points_utm(grid, cols + 0.5, rows + 0.5)
+    return Offsets(dx[valid].astype(np.float64), dy[valid].astype(np.float64), x, y, int(valid.size))
+
+
+def expected_parallax_px(offsets: Offsets, dh: float, resolution: float) -> Tuple[np.ndarray, np.ndarray]:
+    """Expected (dx, dy) px, + right / + down, between the +4° (reference) and -4° (secondary) orthos made
+    on a DEM ``dh`` m too high, at the cells of ``offsets`` (a north-up grid of ``resolution`` m).
+
+    An ortho on the raised DEM shows at x the ground at x + delta (delta: :meth:`PushbroomCamera.parallax`
+    on the true terrain); a feature at x1 in the reference is at x2 = x1 + delta_ref - delta_sec in the
+    secondary.
+    """
+    dem = true_dem()
+    lon, lat = utm_to_lonlat(offsets.x, offsets.y)
+    h = dem.sample(lon, lat)
+    moves = {}
+    for look in (1, -1):
+        cam = camera(look)
+        col, row = cam.ground_to_image(lon, lat, h + dh)
+        lon2, lat2, _ = cam.image_to_ground(col, row, dem.sample)
+        x2, y2 = lonlat_to_utm(lon2, lat2)
+        moves[look] = (x2 - offsets.x, y2 - offsets.y)
+    east = moves[1][0] - moves[-1][0]
+    north = moves[1][1] - moves[-1][1]
+    return east / resolution, -north / resolution
+
+
+@dataclass
+class OrthoJob:
+    """The files of one acceptance job: scenes, DEMs, the job grid, orthos and truth."""
+
+    folder: str
+    scenes: dict
+    dems: dict
+    aoi: str
+    grid: Optional[Grid] = None
+    orthos: dict = field(default_factory=dict)
+    truth: Optional[str] = None
+    seconds: dict = field(default_factory=dict)
+
+
+def prepare_job(folder: str) -> OrthoJob:
+    """Render both looks and write the DEMs (true ellipsoidal, its EGM96 twin, +30 m, declared EGM2008)."""
+    scenes = {look: make_scene(folder, look) for look in (1, -1)}
+    dems = {"ellipsoid": write_dem(os.path.join(folder, "dem_ellipsoid.tif")),
+            "egm96": write_dem(os.path.join(folder, "dem_egm96.tif"), datum="egm96"),
+            "plus30": write_dem(os.path.join(folder, "dem_plus30.tif"), height_offset=30.0)}
+    dems["egm2008"] = write_dem(os.path.join(folder, "dem_egm2008.tif"), datum="egm96", crs="EPSG:4326+3855")
+    return OrthoJob(folder, scenes, dems, aoi_wkt())
+
+
+def orthorectify(job: OrthoJob, look: int, dem: str, **options) -> str:
+    """Orthorectify one look onto one of the job's DEMs on the job grid (made on first use)."""
+    import time
+
+    from core.ortho.orthorectify import job_grid, orthorectify_scene
+
+    if job.grid is None:
+        job.grid = job_grid([job.scenes[1].path, job.scenes[-1].path], job.dems["ellipsoid"],
+                            aoi_wkt=job.aoi, aoi_crs="EPSG:4326", resolution=3.0)
+    key = (look, dem) + tuple(sorted(options.items()))
+    if key not in job.orthos:
+        suffix = "".join(f"_{name}-{value}" for name, value in sorted(options.items()))
+        out = os.path.join(job.folder, f"ortho_{'p' if look > 0 else 'm'}_{dem}{suffix}.tif")
+        started = time.perf_counter()
+        job.orthos[key] = orthorectify_scene(job.scenes[look].path, job.dems[dem], out, grid=job.grid,
+                                             aoi_wkt=job.aoi, aoi_crs="EPSG:4326", resolution=3.0, **options)
+        job.seconds[key] = time.perf_counter() - started
+    return job.orthos[key]
+
+
+def truth_path(job: OrthoJob) -> str:
+    """The truth on the job grid (written on first use)."""
+    if job.truth is None:
+        job.truth = write_truth(os.path.join(job.folder, "truth.tif"), job.grid)
+    return job.truth
