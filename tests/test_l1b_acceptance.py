@@ -39,7 +39,7 @@ def test_geolocation_error_is_below_a_fifth_of_a_pixel(job, look):
     offsets = correlate_orthos(truth_path(job), ortho, os.path.join(job.folder, f"truth_vs_{look}.tif"))
     stats = _stats(offsets)
     print(f"look {look:+d} vs truth: {stats}")
-    assert offsets.dx.size > 0.8 * offsets.total * 0.6  # the AOI covers ~60 % of the grid's box
+    assert offsets.dx.size > 0.5 * offsets.total  # the AOI hexagon fills ~75 % of the grid's box
     assert abs(stats["median_dx"]) < 0.2 and abs(stats["median_dy"]) < 0.2
     assert stats["p95"] < 0.2  # over the scene, not only on average
 
