@@ -546,21 +546,28 @@ def prepare_job(folder: str) -> OrthoJob:
     return OrthoJob(folder, scenes, dems, aoi_wkt())
 
 
-def orthorectify(job: OrthoJob, look: int, dem: str, **options) -> str:
-    """Orthorectify one look onto one of the job's DEMs on the job grid (made on first use)."""
-    import time
-
-    from core.ortho.orthorectify import job_grid, orthorectify_scene
+def job_grid_of(job: OrthoJob) -> Grid:
+    """The job's common ortho grid (core.ortho.orthorectify.job_grid of both looks, the AOI, 3 m)."""
+    from core.ortho.orthorectify import job_grid
 
     if job.grid is None:
         job.grid = job_grid([job.scenes[1].path, job.scenes[-1].path], job.dems["ellipsoid"],
                             aoi_wkt=job.aoi, aoi_crs="EPSG:4326", resolution=3.0)
+    return job.grid
+
+
+def orthorectify(job: OrthoJob, look: int, dem: str, **options) -> str:
+    """Orthorectify one look onto one of the job's DEMs on the job grid (made on first use)."""
+    import time
+
+    from core.ortho.orthorectify import orthorectify_scene
+
     key = (look, dem) + tuple(sorted(options.items()))
     if key not in job.orthos:
         suffix = "".join(f"_{name}-{value}" for name, value in sorted(options.items()))
         out = os.path.join(job.folder, f"ortho_{'p' if look > 0 else 'm'}_{dem}{suffix}.tif")
         started = time.perf_counter()
-        job.orthos[key] = orthorectify_scene(job.scenes[look].path, job.dems[dem], out, grid=job.grid,
+        job.orthos[key] = orthorectify_scene(job.scenes[look].path, job.dems[dem], out, grid=job_grid_of(job),
                                              aoi_wkt=job.aoi, aoi_crs="EPSG:4326", resolution=3.0, **options)
         job.seconds[key] = time.perf_counter() - started
     return job.orthos[key]
@@ -569,5 +576,23 @@ def orthorectify(job: OrthoJob, look: int, dem: str, **options) -> str:
 def truth_path(job: OrthoJob) -> str:
     """The truth on the job grid (written on first use)."""
     if job.truth is None:
-        job.truth = write_truth(os.path.join(job.folder, "truth.tif"), job.grid)
+        job.truth = write_truth(os.path.join(job.folder, "truth.tif"), job_grid_of(job))
     return job.truth
+
+
+def aoi_vertex_coverage(ortho_path: str) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each AOI vertex: its (col, row) on the ortho grid and whether the ortho has data within
+    one pixel of it (a vertex pixel's centre may fall just outside the polygon)."""
+    from rasterio.warp import transform
+
+    with open_raster(ortho_path) as ds:
+        values, grid_transform, crs = ds.read(1), ds.transform, ds.crs
+    vertices = aoi_lonlat()
+    x, y = transform("EPSG:4326", crs, vertices[:, 0].tolist(), vertices[:, 1].tolist())
+    cols, rows = ~grid_transform * (np.array(x), np.array(y))
+    covered = []
+    for col, row in zip(np.floor(cols).astype(int), np.floor(rows).astype(int)):
+        inside = 0 <= col < values.shape[1] and 0 <= row < values.shape[0]
+        window = values[max(row - 1, 0):row + 2, max(col - 1, 0):col + 2]
+        covered.append(inside and bool(np.isfinite(window).any()))
+    return cols, rows, np.array(covered)

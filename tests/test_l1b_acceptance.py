@@ -12,12 +12,11 @@ import os
 import numpy as np
 import pytest
 from osgeo import osr
-from shapely import wkt as shapely_wkt
-from shapely.geometry import Point
+from shapely.geometry import Point, Polygon
 
 from core.errors import UserInputError
 from core.io import open_raster
-from l1b_synthetic import (aoi_lonlat, correlate_orthos, expected_parallax_px, orthorectify, prepare_job,
+from l1b_synthetic import (aoi_lonlat, aoi_vertex_coverage, correlate_orthos, expected_parallax_px, orthorectify, prepare_job,
                            truth_path)
 
 LOOKS = (1, -1)
@@ -29,15 +28,11 @@ def job(tmp_path_factory):
     return prepare_job(str(tmp_path_factory.mktemp("l1b_ortho")))
 
 
-def _stats(offsets):
-    return offsets.stats()
-
-
 @pytest.mark.parametrize("look", LOOKS)
 def test_geolocation_error_is_below_a_fifth_of_a_pixel(job, look):
     ortho = orthorectify(job, look, "ellipsoid")
     offsets = correlate_orthos(truth_path(job), ortho, os.path.join(job.folder, f"truth_vs_{look}.tif"))
-    stats = _stats(offsets)
+    stats = offsets.stats()
     print(f"look {look:+d} vs truth: {stats}")
     assert offsets.dx.size > 0.5 * offsets.total  # the AOI hexagon fills ~75 % of the grid's box
     assert abs(stats["median_dx"]) < 0.2 and abs(stats["median_dy"]) < 0.2
@@ -47,7 +42,7 @@ def test_geolocation_error_is_below_a_fifth_of_a_pixel(job, look):
 def test_opposite_looks_on_the_true_dem_agree(job):
     offsets = correlate_orthos(orthorectify(job, 1, "ellipsoid"), orthorectify(job, -1, "ellipsoid"),
                                os.path.join(job.folder, "looks_true_dem.tif"))
-    stats = _stats(offsets)
+    stats = offsets.stats()
     print(f"+4° vs -4° on the true DEM: {stats}")
     assert abs(stats["median_dx"]) < 0.1 and abs(stats["median_dy"]) < 0.1
     assert stats["p95"] < 0.1
@@ -70,7 +65,7 @@ def test_opposite_looks_on_a_dem_30_m_too_high_show_the_parallax(job):
 def test_egm96_dem_gives_the_ortho_of_the_equivalent_ellipsoid_dem(job):
     ellipsoid, egm96 = orthorectify(job, 1, "ellipsoid"), orthorectify(job, 1, "egm96")
     offsets = correlate_orthos(ellipsoid, egm96, os.path.join(job.folder, "egm96_vs_ellipsoid.tif"))
-    stats = _stats(offsets)
+    stats = offsets.stats()
     print(f"EGM96 DEM vs ellipsoid DEM: {stats}")
     assert stats["max"] < 0.05
     with open_raster(ellipsoid) as a, open_raster(egm96) as b:
@@ -103,17 +98,14 @@ def test_aoi_clip_keeps_every_aoi_vertex_inside_the_output(job, look):
     from rasterio.warp import transform
 
     ortho = orthorectify(job, look, "ellipsoid")
+    cols, rows, covered = aoi_vertex_coverage(ortho)
+    assert covered.all(), f"AOI vertices without data: {np.c_[cols, rows][~covered]}"
+    # NaN outside the AOI: cells more than 2 px outside are empty, cells more than 2 px inside are filled
     with open_raster(ortho) as ds:
         values, grid_transform, crs = ds.read(1), ds.transform, ds.crs
     vertices = aoi_lonlat()
     x, y = transform("EPSG:4326", crs, vertices[:, 0].tolist(), vertices[:, 1].tolist())
-    cols, rows = ~grid_transform * (np.array(x), np.array(y))
-    assert np.all((cols >= 0) & (cols <= values.shape[1]) & (rows >= 0) & (rows <= values.shape[0]))
-    for col, row in zip(cols.astype(int), rows.astype(int)):
-        window = values[max(row - 1, 0):row + 2, max(col - 1, 0):col + 2]
-        assert np.isfinite(window).any(), f"no data at the AOI vertex (col {col}, row {row})"
-    # NaN outside the AOI: cells more than 2 px outside are empty, cells more than 2 px inside are filled
-    polygon = shapely_wkt.loads("POLYGON((" + ", ".join(f"{a} {b}" for a, b in zip(x + x[:1], y + y[:1])) + "))")
+    polygon = Polygon(zip(x, y))
     pixel = abs(grid_transform.a)
     outside, inside = polygon.buffer(2 * pixel), polygon.buffer(-2 * pixel)
     rng = np.random.default_rng(0)
