@@ -246,7 +246,8 @@ def job_grid(scenes: Sequence[str], dem: str, *, aoi_wkt: Optional[str] = None, 
              geoid_folder: Optional[str] = None) -> Grid:
     """The one grid all ``scenes`` of a job are orthorectified onto: the AOI's bounds (without AOI:
     the union of the scenes' footprints on the DEM) in ``target_crs`` (default the UTM zone of the
-    region's centre), ``resolution`` m pixels aligned on multiples of the resolution."""
+    region's centre), ``resolution`` m pixels aligned on multiples of the resolution. Checks every
+    scene (RPCs, AOI overlap, DEM coverage, geoid grid) so a job fails before anything is written."""
     if not scenes:
         raise UserInputError("No scene to orthorectify was given.")
     aoi = aoi_lonlat(aoi_wkt, aoi_crs)
@@ -255,6 +256,7 @@ def job_grid(scenes: Sequence[str], dem: str, *, aoi_wkt: Optional[str] = None, 
     for scene in scenes:
         model, width, height = _scene_model(scene)
         region, _ = _scene_region(model, width, height, aoi, lambda b: DemSampler(dem, shift, b))
+        check_dem_coverage(DemSampler(dem, shift, region.bounds), region, dem, None)
         regions.append(region)
     union = aoi if aoi is not None else regions[0]
     if aoi is None:
