@@ -4,6 +4,7 @@ from .correlate import CorrelatePairAlgorithm, CorrelatePairsAlgorithm
 from .extract_band import ExtractBandAlgorithm
 from .itslive_analysis import FluxDivergenceAlgorithm, StrainRatesAlgorithm, TrackParticlesAlgorithm
 from .itslive_data import ItsLiveDownloadAlgorithm, ItsLiveFindCubesAlgorithm, ItsLivePointSeriesAlgorithm
+from .orthorectify import OrthorectifyAlgorithm
 from .planet import PlanetSearchAlgorithm
 from .planet_groups import PlanetGroupsAlgorithm
 from .planet_order import PlanetOrderAlgorithm
@@ -16,6 +17,7 @@ ALGORITHM_CLASSES = (
     PlanetGroupsAlgorithm,
     PlanetOrderAlgorithm,
     ExtractBandAlgorithm,
+    OrthorectifyAlgorithm,
     BuildPairsAlgorithm,
     CorrelatePairAlgorithm,
     CorrelatePairsAlgorithm,

@@ -30,6 +30,11 @@ SETTINGS = [
     ("SURFACEMOTION_PLANET_API_KEY",
      "Planet API key (plain text: prefer a QGIS authentication configuration; empty: PL_API_KEY)", ""),
     ("SURFACEMOTION_PLANET_URL", "Planet API base URL", "https://api.planet.com"),
+    # Orthorectification: folder holding PROJ geoid grids (us_nga_egm08_25.tif for EGM2008 DEMs), searched
+    # before PROJ's own search path.
+    ("SURFACEMOTION_GEOID_FOLDER",
+     "Geoid grids folder (us_nga_egm08_25.tif from cdn.proj.org; empty: PROJ's search path)", "",
+     {"valuetype": "FOLDER"}),
 ]
 DEFAULTS = {entry[0]: entry[2] for entry in SETTINGS}
 
