@@ -1,4 +1,5 @@
 """Thin Processing adapters: parameters -> core -> outputs."""
+from .align_dem_pair import AlignDemToPairAlgorithm
 from .build_pairs import BuildPairsAlgorithm
 from .correlate import CorrelatePairAlgorithm, CorrelatePairsAlgorithm
 from .extract_band import ExtractBandAlgorithm
@@ -18,6 +19,7 @@ ALGORITHM_CLASSES = (
     PlanetOrderAlgorithm,
     ExtractBandAlgorithm,
     OrthorectifyAlgorithm,
+    AlignDemToPairAlgorithm,
     BuildPairsAlgorithm,
     CorrelatePairAlgorithm,
     CorrelatePairsAlgorithm,

@@ -39,6 +39,21 @@ def _optional(function, *args):
         return []
 
 
+def polygons_lonlat_wkt(algorithm, parameters, name: str, context):
+    """The union of the polygons of the optional feature source ``name`` as lon/lat (WGS 84) WKT, or None."""
+    if parameters.get(name) in (None, ""):
+        return None
+    source = algorithm.parameterAsSource(parameters, name, context)
+    if source is None:
+        return None
+    from shapely.geometry import shape
+    from shapely.ops import unary_union
+
+    geometries = polygons_in_crs(source, QgsCoordinateReferenceSystem(WGS84).toWkt(), context,
+                                 algorithm.parameterDefinition(name).description())
+    return unary_union([shape(g) for g in geometries]).wkt
+
+
 def ortho_name(scene: str) -> str:
     """``<stem>_ortho.tif``."""
     return os.path.splitext(os.path.basename(scene))[0] + "_ortho.tif"
@@ -146,19 +161,6 @@ class OrthorectifyAlgorithm(SurfaceMotionAlgorithm):
                 "No scenes given: choose raw scenes with RPCs and/or a folder of them."))
         return paths
 
-    def _aoi(self, parameters, context):
-        """The AOI polygons' union as lon/lat WKT, or None."""
-        if parameters.get(self.AOI) in (None, ""):
-            return None
-        source = self.parameterAsSource(parameters, self.AOI, context)
-        if source is None:
-            return None
-        from shapely.geometry import shape
-        from shapely.ops import unary_union
-
-        geometries = polygons_in_crs(source, QgsCoordinateReferenceSystem(WGS84).toWkt(), context,
-                                     self.parameterDefinition(self.AOI).description())
-        return unary_union([shape(g) for g in geometries]).wkt
 
     def _options(self, parameters, context):
         crs = self.parameterAsCrs(parameters, self.TARGET_CRS, context)
@@ -167,7 +169,7 @@ class OrthorectifyAlgorithm(SurfaceMotionAlgorithm):
             raise QgsProcessingException(self.tr("The DEM is required: choose a raster of heights in metres."))
         return {
             "dem": dem.source().split("|")[0],
-            "aoi_wkt": self._aoi(parameters, context), "aoi_crs": WGS84,
+            "aoi_wkt": polygons_lonlat_wkt(self, parameters, self.AOI, context), "aoi_crs": WGS84,
             "resolution": self.parameterAsDouble(parameters, self.RESOLUTION, context),
             "target_crs": crs.toWkt() if crs.isValid() else None,
             "vertical_datum": enum_value(self, parameters, self.VERTICAL_DATUM, context, VERTICAL_DATUMS),

@@ -391,20 +391,23 @@ def fit_scene_rpc(cam: PushbroomCamera, dem: Dem, tolerance: float = 0.01) -> Rp
                    tolerance=tolerance)
 
 
-def render(cam: PushbroomCamera, dem: Dem) -> np.ndarray:
-    """The raw image (uint16 DN): the texture at the ground point of every pixel centre."""
+def render(cam: PushbroomCamera, dem: Dem, texture: Callable = None) -> np.ndarray:
+    """The raw image (uint16 DN): ``texture(x, y)`` (default :func:`texture_at`, UTM 18N m) at the ground
+    point of every pixel centre."""
     cols, rows = np.meshgrid(np.arange(cam.cols) + 0.5, np.arange(cam.rows) + 0.5)
     lon, lat, _ = cam.image_to_ground(cols, rows, dem.sample)
     x, y = lonlat_to_utm(lon, lat)
     xmin, ymin, xmax, ymax = texture_bounds()
     if x.min() < xmin or x.max() > xmax or y.min() < ymin or y.max() > ymax:
         raise RuntimeError("the camera footprint leaves the texture")
-    return np.clip(np.rint(texture_at(x, y)), 1, 65535).astype(np.uint16)
+    return np.clip(np.rint((texture or texture_at)(x, y)), 1, 65535).astype(np.uint16)
 
 
-def make_scene(folder: str, look: int, *, sidecar: bool = False, name: Optional[str] = None) -> L1BScene:
+def make_scene(folder: str, look: int, *, sidecar: bool = False, name: Optional[str] = None,
+               texture: Callable = None, bands: int = 1) -> L1BScene:
     """Render look ``look`` (+1 / -1) into ``folder``: ``<name>.tif`` with RPCs (TIFF RPC domain, or
-    a ``<name>_RPC.TXT`` sidecar when ``sidecar``)."""
+    a ``<name>_RPC.TXT`` sidecar when ``sidecar``); ``texture`` as :func:`render`; ``bands`` copies of
+    the rendered band (a 4-band L1B look-alike for extractband)."""
     from rasterio.errors import NotGeoreferencedWarning
     from rasterio.rpc import RPC
 
@@ -416,8 +419,10 @@ def make_scene(folder: str, look: int, *, sidecar: bool = False, name: Optional[
     georeferencing = {} if sidecar else {"rpcs": RPC.from_gdal(fit.rpc)}
     with warnings.catch_warnings():  # a raw scene has no geotransform, on purpose
         warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
-        write_raster(path, grid, render(cam, dem)[None], ["green (DN)"], dtype="uint16", nodata=0,
-                     georeferencing=georeferencing)
+        image = render(cam, dem, texture)
+        write_raster(path, grid, np.repeat(image[None], bands, axis=0),
+                     ["green (DN)"] if bands == 1 else [f"band {b} (DN)" for b in range(1, bands + 1)],
+                     dtype="uint16", nodata=0, georeferencing=georeferencing)
     if sidecar:
         write_text(os.path.join(folder, f"{name}_RPC.TXT"), rpc_txt(fit.rpc))
     return L1BScene(path, cam, fit)
