@@ -189,7 +189,7 @@ def align_dem_to_pair(dem: str, reference: str, secondary: str, out_path: str, r
                       resolution: float = 3.0, iterations: int = 3, tolerance: float = 0.1,
                       chip_size: int = 32, search_range: int = 8, step: int = 8,
                       unstable_wkt: Optional[str] = None, geoid_folder: Optional[str] = None,
-                      progress: Optional[Callable[[float], None]] = None, cancelled: Optional[Callable] = None,
+                      progress: Optional[Callable[[float], None]] = None, is_canceled: Optional[Callable] = None,
                       log: Optional[Callable[[str], None]] = None) -> PairAlignment:
     """Shift ``dem`` horizontally so the orthos of the L1B scenes ``reference`` and ``secondary`` agree.
 
@@ -214,7 +214,7 @@ def align_dem_to_pair(dem: str, reference: str, secondary: str, out_path: str, r
             fit = fit_once(reference, secondary, current, grid, folder, index, datum=datum,
                            height_offset=height_offset, geoid_folder=geoid_folder, aoi_wkt=aoi_wkt,
                            aoi_crs=aoi_crs, chip_size=chip_size, search_range=search_range, step=step,
-                           unstable_mask=unstable_mask, cancelled=cancelled)
+                           unstable_mask=unstable_mask, cancelled=is_canceled)
             result.fits.append(fit)
             result.shift_east -= fit.shift_east
             result.shift_north -= fit.shift_north
