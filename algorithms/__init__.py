@@ -1,5 +1,6 @@
 """Thin Processing adapters: parameters -> core -> outputs."""
 from .build_pairs import BuildPairsAlgorithm
+from .coregister_dem import CoregisterDemAlgorithm
 from .correlate import CorrelatePairAlgorithm, CorrelatePairsAlgorithm
 from .extract_band import ExtractBandAlgorithm
 from .itslive_analysis import FluxDivergenceAlgorithm, StrainRatesAlgorithm, TrackParticlesAlgorithm
@@ -17,6 +18,7 @@ ALGORITHM_CLASSES = (
     PlanetOrderAlgorithm,
     ExtractBandAlgorithm,
     BuildPairsAlgorithm,
+    CoregisterDemAlgorithm,
     CorrelatePairAlgorithm,
     CorrelatePairsAlgorithm,
     PolyfitAlgorithm,
