@@ -350,3 +350,25 @@ def test_a_large_dem_is_fitted_on_an_averaged_grid(rome, tmp_path, monkeypatch):
     fit = fit_pair(pair)
     print("averaged-grid errors:", -fit.offset_x - CORRECTION[0], -fit.offset_y - CORRECTION[1])
     assert np.hypot(-fit.offset_x - CORRECTION[0], -fit.offset_y - CORRECTION[1]) < 0.1 * CELL
+
+
+def test_a_cancel_leaves_nothing(rome, tmp_path):
+    from core.errors import Cancelled
+
+    dem = displaced_copy(rome, tmp_path / "dem.tif")
+    calls = []
+
+    def cancel_while_writing():
+        calls.append(1)
+        return len(calls) > 4  # after the fit's iterations, during the writing
+
+    with pytest.raises(Cancelled):
+        coregister_dem_file(dem, rome, *outputs_in(tmp_path / "out"), is_canceled=cancel_while_writing)
+    assert len(calls) == 5 and not os.path.exists(str(tmp_path / "out"))
+
+
+def test_progress_rises_to_100(rome, tmp_path):
+    dem = displaced_copy(rome, tmp_path / "dem.tif")
+    seen = []
+    coregister_dem_file(dem, rome, *outputs_in(tmp_path), progress=seen.append)
+    assert seen == sorted(seen) and seen[-1] == 100.0 and len(seen) >= 4

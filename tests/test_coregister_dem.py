@@ -121,3 +121,46 @@ def test_coregisterdem_runs_from_the_command_line(rome, tmp_path, qgis_process_e
     assert results["CONVERGED"] is True
     assert os.path.isfile(results["OUTPUT"]) and os.path.isfile(results["REPORT"])
     assert abs(float(read_report(results["REPORT"])[0]["tilt_x_m_per_km"])) < 0.01
+
+
+def test_coregisterdem_chains_in_a_model(rome, tmp_path, provider):
+    """In the Model Designer: the co-registered DEM of one step is the input of the next, which then finds
+    (almost) nothing left to correct; the model validates."""
+    import processing
+    from qgis.core import (QgsProcessingContext, QgsProcessingFeedback, QgsProcessingModelAlgorithm,
+                           QgsProcessingModelChildAlgorithm, QgsProcessingModelChildParameterSource,
+                           QgsProcessingModelParameter, QgsProcessingParameterRasterLayer, QgsProject)
+
+    def static(value):
+        return [QgsProcessingModelChildParameterSource.fromStaticValue(value)]
+
+    model = QgsProcessingModelAlgorithm("dem alignment", "test")
+    for name in ("dem", "reference"):
+        model.addModelParameter(QgsProcessingParameterRasterLayer(name, name), QgsProcessingModelParameter(name))
+    first = QgsProcessingModelChildAlgorithm("surfacemotion:coregisterdem")
+    first.setChildId("first")
+    second = QgsProcessingModelChildAlgorithm("surfacemotion:coregisterdem")
+    second.setChildId("second")
+    for child, folder in ((first, "first"), (second, "second")):
+        child.addParameterSources("REFERENCE", [QgsProcessingModelChildParameterSource.fromModelParameter(
+            "reference")])
+        settings = {"SLOPE_MIN": 5.0, "SLOPE_MAX": 40.0, "TILT": False, "MAX_ITERATIONS": 10, "TOLERANCE": 0.001,
+                    "RESAMPLING": 1}
+        for name, value in parameters_for("", "", tmp_path / folder, **settings).items():
+            if name not in ("DEM", "REFERENCE"):
+                child.addParameterSources(name, static(value))
+    first.addParameterSources("DEM", [QgsProcessingModelChildParameterSource.fromModelParameter("dem")])
+    second.addParameterSources("DEM", [QgsProcessingModelChildParameterSource.fromChildOutput("first", "OUTPUT")])
+    model.addChildAlgorithm(first)
+    model.addChildAlgorithm(second)
+    valid, issues = model.validate()
+    assert valid, issues
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    processing.run(model, {"dem": displaced_copy(rome, tmp_path / "dem.tif"), "reference": rome}, context=context,
+                   feedback=QgsProcessingFeedback())
+    once, twice = (read_report(str(tmp_path / folder / "report.csv"))[0] for folder in ("first", "second"))
+    assert (float(once["shift_x_m"]), float(once["shift_y_m"])) == pytest.approx(CORRECTION[:2], abs=0.01)
+    assert abs(float(twice["shift_x_m"])) < 0.01 and abs(float(twice["shift_y_m"])) < 0.01
+    assert abs(float(twice["shift_z_m"])) < 0.01
+    QgsProject.instance().removeAllMapLayers()
