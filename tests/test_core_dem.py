@@ -305,7 +305,10 @@ def test_different_vertical_datums_are_refused_before_anything_is_written(rome, 
 def test_a_reference_in_degrees_is_resampled(rome, tmp_path):
     """The original Rome DEM (EPSG:4326+5773) as reference of its UTM copy moved by the known shift."""
     dem = displaced_copy(rome, tmp_path / "dem.tif", crs="EPSG:32633+5773")
-    result = coregister_dem_file(dem, ROME, *outputs_in(tmp_path))
+    out = outputs_in(tmp_path)
+    result = coregister_dem_file(dem, ROME, *out)
+    with rasterio.open(out[0]) as ds:
+        assert vertical_crs_name(ds.crs) == "EGM96 height"  # the DEM's compound CRS is kept
     print("degrees reference errors:", result["shift_x_m"] - CORRECTION[0], result["shift_y_m"] - CORRECTION[1],
           result["shift_z_m"] - CORRECTION[2])
     assert np.hypot(result["shift_x_m"] - CORRECTION[0], result["shift_y_m"] - CORRECTION[1]) < 0.1 * CELL
