@@ -53,6 +53,22 @@ def no_crs(ws) -> str:
     return path
 
 
+def two_bands(ws) -> str:
+    with rasterio.open(dem(ws)) as ds:
+        profile, values = ds.profile, ds.read(1)
+    path = ws.input("two_bands.tif")
+    with rasterio.open(path, "w", **dict(profile, count=2)) as out:
+        out.write(np.stack([values, values]))
+    return path
+
+
+def feet_heights(ws) -> str:
+    """The reference with its heights in feet (band unit 'ft')."""
+    with rasterio.open(reference(ws)) as ds:
+        values, transform = ds.read(1), ds.transform
+    return write_dem(ws.input("feet_heights.tif"), values / 0.3048, transform, units="ft")
+
+
 def points(ws) -> str:
     path = ws.input("points.geojson")
     with open(path, "w", encoding="utf-8") as handle:
@@ -85,6 +101,10 @@ CASES = [
          r"DEM to align 'Rome-30m-DEM\.tif' is in a geographic CRS.*Reproject it to a projected CRS in metres"),
     Case("coregisterdem-dem-in-feet", ALGORITHM, lambda ws: run(ws, DEM=variant(ws, "feet.tif", crs="EPSG:2263")),
          r"has its coordinates in .*foot.*not metres"),
+    Case("coregisterdem-dem-two-bands", ALGORITHM, lambda ws: run(ws, DEM=two_bands(ws)),
+         r"DEM to align 'two_bands\.tif' has 2 bands; a DEM has one band of heights"),
+    Case("coregisterdem-reference-in-feet", ALGORITHM, lambda ws: run(ws, REFERENCE=feet_heights(ws)),
+         r"reference DEM 'feet_heights\.tif' declares its heights in 'ft'.*Convert the heights to metres"),
     Case("coregisterdem-dem-without-crs", ALGORITHM, lambda ws: run(ws, DEM=no_crs(ws)),
          r"has no coordinate reference system"),
     Case("coregisterdem-no-overlap", ALGORITHM, lambda ws: run(ws, DEM=dem(ws, name="far.tif", dx=50_000.0)),

@@ -101,6 +101,21 @@ def _check_dem_crs(ds, path: str) -> None:
             "projected CRS in metres such as its UTM zone.")
 
 
+#: Height units accepted (GDAL band unit types); an empty unit is taken as metres.
+METRE_UNITS = ("", "m", "metre", "meter", "metres", "meters")
+
+
+def _check_band(ds, path: str, what: str) -> None:
+    """One band of heights in metres."""
+    if ds.count != 1:
+        raise UserInputError(f"The {what} '{_name(path)}' has {ds.count} bands; a DEM has one band of heights. "
+                             "Extract the elevation band first (e.g. 'Translate' with one band).")
+    unit = (ds.units[0] or "") if ds.units else ""
+    if unit.strip().lower() not in METRE_UNITS:
+        raise UserInputError(f"The {what} '{_name(path)}' declares its heights in '{unit}'; the co-registration "
+                             "works in metres. Convert the heights to metres first (Raster calculator).")
+
+
 def _check_overlap(dem, reference, dem_path: str, reference_path: str) -> None:
     try:
         left, bottom, right, top = transform_bounds(reference.crs, dem.crs, *reference.bounds, densify_pts=21)
@@ -120,6 +135,8 @@ def open_pair(dem_path: str, reference_path: str) -> DemPair:
     """Check the two DEMs and return their :class:`DemPair`."""
     with open_raster(dem_path) as dem, open_raster(reference_path) as reference:
         _check_dem_crs(dem, dem_path)
+        _check_band(dem, dem_path, "DEM to align")
+        _check_band(reference, reference_path, "reference DEM")
         if reference.crs is None:
             raise UserInputError(f"The reference DEM '{_name(reference_path)}' has no coordinate reference system. "
                                  "Assign its CRS first.")
