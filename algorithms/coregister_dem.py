@@ -37,8 +37,8 @@ class CoregisterDemAlgorithm(SurfaceMotionAlgorithm):
     PARAMETER_HELP = {
         "DEM": "The DEM to align (single band, heights in metres, projected CRS in metres such as UTM). It is "
                "moved; its grid is kept.",
-        "REFERENCE": "The reference DEM (any CRS and resolution, degrees included), resampled bilinearly onto "
-                     "the grid of the DEM to align. Same vertical datum as that DEM.",
+        "REFERENCE": "The reference DEM (any CRS and resolution, degrees included), resampled (cubic convolution) "
+                     "onto the grid of the DEM to align. Same vertical datum as that DEM.",
         "UNSTABLE": "Polygons (any CRS) of ground that changed between the two DEMs (glaciers, landslides, "
                     "forest, water); left out of the fit.",
         "SLOPE_MIN": "Cells flatter than this (degrees) are left out of the fit: they carry no shift signal.",
@@ -98,7 +98,7 @@ class CoregisterDemAlgorithm(SurfaceMotionAlgorithm):
             self.TOLERANCE, tr("Tolerance of the horizontal step (pixels)"), QgsProcessingParameterNumber.Double,
             0.001, minValue=0.000001, maxValue=1.0))
         self.addParameter(enum_parameter(self, self.RESAMPLING, "Resampling of the shifted DEM", RESAMPLING,
-                                         "bilinear"))
+                                         "cubic"))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, tr("Co-registered DEM")))
         self.addParameter(QgsProcessingParameterRasterDestination(self.DH_BEFORE, tr("dh before (DEM − reference)")))
         self.addParameter(QgsProcessingParameterRasterDestination(self.DH_AFTER, tr("dh after (DEM − reference)")))

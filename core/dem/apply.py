@@ -56,7 +56,7 @@ def write_corrected(dem_path: str, reference_path: str, grid: Grid, correction: 
     """Write the shifted DEM and dh before/after block by block into the open RasterWriters."""
     shifted_grid = Grid(grid.crs, Affine.translation(correction.offset_x, correction.offset_y) * grid.transform,
                         grid.width, grid.height)
-    with GridResampler(shifted_grid, resampling) as shifted_reader, GridResampler(grid, "bilinear") as reader:
+    with GridResampler(shifted_grid, resampling) as shifted_reader, GridResampler(grid, "cubic") as reader:
         blocks = list(row_blocks(grid.height, block_rows(grid)))
         for number, (start, stop) in enumerate(blocks, start=1):
             check_canceled(is_canceled)

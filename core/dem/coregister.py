@@ -12,10 +12,10 @@ import os
 from typing import Callable, Optional, Sequence
 
 import numpy as np
-from scipy import ndimage
+from affine import Affine
 
 from ..errors import UserInputError, check_canceled
-from ..io import OutputSet, verify
+from ..io import Grid, GridResampler, OutputSet, verify
 from ..io.resample import RESAMPLING
 from .apply import DH_STYLE, Correction, grid_centre, write_corrected
 from .inputs import DemPair, open_pair, read_fit_arrays, unstable_mask
@@ -72,6 +72,26 @@ def stable_cells(pair: DemPair, dem: np.ndarray, reference: np.ndarray, tan_slop
     return index
 
 
+#: How the fit resamples both DEMs (the reference onto the DEM grid, the DEM at x + o): one kernel for
+#: both, else the difference of two kernels' smoothing biases the shift (measured on the Rome DEM moved
+#: by 0.08 px: 0.16 m with a cubic-resampled reference and a spline-evaluated DEM, 0.0002 m with one kernel).
+FIT_RESAMPLING = "cubic"
+
+
+def dem_reader(pair: DemPair, index: np.ndarray):
+    """``dem_at(o_x, o_y)``: the DEM at the fit grid's cells ``index`` (flat) moved to x + o, resampled
+    by GDAL's warper like the reference (NaN outside the DEM and in its holes)."""
+    method = "average" if pair.factor > 1 else FIT_RESAMPLING
+    grid = pair.fit_grid
+
+    def dem_at(o_x: float, o_y: float) -> np.ndarray:
+        moved = Grid(grid.crs, Affine.translation(o_x, o_y) * grid.transform, grid.width, grid.height)
+        with GridResampler(moved) as resampler:
+            return resampler.read(pair.dem_path, 1, resampling=method, dtype=np.float64).ravel()[index]
+
+    return dem_at
+
+
 def fit_pair(pair: DemPair, unstable_geometries=None, slope_min_deg: float = SLOPE_MIN_DEG,
              slope_max_deg: float = SLOPE_MAX_DEG, tilt: bool = False, max_iterations: int = 10,
              tolerance_px: float = 0.001, progress=None, is_canceled=None) -> FitResult:
@@ -90,14 +110,7 @@ def fit_pair(pair: DemPair, unstable_geometries=None, slope_min_deg: float = SLO
     x0, y0 = grid_centre(pair.grid)
     x = t.a * (cols + 0.5) + t.b * (rows + 0.5) + t.c - x0
     y = t.d * (cols + 0.5) + t.e * (rows + 0.5) + t.f - y0
-    to_pixels = np.linalg.inv(np.array([[t.a, t.b], [t.d, t.e]], dtype="float64"))
-    rows_f, cols_f = rows.astype("float64"), cols.astype("float64")
-
-    def dem_at(o_x: float, o_y: float) -> np.ndarray:
-        d_col, d_row = to_pixels @ np.array([o_x, o_y])
-        return ndimage.map_coordinates(dem, [rows_f + d_row, cols_f + d_col], order=1, mode="constant",
-                                       cval=np.nan, prefilter=False)
-
+    dem_at = dem_reader(pair, index)
     return nuth_kaab(reference.ravel()[index], tan_slope.ravel()[index], aspect.ravel()[index], x, y, dem_at,
                      pair.pixel_size, max_iterations=max_iterations, tolerance_px=tolerance_px, tilt=tilt,
                      progress=progress, is_canceled=is_canceled)
@@ -107,7 +120,7 @@ def coregister_dem_file(dem_path: str, reference_path: str, output_path: str, dh
                         dh_after_path: str, report_path: str, *, unstable_geometries=None,
                         slope_min_deg: float = SLOPE_MIN_DEG, slope_max_deg: float = SLOPE_MAX_DEG,
                         tilt: bool = False, max_iterations: int = 10, tolerance_px: float = 0.001,
-                        resampling: str = "bilinear", progress: Optional[Callable[[float], None]] = None,
+                        resampling: str = "cubic", progress: Optional[Callable[[float], None]] = None,
                         is_canceled=None) -> dict:
     """Align ``dem_path`` onto ``reference_path`` and write the four outputs (all or none).
 

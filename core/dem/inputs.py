@@ -157,11 +157,11 @@ def open_pair(dem_path: str, reference_path: str) -> DemPair:
 
 def read_fit_arrays(pair: DemPair):
     """(DEM, reference) on the fit grid as float64 (NaN = no data): the DEM exactly on its own grid, the
-    reference resampled bilinearly (both averaged when the fit grid is coarsened)."""
+    reference resampled with cubic convolution (both averaged when the fit grid is coarsened)."""
     coarse = pair.factor > 1
     with GridResampler(pair.fit_grid) as resampler:
         dem = resampler.read(pair.dem_path, 1, resampling="average" if coarse else "nearest", dtype=np.float64)
-        reference = resampler.read(pair.reference_path, 1, resampling="average" if coarse else "bilinear",
+        reference = resampler.read(pair.reference_path, 1, resampling="average" if coarse else "cubic",
                                    dtype=np.float64)
     return dem, reference
 

@@ -9,7 +9,8 @@ terrain of slope α and aspect ψ (downhill direction, clockwise from north)
 so dh / tan α = a·cos(b − ψ) + c with o_x = a·sin b, o_y = a·cos b (REFERENCE §7.2). Written as
 p·cos ψ + q·sin ψ + c the fit is linear (p = o_y, q = o_x): it is solved by least squares on the
 median of dh / tan α in 72 aspect bins (5°, bin centres), which is the same minimum as xdem's
-non-linear fit of a, b, c. Each iteration evaluates the DEM at x + o (the current estimate), removes
+non-linear fit of a, b, c. Each iteration evaluates the DEM at x + o (the current estimate; resampled
+like the reference, see core.dem.coregister.dem_reader), removes
 the median (or, with ``tilt``, a plane) of dh, fits the residual offset and adds it to o; it stops
 when the step is below ``tolerance_px`` pixels or after ``max_iterations`` (xdem's defaults: 0.001
 px, 10). The vertical part is the median of dh after the last shift (or the plane with ``tilt``).
