@@ -110,9 +110,9 @@ def fit_pair(pair: DemPair, unstable_geometries=None, slope_min_deg: float = SLO
     x0, y0 = grid_centre(pair.grid)
     x = t.a * (cols + 0.5) + t.b * (rows + 0.5) + t.c - x0
     y = t.d * (cols + 0.5) + t.e * (rows + 0.5) + t.f - y0
-    dem_at = dem_reader(pair, index)
-    return nuth_kaab(reference.ravel()[index], tan_slope.ravel()[index], aspect.ravel()[index], x, y, dem_at,
-                     pair.pixel_size, max_iterations=max_iterations, tolerance_px=tolerance_px, tilt=tilt,
+    samples = reference.ravel()[index], tan_slope.ravel()[index], aspect.ravel()[index]
+    del dem, reference, tan_slope, aspect  # the fit keeps the stable cells only
+    return nuth_kaab(*samples, x, y, dem_reader(pair, index), pair.pixel_size, max_iterations=max_iterations, tolerance_px=tolerance_px, tilt=tilt,
                      progress=progress, is_canceled=is_canceled)
 
 
