@@ -1,6 +1,7 @@
 """Thin Processing adapters: parameters -> core -> outputs."""
 from .align_dem_pair import AlignDemToPairAlgorithm
 from .build_pairs import BuildPairsAlgorithm
+from .coregister_dem import CoregisterDemAlgorithm
 from .correlate import CorrelatePairAlgorithm, CorrelatePairsAlgorithm
 from .extract_band import ExtractBandAlgorithm
 from .itslive_analysis import FluxDivergenceAlgorithm, StrainRatesAlgorithm, TrackParticlesAlgorithm
@@ -21,6 +22,7 @@ ALGORITHM_CLASSES = (
     OrthorectifyAlgorithm,
     AlignDemToPairAlgorithm,
     BuildPairsAlgorithm,
+    CoregisterDemAlgorithm,
     CorrelatePairAlgorithm,
     CorrelatePairsAlgorithm,
     PolyfitAlgorithm,

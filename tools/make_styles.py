@@ -77,6 +77,8 @@ def main(tmp_dir: str) -> None:
         "s1_trend": (1, named_ramp("RdBu"), -2.0, 2.0),
         "s1_residuals": (1, named_ramp("Viridis"), 0.0, 3.0),
         "s1_lsmask": (1, named_ramp("Reds"), 0.0, 2.0),
+        # DEM co-registration (surfacemotion:coregisterdem): dh = DEM - reference, red lower, blue higher
+        "dem_dh": (1, named_ramp("RdBu"), -10.0, 10.0),
     }
     for name, (band, ramp, minimum, maximum) in specs.items():
         layer = QgsRasterLayer(path, name)

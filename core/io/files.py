@@ -398,8 +398,7 @@ class AtomicFile:
         try:
             minimum = check_free_space(folder, self.needed_bytes, self.compressed, self.path, reserved)
         except UserInputError:
-            if self.output_set is None:
-                self._remove_created_folder()
+            self._remove_created_folder()  # also the first member of a set: it is not in the set yet
             raise
         if self.output_set is not None:
             self.output_set.add(self, minimum)

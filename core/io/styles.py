@@ -38,6 +38,7 @@ DATA_RANGES = {
     "s1_backscatter_db": "percentile", "s1_backscatter_linear": "percentile", "s1_std": "percentile",
     "s1_std_db": "percentile", "s1_cov": "percentile", "s1_pdiff": "percentile", "s1_count": "percentile",
     "s1_amplitude": "percentile", "s1_residuals": "percentile", "s1_trend": "symmetric",
+    "dem_dh": "symmetric",
 }
 _DOCTYPE = "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
 
