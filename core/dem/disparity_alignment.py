@@ -28,22 +28,12 @@ from typing import Optional
 import numpy as np
 
 from ..errors import UserInputError
+from .terrain import nmad
 
-#: 1.4826 · median absolute deviation estimates a normal standard deviation.
-NMAD_FACTOR = 1.4826
 #: Residuals beyond this many NMADs are dropped between the robust iterations.
 REJECT_NMADS = 4.0
 #: Fewest stable cells per unknown of the fit (8 unknowns).
 CELLS_PER_UNKNOWN = 10
-
-
-def nmad(values: np.ndarray) -> float:
-    """Normalised median absolute deviation (same unit as ``values``); NaN for no value."""
-    values = np.asarray(values, dtype=np.float64)
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return float("nan")
-    return float(NMAD_FACTOR * np.median(np.abs(values - np.median(values))))
 
 
 @dataclass(frozen=True)
