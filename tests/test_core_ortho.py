@@ -14,7 +14,7 @@ from core.ortho.orthorectify import DemSampler, job_grid, orthorectify_scene
 from core.ortho.rpc import RpcModel, parse_rpc_text, read_rpc
 from core.ortho.vdatum import (declared_datum, ellipsoidal_shift, find_geoid_grid, undulation_function)
 from ortho_scenes import (C, EGM96_AT_CENTRE, HEIGHT, LAT0, LON0, WIDTH, aoi_wkt, analytic_rpc, plane_height,
-                          rpc_text, true_image_position, write_dem, write_scene)
+                          true_image_position, write_dem, write_scene)
 
 EGM96 = find_geoid_grid("egm96")
 N = undulation_function(EGM96)

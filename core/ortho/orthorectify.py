@@ -362,10 +362,10 @@ def _aoi_mask(aoi_target, grid: Grid, start: int, stop: int) -> Optional[np.ndar
 
 
 def _copy_blocks(scene: str, warped: str, out: RasterWriter, grid: Grid, aoi_target, progress, cancelled) -> None:
-    import rasterio
     from rasterio.windows import Window
 
-    with rasterio.open(warped) as ds:
+    with open_raster(warped) as reader:
+        ds = reader.dataset  # read errors are reported with the scene's name, not the scratch VRT's
         for start in range(0, grid.height, BLOCK_ROWS):
             check_canceled(cancelled)
             stop = min(grid.height, start + BLOCK_ROWS)
