@@ -76,8 +76,8 @@ class OrthorectifyAlgorithm(SurfaceMotionAlgorithm):
 
     group_id = "preparation"
     PARAMETER_HELP = {
-        "INPUT": "Raw (L1B) scenes with RPCs: in the TIFF, in a <stem>_RPC.TXT next to it or in an RPC XML "
-                 "(<stem>_metadata.xml). Usually the output of Extract band on basic_analytic scenes.",
+        "INPUT": "Raw (L1B) scenes with RPCs: in the TIFF, in a {stem}_RPC.TXT next to it or in an RPC XML "
+                 "({stem}_metadata.xml). Usually the output of Extract band on basic_analytic scenes.",
         "FOLDER": "A folder whose GeoTIFFs (not UDM masks, not earlier _ortho.tif) are added to the scenes.",
         "DEM": "Terrain heights in metres, any CRS and resolution, covering the scenes (or the area of "
                "interest). Geoid heights are converted to the ellipsoidal heights of the RPCs.",

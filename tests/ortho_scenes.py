@@ -93,11 +93,12 @@ def write_scene(path: str, values: Optional[np.ndarray] = None, rpc: Optional[Di
 
 
 def rpc_text(rpc: Dict[str, str]) -> str:
-    """An ``_RPC.TXT`` in the DigitalGlobe/Planet layout (``KEY: value`` lines, one coefficient a line)."""
+    """An ``_RPC.TXT`` in the DigitalGlobe/Planet layout (``KEY: value unit`` lines, one coefficient a line)."""
     lines = []
+    units = {"LINE": "pixels", "SAMP": "pixels", "LAT": "degrees", "LONG": "degrees", "HEIGHT": "meters"}
     for key in ("LINE_OFF", "SAMP_OFF", "LAT_OFF", "LONG_OFF", "HEIGHT_OFF", "LINE_SCALE", "SAMP_SCALE",
                 "LAT_SCALE", "LONG_SCALE", "HEIGHT_SCALE"):
-        lines.append(f"{key}: {float(rpc[key]):+.12E}")
+        lines.append(f"{key}: {float(rpc[key]):+.12E} {units[key.split('_')[0]]}")
     for key in ("LINE_NUM_COEFF", "LINE_DEN_COEFF", "SAMP_NUM_COEFF", "SAMP_DEN_COEFF"):
         for index, value in enumerate(rpc[key].split(), start=1):
             lines.append(f"{key}_{index}: {float(value):+.12E}")
@@ -145,9 +146,10 @@ def write_dem(path: str, heights=plane_height, crs: str = "EPSG:4326", west=LON0
         values[hole] = nodata
     ds = gdal.GetDriverByName("GTiff").Create(path, cols, rows, 1, gdal.GDT_Float32)
     ds.SetGeoTransform((west, step, 0, north, 0, -step))
-    srs = osr.SpatialReference()
-    srs.SetFromUserInput(crs)
-    ds.SetSpatialRef(srs)
+    if crs:
+        srs = osr.SpatialReference()
+        srs.SetFromUserInput(crs)
+        ds.SetSpatialRef(srs)
     ds.GetRasterBand(1).WriteArray(values.astype(np.float32))
     ds.GetRasterBand(1).SetNoDataValue(nodata)
     ds = None
