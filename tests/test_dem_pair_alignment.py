@@ -165,7 +165,7 @@ def test_the_algorithm_reports_the_shift_and_loads_the_dem(pair, tmp_path, provi
 def test_the_same_scene_twice_is_refused_and_nothing_is_written(run_algorithm, pair, tmp_path):
     from qgis.core import QgsProcessingException
 
-    with pytest.raises(QgsProcessingException, match="same direction"):
+    with pytest.raises(QgsProcessingException, match="The two scenes are the same file"):
         run_algorithm(ALGORITHM, {"DEM": pair["true"], "REFERENCE_SCENE": pair["scenes"][1],
                                   "SECONDARY_SCENE": pair["scenes"][1], "OUTPUT": str(tmp_path / "aligned.tif")})
     assert os.listdir(tmp_path) == []

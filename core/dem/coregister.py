@@ -36,13 +36,13 @@ def _name(path: str) -> str:
     return os.path.basename(path)
 
 
-def check_outputs(dem_path: str, reference_path: str, outputs: Sequence[str]) -> None:
-    """Refuse outputs that repeat each other or overwrite an input."""
-    real = [os.path.realpath(path) for path in outputs]
+def check_outputs(inputs: Sequence[str], outputs: Sequence[str]) -> None:
+    """Refuse outputs that repeat each other or overwrite one of the ``inputs`` (empty outputs ignored)."""
+    real = [os.path.realpath(path) for path in outputs if path]
     if len(set(real)) != len(real):
-        raise UserInputError("Two outputs have the same file name; give the shifted DEM, the two dh maps and the "
-                             "report different names.")
-    for path in (dem_path, reference_path):
+        raise UserInputError("Two outputs have the same file name; give every output (DEM, dh maps, report) "
+                             "its own name.")
+    for path in inputs:
         if os.path.realpath(path) in real:
             raise UserInputError(f"An output would overwrite the input '{_name(path)}'; choose another file name.")
 
@@ -129,7 +129,7 @@ def coregister_dem_file(dem_path: str, reference_path: str, output_path: str, dh
     ``iterations``, ``fit_factor`` (coarsening of the fit grid) and the vertical CRS names.
     """
     RESAMPLING.check(resampling, "resampling method")
-    check_outputs(dem_path, reference_path, [output_path, dh_before_path, dh_after_path, report_path])
+    check_outputs([dem_path, reference_path], [output_path, dh_before_path, dh_after_path, report_path])
     report = progress or (lambda percent: None)
     pair = open_pair(dem_path, reference_path)
     fit = fit_pair(pair, unstable_geometries, slope_min_deg, slope_max_deg, tilt, max_iterations, tolerance_px,

@@ -31,10 +31,13 @@ from ..ortho.orthorectify import DemSampler, job_grid, orthorectify_scene
 from ..ortho.parallax import parallax_sensitivity
 from ..ortho.rpc import RpcModel, read_rpc
 from ..ortho.vdatum import ellipsoidal_shift, resolve_datum
+from .coregister import check_outputs
 from .disparity_alignment import ShiftFit, fit_dem_shift
 
 #: Metres per degree of latitude (spherical; the shifts are metres, a 0.3 % error is irrelevant).
 METRES_PER_DEGREE = math.pi / 180.0 * 6371008.8
+#: Fewest valid stable disparity cells a fit accepts (8 unknowns, 10 cells each).
+MIN_CELLS = 80
 #: Slope is the central difference over this many metres.
 SLOPE_BASE = 30.0
 #: Tags written into the aligned DEM.
@@ -146,6 +149,11 @@ def fit_once(reference: str, secondary: str, dem: str, grid: Grid, folder: str, 
     correlate_files(orthos[0], orthos[1], disparity, chip_size=chip_size, search_range=search_range, step=step,
                     is_canceled=cancelled)
     dx, dy, x, y, _ = _cell_points(disparity, unstable_mask)
+    if dx.size < MIN_CELLS:
+        raise UserInputError(f"Only {dx.size} stable cells of the disparity between the orthos are valid (outside "
+                             f"the unstable areas); at least {MIN_CELLS} are needed. Check that the scenes overlap "
+                             "and correlate, use a larger area of interest, a smaller cell spacing or fewer "
+                             "unstable areas.")
     pixel_x, pixel_y = abs(grid.transform.a), abs(grid.transform.e)
     to_lonlat, from_lonlat = transformer(grid.crs.to_wkt(), LONLAT), transformer(LONLAT, grid.crs.to_wkt())
     lon, lat = to_lonlat(x, y)
@@ -198,6 +206,10 @@ def align_dem_to_pair(dem: str, reference: str, secondary: str, out_path: str, r
     aligned DEM is written to ``out_path`` and the report (:data:`REPORT_COLUMNS`) to ``report_path``,
     both or neither.
     """
+    check_outputs([dem, reference, secondary], [out_path, report_path])
+    if os.path.realpath(reference) == os.path.realpath(secondary):
+        raise UserInputError("The two scenes are the same file; choose two scenes of the area seen from different "
+                             "directions (e.g. opposite look directions).")
     with open_raster(dem) as ds:
         if ds.crs is None:
             raise UserInputError(f"The DEM '{dem}' has no coordinate reference system; assign its CRS first.")
