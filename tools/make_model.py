@@ -78,7 +78,7 @@ L1B_HELP = dict(_STEP_HELP, **{
                 "east and north velocity m/yr), loaded as one layer group. The orthoimages, the pair table "
                 "and the disparity maps are optional outputs, loaded only when you give them a destination. "
                 "Every other setting of the steps is the algorithm's default; open the model in the Model "
-                "Designer to change them (README, 'The shipped models').",
+                "Designer to change them (README, 'The shipped L1B model').",
     "SCENES": "PlanetScope L1B basic analytic scenes (unrectified, with RPCs in the file, an _RPC.TXT or "
               "the XML metadata next to it), one file per date; the date is read from the file name.",
     "USE_UDM2": "Mask cloud, haze and shadow with each scene's L1B UDM2 file (found next to the scene).",
