@@ -183,3 +183,32 @@ def test_the_l1b_model_measures_a_known_landslide_on_synthetic_l1b_scenes(run_al
     loaded = context.layersToLoadOnCompletion()
     folders = sorted(os.path.basename(os.path.dirname(path)) for path in loaded)
     assert folders == ["ortho", "ortho", "velocity"]  # the orthos were given a destination
+
+
+def test_the_l1b_model_and_the_dem_alignment_run_with_qgis_process(qgis_process_env, l1b_job, tmp_path):
+    """qgis_process.bin --json run of the model (scenes and DEM only, the rest defaults but the search
+    range) and of aligndemtopair on the same pair with a DEM displaced 10 m west."""
+    import subprocess
+
+    def run(algorithm, parameters):
+        arguments = ["qgis_process.bin", "--json", "run", algorithm, "--"]
+        for key, value in parameters.items():
+            arguments += [f"{key}={item}" for item in (value if isinstance(value, list) else [value])]
+        done = subprocess.run(arguments, env=qgis_process_env, capture_output=True, text=True, timeout=1200)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        return json.loads(done.stdout)["results"]
+
+    results = run(MODEL_ID, {"SCENES": l1b_job["scenes"], "DEM": l1b_job["dem"], "VERTICAL_DATUM": 2,
+                             "AOI": l1b_job["aoi"], "MOVING_AREA": l1b_job["moving"], "SEARCH_RANGE": 6,
+                             "velocity:VELOCITY_FOLDER": str(tmp_path / "velocity")})
+    (velocity,) = glob.glob(str(tmp_path / "velocity" / "*_velocity.tif"))
+    assert results["velocity:VELOCITY_FOLDER"] == str(tmp_path / "velocity")
+    with rasterio.open(velocity) as ds:
+        assert ds.descriptions[0].startswith("speed") and np.nanmax(ds.read(1)) > 5.0
+    displaced = synthetic.write_dem(str(tmp_path / "dem_west.tif"), shift_east=-10.0)
+    aligned = run("surfacemotion:aligndemtopair", {
+        "DEM": displaced, "VERTICAL_DATUM": 1, "REFERENCE_SCENE": synthetic.make_scene(str(tmp_path), 1).path,
+        "SECONDARY_SCENE": synthetic.make_scene(str(tmp_path), -1).path, "AOI": l1b_job["aoi"], "STEP": 16,
+        "OUTPUT": str(tmp_path / "aligned.tif"), "REPORT": str(tmp_path / "report.csv")})
+    assert aligned["SHIFT_X"] == pytest.approx(10.0, abs=0.15) and abs(aligned["SHIFT_Y"]) < 0.15
+    assert aligned["CONVERGED"] and os.path.isfile(str(tmp_path / "aligned.tif"))
