@@ -76,8 +76,19 @@ DESKTOP_SCRIPT = textwrap.dedent('''
 
     def algorithm_dialog():
         import processing
-        show_and_shoot(lambda: processing.createAlgorithmDialog("surfacemotion:planetscopel3bvelocity"),
-                       (700, 950), "dialog.png", designer)
+        show_and_shoot(lambda: processing.createAlgorithmDialog(os.environ["SM_MODEL_ID"]),
+                       (700, 950), "dialog.png", extra_dialogs)
+
+    def extra_dialogs():
+        """The dialogs of SM_EXTRA_DIALOGS (comma-separated algorithm ids), one screenshot each."""
+        import processing
+        pending = [name for name in os.environ.get("SM_EXTRA_DIALOGS", "").split(",") if name]
+        if not pending:
+            return designer()
+        algorithm_id = pending.pop(0)
+        os.environ["SM_EXTRA_DIALOGS"] = ",".join(pending)
+        show_and_shoot(lambda: processing.createAlgorithmDialog(algorithm_id), (700, 950),
+                       "dialog_" + algorithm_id.split(":")[1] + ".png", extra_dialogs)
 
     def model_designer():
         from processing.modeler.ModelerDialog import ModelerDialog
@@ -103,7 +114,7 @@ DESKTOP_SCRIPT = textwrap.dedent('''
             import processing
             with open(os.path.join(OUT, "parameters.json")) as handle:
                 parameters = json.load(handle)
-            results = processing.runAndLoadResults("surfacemotion:planetscopel3bvelocity", parameters)
+            results = processing.runAndLoadResults(os.environ["SM_MODEL_ID"], parameters)
             report["velocities"] = results["CHILD_RESULTS"]["velocity"]["OUTPUT_LAYERS"]
             report["tree"] = tree(QgsProject.instance().layerTreeRoot())
             report["layer_count"] = len(QgsProject.instance().mapLayers())
@@ -131,15 +142,11 @@ def save_screenshot(path: str, name: str) -> str:
     return copy
 
 
-def test_the_model_in_the_real_desktop(qgis_process_env, tmp_path):
-    require_programs("xvfb-run", "qgis")
-    out = tmp_path / "desktop"
-    out.mkdir()
-    (out / "parameters.json").write_text(json.dumps({"SCENES": SCENES, "velocity:VELOCITY_FOLDER": str(out / "v")}))
-    script = tmp_path / "startup.py"
-    script.write_text(DESKTOP_SCRIPT)
-    env = dict(qgis_process_env, SM_DESKTOP_OUT=str(out), SM_MODEL=os.path.join(REPO, "models",
-                                                                                 "planetscope_l3b_velocity.model3"))
+def run_desktop(qgis_process_env, out, script, model_id: str, model_file: str, extra_dialogs=()) -> dict:
+    """Start the desktop QGIS under Xvfb with DESKTOP_SCRIPT: run ``model_id`` with ``out/parameters.json``,
+    screenshot the map, the model's dialog, the ``extra_dialogs`` and the Model Designer; the report."""
+    env = dict(qgis_process_env, SM_DESKTOP_OUT=str(out), SM_MODEL=os.path.join(REPO, "models", model_file),
+               SM_MODEL_ID=model_id, SM_EXTRA_DIALOGS=",".join(extra_dialogs))
     env.pop("QT_QPA_PLATFORM", None)  # the real window system: Xvfb's X server
     command = ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", "qgis", "--nologo", "--noversioncheck",
                "--code", str(script)]
@@ -153,6 +160,17 @@ def test_the_model_in_the_real_desktop(qgis_process_env, tmp_path):
     assert (out / "report.json").exists(), stdout[-3000:] + stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
     assert report["errors"] == []
+    return report
+
+
+def test_the_model_in_the_real_desktop(qgis_process_env, tmp_path):
+    require_programs("xvfb-run", "qgis")
+    out = tmp_path / "desktop"
+    out.mkdir()
+    (out / "parameters.json").write_text(json.dumps({"SCENES": SCENES, "velocity:VELOCITY_FOLDER": str(out / "v")}))
+    script = tmp_path / "startup.py"
+    script.write_text(DESKTOP_SCRIPT)
+    report = run_desktop(qgis_process_env, out, script, MODEL_ID, "planetscope_l3b_velocity.model3")
     assert report["map_png"] and report["designer_png"] and report["dialog_png"]
     save_screenshot(str(out / "map.png"), "desktop_model_map.png")
     save_screenshot(str(out / "dialog.png"), "desktop_model_dialog.png")
@@ -174,6 +192,39 @@ def test_the_model_in_the_real_desktop(qgis_process_env, tmp_path):
     assert [layer["layer"].rsplit(" ", 1)[1] for layer in layers] == ["speed", "azimuth"] * 9
     assert len({layer["layer"] for layer in layers}) == 18 and max(len(layer["layer"]) for layer in layers) <= 32
     assert all(os.path.dirname(layer["source"]) == str(out / "v") for layer in layers)
+
+
+def test_the_l1b_model_and_the_dem_algorithms_in_the_real_desktop(qgis_process_env, tmp_path):
+    """The L1B model on two synthetic opposite-look scenes in the desktop: one velocity group; the dialogs
+    of the model, orthorectify, coregisterdem and aligndemtopair, and the model in the Model Designer."""
+    require_programs("xvfb-run", "qgis")
+    import l1b_synthetic as synthetic
+
+    out = tmp_path / "desktop"
+    out.mkdir()
+    scenes = [synthetic.make_scene(str(tmp_path), 1, name="20200301_101010_1001_1B_AnalyticMS", bands=4).path,
+              synthetic.make_scene(str(tmp_path), -1, name="20210301_101010_1001_1B_AnalyticMS", bands=4).path]
+    dem = synthetic.write_dem(str(tmp_path / "dem_egm96.tif"), datum="egm96")
+    (out / "parameters.json").write_text(json.dumps({
+        "SCENES": scenes, "DEM": dem, "VERTICAL_DATUM": 2, "STEP": 8, "velocity:VELOCITY_FOLDER": str(out / "v")}))
+    script = tmp_path / "startup.py"
+    script.write_text(DESKTOP_SCRIPT)
+    extra = ("surfacemotion:orthorectify", "surfacemotion:coregisterdem", "surfacemotion:aligndemtopair")
+    report = run_desktop(qgis_process_env, out, script, "surfacemotion:planetscopel1bvelocity",
+                         "planetscope_l1b_velocity.model3", extra)
+    assert report["map_png"] and report["designer_png"] and report["dialog_png"]
+    assert all(report[f"dialog_{name.split(':')[1]}_png"] for name in extra)
+    save_screenshot(str(out / "map.png"), "desktop_l1b_model_map.png")
+    save_screenshot(str(out / "dialog.png"), "desktop_l1b_model_dialog.png")
+    save_screenshot(str(out / "designer.png"), "desktop_l1b_model_designer.png")
+    for name in extra:
+        save_screenshot(str(out / f"dialog_{name.split(':')[1]}.png"), f"desktop_dialog_{name.split(':')[1]}.png")
+    assert report["model_loaded"] and report["model_valid"] and report["model_errors"] == []
+    tree = report["tree"]
+    assert len(tree) == 1 and tree[0]["group"].startswith("Velocity"), tree
+    layers = tree[0]["children"]
+    assert [layer["layer"] for layer in layers] == ["2020-03-01 → 2021-03-01 speed", "2020-03-01 → 2021-03-01 azimuth"]
+    assert [layer["visible"] for layer in layers] == [True, False]
 
 
 # ---------------------------------------------------------------- in-process loading

@@ -21,16 +21,16 @@ STEPS = ["surfacemotion:extractband", "surfacemotion:buildpairs", "surfacemotion
 SCENES = sorted(glob.glob(os.path.join(SAMPLE_DIR, "*_3B_AnalyticMS_SR_clip.tif")))
 
 
-def registered_model(provider):
-    return next(a for a in provider.algorithms() if a.id() == MODEL_ID)
+def registered_model(provider, model_id: str = MODEL_ID):
+    return next(a for a in provider.algorithms() if a.id() == model_id)
 
 
-def file_model():
+def file_model(path: str = MODEL_FILE):
     """The model as the Model Designer opens it: the plain model file."""
     from qgis.core import QgsProcessingModelAlgorithm
 
     model = QgsProcessingModelAlgorithm()
-    assert model.fromFile(MODEL_FILE)
+    assert model.fromFile(path)
     return model
 
 

@@ -12,6 +12,7 @@ import rasterio
 from conftest import REPO
 
 import l1b_synthetic as synthetic
+import test_model
 
 sys.path.insert(0, os.path.join(REPO, "tools"))
 
@@ -27,15 +28,11 @@ DT_DAYS = 365.0
 
 
 def registered_model(provider):
-    return next(a for a in provider.algorithms() if a.id() == MODEL_ID)
+    return test_model.registered_model(provider, MODEL_ID)
 
 
 def file_model():
-    from qgis.core import QgsProcessingModelAlgorithm
-
-    model = QgsProcessingModelAlgorithm()
-    assert model.fromFile(MODEL_FILE)
-    return model
+    return test_model.file_model(MODEL_FILE)
 
 
 def slide_centre_utm():

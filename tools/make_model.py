@@ -31,7 +31,7 @@ INPUT_ROWS = {"SCENES": (0, 0), "USE_UDM2": (0, 1), "BAND": (0, 2), "DT_MIN": (1
 L1B_INPUT_ORDER = ["SCENES", "USE_UDM2", "BAND", "DEM", "VERTICAL_DATUM", "AOI", "RESOLUTION", "DT_MIN",
                    "CHIP_SIZE", "SEARCH_RANGE", "STEP", "MOVING_AREA", "ORDER"]
 L1B_INPUT_ROWS = {"SCENES": (0, 0), "USE_UDM2": (0, 1), "BAND": (0, 2), "DEM": (1, 0), "VERTICAL_DATUM": (1, 1),
-                  "AOI": (1, 2), "RESOLUTION": (1, 3), "DT_MIN": (2, 2), "CHIP_SIZE": (3, 0),
+                  "AOI": (1, 2), "RESOLUTION": (2, 0), "DT_MIN": (2, 2), "CHIP_SIZE": (3, 0),
                   "SEARCH_RANGE": (3, 1), "STEP": (3, 2), "MOVING_AREA": (4, 0), "ORDER": (4, 1)}
 
 

@@ -22,6 +22,7 @@ from affine import Affine
 
 from ..errors import UserInputError, check_canceled
 from ..io import Grid, OutputSet, RasterWriter, open_raster, temporary_folder
+from ..io.read import gdal_call
 from ..io.verify import csv_rows
 from ..io.grid import row_blocks
 from ..offsets.correlate import correlate_files
@@ -101,7 +102,7 @@ def _shifted_dem_vrt(dem: str, east: float, north: float, folder: str, index: in
     with open_raster(dem) as ds:
         transform = shifted_transform(ds.transform, ds.crs, east, north)
     path = os.path.join(folder, f"dem_shifted_{index}.vrt")
-    vrt = gdal.Translate(path, dem, format="VRT")
+    vrt = gdal_call(gdal.Translate, path, dem, format="VRT")
     if vrt is None:
         raise UserInputError(f"GDAL could not read the DEM '{dem}'.")
     vrt.SetGeoTransform(transform.to_gdal())

@@ -186,3 +186,13 @@ def require_content(ds, what: str = "raster", band: int = 1, texture: bool = Tru
         raise error(
             f"The {what} '{name}' is constant (every valid pixel of band {band} is {low:g}): it has no "
             "texture to match. Choose an image that shows the ground (not a blank, fill or saturated one).")
+
+
+def gdal_call(function, *args, **kwargs):
+    """``function(*args, **kwargs)`` of GDAL's Python API, None when it fails — whether GDAL raises
+    (``gdal.UseExceptions()``, which other code in the QGIS process may have turned on, and GDAL 4's
+    default) or returns None; ``gdal.GetLastErrorMsg()`` says why in both cases."""
+    try:
+        return function(*args, **kwargs)
+    except RuntimeError:
+        return None

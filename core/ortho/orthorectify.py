@@ -29,7 +29,7 @@ from affine import Affine
 from ..choices import Choices
 from ..errors import UserInputError, check_canceled
 from ..io import Grid, RasterWriter, open_raster, temporary_folder
-from ..io.read import READ_ERRORS, read_failure
+from ..io.read import READ_ERRORS, gdal_call, read_failure
 from .aoi import (LONLAT, aoi_lonlat, aoi_outside_message, crs_wkt, footprint, horizontal_wkt,
                   possible_footprint, reproject_geometry, sample_points, source_window, transformer, utm_crs_of)
 from .rpc import RpcModel, read_rpc
@@ -306,7 +306,7 @@ def _source_vrt(scene: str, rpc: Dict[str, str], window: Tuple[int, int, int, in
 
     col0, row0, width, height = window
     path = os.path.join(folder, "source.vrt")
-    ds = gdal.Translate(path, scene, format="VRT", srcWin=[col0, row0, width, height])
+    ds = gdal_call(gdal.Translate, path, scene, format="VRT", srcWin=[col0, row0, width, height])
     if ds is None:
         raise _scratch_failure(path, f"Cannot read the scene '{scene}': {gdal.GetLastErrorMsg()}")
     shifted = dict(rpc, SAMP_OFF=repr(float(rpc["SAMP_OFF"]) - col0), LINE_OFF=repr(float(rpc["LINE_OFF"]) - row0))
@@ -342,7 +342,7 @@ def _warped_vrt(source: str, dem_path: str, grid: Grid, folder: str, resampling:
         srcNodata=src_nodata, dstNodata="nan", outputType=gdal.GDT_Float32, warpOptions=["INIT_DEST=NO_DATA"])
     gdal.PushErrorHandler("CPLQuietErrorHandler")
     try:
-        ds = gdal.Warp(path, source, options=options)
+        ds = gdal_call(gdal.Warp, path, source, options=options)
     finally:
         gdal.PopErrorHandler()
     if ds is None:

@@ -25,6 +25,7 @@ from typing import Callable, Dict, Optional, Tuple, Union
 import numpy as np
 
 from ..errors import UserInputError
+from ..io.read import gdal_call
 
 SCALARS = ("LINE_OFF", "SAMP_OFF", "LAT_OFF", "LONG_OFF", "HEIGHT_OFF",
            "LINE_SCALE", "SAMP_SCALE", "LAT_SCALE", "LONG_SCALE", "HEIGHT_SCALE")
@@ -61,7 +62,7 @@ def _rpc_from_dataset(path: str) -> Optional[Dict[str, str]]:
 
     gdal.PushErrorHandler("CPLQuietErrorHandler")
     try:
-        ds = gdal.Open(str(path))
+        ds = gdal_call(gdal.Open, str(path))
     finally:
         gdal.PopErrorHandler()
     if ds is None:
