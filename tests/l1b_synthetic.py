@@ -479,10 +479,23 @@ class Offsets:
     def magnitude(self) -> np.ndarray:
         return np.hypot(self.dx, self.dy)
 
-    def stats(self) -> dict:
-        """Median dx, dy, 95th percentile and max of |d| (px), valid cells / cells."""
+    def full_chips(self, resolution: float) -> np.ndarray:
+        """Cells whose whole chip lies inside the AOI (no nodata in the chip), bool."""
+        from rasterio.warp import transform
+        from shapely.geometry import Point, Polygon
+
+        vertices = aoi_lonlat()
+        x, y = transform("EPSG:4326", UTM, vertices[:, 0].tolist(), vertices[:, 1].tolist())
+        inner = Polygon(zip(x, y)).buffer(-CHIP / 2 * np.sqrt(2) * resolution)
+        return np.array([inner.contains(Point(a, b)) for a, b in zip(self.x, self.y)], bool)
+
+    def stats(self, resolution: float = 3.0) -> dict:
+        """Median dx, dy, 95th percentile and max of |d| (px), max of |d| on the cells whose chip lies
+        wholly inside the AOI, valid cells / cells."""
+        full = self.full_chips(resolution)
         return {"median_dx": float(np.median(self.dx)), "median_dy": float(np.median(self.dy)),
                 "p95": float(np.percentile(self.magnitude, 95)), "max": float(self.magnitude.max()),
+                "max_full_chips": float(self.magnitude[full].max()), "full_chips": int(full.sum()),
                 "valid": f"{self.dx.size}/{self.total}"}
 
 

@@ -37,6 +37,7 @@ def test_geolocation_error_is_below_a_fifth_of_a_pixel(job, look):
     assert offsets.dx.size > 0.5 * offsets.total  # the AOI hexagon fills ~75 % of the grid's box
     assert abs(stats["median_dx"]) < 0.2 and abs(stats["median_dy"]) < 0.2
     assert stats["p95"] < 0.2  # over the scene, not only on average
+    assert stats["full_chips"] > 0.5 * offsets.dx.size and stats["max_full_chips"] < 0.2  # chips without nodata
 
 
 def test_opposite_looks_on_the_true_dem_agree(job):
@@ -45,7 +46,7 @@ def test_opposite_looks_on_the_true_dem_agree(job):
     stats = offsets.stats()
     print(f"+4° vs -4° on the true DEM: {stats}")
     assert abs(stats["median_dx"]) < 0.1 and abs(stats["median_dy"]) < 0.1
-    assert stats["p95"] < 0.1
+    assert stats["p95"] < 0.1 and stats["max_full_chips"] < 0.1
 
 
 def test_opposite_looks_on_a_dem_30_m_too_high_show_the_parallax(job):
