@@ -72,6 +72,10 @@ def main() -> None:
         egm = correlate_orthos(orthorectify(job, 1, "ellipsoid"), orthorectify(job, 1, "egm96"),
                                os.path.join(folder, "egm96.tif"))
         print(_row("EGM96 DEM vs ellipsoid DEM (+4°)", egm.stats(), "< 0.05"))
+        ignored = correlate_orthos(orthorectify(job, 1, "ellipsoid"),
+                                   orthorectify(job, 1, "egm96", vertical_datum="ellipsoid"),
+                                   os.path.join(folder, "egm96_ignored.tif"))
+        print(_row("EGM96 DEM read as ellipsoidal (geoid ignored, +4°)", ignored.stats(), "(for comparison)"))
         raised = correlate_orthos(orthorectify(job, 1, "plus30"), orthorectify(job, -1, "plus30"),
                                   os.path.join(folder, "plus30.tif"))
         expected_dx, expected_dy = expected_parallax_px(raised, 30.0, job.grid.transform.a)

@@ -11,13 +11,13 @@ import os
 
 import numpy as np
 import pytest
-from osgeo import osr
+from osgeo import gdal, osr
 from shapely.geometry import Point, Polygon
 
 from core.errors import UserInputError
 from core.io import open_raster
-from l1b_synthetic import (aoi_lonlat, aoi_vertex_coverage, correlate_orthos, expected_parallax_px, orthorectify, prepare_job,
-                           truth_path)
+from l1b_synthetic import (aoi_lonlat, aoi_vertex_coverage, correlate_orthos, expected_parallax_px, job_grid_of,
+                           make_scene, orthorectify, prepare_job, truth_path)
 
 LOOKS = (1, -1)
 EGM2008_GRID = "us_nga_egm08_25.tif"
@@ -116,3 +116,18 @@ def test_aoi_clip_keeps_every_aoi_vertex_inside_the_output(job, look):
             assert np.isnan(values[row, col])
         elif inside.contains(centre):
             assert np.isfinite(values[row, col])
+
+
+def test_rpc_txt_sidecar_scene_gives_the_same_ortho(job, tmp_path):
+    """The same raw scene with its RPCs in a ``_RPC.TXT`` sidecar instead of the TIFF's RPC domain."""
+    from core.ortho.orthorectify import orthorectify_scene
+
+    scene = make_scene(str(tmp_path), 1, sidecar=True, name="sidecar_1B_AnalyticMS")
+    sidecar = str(tmp_path / "sidecar_1B_AnalyticMS_RPC.TXT")
+    assert sidecar in gdal.Open(scene.path).GetFileList()  # GDAL pairs the sidecar; the TIFF holds no RPC tag
+    out = orthorectify_scene(scene.path, job.dems["ellipsoid"], str(tmp_path / "sidecar_ortho.tif"),
+                             grid=job_grid_of(job), aoi_wkt=job.aoi, aoi_crs="EPSG:4326")
+    with open_raster(orthorectify(job, 1, "ellipsoid")) as a, open_raster(out) as b:
+        first, second = a.read(1), b.read(1)
+    assert np.array_equal(np.isnan(first), np.isnan(second))
+    assert np.nanmax(np.abs(first - second)) < 1e-3
