@@ -145,9 +145,10 @@ def write_dem(path: str, heights=plane_height, crs: str = "EPSG:4326", west=LON0
         values[hole] = nodata
     ds = gdal.GetDriverByName("GTiff").Create(path, cols, rows, 1, gdal.GDT_Float32)
     ds.SetGeoTransform((west, step, 0, north, 0, -step))
-    srs = osr.SpatialReference()
-    srs.SetFromUserInput(crs)
-    ds.SetSpatialRef(srs)
+    if crs:
+        srs = osr.SpatialReference()
+        srs.SetFromUserInput(crs)
+        ds.SetSpatialRef(srs)
     ds.GetRasterBand(1).WriteArray(values.astype(np.float32))
     ds.GetRasterBand(1).SetNoDataValue(nodata)
     ds = None

@@ -308,11 +308,23 @@ def _source_vrt(scene: str, rpc: Dict[str, str], window: Tuple[int, int, int, in
     path = os.path.join(folder, "source.vrt")
     ds = gdal.Translate(path, scene, format="VRT", srcWin=[col0, row0, width, height])
     if ds is None:
-        raise UserInputError(f"Cannot read the scene '{scene}': {gdal.GetLastErrorMsg()}")
+        raise _scratch_failure(path, f"Cannot read the scene '{scene}': {gdal.GetLastErrorMsg()}")
     shifted = dict(rpc, SAMP_OFF=repr(float(rpc["SAMP_OFF"]) - col0), LINE_OFF=repr(float(rpc["LINE_OFF"]) - row0))
     ds.SetMetadata(shifted, "RPC")
     ds = None
+    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+        raise _scratch_failure(path, "the VRT of the raw window was not written")
     return path
+
+
+def _scratch_failure(path: str, message: str) -> UserInputError:
+    """A failure of GDAL on a scratch file: a full disk said as such, else ``message``."""
+    from ..io.files import free_bytes, write_failure
+
+    free = free_bytes(os.path.dirname(path))
+    if free is not None and free < (1 << 20) or "write" in message.lower():
+        return write_failure(path, OSError(message), free=free)
+    return UserInputError(message)
 
 
 def _warped_vrt(source: str, dem_path: str, grid: Grid, folder: str, resampling: str, error_threshold: float,
@@ -334,7 +346,7 @@ def _warped_vrt(source: str, dem_path: str, grid: Grid, folder: str, resampling:
     finally:
         gdal.PopErrorHandler()
     if ds is None:
-        raise UserInputError(f"GDAL could not set up the RPC warp of the scene: {gdal.GetLastErrorMsg()}")
+        raise _scratch_failure(path, f"GDAL could not set up the RPC warp of the scene: {gdal.GetLastErrorMsg()}")
     ds = None
     return path
 
