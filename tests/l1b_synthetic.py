@@ -14,7 +14,7 @@ The project's own generator for the L1B orthorectification tests (issue 13 point
 - **Camera** (:class:`PushbroomCamera`): a circular near-polar orbit ~475 km above the scene, heading
   192° (descending), along-track lines at a fixed line time, a linear cross-track detector array of
   ``ifov`` (tan-linear, flat focal plane) rolled by ±4° about the flight direction (the two opposite
-  look directions). Exact, vectorised ``ground_to_image`` and ``image_to_ground`` (ray–DEM
+  look directions) and yawed by 0.3° about the boresight. Exact, vectorised ``ground_to_image`` and ``image_to_ground`` (ray–DEM
   intersection); image coordinates in GDAL's pixel-corner convention. Rows follow the flight
   (south for this descending pass), columns increase to the left of the track (east), so the raw
   image is roughly north-up, not mirrored, as PlanetScope L1B scenes are.
@@ -239,6 +239,7 @@ def write_dem(path: str, *, datum: str = "ellipsoid", height_offset: float = 0.0
 class PushbroomCamera:
     """A line scanner on a circular orbit; ``roll`` (degrees, + = looking left of the track, east).
 
+    ``yaw`` (degrees): the detector line turned about the boresight (not quite across the track).
     The orbit passes so that the centre pixel of the centre line sees ``aim`` (lon, lat, h).
     ``gsd`` (m): nadir ground sampling (cross-track at the aim point through ``ifov``, along-track
     through the line time). Image coordinates are GDAL pixel-corner (col, row).
@@ -246,6 +247,7 @@ class PushbroomCamera:
 
     aim: Tuple[float, float, float]
     roll: float = 4.0
+    yaw: float = 0.3
     heading: float = 192.0
     altitude: float = 475000.0
     gsd: float = 3.7
@@ -273,7 +275,7 @@ class PushbroomCamera:
         omega = np.sqrt(GM / radius ** 3)
         slant = np.linalg.norm(centre - radius * u)
         orbit = dict(u=u, w=k, radius=radius, omega=omega, ifov=self.gsd / slant,
-                     dt=self.gsd / (omega * np.linalg.norm(centre)), rho=rho)
+                     dt=self.gsd / (omega * np.linalg.norm(centre)), rho=rho, psi=np.radians(self.yaw))
         object.__setattr__(self, "_orbit", orbit)
 
     # orbit state at line time t (s): position and the camera axes
@@ -285,8 +287,10 @@ class PushbroomCamera:
         z_hat = -(cos * o["u"] + sin * o["w"])
         y_hat = np.cross(x_hat, z_hat)  # left of the track: columns increase this way
         z_cam = np.cos(o["rho"]) * z_hat + np.sin(o["rho"]) * y_hat
-        y_cam = -np.sin(o["rho"]) * z_hat + np.cos(o["rho"]) * y_hat
-        return position, x_hat, y_cam, z_cam
+        y_rolled = -np.sin(o["rho"]) * z_hat + np.cos(o["rho"]) * y_hat
+        x_cam = np.cos(o["psi"]) * x_hat + np.sin(o["psi"]) * y_rolled  # yaw about the boresight
+        y_cam = -np.sin(o["psi"]) * x_hat + np.cos(o["psi"]) * y_rolled
+        return position, x_cam, y_cam, z_cam
 
     def _row_time(self, row) -> np.ndarray:
         return (np.asarray(row, np.float64) - self.rows / 2) * self._orbit["dt"]
@@ -297,12 +301,12 @@ class PushbroomCamera:
                                   np.asarray(h, np.float64))
         o = self._orbit
         t = np.zeros(ground.shape[:-1])
-        for _ in range(8):
-            position, x_hat, _, _ = self._state(t)
-            radial = -(position / o["radius"])
-            along = np.sum((ground - position) * x_hat, axis=-1)
-            t = t + along / (o["omega"] * -np.sum(ground * radial, axis=-1))
-            if np.max(np.abs(along), initial=0.0) < 1e-6:
+        for _ in range(20):  # Newton on the line time: the ground point in the scan plane
+            position, x_cam, _, _ = self._state(t)
+            along = np.sum((ground - position) * x_cam, axis=-1)
+            rate = o["omega"] * np.cos(o["psi"]) * np.sum(ground * position, axis=-1) / o["radius"]
+            t = t + along / rate
+            if np.max(np.abs(along), initial=0.0) < 1e-7:
                 break
         position, _, y_cam, z_cam = self._state(t)
         view = ground - position
@@ -484,10 +488,23 @@ class Offsets:
     def magnitude(self) -> np.ndarray:
         return np.hypot(self.dx, self.dy)
 
-    def stats(self) -> dict:
-        """Median dx, dy, 95th percentile and max of |d| (px), valid cells / cells."""
+    def full_chips(self, resolution: float) -> np.ndarray:
+        """Cells whose whole chip lies inside the AOI (no nodata in the chip), bool."""
+        from rasterio.warp import transform
+        from shapely.geometry import Point, Polygon
+
+        vertices = aoi_lonlat()
+        x, y = transform("EPSG:4326", UTM, vertices[:, 0].tolist(), vertices[:, 1].tolist())
+        inner = Polygon(zip(x, y)).buffer(-CHIP / 2 * np.sqrt(2) * resolution)
+        return np.array([inner.contains(Point(a, b)) for a, b in zip(self.x, self.y)], bool)
+
+    def stats(self, resolution: float = 3.0) -> dict:
+        """Median dx, dy, 95th percentile and max of |d| (px), max of |d| on the cells whose chip lies
+        wholly inside the AOI, valid cells / cells."""
+        full = self.full_chips(resolution)
         return {"median_dx": float(np.median(self.dx)), "median_dy": float(np.median(self.dy)),
                 "p95": float(np.percentile(self.magnitude, 95)), "max": float(self.magnitude.max()),
+                "max_full_chips": float(self.magnitude[full].max()), "full_chips": int(full.sum()),
                 "valid": f"{self.dx.size}/{self.total}"}
 
 

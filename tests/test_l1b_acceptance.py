@@ -11,13 +11,13 @@ import os
 
 import numpy as np
 import pytest
-from osgeo import osr
+from osgeo import gdal, osr
 from shapely.geometry import Point, Polygon
 
 from core.errors import UserInputError
 from core.io import open_raster
-from l1b_synthetic import (aoi_lonlat, aoi_vertex_coverage, correlate_orthos, expected_parallax_px, orthorectify, prepare_job,
-                           truth_path)
+from l1b_synthetic import (aoi_lonlat, aoi_vertex_coverage, correlate_orthos, expected_parallax_px, job_grid_of,
+                           make_scene, orthorectify, prepare_job, truth_path)
 
 LOOKS = (1, -1)
 EGM2008_GRID = "us_nga_egm08_25.tif"
@@ -37,6 +37,7 @@ def test_geolocation_error_is_below_a_fifth_of_a_pixel(job, look):
     assert offsets.dx.size > 0.5 * offsets.total  # the AOI hexagon fills ~75 % of the grid's box
     assert abs(stats["median_dx"]) < 0.2 and abs(stats["median_dy"]) < 0.2
     assert stats["p95"] < 0.2  # over the scene, not only on average
+    assert stats["full_chips"] > 0.5 * offsets.dx.size and stats["max_full_chips"] < 0.2  # chips without nodata
 
 
 def test_opposite_looks_on_the_true_dem_agree(job):
@@ -45,7 +46,7 @@ def test_opposite_looks_on_the_true_dem_agree(job):
     stats = offsets.stats()
     print(f"+4° vs -4° on the true DEM: {stats}")
     assert abs(stats["median_dx"]) < 0.1 and abs(stats["median_dy"]) < 0.1
-    assert stats["p95"] < 0.1
+    assert stats["p95"] < 0.1 and stats["max_full_chips"] < 0.1
 
 
 def test_opposite_looks_on_a_dem_30_m_too_high_show_the_parallax(job):
@@ -115,3 +116,18 @@ def test_aoi_clip_keeps_every_aoi_vertex_inside_the_output(job, look):
             assert np.isnan(values[row, col])
         elif inside.contains(centre):
             assert np.isfinite(values[row, col])
+
+
+def test_rpc_txt_sidecar_scene_gives_the_same_ortho(job, tmp_path):
+    """The same raw scene with its RPCs in a ``_RPC.TXT`` sidecar instead of the TIFF's RPC domain."""
+    from core.ortho.orthorectify import orthorectify_scene
+
+    scene = make_scene(str(tmp_path), 1, sidecar=True, name="sidecar_1B_AnalyticMS")
+    sidecar = str(tmp_path / "sidecar_1B_AnalyticMS_RPC.TXT")
+    assert sidecar in gdal.Open(scene.path).GetFileList()  # GDAL pairs the sidecar; the TIFF holds no RPC tag
+    out = orthorectify_scene(scene.path, job.dems["ellipsoid"], str(tmp_path / "sidecar_ortho.tif"),
+                             grid=job_grid_of(job), aoi_wkt=job.aoi, aoi_crs="EPSG:4326")
+    with open_raster(orthorectify(job, 1, "ellipsoid")) as a, open_raster(out) as b:
+        first, second = a.read(1), b.read(1)
+    assert np.array_equal(np.isnan(first), np.isnan(second))
+    assert np.nanmax(np.abs(first - second)) < 1e-3

@@ -8,7 +8,8 @@ import pytest
 from osgeo import gdal
 
 from core.errors import UserInputError
-from core.ortho.rpc_fit import TERM_NAMES, evaluate_rpc, fit_rpc, rpc_terms, rpc_txt
+from core.ortho.rpc import RpcModel
+from core.ortho.rpc_fit import TERM_NAMES, fit_rpc, rpc_terms, rpc_txt
 from l1b_synthetic import camera, fit_scene_rpc, true_dem, write_dem
 
 gdal.UseExceptions()
@@ -51,7 +52,7 @@ def test_fit_residual_is_below_a_hundredth_of_a_pixel(fits, look):
     cam, fit = fits[look]
     assert fit.max_residual < 0.01 and fit.rms_residual <= fit.max_residual
     lon, lat, h, cols, rows = _random_ground(cam, seed=look + 5)
-    col, row = evaluate_rpc(fit.rpc, lon, lat, h)
+    col, row = RpcModel(fit.rpc).ground_to_image(lon, lat, h)
     assert np.max(np.hypot(col - cols, row - rows)) < 0.01
 
 

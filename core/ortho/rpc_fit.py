@@ -19,8 +19,8 @@ linearised problem ``num(x) - r * (den(x) - 1) = r`` (``den``'s constant term fi
 solved by least squares on a regular 3-D grid of (lon, lat, h), then re-solved with the weights
 ``1 / den(x)`` of the previous solution (the residuals of the true, non-linear problem), with a
 small ridge on the denominator against its near-singularity for almost-affine cameras. The result
-is checked on an independent grid (the cell centres of the fitting grid); a residual above
-``tolerance`` pixels raises.
+is checked on an independent grid (the cell centres of the fitting grid) with
+:class:`core.ortho.rpc.RpcModel`; a residual above ``tolerance`` pixels raises.
 """
 from __future__ import annotations
 
@@ -30,19 +30,15 @@ from typing import Callable, Dict, Mapping, Sequence, Tuple
 import numpy as np
 
 from ..errors import UserInputError
+from .rpc import COEFFICIENTS, SCALARS, RpcModel
 
-__all__ = ["TERM_NAMES", "PIXEL_CENTRE_OFFSET", "RPC_KEYS", "RpcFit", "rpc_terms", "fit_rpc",
-           "evaluate_rpc", "rpc_txt"]
+__all__ = ["TERM_NAMES", "PIXEL_CENTRE_OFFSET", "RpcFit", "rpc_terms", "fit_rpc", "rpc_txt"]
 
 #: The 20 monomials of a third-order RPC polynomial in GDAL's order (L = lon, P = lat, H = height).
 TERM_NAMES = ("1", "L", "P", "H", "LP", "LH", "PH", "LL", "PP", "HH",
               "LPH", "LLL", "LPP", "LHH", "LLP", "PPP", "PHH", "LLH", "PPH", "HHH")
 #: GDAL col/row (pixel-corner convention) = RPC sample/line + this (RPC00B counts from pixel centres).
 PIXEL_CENTRE_OFFSET = 0.5
-#: Scalar keys of GDAL's RPC metadata domain written by :func:`fit_rpc`.
-RPC_KEYS = ("LINE_OFF", "SAMP_OFF", "LAT_OFF", "LONG_OFF", "HEIGHT_OFF",
-            "LINE_SCALE", "SAMP_SCALE", "LAT_SCALE", "LONG_SCALE", "HEIGHT_SCALE")
-_COEFF_KEYS = ("LINE_NUM_COEFF", "LINE_DEN_COEFF", "SAMP_NUM_COEFF", "SAMP_DEN_COEFF")
 
 Camera = Callable[[np.ndarray, np.ndarray, np.ndarray], Tuple[np.ndarray, np.ndarray]]
 
@@ -69,26 +65,6 @@ def rpc_terms(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> np.ndarray:
     return np.stack([np.ones_like(x), x, y, z, x * y, x * z, y * z, x * x, y * y, z * z,
                      x * y * z, x ** 3, x * y * y, x * z * z, x * x * y, y ** 3, y * z * z,
                      x * x * z, y * y * z, z ** 3], axis=-1)
-
-
-def _coefficients(rpc: Mapping[str, str], key: str) -> np.ndarray:
-    values = np.array(str(rpc[key]).split(), np.float64)
-    if values.size != 20:
-        raise UserInputError(f"The RPC key {key} must hold 20 coefficients; it holds {values.size}.")
-    return values
-
-
-def evaluate_rpc(rpc: Mapping[str, str], lon, lat, h) -> Tuple[np.ndarray, np.ndarray]:
-    """(col, row) in GDAL's pixel-corner convention of ground points (degrees, m above the ellipsoid)."""
-    scalar = {key: float(rpc[key]) for key in RPC_KEYS}
-    terms = rpc_terms((np.asarray(lon, np.float64) - scalar["LONG_OFF"]) / scalar["LONG_SCALE"],
-                      (np.asarray(lat, np.float64) - scalar["LAT_OFF"]) / scalar["LAT_SCALE"],
-                      (np.asarray(h, np.float64) - scalar["HEIGHT_OFF"]) / scalar["HEIGHT_SCALE"])
-    coeff = {key: _coefficients(rpc, key) for key in _COEFF_KEYS}
-    line = terms @ coeff["LINE_NUM_COEFF"] / (terms @ coeff["LINE_DEN_COEFF"])
-    samp = terms @ coeff["SAMP_NUM_COEFF"] / (terms @ coeff["SAMP_DEN_COEFF"])
-    return (samp * scalar["SAMP_SCALE"] + scalar["SAMP_OFF"] + PIXEL_CENTRE_OFFSET,
-            line * scalar["LINE_SCALE"] + scalar["LINE_OFF"] + PIXEL_CENTRE_OFFSET)
 
 
 def _grid(bounds: Sequence[Tuple[float, float]], shape: Sequence[int], centres: bool) -> Tuple[np.ndarray, ...]:
@@ -161,7 +137,7 @@ def fit_rpc(camera: Camera, lon_range: Tuple[float, float], lat_range: Tuple[flo
            "MIN_LAT": f"{bounds[1][0]:.17g}", "MAX_LAT": f"{bounds[1][1]:.17g}"}
     check = _grid(bounds, shape, centres=True)
     true_col, true_row = camera(*check)
-    fit_col, fit_row = evaluate_rpc(rpc, *check)
+    fit_col, fit_row = RpcModel(rpc).ground_to_image(*check)
     distance = np.hypot(fit_col - np.asarray(true_col), fit_row - np.asarray(true_row))
     worst, rms = float(distance.max()), float(np.sqrt(np.mean(distance ** 2)))
     rpc["ERR_BIAS"], rpc["ERR_RAND"] = "-1", "-1"
@@ -175,7 +151,8 @@ def rpc_txt(rpc: Mapping[str, str]) -> str:
     """The text of a ``<stem>_RPC.TXT`` sidecar (the format GDAL reads: ``KEY: value`` per line,
     coefficients as ``LINE_NUM_COEFF_1`` … ``_20``)."""
     lines = [f"{key}: {float(rpc[key]):.17g}" for key in ("ERR_BIAS", "ERR_RAND") if key in rpc]
-    lines += [f"{key}: {float(rpc[key]):.17g}" for key in RPC_KEYS]
-    for key in _COEFF_KEYS:
-        lines += [f"{key}_{index}: {value:.17g}" for index, value in enumerate(_coefficients(rpc, key), start=1)]
+    lines += [f"{key}: {float(rpc[key]):.17g}" for key in SCALARS]
+    for key in COEFFICIENTS:
+        coefficients = [float(value) for value in str(rpc[key]).split()]
+        lines += [f"{key}_{index}: {value:.17g}" for index, value in enumerate(coefficients, start=1)]
     return "\n".join(lines) + "\n"
