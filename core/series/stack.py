@@ -27,21 +27,20 @@ input fits ``max_block_bytes``; each block reads those rows from every input.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import warnings
-from contextlib import ExitStack
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 from rasterio.windows import Window
 
 from ..dates import DAYS_PER_YEAR
 from ..errors import UserInputError, check_canceled
-from ..io import Grid, RasterWriter, band_index_by_description, open_raster, row_blocks
-from ..offsets.disparity import UNCERTAINTY, read_offsets
-from ..offsets.velocity import VELOCITY_DESCRIPTIONS, VELOCITY_STYLE, offsets_to_velocity
+from ..io import RasterWriter, band_index_by_description, open_raster, row_blocks
+from ..offsets.disparity import UNCERTAINTY, reference_pixel_transform
+from ..offsets.velocity import VELOCITY_STYLE
+from .network import check_common_grid, sources_tag
 
 #: 1 / Φ⁻¹(3/4): scales the median absolute deviation to the std of normal data.
 MAD_SCALE = 1.4826
@@ -148,76 +147,33 @@ def _uncertainty_band(ds, kind: str) -> Optional[int]:
     return None
 
 
-def check_same_grid(pairs: Sequence) -> Grid:
-    """The common grid of ``pairs`` (objects with ``path`` and ``grid``); a clear error if they differ."""
-    if not pairs:
-        raise UserInputError("No pair raster was given: give at least one velocity or disparity raster.")
-    first = pairs[0]
-    for pair in pairs[1:]:
-        g, f = pair.grid, first.grid
-        same = (g.width, g.height) == (f.width, f.height) and g.transform.almost_equals(f.transform) \
-            and _same_crs(g.crs, f.crs)
-        if not same:
-            raise UserInputError(
-                f"'{os.path.basename(pair.path)}' is not on the grid of '{os.path.basename(first.path)}' "
-                f"({g.width} x {g.height} px at {tuple(g.transform)[:6]} vs {f.width} x {f.height} px at "
-                f"{tuple(f.transform)[:6]}): a stack needs every input on one grid (same CRS, pixel size, "
-                "origin and size). Correlate the pairs on one reference grid, or resample them first "
-                "(e.g. GDAL Warp with the target extent and resolution of the first input).")
-    return first.grid
-
-
-def _same_crs(a, b) -> bool:
-    try:
-        return a == b or a.to_wkt() == b.to_wkt()
-    except AttributeError:
-        return str(a) == str(b)
-
-
 class _Input:
-    """One open pair raster and how to turn a block of it into velocities."""
+    """One pair raster and how to read a block of it as velocities (and their uncertainty)."""
 
-    def __init__(self, pair, ds, weighted: bool):
-        self.pair, self.ds = pair, ds
-        self.kind = pair.kind
-        if self.kind == "velocity":
-            self.bands = [band_index_by_description(ds, text) for text in
-                          (VELOCITY_DESCRIPTIONS[0], VELOCITY_DESCRIPTIONS[2], VELOCITY_DESCRIPTIONS[3])]
-            if None in self.bands:
-                self.bands = [1, 3, 4]
-        self.sigma_band = _uncertainty_band(ds, self.kind) if weighted else None
-        if weighted and self.sigma_band is None:
-            raise UserInputError(
-                f"'{os.path.basename(pair.path)}' has no uncertainty band, so inverse-variance weights cannot "
-                "be computed: switch the weights off, or give rasters with an 'uncertainty' band (disparity "
-                "rasters of correlatepair with the uncertainty output).")
-        t = pair.grid.transform
-        self.pixel_transform = t
-        self.metres_per_px = math.sqrt(abs(t.a * t.e - t.b * t.d))
+    def __init__(self, pair, weighted: bool):
+        self.pair = pair
+        self.sigma_band = None
+        if weighted:
+            with open_raster(pair.path) as ds:
+                self.sigma_band = _uncertainty_band(ds, pair.kind)
+            if self.sigma_band is None:
+                raise UserInputError(
+                    f"'{os.path.basename(pair.path)}' has no uncertainty band, so inverse-variance weights "
+                    "cannot be computed: switch the weights off, or give rasters with an 'uncertainty' band "
+                    "(disparity rasters of correlatepair with the uncertainty output).")
+        px = reference_pixel_transform(pair.grid.transform, pair.step) if pair.kind != "velocity" else None
+        self.metres_per_px = math.sqrt(abs(px.a * px.e - px.b * px.d)) if px is not None else 1.0
 
-    def read(self, window: Window, weighted: bool):
-        """(speed, v_east, v_north, sigma or None) of ``window`` in m/yr."""
-        if self.kind == "velocity":
-            speed, v_east, v_north = (self.ds.read(b, window=window).astype(np.float64) for b in self.bands)
-            sigma = self.ds.read(self.sigma_band, window=window).astype(np.float64) if weighted else None
-        else:
-            dx, dy, _ = read_offsets(self.ds, window=window, is_asp=self.kind == "asp")
-            speed, _, v_east, v_north = offsets_to_velocity(dx, dy, self.pixel_transform, self.pair.dt_days)
-            sigma = None
-            if weighted:
-                px = self.ds.read(self.sigma_band, window=window).astype(np.float64)
-                sigma = px * self.metres_per_px / (abs(self.pair.dt_days) / DAYS_PER_YEAR)
-        return speed, v_east, v_north, sigma
-
-
-def series_sources(pairs: Sequence) -> str:
-    """SM_SERIES_SOURCES: JSON list of {"path", "ref_date", "sec_date"} (ISO 8601 UTC) of ``pairs``."""
-    return json.dumps([{"path": os.path.abspath(p.path), "ref_date": _iso(p.ref_date), "sec_date": _iso(p.sec_date)}
-                       for p in pairs])
-
-
-def _iso(moment) -> Optional[str]:
-    return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    def read(self, window: Window):
+        """(speed, v_east, v_north, sigma or None) of ``window`` in m/yr (sigma: 1-sigma velocity error)."""
+        v_east, v_north = self.pair.read_velocity(window)
+        sigma = None
+        if self.sigma_band is not None:
+            with open_raster(self.pair.path) as ds:
+                sigma = ds.read_float(self.sigma_band, window=window)
+            if self.pair.kind != "velocity":  # px of the reference image -> m/yr
+                sigma = sigma * self.metres_per_px / (abs(self.pair.dt_days) / DAYS_PER_YEAR)
+        return np.hypot(v_east, v_north), v_east, v_north, sigma
 
 
 def block_rows(n_inputs: int, width: int, height: int, max_block_bytes: int = DEFAULT_BLOCK_BYTES) -> int:
@@ -236,30 +192,26 @@ def stack_file(pairs: Sequence, out_path: str, weighted: bool = False,
     SM_SERIES_UNIT = m/yr, SM_SERIES_SOURCES (the pairs) and SM_STACK_WEIGHTED. Returns n_pairs, rows per
     block and the number of pixels with at least one valid pair.
     """
-    grid = check_same_grid(list(pairs))
+    if not pairs:
+        raise UserInputError("No pair raster was given: give at least one velocity or disparity raster.")
+    grid = check_common_grid(list(pairs))
     rows = block_rows(len(pairs), grid.width, grid.height, max_block_bytes)
-    tags = {TAG_SERIES_KIND: "velocity_stack", TAG_SERIES_UNIT: "m/yr", TAG_SERIES_SOURCES: series_sources(pairs),
+    tags = {TAG_SERIES_KIND: "velocity_stack", TAG_SERIES_UNIT: "m/yr", TAG_SERIES_SOURCES: sources_tag(pairs),
             TAG_WEIGHTED: "yes" if weighted else "no"}
     n_pixels = 0
-    with ExitStack() as stack:
-        inputs = [_Input(pair, stack.enter_context(open_raster(pair.path)), weighted) for pair in pairs]
-        hint = "No pixel has a valid velocity in any input pair; check the inputs (and their uncertainty band)."
-        with RasterWriter(out_path, grid, STACK_DESCRIPTIONS, tags=tags, style=STACK_STYLE, require_valid=hint,
-                          valid_bands=(5,)) as dst:
-            for row0, row1 in row_blocks(grid.height, rows):
-                check_canceled(is_canceled)
-                window = Window(0, row0, grid.width, row1 - row0)
-                parts = [item.read(window, weighted) for item in inputs]
-                stats = stack_statistics(*(np.stack([p[i] for p in parts]) for i in range(3)),
-                                         sigma=np.stack([p[3] for p in parts]) if weighted else None)
-                for index, (name, _) in enumerate(STACK_BANDS, start=1):
-                    dst.write(stats[name].astype(np.float32), index, window=window)
-                n_pixels += int((stats["count"] > 0).sum())
-                if progress is not None:
-                    progress(100.0 * row1 / grid.height)
+    inputs = [_Input(pair, weighted) for pair in pairs]
+    hint = "No pixel has a valid velocity in any input pair; check the inputs (and their uncertainty band)."
+    with RasterWriter(out_path, grid, STACK_DESCRIPTIONS, tags=tags, style=STACK_STYLE, require_valid=hint,
+                      valid_bands=(5,)) as dst:
+        for row0, row1 in row_blocks(grid.height, rows):
+            check_canceled(is_canceled)
+            window = Window(0, row0, grid.width, row1 - row0)
+            parts = [item.read(window) for item in inputs]
+            stats = stack_statistics(*(np.stack([p[i] for p in parts]) for i in range(3)),
+                                     sigma=np.stack([p[3] for p in parts]) if weighted else None)
+            for index, (name, _) in enumerate(STACK_BANDS, start=1):
+                dst.write(stats[name].astype(np.float32), index, window=window)
+            n_pixels += int((stats["count"] > 0).sum())
+            if progress is not None:
+                progress(100.0 * row1 / grid.height)
     return {"n_pairs": len(pairs), "block_rows": rows, "n_pixels": n_pixels}
-
-
-def stack_sources(pairs: Sequence) -> List[dict]:
-    """The parsed SM_SERIES_SOURCES of ``pairs`` (for the log and the tests)."""
-    return json.loads(series_sources(pairs))
