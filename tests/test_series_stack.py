@@ -10,11 +10,11 @@ from affine import Affine
 
 from core.errors import UserInputError
 from core.io import Grid, write_raster
-from core.offsets.velocity import VELOCITY_DESCRIPTIONS, offsets_to_velocity
+from core.offsets.velocity import offsets_to_velocity
 from core.series.network import read_pair
 from core.series.stack import MAD_SCALE, STACK_BANDS, STACK_DESCRIPTIONS, stack_file, stack_statistics
+from series_data import TRANSFORM, velocity_raster
 
-TRANSFORM = Affine(3.0, 0.0, 500000.0, 0.0, -3.0, 4000000.0)
 
 
 def small_stack(seed=1, n=7, shape=(5, 6)):
@@ -90,17 +90,9 @@ def test_known_directions_and_the_vector_mean_is_not_biased_by_noise():
     assert got["vector_speed"][0, 0] < 0.2
 
 
-def _velocity_raster(path, v_east, v_north, ref="2020-02-01", sec="2020-02-11"):
-    speed, azimuth, _, _ = (np.hypot(v_east, v_north), np.mod(np.degrees(np.arctan2(v_east, v_north)), 360), 0, 0)
-    grid = Grid("EPSG:32618", TRANSFORM, v_east.shape[1], v_east.shape[0])
-    write_raster(str(path), grid, [speed, azimuth, v_east, v_north], list(VELOCITY_DESCRIPTIONS),
-                 tags={"SM_REF_DATE": ref + "T00:00:00Z", "SM_SEC_DATE": sec + "T00:00:00Z"})
-    return str(path)
-
-
 def test_stack_file_blockwise_equals_whole_array(tmp_path):
     speed, v_east, v_north = small_stack(n=5, shape=(9, 4))
-    paths = [_velocity_raster(tmp_path / f"v{i}.tif", v_east[i], v_north[i], sec=f"2020-02-{11 + i}")
+    paths = [velocity_raster(tmp_path / f"v{i}.tif", v_east[i], v_north[i], sec=f"2020-02-{11 + i}")
              for i in range(5)]
     pairs = [read_pair(p) for p in paths]
     out = str(tmp_path / "stack.tif")
@@ -149,8 +141,8 @@ def test_disparity_inputs_are_converted_with_their_dt(tmp_path):
 
 def test_grids_differ_and_weights_without_uncertainty_are_refused(tmp_path):
     speed, v_east, v_north = small_stack(n=2, shape=(4, 4))
-    a = _velocity_raster(tmp_path / "a.tif", v_east[0], v_north[0])
-    b = _velocity_raster(tmp_path / "b.tif", v_east[1][:, :3], v_north[1][:, :3])
+    a = velocity_raster(tmp_path / "a.tif", v_east[0], v_north[0])
+    b = velocity_raster(tmp_path / "b.tif", v_east[1][:, :3], v_north[1][:, :3])
     with pytest.raises(UserInputError, match="not on one grid"):
         stack_file([read_pair(a), read_pair(b)], str(tmp_path / "s.tif"))
     with pytest.raises(UserInputError, match="no uncertainty band"):
