@@ -21,7 +21,7 @@ def velocity_raster(path, v_east, v_north, ref="2020-02-01", sec="2020-02-11", t
     azimuth = np.mod(np.degrees(np.arctan2(v_east, v_north)), 360)
     grid = Grid(CRS, transform, v_east.shape[1], v_east.shape[0])
     write_raster(str(path), grid, [speed, azimuth, v_east, v_north], list(VELOCITY_DESCRIPTIONS),
-                 tags={"SM_REF_DATE": ref + "T00:00:00Z", "SM_SEC_DATE": sec + "T00:00:00Z"})
+                 tags={"SM_REF_DATE": ref + "T00:00:00Z", "SM_SEC_DATE": sec + "T00:00:00Z"}, require_valid=None)
     return str(path)
 
 
