@@ -60,3 +60,88 @@ def test_stackvelocity_runs_from_the_command_line(network, tmp_path, qgis_proces
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert json.loads(done.stdout)["results"]["OUTPUT"] == out
     check_output(out, fields, paths)
+
+
+def _child(algorithm_id, child_id, sources):
+    """A model step with ``sources`` and, like the Model Designer, the defaults of its other parameters."""
+    from qgis.core import QgsApplication, QgsProcessingModelChildAlgorithm, QgsProcessingModelChildParameterSource
+
+    child = QgsProcessingModelChildAlgorithm(algorithm_id)
+    child.setChildId(child_id)
+    for name, source in sources.items():
+        child.addParameterSources(name, [source])
+    for definition in QgsApplication.processingRegistry().algorithmById(algorithm_id).parameterDefinitions():
+        if definition.name() not in sources and definition.defaultValue() is not None \
+                and not definition.isDestination():
+            child.addParameterSources(definition.name(), [
+                QgsProcessingModelChildParameterSource.fromStaticValue(definition.defaultValue())])
+    return child
+
+
+def test_a_model_chaining_correlatepairs_velocity_stackvelocity_validates(provider, tmp_path):
+    from qgis.core import (QgsProcessing, QgsProcessingModelAlgorithm, QgsProcessingModelChildParameterSource as S,
+                           QgsProcessingModelParameter, QgsProcessingParameterFeatureSource)
+
+    model = QgsProcessingModelAlgorithm("pairs to stack", "test")
+    model.addModelParameter(QgsProcessingParameterFeatureSource("pairs", "pairs", [QgsProcessing.TypeVector]),
+                            QgsProcessingModelParameter("pairs"))
+    model.addChildAlgorithm(_child("surfacemotion:correlatepairs", "correlate", {
+        "PAIRS": S.fromModelParameter("pairs"), "OUTPUT_FOLDER": S.fromStaticValue(str(tmp_path / "disp"))}))
+    model.addChildAlgorithm(_child("surfacemotion:velocity", "velocity", {
+        "INPUT": S.fromChildOutput("correlate", "OUTPUT_LAYERS"),
+        "OUTPUT_FOLDER": S.fromStaticValue(str(tmp_path / "vel"))}))
+    model.addChildAlgorithm(_child("surfacemotion:stackvelocity", "stack", {
+        "INPUT": S.fromChildOutput("velocity", "OUTPUT_LAYERS"),
+        "OUTPUT": S.fromStaticValue(str(tmp_path / "stack.tif"))}))
+    valid, issues = model.validate()
+    assert valid, issues
+    assert set(model.dependsOnChildAlgorithms("stack")) == {"velocity", "correlate"}
+
+
+def test_a_model_velocity_to_stackvelocity_runs_on_disparity_rasters(provider, tmp_path):
+    """Disparity rasters -> velocity (a model step) -> stackvelocity: the stack equals the numpy statistics of
+    offsets_to_velocity of the disparities."""
+    import processing
+    from affine import Affine
+    from qgis.core import (QgsProcessing, QgsProcessingContext, QgsProcessingFeedback, QgsProcessingModelAlgorithm,
+                           QgsProcessingModelChildParameterSource as S, QgsProcessingModelParameter,
+                           QgsProcessingParameterMultipleLayers, QgsProject)
+
+    from core.io import Grid, write_raster
+    from core.offsets.disparity import DX, DY, VALID
+    from core.offsets.velocity import offsets_to_velocity
+    from series_data import CRS, TRANSFORM
+
+    rng = np.random.default_rng(2)
+    paths, east, north = [], [], []
+    for index, sec in enumerate(("2020-03-01", "2020-04-01")):
+        dx = rng.normal(1.0, 0.2, (12, 10)).astype(np.float32)
+        dy = rng.normal(-0.5, 0.2, (12, 10)).astype(np.float32)
+        path = str(tmp_path / f"disp{index}.tif")
+        write_raster(path, Grid(CRS, TRANSFORM, 10, 12), [dx, dy, np.ones((12, 10))], [DX, DY, VALID],
+                     tags={"SM_REF_DATE": "2020-02-01T00:00:00Z", "SM_SEC_DATE": sec + "T00:00:00Z"})
+        days = 29.0 if index == 0 else 60.0
+        _, _, e, n = offsets_to_velocity(dx, dy, Affine(3, 0, 0, 0, -3, 0), days)
+        paths.append(path)
+        east.append(e)
+        north.append(n)
+    model = QgsProcessingModelAlgorithm("velocity to stack", "test")
+    model.addModelParameter(QgsProcessingParameterMultipleLayers("disp", "disp", QgsProcessing.TypeRaster),
+                            QgsProcessingModelParameter("disp"))
+    model.addChildAlgorithm(_child("surfacemotion:velocity", "velocity", {
+        "INPUT": S.fromModelParameter("disp"), "MEDIAN_SHIFT": S.fromStaticValue(False),
+        "OUTPUT_FOLDER": S.fromStaticValue(str(tmp_path / "vel"))}))
+    model.addChildAlgorithm(_child("surfacemotion:stackvelocity", "stack", {
+        "INPUT": S.fromChildOutput("velocity", "OUTPUT_LAYERS"),
+        "OUTPUT": S.fromStaticValue(str(tmp_path / "stack.tif"))}))
+    valid, issues = model.validate()
+    assert valid, issues
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    processing.run(model, {"disp": paths}, context=context, feedback=QgsProcessingFeedback())
+    e, n = np.array(east), np.array(north)
+    want = stack_statistics(np.hypot(e, n), e, n)
+    with rasterio.open(str(tmp_path / "stack.tif")) as ds:
+        np.testing.assert_allclose(ds.read(1), want["vector_speed"], rtol=1e-5)
+        np.testing.assert_allclose(ds.read(7), want["std_speed"], rtol=1e-4, atol=1e-5)
+    QgsProject.instance().removeAllMapLayers()
