@@ -150,3 +150,34 @@ def test_grids_differ_and_weights_without_uncertainty_are_refused(tmp_path):
     with pytest.raises(UserInputError, match="No pair raster"):
         stack_file([], str(tmp_path / "s.tif"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.tif", "b.tif"]
+
+
+def test_weights_from_the_disparity_uncertainty_band(tmp_path):
+    """sigma (m/yr) = uncertainty (px) · pixel size (m) / dt (yr); the weighted file equals stack_statistics."""
+    from core.offsets.disparity import DX, DY, UNCERTAINTY, VALID
+
+    rng = np.random.default_rng(8)
+    grid = Grid("EPSG:32618", TRANSFORM, 4, 3)
+    east, north, sigma, paths = [], [], [], []
+    for i, (sec, days) in enumerate((("2020-01-11", 10), ("2020-01-31", 30))):
+        dx = rng.normal(1, 0.3, (3, 4)).astype(np.float32)
+        dy = rng.normal(-0.5, 0.3, (3, 4)).astype(np.float32)
+        unc = rng.uniform(0.05, 0.5, (3, 4)).astype(np.float32)
+        path = str(tmp_path / f"d{i}.tif")
+        write_raster(path, grid, [dx, dy, np.ones((3, 4)), unc], [DX, DY, VALID, UNCERTAINTY],
+                     tags={"SM_REF_DATE": "2020-01-01T00:00:00Z", "SM_SEC_DATE": sec + "T00:00:00Z"})
+        _, _, e, n = offsets_to_velocity(dx, dy, Affine(3, 0, 0, 0, -3, 0), days)
+        east.append(e)
+        north.append(n)
+        sigma.append(unc.astype(np.float64) * 3.0 / (days / 365.25))
+        paths.append(path)
+    out = str(tmp_path / "weighted.tif")
+    stack_file([read_pair(p) for p in paths], out, weighted=True)
+    e, n = np.array(east), np.array(north)
+    want = stack_statistics(np.hypot(e, n), e, n, sigma=np.array(sigma))
+    unweighted = stack_statistics(np.hypot(e, n), e, n)
+    with rasterio.open(out) as ds:
+        assert ds.tags()["SM_STACK_WEIGHTED"] == "yes"
+        np.testing.assert_allclose(ds.read(5), want["mean_speed"], rtol=1e-5)
+        np.testing.assert_allclose(ds.read(1), want["vector_speed"], rtol=1e-5)
+        assert np.abs(ds.read(5) - unweighted["mean_speed"]).max() > 1e-3  # the weights change the mean

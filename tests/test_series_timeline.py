@@ -89,3 +89,16 @@ def test_csv_and_png(network, tmp_path):
     with open(png, "rb") as handle:
         assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv", "t.png"]
+
+
+def test_pairs_on_different_grids_get_one_mask_each(network, tmp_path):
+    """A pair on a grid shifted by 2 pixels sees the same AOI at other pixels (rasterised for its grid)."""
+    from series_data import TRANSFORM, velocity_raster
+
+    pairs, fields = network
+    e, n = fields[0]
+    shifted = velocity_raster(tmp_path / "shifted.tif", e, n, transform=TRANSFORM * TRANSFORM.translation(2, 0))
+    rows = timeline_rows([read_pair(shifted)], ["rect"], lambda crs: [rect_geojson()])
+    mask = np.roll(rect_mask(), -2, axis=1)  # shifted grid: column c covers the old column c + 2
+    for key, value in expected_statistics(e, n, mask).items():
+        assert rows[0][key] == pytest.approx(value, rel=1e-12), key
