@@ -15,6 +15,7 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingParameterFeatureSink,
     QgsProcessingParameterFeatureSource,
+    QgsProcessingParameterField,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber,
@@ -65,6 +66,8 @@ class AoiTimelineAlgorithm(SurfaceMotionAlgorithm):
         **PAIR_INPUT_HELP,
         "AOI": "Polygons, or points with a buffer, in any CRS (reprojected to each raster's CRS): one timeline "
                "per feature.",
+        "ID_FIELD": "Field whose value names each feature in the table and the plot file names; empty = the "
+                    "feature id.",
         "BUFFER": "Radius (m) of the disc around each point (in the rasters' projected CRS); also grows polygons. "
                   "Required for points.",
         "DT_MAX": "Pairs longer than this (days) are left out; empty = every pair.",
@@ -96,6 +99,8 @@ class AoiTimelineAlgorithm(SurfaceMotionAlgorithm):
         self.addParameter(QgsProcessingParameterFeatureSource(
             "AOI", self.tr("AOI polygons or points"),
             [QgsProcessing.TypeVectorPolygon, QgsProcessing.TypeVectorPoint]))
+        self.addParameter(QgsProcessingParameterField(
+            "ID_FIELD", self.tr("Feature name field"), parentLayerParameterName="AOI", optional=True))
         self.addParameter(QgsProcessingParameterNumber(
             "BUFFER", self.tr("Buffer around the AOI features (m)"), QgsProcessingParameterNumber.Double, 0.0,
             minValue=0.0, maxValue=MAX_BUFFER_M))
@@ -118,8 +123,17 @@ class AoiTimelineAlgorithm(SurfaceMotionAlgorithm):
         if not source.sourceCrs().isValid():
             raise QgsProcessingException(self.tr("{} has no CRS: set its CRS.").format(label))
         points = QgsWkbTypes.geometryType(source.wkbType()) == QgsWkbTypes.PointGeometry
-        features = [(str(f.id()), QgsGeometry(f.geometry())) for f in source.getFeatures()
-                    if not f.geometry().isEmpty()]
+        field = self.parameterAsString(parameters, "ID_FIELD", context)
+        features, seen = [], set()
+        for feature in source.getFeatures():
+            if feature.geometry().isEmpty():
+                continue
+            value = feature[field] if field else None
+            name = str(feature.id()) if value in (None, "") or not field else str(value)
+            if name in seen:  # names must tell the rows (and the plot files) apart
+                name = f"{name}_{feature.id()}"
+            seen.add(name)
+            features.append((name, QgsGeometry(feature.geometry())))
         return features, source.sourceCrs(), points
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802 (QGIS API name)

@@ -53,6 +53,15 @@ def test_aoitimeline_numbers_equal_numpy_on_the_aoi_pixels(inputs, run_algorithm
     assert os.listdir(tmp_path / "plots") == ["timeline_0.png"]
 
 
+def test_feature_names_from_a_field(inputs, run_algorithm, tmp_path):
+    paths, fields, polygon, _ = inputs
+    parameters = {"INPUT": paths, "AOI": polygon, "ID_FIELD": "name", "OUTPUT": "memory:",
+                  "OUTPUT_CSV": str(tmp_path / "t.csv"), "PLOT_FOLDER": str(tmp_path / "plots")}
+    results, _, _ = run_algorithm("surfacemotion:aoitimeline", parameters)
+    assert {row["feature"] for row in read_csv(results["OUTPUT_CSV"])} == {"rect"}
+    assert os.listdir(tmp_path / "plots") == ["timeline_rect.png"]
+
+
 def test_aoitimeline_dt_max_and_command_line(inputs, tmp_path, qgis_process_env):
     paths, fields, polygon, _ = inputs
     arguments = ["--json", "run", "surfacemotion:aoitimeline", "--"] + [f"INPUT={p}" for p in paths] + [

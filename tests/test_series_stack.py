@@ -181,3 +181,31 @@ def test_weights_from_the_disparity_uncertainty_band(tmp_path):
         np.testing.assert_allclose(ds.read(5), want["mean_speed"], rtol=1e-5)
         np.testing.assert_allclose(ds.read(1), want["vector_speed"], rtol=1e-5)
         assert np.abs(ds.read(5) - unweighted["mean_speed"]).max() > 1e-3  # the weights change the mean
+
+
+def test_block_size_is_bounded_whatever_the_number_of_inputs():
+    from core.series.stack import DEFAULT_BLOCK_BYTES, block_rows
+
+    for n_inputs in (2, 50, 500, 5000):
+        rows = block_rows(n_inputs, 2000, 2000)
+        assert rows >= 1
+        assert rows == 1 or rows * n_inputs * 2000 * 8 * 7 <= DEFAULT_BLOCK_BYTES
+    assert block_rows(500, 2000, 2000) == 4 and block_rows(2, 100, 50) == 50
+
+
+def test_cancel_between_blocks_leaves_nothing(tmp_path):
+    from core.errors import Cancelled
+
+    speed, v_east, v_north = small_stack(n=2, shape=(6, 4))
+    paths = [velocity_raster(tmp_path / f"v{i}.tif", v_east[i], v_north[i], sec=f"2020-02-1{i + 1}")
+             for i in range(2)]
+    calls = []
+
+    def cancel_after_first_block():
+        calls.append(1)
+        return len(calls) > 1
+
+    with pytest.raises(Cancelled):
+        stack_file([read_pair(p) for p in paths], str(tmp_path / "s.tif"), max_block_bytes=2 * 4 * 8 * 7 * 2,
+                   is_canceled=cancel_after_first_block)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v0.tif", "v1.tif"]
