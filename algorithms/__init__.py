@@ -1,5 +1,6 @@
 """Thin Processing adapters: parameters -> core -> outputs."""
 from .align_dem_pair import AlignDemToPairAlgorithm
+from .aoi_timeline import AoiTimelineAlgorithm
 from .build_pairs import BuildPairsAlgorithm
 from .coregister_dem import CoregisterDemAlgorithm
 from .correlate import CorrelatePairAlgorithm, CorrelatePairsAlgorithm
@@ -11,6 +12,7 @@ from .planet import PlanetSearchAlgorithm
 from .planet_groups import PlanetGroupsAlgorithm
 from .planet_order import PlanetOrderAlgorithm
 from .postprocess import PolyfitAlgorithm, VelocityAlgorithm
+from .stack_velocity import StackVelocityAlgorithm
 from .sentinel1 import (S1AnimationAlgorithm, S1GrdToArdAlgorithm, S1MosaicAlgorithm, S1MtSpeckleAlgorithm,
                         S1TimescanAlgorithm, S1TimeSeriesAlgorithm)
 
@@ -27,6 +29,7 @@ ALGORITHM_CLASSES = (
     CorrelatePairsAlgorithm,
     PolyfitAlgorithm,
     VelocityAlgorithm,
+    StackVelocityAlgorithm, AoiTimelineAlgorithm,
     StrainRatesAlgorithm, FluxDivergenceAlgorithm, TrackParticlesAlgorithm,
     ItsLiveFindCubesAlgorithm, ItsLiveDownloadAlgorithm, ItsLivePointSeriesAlgorithm,
     S1TimeSeriesAlgorithm, S1MtSpeckleAlgorithm, S1TimescanAlgorithm, S1AnimationAlgorithm, S1MosaicAlgorithm,
