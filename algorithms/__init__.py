@@ -11,6 +11,7 @@ from .planet import PlanetSearchAlgorithm
 from .planet_groups import PlanetGroupsAlgorithm
 from .planet_order import PlanetOrderAlgorithm
 from .postprocess import PolyfitAlgorithm, VelocityAlgorithm
+from .timelapse import TimelapseAlgorithm
 from .sentinel1 import (S1AnimationAlgorithm, S1GrdToArdAlgorithm, S1MosaicAlgorithm, S1MtSpeckleAlgorithm,
                         S1TimescanAlgorithm, S1TimeSeriesAlgorithm)
 
@@ -27,6 +28,7 @@ ALGORITHM_CLASSES = (
     CorrelatePairsAlgorithm,
     PolyfitAlgorithm,
     VelocityAlgorithm,
+    TimelapseAlgorithm,
     StrainRatesAlgorithm, FluxDivergenceAlgorithm, TrackParticlesAlgorithm,
     ItsLiveFindCubesAlgorithm, ItsLiveDownloadAlgorithm, ItsLivePointSeriesAlgorithm,
     S1TimeSeriesAlgorithm, S1MtSpeckleAlgorithm, S1TimescanAlgorithm, S1AnimationAlgorithm, S1MosaicAlgorithm,
