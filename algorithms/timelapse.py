@@ -29,7 +29,7 @@ class TimelapseAlgorithm(SurfaceMotionAlgorithm):
         "MAX_SIZE": "Longer side of the frames in pixels; the scenes are averaged down to it.",
         "FRAME_MS": "How long each frame is shown, in milliseconds.",
         "SHOW_DATES": "Write the date (YYYY-MM-DD, UTC) at the top left of each frame.",
-        "MP4": "Also write an MP4 (same name, .mp4) when ffmpeg is on PATH; without ffmpeg the log says so.",
+        "WRITE_MP4": "Also write an MP4 (same name, .mp4) when ffmpeg is on PATH; without ffmpeg the log says so.",
         "OUTPUT": "The animated GIF file.",
         "OUTPUT_MP4": "The MP4 file, when one was written.",
     }
@@ -79,7 +79,7 @@ class TimelapseAlgorithm(SurfaceMotionAlgorithm):
             "FRAME_MS", self.tr("Frame duration (milliseconds)"), QgsProcessingParameterNumber.Integer, 700,
             minValue=20, maxValue=60000))
         self.addParameter(QgsProcessingParameterBoolean("SHOW_DATES", self.tr("Burn in the dates"), True))
-        self.addParameter(QgsProcessingParameterBoolean("MP4", self.tr("Also write an MP4 (needs ffmpeg)"), True))
+        self.addParameter(QgsProcessingParameterBoolean("WRITE_MP4", self.tr("Also write an MP4 (needs ffmpeg)"), True))
         self.addParameter(QgsProcessingParameterFileDestination(
             "OUTPUT", self.tr("Timelapse"), self.tr("GIF files (*.gif)")))
         self.addOutput(QgsProcessingOutputFile("OUTPUT_MP4", self.tr("Timelapse MP4")))
@@ -102,7 +102,7 @@ class TimelapseAlgorithm(SurfaceMotionAlgorithm):
             max_size=self.parameterAsInt(parameters, "MAX_SIZE", context),
             frame_ms=self.parameterAsInt(parameters, "FRAME_MS", context),
             show_dates=self.parameterAsBool(parameters, "SHOW_DATES", context),
-            mp4=self.parameterAsBool(parameters, "MP4", context))
+            mp4=self.parameterAsBool(parameters, "WRITE_MP4", context))
         feedback.pushInfo(self.tr("{} frames of {}×{} pixels ({} … {}), stretch {:.6g} … {:.6g}").format(
             len(result["dates"]), result["size"][1], result["size"][0], result["dates"][0], result["dates"][-1],
             *result["limits"]))

@@ -31,7 +31,7 @@ def polyfit_pairs(ws, count=6):
 
 def tl(**overrides):
     def parameters(ws):
-        values = {"INPUT": scenes, "MP4": False, "OUTPUT": lambda ws: ws.output("lapse.gif"), **overrides}
+        values = {"INPUT": scenes, "WRITE_MP4": False, "OUTPUT": lambda ws: ws.output("lapse.gif"), **overrides}
         return {key: value(ws) if callable(value) else value for key, value in values.items()}
     return parameters
 

@@ -36,7 +36,7 @@ def test_timelapse_truncated_scene(run_algorithm, tmp_path):
     scenes = ts.write_scenes(str(tmp_path / "scenes"))
     name = truncate_in_place(scenes[2])
     out = tmp_path / "out"
-    assert_fails_naming(run_algorithm, {"INPUT": scenes, "MP4": False, "OUTPUT": str(out / "lapse.gif")}, name)
+    assert_fails_naming(run_algorithm, {"INPUT": scenes, "WRITE_MP4": False, "OUTPUT": str(out / "lapse.gif")}, name)
     assert not out.exists()
 
 
@@ -45,7 +45,7 @@ def test_timelapse_truncated_pair(run_algorithm, tmp_path):
     pairs = ts.write_pairs(str(tmp_path / "pairs"))
     name = truncate_in_place(pairs[3])
     out = tmp_path / "out"
-    assert_fails_naming(run_algorithm, {"INPUT": scenes, "CORRECTION": 2, "PAIRS": pairs, "MP4": False,
+    assert_fails_naming(run_algorithm, {"INPUT": scenes, "CORRECTION": 2, "PAIRS": pairs, "WRITE_MP4": False,
                                         "OUTPUT": str(out / "lapse.gif")}, name)
     assert not out.exists()
 

@@ -150,6 +150,35 @@ def test_mp4_written_only_with_ffmpeg(series, tmp_path, monkeypatch):
     assert sorted(os.listdir(tmp_path / "a")) == ["lapse.gif"] + (["lapse.mp4"] if shutil.which("ffmpeg") else [])
 
 
+def test_mp4_command_and_atomic_write_with_a_stand_in_ffmpeg(series, tmp_path, monkeypatch):
+    """ffmpeg is replaced by a script that records its arguments and the PNG frames it was given."""
+    scenes, _ = series
+    fake = tmp_path / "bin" / "ffmpeg"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\nfor last; do :; done\nls \"$(dirname \"$7\")\" > \"$last\"\necho \"$@\" >> \"$last\"\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(timelapse, "ffmpeg_path", lambda: str(fake))
+    gif = str(tmp_path / "m" / "lapse.gif")
+    result = make_timelapse(scenes, gif, frame_ms=500)
+    assert result["path_mp4"] == gif[:-4] + ".mp4"
+    lines = open(result["path_mp4"]).read().splitlines()
+    assert lines[:6] == [f"frame_{k:05d}.png" for k in range(6)]
+    assert "-framerate 2 " in lines[6] and "-c:v libx264 -pix_fmt yuv420p" in lines[6]
+    assert sorted(os.listdir(tmp_path / "m")) == ["lapse.gif", "lapse.mp4"]  # no frame folder left
+
+
+def test_a_failing_ffmpeg_leaves_nothing(series, tmp_path, monkeypatch):
+    scenes, _ = series
+    fake = tmp_path / "bin" / "ffmpeg"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\necho 'Unknown encoder libx264' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(timelapse, "ffmpeg_path", lambda: str(fake))
+    with pytest.raises(UserInputError, match=r"Writing .*lapse.mp4. failed: ffmpeg failed: Unknown encoder libx264"):
+        make_timelapse(scenes, str(tmp_path / "m" / "lapse.gif"))
+    assert not (tmp_path / "m").exists() or os.listdir(tmp_path / "m") == []
+
+
 def test_frames_are_decimated_to_the_maximum_size(series, tmp_path):
     scenes, _ = series
     result = make_timelapse(scenes, str(tmp_path / "small.gif"), max_size=64, mp4=False)

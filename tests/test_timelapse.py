@@ -47,7 +47,7 @@ def test_timelapse_of_the_sample_scenes(run_algorithm, tmp_path):
     assert len(SAMPLE) == 5
     gif = str(tmp_path / "sample.gif")
     results, _, feedback = run_algorithm("surfacemotion:timelapse", {
-        "INPUT": list(reversed(SAMPLE)), "BAND": 3, "MAX_SIZE": 320, "MP4": False, "OUTPUT": gif})
+        "INPUT": list(reversed(SAMPLE)), "BAND": 3, "MAX_SIZE": 320, "WRITE_MP4": False, "OUTPUT": gif})
     frames, durations = ts.gif_frames(gif)
     assert frames.shape == (5, 256, 320, 3) and durations == [700] * 5
     assert f"5 frames of 320×256 pixels ({SAMPLE_DAYS[0]} … {SAMPLE_DAYS[-1]})" in feedback.textLog()
@@ -61,7 +61,8 @@ def test_timelapse_runs_from_the_command_line(series, tmp_path, qgis_process_env
     scenes, pairs = series
     gif = str(tmp_path / "cli" / "lapse.gif")
     arguments = ["--json", "run", "surfacemotion:timelapse", "--", *[f"INPUT={path}" for path in scenes],
-                 "CORRECTION=2", *[f"PAIRS={path}" for path in pairs], "FRAME_MS=250", "MP4=false", f"OUTPUT={gif}"]
+                 "CORRECTION=2", *[f"PAIRS={path}" for path in pairs], "FRAME_MS=250", "WRITE_MP4=false",
+                 f"OUTPUT={gif}"]
     done = subprocess.run(["qgis_process.bin", *arguments], env=qgis_process_env, capture_output=True, text=True,
                           timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -317,21 +317,20 @@ def write_mp4(images: Sequence, path: str, frame_ms: int, ffmpeg: str) -> None:
 
     Odd sizes are padded by one black row/column (yuv420p needs even sizes).
     """
-    with temporary_folder(os.path.dirname(os.path.abspath(path)), "timelapse-frames") as folder:
+    def check(tmp: str) -> None:
+        if os.path.getsize(tmp) == 0:
+            raise OSError("ffmpeg wrote an empty MP4")
+
+    folder_near = os.path.dirname(os.path.abspath(path))
+    with temporary_folder(folder_near, "timelapse-frames") as folder, atomic_file(path, verify=check) as tmp:
         for index, image in enumerate(images):
             image.save(os.path.join(folder, f"frame_{index:05d}.png"))
-
-        def check(tmp: str) -> None:
-            if os.path.getsize(tmp) == 0:
-                raise OSError("ffmpeg wrote an empty MP4")
-
-        with atomic_file(path, verify=check) as tmp:
-            command = [ffmpeg, "-y", "-loglevel", "error", "-framerate", f"{1000.0 / frame_ms:.6g}",
-                       "-i", os.path.join(folder, "frame_%05d.png"), "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2",
-                       "-c:v", "libx264", "-pix_fmt", "yuv420p", "-f", "mp4", tmp]
-            done = subprocess.run(command, capture_output=True, text=True)
-            if done.returncode != 0:
-                raise OSError(f"ffmpeg failed: {done.stderr.strip()[-400:]}")
+        command = [ffmpeg, "-y", "-loglevel", "error", "-framerate", f"{1000.0 / frame_ms:.6g}",
+                   "-i", os.path.join(folder, "frame_%05d.png"), "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2",
+                   "-c:v", "libx264", "-pix_fmt", "yuv420p", "-f", "mp4", tmp]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise OSError(f"ffmpeg failed: {done.stderr.strip()[-400:]}")
 
 
 def make_timelapse(scene_paths: Sequence[str], output_gif: str, band: int = 1, correction: str = "none",
