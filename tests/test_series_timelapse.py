@@ -150,14 +150,20 @@ def test_mp4_written_only_with_ffmpeg(series, tmp_path, monkeypatch):
     assert sorted(os.listdir(tmp_path / "a")) == ["lapse.gif"] + (["lapse.mp4"] if shutil.which("ffmpeg") else [])
 
 
+def stand_in_ffmpeg(tmp_path, monkeypatch, script):
+    """An executable ``bin/ffmpeg`` running the shell ``script``, used as the ffmpeg on PATH."""
+    fake = tmp_path / "bin" / "ffmpeg"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\n" + script + "\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(timelapse, "ffmpeg_path", lambda: str(fake))
+
+
 def test_mp4_command_and_atomic_write_with_a_stand_in_ffmpeg(series, tmp_path, monkeypatch):
     """ffmpeg is replaced by a script that records its arguments and the PNG frames it was given."""
     scenes, _ = series
-    fake = tmp_path / "bin" / "ffmpeg"
-    fake.parent.mkdir()
-    fake.write_text("#!/bin/sh\nfor last; do :; done\nls \"$(dirname \"$7\")\" > \"$last\"\necho \"$@\" >> \"$last\"\n")
-    fake.chmod(0o755)
-    monkeypatch.setattr(timelapse, "ffmpeg_path", lambda: str(fake))
+    # lists the frame folder (argument 7, after -i) and echoes the command into the output (the last argument)
+    stand_in_ffmpeg(tmp_path, monkeypatch, 'for last; do :; done\nls "$(dirname "$7")" > "$last"\necho "$@" >> "$last"')
     gif = str(tmp_path / "m" / "lapse.gif")
     result = make_timelapse(scenes, gif, frame_ms=500)
     assert result["path_mp4"] == gif[:-4] + ".mp4"
@@ -169,11 +175,7 @@ def test_mp4_command_and_atomic_write_with_a_stand_in_ffmpeg(series, tmp_path, m
 
 def test_a_failing_ffmpeg_leaves_nothing(series, tmp_path, monkeypatch):
     scenes, _ = series
-    fake = tmp_path / "bin" / "ffmpeg"
-    fake.parent.mkdir()
-    fake.write_text("#!/bin/sh\necho 'Unknown encoder libx264' >&2\nexit 1\n")
-    fake.chmod(0o755)
-    monkeypatch.setattr(timelapse, "ffmpeg_path", lambda: str(fake))
+    stand_in_ffmpeg(tmp_path, monkeypatch, "echo 'Unknown encoder libx264' >&2\nexit 1")
     with pytest.raises(UserInputError, match=r"Writing .*lapse.mp4. failed: ffmpeg failed: Unknown encoder libx264"):
         make_timelapse(scenes, str(tmp_path / "m" / "lapse.gif"))
     assert not (tmp_path / "m").exists() or os.listdir(tmp_path / "m") == []
