@@ -77,7 +77,8 @@ def test_sample_chain_correlate_polyfit_timelapse(run_algorithm, tmp_path):
     from core.io import Grid, open_raster
     from core.series.timelapse import polyfit_model
 
-    truth = json.load(open(os.path.join(REPO, "sample", "truth.json")))
+    with open(os.path.join(REPO, "sample", "truth.json"), encoding="utf-8") as handle:
+        truth = json.load(handle)
     bands = run_algorithm("surfacemotion:extractband", {"INPUT": SAMPLE, "BAND": 2, "USE_UDM2": True,
                                                        "OUTPUT_FOLDER": str(tmp_path / "bands")})[0]["OUTPUT_LAYERS"]
     bands = sorted(bands)
