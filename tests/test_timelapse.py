@@ -113,3 +113,48 @@ def test_sample_chain_correlate_polyfit_timelapse(run_algorithm, tmp_path):
     frames, _ = ts.gif_frames(gif)
     assert frames.shape == (5, 512, 640, 3)
     assert f"5 frames of 640×512 pixels ({SAMPLE_DAYS[0]} … {SAMPLE_DAYS[-1]})" in feedback.textLog()
+
+
+def test_timelapse_chains_after_polyfit_in_a_model(series, tmp_path, provider):
+    """In the Model Designer: polyfit's de-ramped pairs (OUTPUT_LAYERS) feed the timelapse's PAIRS."""
+    import processing
+    from qgis.core import (QgsProcessing, QgsProcessingContext, QgsProcessingFeedback, QgsProcessingModelAlgorithm,
+                           QgsProcessingModelChildAlgorithm, QgsProcessingModelChildParameterSource,
+                           QgsProcessingModelParameter, QgsProcessingParameterMultipleLayers, QgsProject)
+
+    def static(value):
+        return [QgsProcessingModelChildParameterSource.fromStaticValue(value)]
+
+    scenes, _ = series
+    disparities = ts.write_pairs(str(tmp_path / "raw"))
+    model = QgsProcessingModelAlgorithm("timelapse after polyfit", "test")
+    for name in ("scenes", "pairs"):
+        model.addModelParameter(QgsProcessingParameterMultipleLayers(name, name, QgsProcessing.TypeRaster),
+                                QgsProcessingModelParameter(name))
+    fit = QgsProcessingModelChildAlgorithm("surfacemotion:polyfit")
+    fit.setChildId("fit")
+    fit.addParameterSources("INPUT", [QgsProcessingModelChildParameterSource.fromModelParameter("pairs")])
+    for name, value in {"ORDER": 0, "PERCENTILE_LOW": 0.0, "PERCENTILE_HIGH": 100.0,
+                        "OUTPUT_FOLDER": str(tmp_path / "fit")}.items():
+        fit.addParameterSources(name, static(value))
+    lapse = QgsProcessingModelChildAlgorithm("surfacemotion:timelapse")
+    lapse.setChildId("lapse")
+    lapse.addParameterSources("INPUT", [QgsProcessingModelChildParameterSource.fromModelParameter("scenes")])
+    lapse.addParameterSources("PAIRS", [QgsProcessingModelChildParameterSource.fromChildOutput("fit",
+                                                                                               "OUTPUT_LAYERS")])
+    gif = str(tmp_path / "model" / "lapse.gif")
+    for name, value in {"BAND": 1, "CORRECTION": 1, "VELOCITY_MAX": 0.0, "OPACITY": 0.5, "MAX_SIZE": 1600,
+                        "FRAME_MS": 700, "SHOW_DATES": True, "WRITE_MP4": False, "OUTPUT": gif}.items():
+        lapse.addParameterSources(name, static(value))
+    model.addChildAlgorithm(fit)
+    model.addChildAlgorithm(lapse)
+    valid, issues = model.validate()
+    assert valid, issues
+    context = QgsProcessingContext()
+    context.setProject(QgsProject.instance())
+    processing.run(model, {"scenes": scenes, "pairs": disparities}, context=context, feedback=QgsProcessingFeedback())
+    grey = ts.gif_frames(gif)[0][..., 0].astype(float)
+    body = (slice(24, -6), slice(6, -6))
+    assert grey.shape[0] == 6
+    assert max(np.sqrt(np.mean((grey[k][body] - grey[0][body]) ** 2)) for k in range(1, 6)) < 3.0
+    QgsProject.instance().removeAllMapLayers()
