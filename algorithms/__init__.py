@@ -12,9 +12,10 @@ from .planet import PlanetSearchAlgorithm
 from .planet_groups import PlanetGroupsAlgorithm
 from .planet_order import PlanetOrderAlgorithm
 from .postprocess import PolyfitAlgorithm, VelocityAlgorithm
-from .stack_velocity import StackVelocityAlgorithm
 from .sentinel1 import (S1AnimationAlgorithm, S1GrdToArdAlgorithm, S1MosaicAlgorithm, S1MtSpeckleAlgorithm,
                         S1TimescanAlgorithm, S1TimeSeriesAlgorithm)
+from .stack_velocity import StackVelocityAlgorithm
+from .timelapse import TimelapseAlgorithm
 
 ALGORITHM_CLASSES = (
     PlanetSearchAlgorithm,
@@ -30,6 +31,7 @@ ALGORITHM_CLASSES = (
     PolyfitAlgorithm,
     VelocityAlgorithm,
     StackVelocityAlgorithm, AoiTimelineAlgorithm,
+    TimelapseAlgorithm,
     StrainRatesAlgorithm, FluxDivergenceAlgorithm, TrackParticlesAlgorithm,
     ItsLiveFindCubesAlgorithm, ItsLiveDownloadAlgorithm, ItsLivePointSeriesAlgorithm,
     S1TimeSeriesAlgorithm, S1MtSpeckleAlgorithm, S1TimescanAlgorithm, S1AnimationAlgorithm, S1MosaicAlgorithm,

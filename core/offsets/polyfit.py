@@ -17,6 +17,7 @@ write corrected blocks) so memory stays bounded for very large grids.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import os
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -39,6 +40,10 @@ TAG_POLYFIT_ORDER = "SM_POLYFIT_ORDER"
 TAG_POLYFIT_DEM = "SM_POLYFIT_DEM"
 TAG_POLYFIT_RMS_DX = "SM_POLYFIT_RMS_DX"
 TAG_POLYFIT_RMS_DY = "SM_POLYFIT_RMS_DY"
+#: The fitted ramp (JSON list of coefficients, constant first, see design_matrix; px) of dx and dy,
+#: so that the ramp can be evaluated again (e.g. to remap the secondary for surfacemotion:timelapse).
+TAG_POLYFIT_COEF_DX = "SM_POLYFIT_COEF_DX"
+TAG_POLYFIT_COEF_DY = "SM_POLYFIT_COEF_DY"
 
 #: Cells per row block (16 MB per float64 array); tests lower it to force many blocks.
 _BLOCK_CELLS = 2_097_152
@@ -369,6 +374,8 @@ def deramp_file(disp_path: str, out_path: str, order: int = 2, moving_mask: Opti
             samples = _collect_fit_samples(src, info, moving_mask, dem, max_fit_points, progress, is_canceled)
             result, fit_rms = _fit_both(samples, info, order, percentile_low, percentile_high, max_fit_points)
             tags = _output_tags(src, info, order, dem_path, fit_rms)
+            tags[TAG_POLYFIT_COEF_DX] = json.dumps(result["coefficients_dx"])
+            tags[TAG_POLYFIT_COEF_DY] = json.dumps(result["coefficients_dy"])
             _write_corrected(src, out_path, info, result, samples, order, dem, tags, progress, is_canceled)
     finally:
         if dem is not None:

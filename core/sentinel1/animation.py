@@ -64,6 +64,40 @@ def stored_frames(frames: Sequence) -> int:
     return 1 + sum(1 for before, after in zip(pixels, pixels[1:]) if before != after)
 
 
+def burn_label(image, text: str, scale: int = 1) -> Tuple[int, int, int, int]:
+    """Write ``text`` white on a black box at the top left of the RGB ``image`` (in place).
+
+    PIL's built-in bitmap font is drawn ``scale`` times larger (nearest neighbour) so the
+    label stays readable on big frames without a font file. Returns the box (x0, y0, x1, y1).
+    """
+    from PIL import Image, ImageDraw
+
+    scale = max(1, int(scale))
+    probe = ImageDraw.Draw(image)
+    left, top, right, bottom = probe.textbbox((0, 0), text)
+    label = Image.new("RGB", (right + 6, bottom + 6), (0, 0, 0))
+    ImageDraw.Draw(label).text((3, 3), text, fill=(255, 255, 255))
+    if scale > 1:
+        label = label.resize((label.width * scale, label.height * scale), Image.NEAREST)
+    margin = 1 + scale
+    image.paste(label, (margin, margin))
+    return margin, margin, margin + label.width, margin + label.height
+
+
+def palette_frame(image):
+    """The 256-colour palette image a GIF frame stores (median cut, no dithering)."""
+    from PIL import Image
+
+    return image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+
+
+def write_gif(frames: Sequence, path: str, frame_ms: int) -> None:
+    """Write the palette ``frames`` as a looping GIF (``frame_ms`` ms each) under a temporary name,
+    decode every frame back and only then rename it to ``path``."""
+    with atomic_file(path, verify=verify.image_readable(stored_frames(frames))) as tmp:
+        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=frame_ms, loop=0)
+
+
 def match_dates(co: Sequence[Layer], cross: Sequence[Layer]) -> List[Tuple[Layer, Layer]]:
     """Pairs of co- and cross-pol layers acquired on the same UTC day."""
     by_day = {layer.when.date(): layer for layer in cross}
@@ -82,7 +116,7 @@ def make_animation(co_inputs: Sequence[str], output_gif: str, cross_inputs: Sequ
     The GIF is written under a temporary name, decoded back (every frame) and only then
     renamed; stacks with no valid pixel at any date are refused.
     """
-    from PIL import Image, ImageDraw
+    from PIL import Image
 
     if not output_gif.lower().endswith(".gif"):
         raise UserInputError(f"The animation file must end with .gif (got '{os.path.basename(output_gif)}').")
@@ -111,19 +145,14 @@ def make_animation(co_inputs: Sequence[str], output_gif: str, cross_inputs: Sequ
         any_valid |= bool(np.isfinite(co_db).any())
         image = Image.fromarray(frame_rgb(co_db, cross_db), "RGB")
         if show_dates:
-            draw = ImageDraw.Draw(image)
-            text = co_layer.when.strftime("%Y-%m-%d")
-            box = draw.textbbox((4, 4), text)
-            draw.rectangle((box[0] - 3, box[1] - 3, box[2] + 3, box[3] + 3), fill=(0, 0, 0))
-            draw.text((4, 4), text, fill=(255, 255, 255))
-        frames.append(image.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE))
+            burn_label(image, co_layer.when.strftime("%Y-%m-%d"))
+        frames.append(palette_frame(image))
         if progress:
             progress(90.0 * index / len(pairs))
     if not any_valid:
         raise UserInputError("The co-polarised stack has no valid pixel at any date (every value is nodata): "
                              "check the stack and its unit. Nothing was written.")
-    with atomic_file(output_gif, verify=verify.image_readable(stored_frames(frames))) as tmp:
-        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=frame_ms, loop=0)
+    write_gif(frames, output_gif, frame_ms)
     if progress:
         progress(100.0)
     return {"path": output_gif, "dates": [p[0].when.strftime("%Y-%m-%d") for p in pairs], "size": shape}
