@@ -198,7 +198,12 @@ class PixelSeriesTool(QgsMapToolEmitPoint):
         super().__init__(canvas)
         self.dock = dock
         self.active_layer = active_layer  # callable (iface.activeLayer in the desktop)
-        self.canvasClicked.connect(self.show_at)
+
+    def canvasReleaseEvent(self, event):  # noqa: N802 (QGIS API name)
+        """A click (the button released): the series at the released point (QgsMapToolEmitPoint emits
+        ``canvasClicked`` on the press, which this tool leaves unconnected)."""
+        if event.button() == Qt.LeftButton:
+            self.show_at(self.toMapCoordinates(event.pos()))
 
     def series_layers(self):
         """Raster layers the panel can read: the active layer first, then the canvas layers top to bottom."""
@@ -210,7 +215,7 @@ class PixelSeriesTool(QgsMapToolEmitPoint):
                 layers.append((layer, path))
         return layers
 
-    def show_at(self, point: QgsPointXY, button=None) -> Optional[ps.PixelSeries]:
+    def show_at(self, point: QgsPointXY) -> Optional[ps.PixelSeries]:
         """Show the series at canvas point ``point`` (canvas CRS) in the dock; returns what was shown."""
         self.dock.show()
         self.dock.raise_()

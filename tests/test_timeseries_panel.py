@@ -1,0 +1,280 @@
+"""The pixel time-series panel (ui/timeseries_panel.py, core/series/pixel_series.py) on a real QgsMapCanvas.
+
+A small fixture writes an invertpairs-format output (speed, velocity_east, velocity_north: 6 dates on a
+6 × 5 grid of 10 m pixels in UTM 19S, plus a speed error file) and its 4 source pair velocity rasters; the
+canvas shows it in EPSG:4326, so each click goes through the canvas → layer CRS transform. The click is a
+real ``QgsMapMouseEvent`` at the canvas pixel of a raster cell centre, given to the tool's
+``canvasReleaseEvent``; the plotted line data are compared with the raster values read with rasterio.
+"""
+import datetime as dt
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+from surface_motion.core.io import Grid, write_raster
+from surface_motion.core.offsets.velocity import VELOCITY_DESCRIPTIONS
+from surface_motion.core.series import pixel_series as ps
+
+EPSG = 32719
+ROWS, COLS, PIXEL = 5, 6, 10.0
+X0, Y0 = 500000.0, 4000000.0
+DATES = [dt.datetime(2020, 2, 1) + dt.timedelta(days=4 * k) for k in range(6)]
+#: (reference, secondary) date indices of the 4 source pairs.
+PAIRS = [(0, 1), (1, 3), (2, 4), (3, 5)]
+NAN_CELL = (4, 5)  # no value at any date, in any file
+GAP = (1, 1, 2)  # (row, col, date index) with no east (hence no speed) value
+
+
+def grid() -> Grid:
+    return Grid(rasterio.crs.CRS.from_epsg(EPSG), from_origin(X0, Y0, PIXEL, PIXEL), COLS, ROWS)
+
+
+def centre(row: int, col: int):
+    """Map coordinates (layer CRS) of a cell centre."""
+    return X0 + (col + 0.5) * PIXEL, Y0 - (row + 0.5) * PIXEL
+
+
+def truth():
+    """(east, north, speed, speed error) arrays (dates, rows, cols) of the fixture, m/yr."""
+    d, r, c = np.meshgrid(np.arange(len(DATES)), np.arange(ROWS), np.arange(COLS), indexing="ij")
+    east = 100.0 + 10.0 * d + r + 0.1 * c
+    north = -50.0 + 5.0 * d - c
+    east[GAP[2], GAP[0], GAP[1]] = np.nan
+    speed = np.hypot(east, north)
+    error = 2.0 + 0.5 * d + 0.01 * r
+    for array in (east, north, speed, error):
+        array[:, NAN_CELL[0], NAN_CELL[1]] = np.nan
+    return east, north, speed, error
+
+
+def write_series_output(folder, sources=None) -> str:
+    """The fixture in the invertpairs format; returns the path of ``<prefix>_speed.tif``."""
+    folder = str(folder)
+    east, north, speed, error = truth()
+    if sources is None:
+        sources = []
+        for index, (i, j) in enumerate(PAIRS):
+            pair_east, pair_north = east[i] + 3.0 * (index + 1), north[i] - 2.0 * (index + 1)
+            pair_speed = np.hypot(pair_east, pair_north)
+            azimuth = np.degrees(np.arctan2(pair_east, pair_north)) % 360
+            name = f"pair{index}_{DATES[i]:%Y%m%d}_{DATES[j]:%Y%m%d}_velocity.tif"
+            write_raster(os.path.join(folder, name), grid(), [pair_speed, azimuth, pair_east, pair_north],
+                         VELOCITY_DESCRIPTIONS)
+            # one relative path: resolved against the series file's folder
+            sources.append({"path": name if index == 0 else os.path.join(folder, name),
+                            "ref_date": DATES[i].strftime("%Y-%m-%d"), "sec_date": DATES[j].strftime("%Y-%m-%d")})
+    iso = [d.strftime("%Y-%m-%d") for d in DATES]
+    for kind, values in (("speed", speed), ("velocity_east", east), ("velocity_north", north),
+                         ("speed_error", error)):
+        tags = {"SM_SERIES_KIND": kind.replace("_error", ""), "SM_SERIES_UNIT": "m/yr",
+                "SM_SERIES_DATES": ",".join(iso), "SM_SERIES_SOURCES": json.dumps(sources)}
+        write_raster(os.path.join(folder, f"run_{kind}.tif"), grid(), values, [f"{d} (m/yr)" for d in iso],
+                     tags=tags)
+    return os.path.join(folder, "run_speed.tif")
+
+
+def raster_values(path, row, col):
+    with rasterio.open(path) as ds:
+        return ds.read()[:, row, col].astype(float)
+
+
+@pytest.fixture
+def series_path(tmp_path):
+    return write_series_output(tmp_path)
+
+
+@pytest.fixture
+def panel(qgis_canvas, qgis_new_project):
+    """(canvas in EPSG:4326 with the layer, tool, dock) for a layer path given to ``add``."""
+    from qgis.core import QgsCoordinateReferenceSystem, QgsProject, QgsRasterLayer
+    from surface_motion.ui.timeseries_panel import PixelSeriesTool, TimeSeriesDock
+
+    def add(path):
+        layer = QgsRasterLayer(path, os.path.basename(path), "gdal")
+        assert layer.isValid()
+        QgsProject.instance().addMapLayer(layer)
+        qgis_canvas.setDestinationCrs(QgsCoordinateReferenceSystem("EPSG:4326"))
+        qgis_canvas.setLayers([layer])
+        qgis_canvas.setExtent(qgis_canvas.mapSettings().layerExtentToOutputExtent(layer, layer.extent()))
+        dock = TimeSeriesDock()
+        tool = PixelSeriesTool(qgis_canvas, dock, lambda: layer)
+        qgis_canvas.setMapTool(tool)
+        return layer, tool, dock
+
+    yield add
+    qgis_canvas.setLayers([])
+
+
+def click(canvas, tool, layer, x, y):
+    """Release the left button at the canvas pixel of layer-CRS map position (x, y)."""
+    from qgis.core import QgsCoordinateTransform, QgsPointXY, QgsProject
+    from qgis.gui import QgsMapMouseEvent
+    from qgis.PyQt.QtCore import QEvent, QPoint, Qt
+
+    to_canvas = QgsCoordinateTransform(layer.crs(), canvas.mapSettings().destinationCrs(),
+                                       QgsProject.instance().transformContext())
+    device = canvas.getCoordinateTransform().transform(to_canvas.transform(QgsPointXY(x, y)))
+    event = QgsMapMouseEvent(canvas, QEvent.MouseButtonRelease, QPoint(round(device.x()), round(device.y())),
+                             Qt.LeftButton)
+    tool.canvasReleaseEvent(event)
+
+
+@pytest.mark.parametrize("row, col", [(2, 3), (1, 1), (0, 0)])
+def test_a_click_plots_the_raster_values_of_the_pixel(panel, qgis_canvas, series_path, row, col):
+    layer, tool, dock = panel(series_path)
+    click(qgis_canvas, tool, layer, *centre(row, col))
+    assert dock.pixel is not None, dock.message.text()
+    assert (dock.pixel.row, dock.pixel.col) == (row, col)
+    folder = os.path.dirname(series_path)
+    lines = dock.series_lines()
+    assert sorted(lines) == ["east", "north", "speed"]
+    for component, name in (("speed", "speed"), ("east", "velocity_east"), ("north", "velocity_north")):
+        dates, values = lines[component]
+        assert list(dates) == DATES
+        np.testing.assert_array_equal(np.asarray(values, float),
+                                      raster_values(os.path.join(folder, f"run_{name}.tif"), row, col))
+    east, north, speed, error = truth()
+    np.testing.assert_allclose(ps.series_of(dock.pixel, "speed").values, speed[:, row, col].astype(np.float32))
+    np.testing.assert_allclose(ps.series_of(dock.pixel, "speed").errors, error[:, row, col].astype(np.float32))
+    assert ps.series_of(dock.pixel, "east").errors is None  # no east error file: no error bars
+    if (row, col) == GAP[:2]:
+        assert np.isnan(lines["east"][1][GAP[2]]) and np.isnan(lines["speed"][1][GAP[2]])
+    # the pair segments: 4 pairs × 3 components, each from ref to sec date at the pair raster's value
+    # (none where the pair has no value: pair 2 starts at the gap's date)
+    segments = dock.segment_lines()
+    assert len(segments) == (10 if (row, col) == GAP[:2] else 12)
+    for index, (i, j) in enumerate(PAIRS):
+        pair = os.path.join(folder, f"pair{index}_{DATES[i]:%Y%m%d}_{DATES[j]:%Y%m%d}_velocity.tif")
+        speed_v, _, east_v, north_v = raster_values(pair, row, col)
+        for component, expected in (("speed", speed_v), ("east", east_v), ("north", north_v)):
+            matches = [s for s in segments if s[0] == component and list(s[1]) == [DATES[i], DATES[j]]]
+            assert len(matches) == (0 if np.isnan(expected) else 1)
+            if not matches:
+                continue
+            assert list(matches[0][2]) == pytest.approx([expected, expected], rel=0, abs=0)
+    assert east_v == pytest.approx(east[i, row, col] + 3.0 * len(PAIRS), abs=1e-4)  # last pair: offset +12
+
+
+def test_csv_and_png_export(panel, qgis_canvas, series_path, tmp_path):
+    layer, tool, dock = panel(series_path)
+    row, col = 3, 2
+    click(qgis_canvas, tool, layer, *centre(row, col))
+    path = dock.export_csv(str(tmp_path / "out" / "pixel.csv"))
+    assert path and dock.message.text() == f"Written: {path}"
+    text = open(path, encoding="utf-8").read()
+    assert text.splitlines()[0] == "date,value,component,kind,error,end_date,unit"
+    rows = ps.read_csv_rows(text)
+    assert len(rows) == 3 * len(DATES) + 3 * len(PAIRS)
+    east, north, speed, error = truth()
+    speed_rows = [r for r in rows if r["component"] == "speed" and r["kind"] == "series"]
+    assert [r["date"] for r in speed_rows] == [d.strftime("%Y-%m-%d") for d in DATES]
+    np.testing.assert_allclose([float(r["value"]) for r in speed_rows], speed[:, row, col], rtol=1e-6)
+    np.testing.assert_allclose([float(r["error"]) for r in speed_rows], error[:, row, col], rtol=1e-6)
+    north_rows = [r for r in rows if r["component"] == "north" and r["kind"] == "series"]
+    assert [float(r["value"]) for r in north_rows] == pytest.approx(list(north[:, row, col]))
+    pairs = [r for r in rows if r["kind"] == "pair" and r["component"] == "east"]
+    assert [(r["date"], r["end_date"]) for r in pairs] == [
+        (DATES[i].strftime("%Y-%m-%d"), DATES[j].strftime("%Y-%m-%d")) for i, j in PAIRS]
+    assert [float(r["value"]) for r in pairs] == pytest.approx(
+        [east[i, row, col] + 3.0 * (k + 1) for k, (i, j) in enumerate(PAIRS)])
+    png = dock.export_png(str(tmp_path / "out" / "pixel.png"))
+    with open(png, "rb") as handle:
+        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert sorted(os.listdir(tmp_path / "out")) == ["pixel.csv", "pixel.png"]  # no temporary left
+
+
+def test_a_click_outside_the_raster_or_on_nan_shows_a_message(panel, qgis_canvas, series_path):
+    layer, tool, dock = panel(series_path)
+    click(qgis_canvas, tool, layer, *centre(2, 2))
+    assert dock.pixel is not None
+    x, y = centre(2, 2)
+    # outside: the canvas shows the raster's extent only, so give the handler a point beyond it
+    from qgis.core import QgsCoordinateTransform, QgsPointXY, QgsProject
+    to_canvas = QgsCoordinateTransform(layer.crs(), qgis_canvas.mapSettings().destinationCrs(),
+                                       QgsProject.instance().transformContext())
+    shown = tool.show_at(to_canvas.transform(QgsPointXY(x - 100.0, y)))
+    assert shown.row == -1 and dock.pixel is None
+    assert "is outside run_speed.tif; click inside the raster" in dock.message.text()
+    assert dock.series_lines() == {} and not dock.csv_button.isEnabled()
+    click(qgis_canvas, tool, layer, *centre(*NAN_CELL))
+    assert dock.pixel is None
+    assert dock.message.text() == ("No value at row 4, column 5 of run_speed.tif (NaN at every date and in "
+                                   "every source pair).")
+
+
+def test_no_series_layer_and_missing_pair_files_are_said(panel, qgis_canvas, tmp_path):
+    from qgis.core import QgsPointXY
+
+    sources = [{"path": str(tmp_path / "gone.tif"), "ref_date": "2020-02-01", "sec_date": "2020-02-05"}]
+    path = write_series_output(tmp_path, sources)
+    layer, tool, dock = panel(path)
+    click(qgis_canvas, tool, layer, *centre(0, 1))
+    assert dock.pixel is not None and dock.pixel.segments == []
+    assert "1 source pair file(s) of run_speed.tif no longer exist" in dock.message.text()
+    plain = tmp_path / "plain.tif"
+    write_raster(str(plain), grid(), np.ones((ROWS, COLS)), ["speed (m/yr)"])
+    layer2, tool2, dock2 = panel(str(plain))
+    assert tool2.show_at(QgsPointXY(*centre(0, 0))) is None
+    assert dock2.message.text().startswith("No time-series layer on the map")
+
+
+def write_itslive(folder) -> str:
+    """GeoTIFFs as itslivedownload writes them (cube stem, SM_VARIABLE, band dates, SM_MID_DATE)."""
+    east, north, speed, error = truth()
+    descriptions = [d.strftime("%Y-%m-%d") for d in DATES]
+    band_tags = [{"SM_MID_DATE": d.strftime("%Y-%m-%dT12:00:00")} for d in DATES]
+    for variable, values in (("v", speed), ("vx", east), ("vy", north), ("v_error", error)):
+        write_raster(os.path.join(str(folder), f"ITS_LIVE_vel_EPSG32719_G0120_X650000_Y4850000_{variable}.tif"),
+                     grid(), values, descriptions, band_tags=band_tags,
+                     tags={"SM_VARIABLE": variable, "SM_UNITS": "m/yr", "SM_SOURCE": "s3://cube.zarr"})
+    return os.path.join(str(folder), "ITS_LIVE_vel_EPSG32719_G0120_X650000_Y4850000_vx.tif")
+
+
+def test_an_itslive_download_geotiff(panel, qgis_canvas, tmp_path):
+    path = write_itslive(tmp_path)
+    layer, tool, dock = panel(path)
+    row, col = 2, 4
+    click(qgis_canvas, tool, layer, *centre(row, col))
+    assert dock.pixel.family == "its_live"
+    east, north, speed, error = truth()
+    lines = dock.series_lines()
+    assert list(lines["speed"][0]) == [d + dt.timedelta(hours=12) for d in DATES]
+    np.testing.assert_allclose(lines["speed"][1], speed[:, row, col], rtol=1e-6)
+    np.testing.assert_allclose(lines["east"][1], east[:, row, col], rtol=1e-6)
+    np.testing.assert_allclose(lines["north"][1], north[:, row, col], rtol=1e-6)
+    np.testing.assert_allclose(ps.series_of(dock.pixel, "speed").errors, error[:, row, col], rtol=1e-6)
+    assert dock.segment_lines() == []
+
+
+def test_without_matplotlib_the_dock_names_the_installer(monkeypatch, series_path):
+    from surface_motion.ui.timeseries_panel import INSTALL_HINT, TimeSeriesDock
+
+    monkeypatch.setitem(sys.modules, "matplotlib.backends.backend_qt5agg", None)  # import fails
+    dock = TimeSeriesDock()
+    assert dock.message.text() == INSTALL_HINT and "Install Python dependencies…" in INSTALL_HINT
+    dock.show_pixel(ps.read_pixel_series(series_path, *centre(0, 0)))
+    assert dock.csv_button.isEnabled() and not dock.png_button.isEnabled()
+    assert dock.message.text().endswith(INSTALL_HINT)
+
+
+def test_the_toolbar_action_sets_the_map_tool(qgis_iface, monkeypatch):
+    from surface_motion.plugin import SurfaceMotionPlugin
+    from surface_motion.ui.timeseries_panel import PixelSeriesTool
+
+    monkeypatch.setattr(qgis_iface, "removeDockWidget", lambda dock: None, raising=False)
+    plugin = SurfaceMotionPlugin(qgis_iface)
+    plugin.add_series_tool()
+    assert [a.text() for a in plugin.toolbar.actions()] == ["Pixel time series"]
+    assert plugin.series_action.isCheckable() and not plugin.series_action.icon().isNull()
+    plugin.series_action.trigger()
+    tool = qgis_iface.mapCanvas().mapTool()
+    assert isinstance(tool, PixelSeriesTool) and tool is plugin.series_tool and tool.action() is plugin.series_action
+    plugin.series_action.trigger()  # unchecked: the tool is released
+    assert qgis_iface.mapCanvas().mapTool() is None
+    plugin.remove_series_tool()
+    assert plugin.toolbar is None and plugin.series_tool is None
