@@ -278,3 +278,101 @@ def test_the_toolbar_action_sets_the_map_tool(qgis_iface, monkeypatch):
     assert qgis_iface.mapCanvas().mapTool() is None
     plugin.remove_series_tool()
     assert plugin.toolbar is None and plugin.series_tool is None
+
+
+#: Runs inside the desktop QGIS (``qgis --code``): load the series, pick the plugin's tool, click a pixel,
+#: screenshot the dock and the window, report the plotted values.
+DESKTOP_SCRIPT = '''
+import json, os, traceback
+from qgis.PyQt.QtCore import QEvent, QPoint, Qt, QTimer
+from qgis.core import QgsApplication, QgsCoordinateTransform, QgsPointXY, QgsProject, QgsRasterLayer
+from qgis.gui import QgsMapMouseEvent
+from qgis.utils import iface, plugins
+
+OUT = os.environ["SM_DESKTOP_OUT"]
+report = {"errors": []}
+
+
+def finish():
+    with open(os.path.join(OUT, "report.json"), "w") as handle:
+        json.dump(report, handle, indent=1)
+    QgsApplication.exit(0)
+
+
+def shoot():
+    try:
+        plugin = plugins["surface_motion"]
+        dock = plugin.series_dock
+        report["message"] = dock.message.text()
+        report["lines"] = {c: [float(v) for v in y] for c, (x, y) in dock.series_lines().items()}
+        report["segments"] = len(dock.segment_lines())
+        report["dock_visible"] = dock.isVisible()
+        report["dock_png"] = dock.grab().save(os.path.join(OUT, "dock.png"))
+        report["window_png"] = iface.mainWindow().grab().save(os.path.join(OUT, "window.png"))
+    except Exception:
+        report["errors"].append(traceback.format_exc())
+    finish()
+
+
+def click():
+    try:
+        canvas = iface.mapCanvas()
+        layer = iface.activeLayer()
+        x, y = float(os.environ["SM_CLICK_X"]), float(os.environ["SM_CLICK_Y"])
+        to_canvas = QgsCoordinateTransform(layer.crs(), canvas.mapSettings().destinationCrs(),
+                                           QgsProject.instance().transformContext())
+        device = canvas.getCoordinateTransform().transform(to_canvas.transform(QgsPointXY(x, y)))
+        event = QgsMapMouseEvent(canvas, QEvent.MouseButtonRelease, QPoint(round(device.x()), round(device.y())),
+                                 Qt.LeftButton)
+        canvas.mapTool().canvasReleaseEvent(event)
+    except Exception:
+        report["errors"].append(traceback.format_exc())
+    QTimer.singleShot(2500, shoot)
+
+
+def run():
+    try:
+        layer = QgsRasterLayer(os.environ["SM_SERIES"], "run_speed", "gdal")
+        QgsProject.instance().addMapLayer(layer)
+        iface.setActiveLayer(layer)
+        iface.mapCanvas().setExtent(iface.mapCanvas().mapSettings().layerExtentToOutputExtent(layer, layer.extent()))
+        iface.mapCanvas().refresh()
+        plugin = plugins["surface_motion"]
+        report["toolbar_actions"] = [a.text() for a in plugin.toolbar.actions()]
+        plugin.series_action.trigger()
+        report["tool_checked"] = plugin.series_action.isChecked()
+    except Exception:
+        report["errors"].append(traceback.format_exc())
+    QTimer.singleShot(2000, click)
+
+
+iface.mainWindow().resize(1500, 950)
+QTimer.singleShot(1500, run)
+'''
+
+
+def test_the_panel_in_the_real_desktop(qgis_process_env, tmp_path):
+    """The real QGIS under Xvfb: the toolbar button, a click, the dock with the series (screenshot under
+    .build/screenshots/pixel_series_dock.png)."""
+    from conftest import require_programs
+    from test_desktop import run_desktop, save_screenshot
+
+    require_programs("xvfb-run", "qgis")
+    out = tmp_path / "desktop"
+    out.mkdir()
+    path = write_series_output(tmp_path)
+    script = tmp_path / "panel_script.py"
+    script.write_text(DESKTOP_SCRIPT)
+    row, col = 2, 3
+    x, y = centre(row, col)
+    env = dict(qgis_process_env, SM_SERIES=path, SM_CLICK_X=str(x), SM_CLICK_Y=str(y))
+    report = run_desktop(env, out, script, "", "")
+    assert report["toolbar_actions"] == ["Pixel time series"] and report["tool_checked"]
+    assert report["dock_visible"] and report["segments"] == 12
+    for component, name in (("speed", "speed"), ("east", "velocity_east"), ("north", "velocity_north")):
+        assert report["lines"][component] == list(raster_values(os.path.join(str(tmp_path), f"run_{name}.tif"),
+                                                                row, col))
+    assert report["message"].startswith("run_speed.tif — row 2, column 3")
+    assert report["dock_png"] and report["window_png"]
+    save_screenshot(str(out / "dock.png"), "pixel_series_dock.png")
+    save_screenshot(str(out / "window.png"), "pixel_series_window.png")

@@ -16,8 +16,9 @@ from typing import Optional
 
 from qgis.core import (QgsCoordinateTransform, QgsMapLayerType, QgsPointXY, QgsProject, QgsRasterLayer,
                        QgsCsException)
-from qgis.gui import QgsMapToolEmitPoint
+from qgis.gui import QgsMapToolEmitPoint, QgsVertexMarker
 from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtGui import QColor
 from qgis.PyQt.QtWidgets import (QDockWidget, QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout,
                                  QWidget)
 
@@ -56,6 +57,7 @@ class TimeSeriesDock(QDockWidget):
     def __init__(self, parent=None):
         super().__init__(TITLE, parent)
         self.setObjectName("SurfaceMotionPixelTimeSeries")
+        self.setMinimumWidth(440)
         self.pixel: Optional[ps.PixelSeries] = None
         body = QWidget()
         layout = QVBoxLayout(body)
@@ -114,34 +116,50 @@ class TimeSeriesDock(QDockWidget):
         self.draw(pixel)
 
     def draw(self, pixel: ps.PixelSeries) -> None:
-        """One axis: the series (markers and line, error bars), the pair segments (thin lines)."""
+        """Two panels sharing the time axis: speed above, east/north components below; each with its
+        series (markers and line, 1-σ error bars) and its pair segments (wide pale lines)."""
+        from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+
         self.figure.clear()
         self.plotted_series, self.plotted_segments = {}, []
-        axes = self.axes = self.figure.add_subplot(1, 1, 1)
+        present = ps.components(pixel)
+        panels = [group for group in (("speed",), ("east", "north")) if any(c in present for c in group)]
+        axes_list = self.figure.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+        self.axes = axes_list[0]
+        quantity = "displacement" if pixel.family == "displacement" else "velocity"
+        for axes, group in zip(axes_list, panels):
+            self._draw_group(axes, pixel, group)
+            axes.set_ylabel(f"{'speed' if group == ('speed',) else quantity} ({pixel.unit})", fontsize=9)
+            axes.grid(alpha=0.3)
+            axes.tick_params(labelsize=8)
+            axes.legend(fontsize=7, loc="best", ncol=2, framealpha=0.7)
+        locator = AutoDateLocator(minticks=3, maxticks=7)
+        axes_list[-1].xaxis.set_major_locator(locator)
+        axes_list[-1].xaxis.set_major_formatter(ConciseDateFormatter(locator))
+        self.figure.tight_layout()
+        self.canvas.draw_idle()
+
+    def _draw_group(self, axes, pixel: ps.PixelSeries, group) -> None:
         for series in pixel.series:
+            if series.component not in group:
+                continue
             colour = COLOURS[series.component]
-            label = f"{series.component}" + (" (ITS_LIVE layers)" if series.kind == "its_live" else "")
+            label = series.component + (" (ITS_LIVE layers)" if series.kind == "its_live" else "")
             style = "o" if series.kind == "its_live" else "o-"
             container = axes.errorbar(series.dates, series.values, yerr=series.errors, fmt=style, ms=4, lw=1.6,
-                                      color=colour, ecolor=colour, elinewidth=1, capsize=2, label=label)
+                                      color=colour, ecolor=colour, elinewidth=1, capsize=2, label=label, zorder=3)
             self.plotted_series[series.component] = container.lines[0]
         labelled = set()
         for segment in pixel.segments:
-            colour = COLOURS[segment.component]
+            if segment.component not in group:
+                continue
             label = None if segment.component in labelled else f"{segment.component} pairs"
             labelled.add(segment.component)
             line, = axes.plot([segment.ref_date, segment.sec_date], [segment.value, segment.value], "-",
-                              color=colour, alpha=0.45, lw=2.5, solid_capstyle="butt", label=label)
+                              color=COLOURS[segment.component], alpha=0.4, lw=3, solid_capstyle="butt", label=label)
             self.plotted_segments.append((segment.component, line))
-        axes.axhline(0.0, color="0.6", lw=0.8)
-        quantity = "displacement" if pixel.family == "displacement" else "velocity"
-        axes.set_ylabel(f"{quantity} ({pixel.unit})")
-        axes.set_title(f"{os.path.basename(pixel.path)} · row {pixel.row}, col {pixel.col}", fontsize=9)
-        axes.grid(alpha=0.3)
-        axes.legend(fontsize=8, loc="best")
-        self.figure.autofmt_xdate()
-        self.figure.tight_layout()
-        self.canvas.draw_idle()
+        if group != ("speed",):
+            axes.axhline(0.0, color="0.6", lw=0.8)
 
     def series_lines(self):
         """{component: (x data, y data)} of the plotted series (the data lines of the errorbar containers)."""
@@ -198,6 +216,24 @@ class PixelSeriesTool(QgsMapToolEmitPoint):
         super().__init__(canvas)
         self.dock = dock
         self.active_layer = active_layer  # callable (iface.activeLayer in the desktop)
+        self.marker: Optional[QgsVertexMarker] = None
+
+    def mark(self, point: Optional[QgsPointXY]) -> None:
+        """Mark the clicked point on the canvas (None: remove the mark)."""
+        if self.marker is not None:
+            self.canvas().scene().removeItem(self.marker)
+            self.marker = None
+        if point is not None:
+            self.marker = QgsVertexMarker(self.canvas())
+            self.marker.setIconType(QgsVertexMarker.ICON_CROSS)
+            self.marker.setColor(QColor("#f6a01a"))
+            self.marker.setIconSize(14)
+            self.marker.setPenWidth(3)
+            self.marker.setCenter(point)
+
+    def deactivate(self):
+        self.mark(None)
+        super().deactivate()
 
     def canvasReleaseEvent(self, event):  # noqa: N802 (QGIS API name)
         """A click (the button released): the series at the released point (QgsMapToolEmitPoint emits
@@ -219,6 +255,7 @@ class PixelSeriesTool(QgsMapToolEmitPoint):
         """Show the series at canvas point ``point`` (canvas CRS) in the dock; returns what was shown."""
         self.dock.show()
         self.dock.raise_()
+        self.mark(None)
         layers = self.series_layers()
         if not layers:
             self.dock.show_message("No time-series layer on the map: add an invertpairs or stackvelocity "
@@ -238,6 +275,7 @@ class PixelSeriesTool(QgsMapToolEmitPoint):
                 outside = outside or pixel
                 continue
             self.dock.show_pixel(pixel)
+            self.mark(point)
             return pixel
         self.dock.show_message(outside.message if outside else "The click is outside every time-series layer.")
         return outside
