@@ -376,3 +376,31 @@ def test_the_panel_in_the_real_desktop(qgis_process_env, tmp_path):
     assert report["dock_png"] and report["window_png"]
     save_screenshot(str(out / "dock.png"), "pixel_series_dock.png")
     save_screenshot(str(out / "window.png"), "pixel_series_window.png")
+
+
+def test_a_stack_output_gives_the_pair_segments_and_a_displacement_series_no_segments(tmp_path):
+    """stackvelocity: only SM_SERIES_SOURCES (no dates) → the segments; a displacement file → its family."""
+    write_series_output(tmp_path)
+    with rasterio.open(str(tmp_path / "run_speed.tif")) as ds:
+        sources = ds.tags()["SM_SERIES_SOURCES"]
+    stack = str(tmp_path / "stack.tif")
+    write_raster(stack, grid(), [np.ones((ROWS, COLS)), np.zeros((ROWS, COLS))], ["mean speed (m/yr)",
+                                                                                  "std speed (m/yr)"],
+                 tags={"SM_SERIES_SOURCES": sources})
+    pixel = ps.read_pixel_series(stack, *centre(3, 4))
+    assert (pixel.family, pixel.series, pixel.message) == ("stack", [], "")
+    east = truth()[0]
+    assert sorted(s.value for s in pixel.segments if s.component == "east") == pytest.approx(
+        sorted(east[i, 3, 4] + 3.0 * (k + 1) for k, (i, j) in enumerate(PAIRS)))
+    iso = [d.strftime("%Y-%m-%d") for d in DATES]
+    displacement = np.cumsum(truth()[0], axis=0) * 4 / 365.25
+    for kind in ("displacement_east", "displacement_north"):
+        write_raster(str(tmp_path / f"run_{kind}.tif"), grid(), displacement, [f"{d} (m)" for d in iso],
+                     tags={"SM_SERIES_KIND": kind, "SM_SERIES_UNIT": "m", "SM_SERIES_DATES": ",".join(iso),
+                           "SM_SERIES_SOURCES": sources})
+    pixel = ps.read_pixel_series(str(tmp_path / "run_displacement_east.tif"), *centre(0, 2))
+    assert pixel.family == "displacement" and pixel.unit == "m" and pixel.segments == []
+    assert [s.component for s in pixel.series] == ["east", "north"]
+    np.testing.assert_allclose(pixel.series[0].values, displacement[:, 0, 2], rtol=1e-6)
+    with pytest.raises(ps.UserInputError, match="is not a time-series raster"):
+        ps.read_pixel_series(str(tmp_path / "pair0_20200201_20200205_velocity.tif"), *centre(0, 0))
