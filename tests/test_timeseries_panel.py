@@ -152,7 +152,7 @@ def test_a_click_plots_the_raster_values_of_the_pixel(panel, qgis_canvas, series
         pair = os.path.join(folder, f"pair{index}_{DATES[i]:%Y%m%d}_{DATES[j]:%Y%m%d}_velocity.tif")
         speed_v, _, east_v, north_v = raster_values(pair, row, col)
         for component, expected in (("speed", speed_v), ("east", east_v), ("north", north_v)):
-            matches = [s for s in segments if s[0] == component and list(s[1]) == [DATES[i], DATES[j]]]
+            matches = [s for s in segments if s[0] == component and s[1] == [DATES[i], DATES[j]]]
             assert len(matches) == (0 if np.isnan(expected) else 1)
             if not matches:
                 continue
@@ -223,11 +223,17 @@ def test_no_series_layer_and_missing_pair_files_are_said(panel, qgis_canvas, tmp
     assert dock2.message.text().startswith("No time-series layer on the map")
 
 
-def write_itslive(folder) -> str:
-    """GeoTIFFs as itslivedownload writes them (cube stem, SM_VARIABLE, band dates, SM_MID_DATE)."""
+#: date_dt (days) of the ITS_LIVE layers of a download that kept the image pairs.
+DT_DAYS = [6.0, 12.0, 8.0, 16.0, 10.0, 24.0]
+
+
+def write_itslive(folder, pairs: bool) -> str:
+    """GeoTIFFs as itslivedownload writes them (cube stem, SM_VARIABLE, band dates, SM_MID_DATE and, for
+    image-pair layers, SM_DATE_DT_DAYS)."""
     east, north, speed, error = truth()
     descriptions = [d.strftime("%Y-%m-%d") for d in DATES]
-    band_tags = [{"SM_MID_DATE": d.strftime("%Y-%m-%dT12:00:00")} for d in DATES]
+    band_tags = [{"SM_MID_DATE": d.strftime("%Y-%m-%dT12:00:00"), **({"SM_DATE_DT_DAYS": f"{days:.3f}"} if pairs
+                                                                      else {})} for d, days in zip(DATES, DT_DAYS)]
     for variable, values in (("v", speed), ("vx", east), ("vy", north), ("v_error", error)):
         write_raster(os.path.join(str(folder), f"ITS_LIVE_vel_EPSG32719_G0120_X650000_Y4850000_{variable}.tif"),
                      grid(), values, descriptions, band_tags=band_tags,
@@ -235,8 +241,9 @@ def write_itslive(folder) -> str:
     return os.path.join(str(folder), "ITS_LIVE_vel_EPSG32719_G0120_X650000_Y4850000_vx.tif")
 
 
-def test_an_itslive_download_geotiff(panel, qgis_canvas, tmp_path):
-    path = write_itslive(tmp_path)
+@pytest.mark.parametrize("pairs", [False, True])
+def test_an_itslive_download_geotiff(panel, qgis_canvas, tmp_path, pairs):
+    path = write_itslive(tmp_path, pairs)
     layer, tool, dock = panel(path)
     row, col = 2, 4
     click(qgis_canvas, tool, layer, *centre(row, col))
@@ -248,7 +255,16 @@ def test_an_itslive_download_geotiff(panel, qgis_canvas, tmp_path):
     np.testing.assert_allclose(lines["east"][1], east[:, row, col], rtol=1e-6)
     np.testing.assert_allclose(lines["north"][1], north[:, row, col], rtol=1e-6)
     np.testing.assert_allclose(ps.series_of(dock.pixel, "speed").errors, error[:, row, col], rtol=1e-6)
-    assert dock.segment_lines() == []
+    segments = dock.segment_lines()
+    if not pairs:  # aggregated layers: no acquisition span, no segment
+        assert segments == []
+        return
+    assert len(segments) == 3 * len(DATES)
+    mids = [d + dt.timedelta(hours=12) for d in DATES]
+    north_segments = [s for s in segments if s[0] == "north"]
+    for (component, (start, end), values), mid, days, value in zip(north_segments, mids, DT_DAYS, north[:, row, col]):
+        assert start == mid - dt.timedelta(days=days / 2) and end == mid + dt.timedelta(days=days / 2)
+        assert values == pytest.approx([value, value], rel=1e-6)
 
 
 def test_without_matplotlib_the_dock_names_the_installer(monkeypatch, series_path):

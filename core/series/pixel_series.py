@@ -13,7 +13,9 @@ Three kinds of file are recognised by their tags:
   pairs' segments are drawn.
 * ``its_live``: a GeoTIFF of ``itslivedownload`` (``<cube>_<variable>.tif``, tag ``SM_VARIABLE`` = v, vx
   or vy, band descriptions = layer dates, band tags ``SM_MID_DATE``); the siblings ``<cube>_v.tif``,
-  ``_vx.tif``, ``_vy.tif`` give speed and components, ``<cube>_<variable>_error.tif`` the error bars.
+  ``_vx.tif``, ``_vy.tif`` give speed and components, ``<cube>_<variable>_error.tif`` the error bars. A
+  download that kept the image pairs (not aggregated: band tag ``SM_DATE_DT_DAYS``) also gives each layer
+  as a segment over its acquisition span, mid_date ± date_dt / 2.
   (The NetCDF of the same download is not read: the GeoTIFFs carry the same layers.)
 
 Components are ``speed``, ``east`` (grid x, positive east) and ``north`` (grid y, positive north); the unit
@@ -65,6 +67,8 @@ class Series:
     errors: Optional[np.ndarray] = None
     path: str = ""
     kind: str = "series"  # "series" (inverted) or "its_live" (one point per ITS_LIVE layer)
+    #: ITS_LIVE layers that are image pairs: (first, second) acquisition dates per layer, else None
+    spans: Optional[List[Tuple[_dt.datetime, _dt.datetime]]] = None
 
 
 @dataclass
@@ -201,6 +205,25 @@ def _dates_of(ds) -> List[_dt.datetime]:
     return dates
 
 
+def _layer_spans(ds, dates: List[_dt.datetime]) -> Optional[List[Tuple[_dt.datetime, _dt.datetime]]]:
+    """(mid − dt/2, mid + dt/2) per band from the band tag SM_DATE_DT_DAYS (days) of a download that kept
+    the image pairs (not aggregated); None when a band lacks it."""
+    spans = []
+    for band, mid in enumerate(dates, start=1):
+        try:
+            half = _dt.timedelta(days=float(ds.tags(band)["SM_DATE_DT_DAYS"]) / 2)
+        except (KeyError, ValueError):
+            return None
+        spans.append((mid - half, mid + half))
+    return spans
+
+
+def _pair_segments_of(series: Series) -> List[Segment]:
+    """An ITS_LIVE pair layer's value as a segment over its acquisition span (finite values only)."""
+    return [Segment(series.component, start, end, float(value), series.path)
+            for (start, end), value in zip(series.spans or [], series.values) if math.isfinite(value)]
+
+
 def _unit_of(ds) -> str:
     tags = ds.tags()
     return tags.get(TAG_UNIT) or tags.get("SM_UNITS") or "m/yr"
@@ -213,6 +236,7 @@ def _read_series(path: str, component: str, x: float, y: float, error_path: Opti
         if cell is None:
             return None, None
         series = Series(component, _unit_of(ds), _dates_of(ds), _read_all_bands(ds, *cell), None, path, kind)
+        series.spans = _layer_spans(ds, series.dates) if kind == "its_live" else None
     if error_path:
         with open_raster(error_path) as ds:
             error_cell = _pixel_of(ds, x, y)
@@ -278,6 +302,7 @@ def read_pixel_series(path: str, x: float, y: float) -> PixelSeries:
                                      "its_live" if family == "its_live" else "series")
             if series is not None:
                 pixel.series.append(series)
+                pixel.segments += _pair_segments_of(series)
     if family in ("velocity", "stack"):
         pixel.segments = _read_segments(path, x, y, crs, pixel.notes)
     if not pixel.has_data():
