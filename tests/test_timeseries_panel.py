@@ -106,8 +106,10 @@ def panel(qgis_canvas, qgis_new_project):
         qgis_canvas.setMapTool(tool)
         return layer, tool, dock
 
+    crs = qgis_canvas.mapSettings().destinationCrs()
     yield add
     qgis_canvas.setLayers([])
+    qgis_canvas.setDestinationCrs(crs)
 
 
 def click(canvas, tool, layer, x, y):

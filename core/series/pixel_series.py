@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+import rasterio
 from rasterio.windows import Window
 
 from ..errors import UserInputError
@@ -288,6 +289,11 @@ def read_pixel_series(path: str, x: float, y: float) -> PixelSeries:
     Outside the raster, or with no value at any date: a :class:`PixelSeries` whose ``message`` says so.
     Raises :class:`UserInputError` when ``path`` is not a time-series raster or cannot be read.
     """
+    with rasterio.Env():  # one GDAL environment for the many small reads (not one per file opened)
+        return _read_pixel_series(path, x, y)
+
+
+def _read_pixel_series(path: str, x: float, y: float) -> PixelSeries:
     family, files, errors = family_files(path)
     pixel = PixelSeries(path, family, x, y)
     with open_raster(path) as ds:
