@@ -18,7 +18,7 @@ from .base import (MapGroup, SurfaceMotionAlgorithm, core_errors_as_processing_e
 
 #: Longest regular step (days) and largest λ the parameters accept.
 MAX_STEP_DAYS = 3650.0
-MAX_LAMBDA = 1.0e6
+MAX_LAMBDA = 1000.0
 MAX_MIN_PAIRS = 10000
 
 
