@@ -5,6 +5,7 @@ from .coregister_dem import CoregisterDemAlgorithm
 from .correlate import CorrelatePairAlgorithm, CorrelatePairsAlgorithm
 from .extract_band import ExtractBandAlgorithm
 from .itslive_analysis import FluxDivergenceAlgorithm, StrainRatesAlgorithm, TrackParticlesAlgorithm
+from .invert_pairs import InvertPairsAlgorithm
 from .itslive_data import ItsLiveDownloadAlgorithm, ItsLiveFindCubesAlgorithm, ItsLivePointSeriesAlgorithm
 from .orthorectify import OrthorectifyAlgorithm
 from .planet import PlanetSearchAlgorithm
@@ -27,6 +28,7 @@ ALGORITHM_CLASSES = (
     CorrelatePairsAlgorithm,
     PolyfitAlgorithm,
     VelocityAlgorithm,
+    InvertPairsAlgorithm,
     StrainRatesAlgorithm, FluxDivergenceAlgorithm, TrackParticlesAlgorithm,
     ItsLiveFindCubesAlgorithm, ItsLiveDownloadAlgorithm, ItsLivePointSeriesAlgorithm,
     S1TimeSeriesAlgorithm, S1MtSpeckleAlgorithm, S1TimescanAlgorithm, S1AnimationAlgorithm, S1MosaicAlgorithm,
