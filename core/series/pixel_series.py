@@ -22,7 +22,9 @@ Components are ``speed``, ``east`` (grid x, positive east) and ``north`` (grid y
 is the file's (m/yr for velocities, m for cumulative displacements). The pair segments are each source pair
 velocity raster (bands ``speed (m/yr)``, ``east velocity (m/yr, grid x)``, ``north velocity (m/yr, grid y)``,
 see ``core/offsets/velocity.py``) read at the same map position: a horizontal segment from the reference to
-the secondary date at the pair's velocity.
+the secondary date at the pair's velocity. Disparity and ASP pairs are converted to m/yr the way the inversion
+does (``core.series.network.read_pair``). Clicking ``<prefix>_quality.tif`` shows the velocity series too,
+and its residual RMS and number of pairs used are shown with any series of the prefix.
 """
 from __future__ import annotations
 
@@ -40,7 +42,7 @@ import rasterio
 from rasterio.windows import Window
 
 from ..errors import UserInputError
-from ..io import open_raster, valid_mask_from_nodata
+from ..io import band_index_by_description, open_raster, valid_mask_from_nodata
 
 TAG_KIND, TAG_UNIT, TAG_DATES, TAG_SOURCES = "SM_SERIES_KIND", "SM_SERIES_UNIT", "SM_SERIES_DATES", "SM_SERIES_SOURCES"
 #: Component of each SM_SERIES_KIND quantity, per family (velocity, displacement).
@@ -50,10 +52,9 @@ FAMILIES = {"velocity": ("speed", "velocity_east", "velocity_north"),
             "displacement": ("displacement_east", "displacement_north")}
 #: ITS_LIVE variables and their component.
 ITSLIVE_COMPONENTS = {"v": "speed", "vx": "east", "vy": "north"}
-#: Band descriptions of a pair velocity raster per component (core/offsets/velocity.py VELOCITY_DESCRIPTIONS).
-PAIR_BANDS = {"speed": "speed (m/yr)", "east": "east velocity (m/yr, grid x)",
-              "north": "north velocity (m/yr, grid y)"}
 COMPONENT_ORDER = ("speed", "east", "north")
+#: Speed band of a pair velocity raster (core/offsets/velocity.py VELOCITY_DESCRIPTIONS).
+SPEED_BAND = "speed (m/yr)"
 CSV_COLUMNS = ("date", "value", "component", "kind", "error", "end_date", "unit")
 
 
@@ -123,7 +124,7 @@ def file_kind(path: str) -> Optional[str]:
             tags = ds.tags()
     except (UserInputError, OSError):
         return None
-    if tags.get(TAG_KIND) in SERIES_COMPONENTS:
+    if tags.get(TAG_KIND) in SERIES_COMPONENTS or tags.get(TAG_KIND) == "quality":
         return "series"
     if tags.get(TAG_SOURCES):
         return "stack"
@@ -150,7 +151,7 @@ def family_files(path: str) -> Tuple[str, Dict[str, str], Dict[str, str]]:
     if kind == "stack":
         return "stack", {}, {}
     if kind == "series":
-        quantity = tags[TAG_KIND]
+        quantity = tags[TAG_KIND]  # a quantity, or "quality" (the residuals of the velocity series)
         family = "displacement" if quantity.startswith("displacement") else "velocity"
         names = {SERIES_COMPONENTS[q]: q for q in FAMILIES[family]}
         old = f"_{quantity}.tif"
@@ -258,29 +259,66 @@ def _sources(path: str) -> List[dict]:
     return [s for s in sources if isinstance(s, dict) and {"path", "ref_date", "sec_date"} <= set(s)]
 
 
+def _pair_segments(pair, cell: Tuple[int, int]) -> List[Segment]:
+    """Speed, east and north segments (m/yr) of one pair raster at (row, col); none where it has no value.
+    Speed: the velocity raster's speed band (what its map shows), else √(east² + north²)."""
+    window = Window(cell[1], cell[0], 1, 1)
+    east, north = (float(v[0, 0]) for v in pair.read_velocity(window))
+    if not (math.isfinite(east) and math.isfinite(north)):
+        return []
+    speed = math.hypot(east, north)
+    if pair.kind == "velocity":
+        with open_raster(pair.path) as ds:
+            band = band_index_by_description(ds, SPEED_BAND)
+            speed = float(ds.read_float(band, window=window)[0, 0]) if band else speed
+    ref, sec = (moment.astimezone(_dt.timezone.utc).replace(tzinfo=None) for moment in (pair.ref_date, pair.sec_date))
+    return [Segment(component, ref, sec, value, pair.path)
+            for component, value in (("speed", speed), ("east", east), ("north", north))]
+
+
 def _read_segments(path: str, x: float, y: float, crs, notes: List[str]) -> List[Segment]:
-    """The source pairs of ``path`` read at (x, y) (map coordinates in ``crs``); missing files are noted."""
-    segments, missing = [], 0
+    """The source pairs of ``path`` read at (x, y) (map coordinates in ``crs``): velocity, disparity or
+    ASP pair rasters (``core.series.network.read_pair``, velocities in m/yr); missing or unreadable files
+    are noted."""
+    from .network import read_pair
+
+    segments, missing, unreadable = [], 0, 0
     folder = os.path.dirname(os.path.abspath(path))
     for source in _sources(path):
         pair_path = source["path"] if os.path.isabs(source["path"]) else os.path.join(folder, source["path"])
         if not os.path.exists(pair_path):
             missing += 1
             continue
-        ref, sec = _date(source["ref_date"]), _date(source["sec_date"])
-        with open_raster(pair_path) as ds:
-            cell = _pixel_of(ds, x, y, crs)
-            if cell is None:
-                continue
-            values = _read_all_bands(ds, *cell)
-            for component, description in PAIR_BANDS.items():
-                if description in ds.descriptions and math.isfinite(values[ds.descriptions.index(description)]):
-                    segments.append(Segment(component, ref, sec, float(values[ds.descriptions.index(description)]),
-                                            pair_path))
+        try:
+            pair = read_pair(pair_path, source["ref_date"], source["sec_date"])
+            with open_raster(pair_path) as ds:
+                cell = _pixel_of(ds, x, y, crs)
+            if cell is not None:
+                segments += _pair_segments(pair, cell)
+        except UserInputError:
+            unreadable += 1
+    name = os.path.basename(path)
     if missing:
-        notes.append(f"{missing} source pair file(s) of {os.path.basename(path)} no longer exist; "
+        notes.append(f"{missing} source pair file(s) of {name} no longer exist; their segments are not drawn.")
+    if unreadable:
+        notes.append(f"{unreadable} source pair file(s) of {name} cannot be read as pair rasters; "
                      "their segments are not drawn.")
     return segments
+
+
+def _quality_note(path: str, x: float, y: float) -> Optional[str]:
+    """'residual RMS …, pairs used …' at (x, y) from the invertpairs ``<prefix>_quality.tif``, if any."""
+    if not os.path.exists(path):
+        return None
+    with open_raster(path) as ds:
+        cell = _pixel_of(ds, x, y)
+        if cell is None:
+            return None
+        values = dict(zip(ds.descriptions, _read_all_bands(ds, *cell)))
+    rms, used = values.get("residual RMS (m/yr)"), values.get("pairs used (count)")
+    if rms is None or used is None or not math.isfinite(used):
+        return None
+    return f"Residual RMS {rms:.3g} m/yr, {int(used)} pair(s) used."
 
 
 def read_pixel_series(path: str, x: float, y: float) -> PixelSeries:
@@ -311,6 +349,12 @@ def _read_pixel_series(path: str, x: float, y: float) -> PixelSeries:
                 pixel.segments += _pair_segments_of(series)
     if family in ("velocity", "stack"):
         pixel.segments = _read_segments(path, x, y, crs, pixel.notes)
+    if family in ("velocity", "displacement") and files:
+        prefix_file = next(iter(files.values()))
+        kind = next(q for q in FAMILIES[family] if prefix_file.endswith(f"_{q}.tif"))
+        note = _quality_note(_with_suffix(prefix_file, f"_{kind}.tif", "_quality.tif"), x, y)
+        if note:
+            pixel.notes.insert(0, note)
     if not pixel.has_data():
         pixel.message = (f"No value at row {pixel.row}, column {pixel.col} of {os.path.basename(path)} "
                          "(NaN at every date and in every source pair).")
