@@ -427,3 +427,44 @@ def test_a_stack_output_gives_the_pair_segments_and_a_displacement_series_no_seg
     np.testing.assert_allclose(pixel.series[0].values, displacement[:, 0, 2], rtol=1e-6)
     with pytest.raises(ps.UserInputError, match="is not a time-series raster"):
         ps.read_pixel_series(str(tmp_path / "pair0_20200201_20200205_velocity.tif"), *centre(0, 0))
+
+
+def test_a_click_on_a_real_invertpairs_output(panel, qgis_canvas, tmp_path):
+    """The synthetic disparity network of tests/test_series_inversion.py inverted by core.series.driver:
+    the plotted series are the output's pixel values; the segments are the disparities at the pixel in m/yr
+    (east = dx · pixel width / dt, north = −dy · pixel height / dt) over each pair's dates."""
+    from test_series_inversion import GRID, write_network
+    from surface_motion.core.series.driver import invert_network
+    from surface_motion.core.series.network import read_network
+
+    folder = tmp_path / "network"
+    folder.mkdir()
+    pairs = read_network(write_network(str(folder)))
+    paths = invert_network(pairs, str(tmp_path / "out"), prefix="pm")
+    layer, tool, dock = panel(paths["velocity_east"])
+    row, col = GRID.height // 2, GRID.width // 3
+    x, y = GRID.transform * (col + 0.5, row + 0.5)
+    click(qgis_canvas, tool, layer, x, y)
+    assert dock.pixel is not None, dock.message.text()
+    lines = dock.series_lines()
+    for component, kind in (("speed", "speed"), ("east", "velocity_east"), ("north", "velocity_north")):
+        np.testing.assert_array_equal(np.asarray(lines[component][1], float), raster_values(paths[kind], row, col))
+        with rasterio.open(paths[kind]) as ds:
+            assert [d.strftime("%Y-%m-%d") for d in lines[component][0]] == ds.tags()["SM_SERIES_DATES"].split(",")
+    expected = []
+    for pair in pairs:
+        dx, dy, valid = raster_values(pair.path, row, col)[:3]
+        if valid and np.isfinite(dx) and np.isfinite(dy):
+            dt_yr = pair.dt_days / 365.25
+            east, north = dx * GRID.transform.a / dt_yr, dy * GRID.transform.e / dt_yr
+            expected += [("east", pair.ref_date, pair.sec_date, east), ("north", pair.ref_date, pair.sec_date, north)]
+    got = [(c, start, end, v[0]) for c, (start, end), v in dock.segment_lines() if c != "speed"]
+    assert len(got) == len(expected) > 20
+    expected = [(c, ref.replace(tzinfo=None), sec.replace(tzinfo=None), v) for c, ref, sec, v in expected]
+    for (c, start, end, value), (c2, ref, sec, value2) in zip(sorted(got, key=lambda s: s[:3]),
+                                                              sorted(expected, key=lambda s: s[:3])):
+        assert (c, start, end) == (c2, ref, sec)
+        assert value == pytest.approx(value2, rel=1e-9)
+    with rasterio.open(paths["quality"]) as ds:
+        rms, used = ds.read()[:2, row, col]
+    assert dock.message.text().endswith(f"Residual RMS {rms:.3g} m/yr, {int(used)} pair(s) used.")
