@@ -107,10 +107,10 @@ class TimeSeriesDock(QDockWidget):
         self.pixel = pixel
         text = (f"{os.path.basename(pixel.path)} — row {pixel.row}, column {pixel.col} "
                 f"(x {pixel.x:.1f}, y {pixel.y:.1f})")
-        self.message.setText(" ".join([text] + pixel.notes))
+        self.message.setText("\n".join([text] + pixel.notes))
         self.csv_button.setEnabled(True)
         if self.figure is None:
-            self.message.setText(self.message.text() + " " + INSTALL_HINT)
+            self.message.setText(self.message.text() + "\n" + INSTALL_HINT)
             return
         self.png_button.setEnabled(True)
         self.draw(pixel)
