@@ -153,7 +153,8 @@ class TimeSeriesDock(QDockWidget):
             mine = [segment for segment in pixel.segments if segment.component == component]
             if mine:
                 collection = axes.hlines([m.value for m in mine], [m.ref_date for m in mine],
-                                         [m.sec_date for m in mine], colors=COLOURS[component], alpha=0.4, lw=3,
+                                         [m.sec_date for m in mine], colors=COLOURS[component], alpha=0.4,
+                                         lw=3 if len(mine) < 30 else 2,
                                          label=f"{component} pairs", zorder=2)
                 collection.set_capstyle("butt")
                 self.plotted_segments.append((component, collection))
