@@ -1,8 +1,10 @@
-"""Plugin object: registers the Processing provider and the "Install Python dependencies…" action."""
+"""Plugin object: registers the Processing provider, the "Install Python dependencies…" action and the
+plugin's toolbar with the "Pixel time series" map tool (ui/timeseries_panel.py)."""
+import os
 from html import escape
 
 from qgis.core import Qgis, QgsApplication, QgsMessageLog
-from qgis.PyQt.QtCore import QThread, pyqtSignal
+from qgis.PyQt.QtCore import QThread, Qt, pyqtSignal
 from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import (QAction, QDialog, QDialogButtonBox, QLabel, QMessageBox, QPlainTextEdit,
                                  QProgressBar, QPushButton, QVBoxLayout)
@@ -13,6 +15,7 @@ from .core import dependencies
 from .processing_provider.provider import ICON_PATH, SurfaceMotionProvider
 
 MENU = "Surface Motion Toolbox"
+SERIES_ICON_PATH = os.path.join(os.path.dirname(__file__), "ui", "icons", "pixel_series.svg")
 LOG_TAG = "Surface Motion Toolbox"
 
 
@@ -30,6 +33,10 @@ class SurfaceMotionPlugin:
         self.provider = None  # keep a reference, or Python garbage-collects the provider
         self.install_action = None
         self.dialog = None
+        self.toolbar = None
+        self.series_action = None
+        self.series_tool = None
+        self.series_dock = None
 
     def initProcessing(self):  # noqa: N802 (QGIS API name)
         if self.provider is None:
@@ -43,12 +50,56 @@ class SurfaceMotionPlugin:
                                        "this QGIS profile (python/dependencies) with QGIS's own Python")
         self.install_action.triggered.connect(lambda: self.open_installer())
         self.iface.addPluginToMenu(MENU, self.install_action)
+        self.add_series_tool()
         if self.iface.mainWindow().isVisible():  # enabled in a running QGIS
             self.check_at_startup()
         else:
             self.iface.initializationCompleted.connect(self.check_at_startup)
 
+    def add_series_tool(self):
+        """The plugin's toolbar with the checkable "Pixel time series" map tool (dock made on first use)."""
+        self.toolbar = self.iface.addToolBar(MENU)
+        self.toolbar.setObjectName("SurfaceMotionToolbar")
+        self.series_action = QAction(QIcon(SERIES_ICON_PATH), "Pixel time series", self.iface.mainWindow())
+        self.series_action.setCheckable(True)
+        self.series_action.setToolTip("Pixel time series: click a pixel of an invertpairs or stackvelocity output "
+                                      "or of an ITS_LIVE download to plot its time series")
+        self.series_action.triggered.connect(lambda checked: self.activate_series_tool(checked))
+        self.toolbar.addAction(self.series_action)
+
+    def activate_series_tool(self, checked: bool = True):
+        """Make the map tool the canvas's (or release it); returns the tool."""
+        canvas = self.iface.mapCanvas()
+        if not checked:
+            if self.series_tool is not None and canvas.mapTool() is self.series_tool:
+                canvas.unsetMapTool(self.series_tool)
+            return self.series_tool
+        if self.series_tool is None:
+            from .ui.timeseries_panel import PixelSeriesTool, TimeSeriesDock
+
+            self.series_dock = TimeSeriesDock(self.iface.mainWindow())
+            self.iface.addDockWidget(Qt.RightDockWidgetArea, self.series_dock)
+            self.series_dock.hide()
+            self.series_tool = PixelSeriesTool(canvas, self.series_dock, self.iface.activeLayer)
+            self.series_tool.setAction(self.series_action)
+        canvas.setMapTool(self.series_tool)
+        return self.series_tool
+
+    def remove_series_tool(self):
+        if self.series_tool is not None:
+            self.iface.mapCanvas().unsetMapTool(self.series_tool)
+            self.series_tool = None
+        if self.series_dock is not None:
+            self.iface.removeDockWidget(self.series_dock)
+            self.series_dock.deleteLater()
+            self.series_dock = None
+        if self.toolbar is not None:
+            self.toolbar.removeAction(self.series_action)
+            self.toolbar.deleteLater()
+            self.toolbar, self.series_action = None, None
+
     def unload(self):
+        self.remove_series_tool()
         if self.install_action is not None:
             self.iface.removePluginMenu(MENU, self.install_action)
             self.install_action = None

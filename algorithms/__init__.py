@@ -6,6 +6,7 @@ from .coregister_dem import CoregisterDemAlgorithm
 from .correlate import CorrelatePairAlgorithm, CorrelatePairsAlgorithm
 from .extract_band import ExtractBandAlgorithm
 from .itslive_analysis import FluxDivergenceAlgorithm, StrainRatesAlgorithm, TrackParticlesAlgorithm
+from .invert_pairs import InvertPairsAlgorithm
 from .itslive_data import ItsLiveDownloadAlgorithm, ItsLiveFindCubesAlgorithm, ItsLivePointSeriesAlgorithm
 from .orthorectify import OrthorectifyAlgorithm
 from .planet import PlanetSearchAlgorithm
@@ -32,6 +33,7 @@ ALGORITHM_CLASSES = (
     VelocityAlgorithm,
     StackVelocityAlgorithm, AoiTimelineAlgorithm,
     TimelapseAlgorithm,
+    InvertPairsAlgorithm,
     StrainRatesAlgorithm, FluxDivergenceAlgorithm, TrackParticlesAlgorithm,
     ItsLiveFindCubesAlgorithm, ItsLiveDownloadAlgorithm, ItsLivePointSeriesAlgorithm,
     S1TimeSeriesAlgorithm, S1MtSpeckleAlgorithm, S1TimescanAlgorithm, S1AnimationAlgorithm, S1MosaicAlgorithm,

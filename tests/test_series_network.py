@@ -57,7 +57,7 @@ def test_velocity_raster_and_asp(tmp_path):
 
 
 def test_network_from_table_sorted_and_grid_checked(tmp_path):
-    a = _disparity(tmp_path / "a.tif")
+    _disparity(tmp_path / "a.tif")
     b = _disparity(tmp_path / "b.tif")
     table = pd.DataFrame({"path": ["b.tif", "a.tif"], "ref_date": ["2020-02-03", "2020-02-01"],
                           "sec_date": ["2020-02-09", "2020-02-09"]})

@@ -1,0 +1,193 @@
+"""Blockwise inversion of a pair network on its common grid into time-series GeoTIFFs (issue 14 contract).
+
+Reads only the rows of one block from every pair (bounded memory), inverts east and north velocity
+(m/yr, grid x / grid y) with :func:`core.series.inversion.invert`, and writes in one
+:class:`core.io.OutputSet` (all or nothing):
+
+* ``<prefix>_velocity_east.tif``, ``_velocity_north.tif``, ``_speed.tif``: m/yr per step, one band per step
+  dated at the step centre;
+* ``<prefix>_displacement_east.tif``, ``_displacement_north.tif``: cumulative displacement (m) since the first
+  date, one band per step dated at the step end;
+* ``<prefix>_quality.tif``: residual RMS (m/yr, of the pair velocities, east and north pooled), number of
+  pairs used (after robust reweighting: weight > 0), number of steps no used pair overlaps.
+
+Band descriptions ``YYYY-MM-DD (unit)``; tags ``SM_SERIES_KIND``, ``SM_SERIES_UNIT``, ``SM_SERIES_DATES``,
+``SM_SERIES_SOURCES`` (JSON), ``SM_SERIES_LAMBDA``, ``SM_SERIES_UNCOVERED`` (dates of steps no pair of the
+network overlaps: they come from the regularisation only; also band tag ``SM_COVERED`` = 0/1).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from ..dates import DAYS_PER_YEAR
+from ..errors import UserInputError, check_canceled
+from ..io import OutputSet, output_folder
+from . import inversion
+from .network import PairRaster, check_common_grid, sources_tag
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+#: Bytes of pair data (both components, float64, with working copies) a block may hold.
+BLOCK_BUDGET_BYTES = 768 * 1024 * 1024
+_WORK_COPIES = 8
+#: Rows read around the grid's centre to choose λ by GCV.
+GCV_ROWS = 32
+QUANTITIES = (
+    ("velocity_east", "m/yr", "itslive_component"),
+    ("velocity_north", "m/yr", "itslive_component"),
+    ("speed", "m/yr", "itslive_speed"),
+    ("displacement_east", "m", "itslive_component"),
+    ("displacement_north", "m", "itslive_component"),
+)
+QUALITY_DESCRIPTIONS = ("residual RMS (m/yr)", "pairs used (count)", "uncovered steps (count)")
+
+
+def _days(moment: datetime) -> float:
+    return (moment - _EPOCH) / timedelta(days=1)
+
+
+def _iso_day(days: float) -> str:
+    return (_EPOCH + timedelta(days=float(days))).strftime("%Y-%m-%d")
+
+
+def block_rows_for(n_pairs: int, width: int, budget: int = BLOCK_BUDGET_BYTES) -> int:
+    """Rows per block so that the block's pair data and working copies stay within ``budget`` bytes."""
+    per_row = n_pairs * width * 2 * 8 * _WORK_COPIES
+    return max(1, min(512, budget // max(per_row, 1)))
+
+
+def _read_block(pairs: Sequence[PairRaster], grid, start: int, stop: int) -> np.ndarray:
+    """(n_pairs, 2, rows, cols) velocities (m/yr), NaN where either component is missing."""
+    window = grid.rows(start, stop)
+    out = np.empty((len(pairs), 2, stop - start, grid.width))
+    for j, pair in enumerate(pairs):
+        east, north = pair.read_velocity(window)
+        bad = ~(np.isfinite(east) & np.isfinite(north))
+        east[bad] = np.nan
+        north[bad] = np.nan
+        out[j, 0], out[j, 1] = east, north
+    return out
+
+
+def _validate(pairs: Sequence[PairRaster], min_pairs: int) -> None:
+    if len(pairs) < 2:
+        raise UserInputError(
+            f"The network has {len(pairs)} pair: an inversion needs at least two (redundant) pairs; give more "
+            "disparity or velocity rasters.")
+    if not 1 <= min_pairs <= len(pairs):
+        raise UserInputError(f"The minimum number of pairs per pixel must be between 1 and {len(pairs)} "
+                             f"(the pairs given); got {min_pairs}.")
+
+
+def invert_network(pairs: Sequence[PairRaster], out_folder: str, prefix: str = "series", step_days: float = 0.0,
+                   lam: Optional[float] = None, robust: bool = True, min_pairs: int = 2,
+                   progress: Optional[Callable[[float], None]] = None, is_canceled=None,
+                   log: Optional[Callable[[str], None]] = None, block_rows: Optional[int] = None) -> Dict[str, str]:
+    """Invert ``pairs`` (one grid) into the time-series rasters; returns {quantity: path} (+ "quality").
+
+    ``step_days`` 0: steps between consecutive unique acquisition dates; ``lam`` None or 0: GCV.
+    """
+    log = log or (lambda message: None)
+    pairs = list(pairs)
+    _validate(pairs, int(min_pairs))
+    grid = check_common_grid(pairs)
+    starts = np.array([_days(p.start) for p in pairs])
+    ends = np.array([_days(p.end) for p in pairs])
+    edges = inversion.time_edges(starts, ends, float(step_days or 0.0))
+    a = inversion.design_matrix(starts, ends, edges)
+    d = inversion.difference_operator(edges)
+    coverage = inversion.step_coverage(a)
+    centres = [_iso_day(t) for t in inversion.labels(edges)]
+    step_ends = [_iso_day(t) for t in edges[1:]]
+    uncovered = [centres[k] for k in np.flatnonzero(coverage == 0)]
+    if uncovered:
+        log(f"{len(uncovered)} of {len(centres)} steps are covered by no pair (regularisation only): "
+            + ", ".join(uncovered[:10]) + (" …" if len(uncovered) > 10 else ""))
+    rows = int(block_rows or block_rows_for(len(pairs), grid.width))
+    if not lam:
+        lam = _choose_lambda(pairs, grid, a, d, rows, robust)
+        log(f"λ chosen by generalised cross-validation: {lam:g}")
+    common = {"SM_SERIES_SOURCES": sources_tag(pairs), "SM_SERIES_LAMBDA": repr(float(lam)),
+              "SM_SERIES_UNCOVERED": ",".join(uncovered), "SM_SERIES_ROBUST": str(bool(robust))}
+    band_tags = [{"SM_COVERED": str(int(c > 0)), "SM_PAIRS_OVERLAPPING": str(int(c))} for c in coverage]
+    blocks = [(s, min(grid.height, s + rows)) for s in range(0, grid.height, rows)]
+    paths = {}
+    with output_folder(out_folder) as folder, OutputSet() as outputs, contextlib.ExitStack() as stack:
+        writers = {}
+        for kind, unit, style in QUANTITIES:
+            dates = step_ends if kind.startswith("displacement") else centres
+            path = os.path.join(folder, f"{prefix}_{kind}.tif")
+            tags = dict(common, SM_SERIES_KIND=kind, SM_SERIES_UNIT=unit, SM_SERIES_DATES=",".join(dates))
+            writers[kind] = stack.enter_context(outputs.raster(
+                path, grid, [f"{date} ({unit})" for date in dates], tags=tags, band_tags=band_tags, style=style,
+                require_valid=_EMPTY_HINT if kind == "speed" else None))
+            paths[kind] = path
+        paths["quality"] = os.path.join(folder, f"{prefix}_quality.tif")
+        writers["quality"] = stack.enter_context(outputs.raster(
+            paths["quality"], grid, QUALITY_DESCRIPTIONS, style="velocity_speed", require_valid=None,
+            tags=dict(common, SM_SERIES_KIND="quality")))
+        for done, (start, stop) in enumerate(blocks, start=1):
+            check_canceled(is_canceled)
+            _invert_block(pairs, grid, a, d, edges, float(lam), robust, int(min_pairs), start, stop, writers)
+            if progress is not None:
+                progress(100.0 * done / len(blocks))
+    return paths
+
+
+_EMPTY_HINT = ("No pixel has enough valid pairs: check that the pair rasters overlap and hold valid offsets, "
+               "or lower the minimum number of pairs per pixel.")
+
+
+def _choose_lambda(pairs, grid, a, d, rows, robust) -> float:
+    """GCV λ on the rows around the grid's centre (east and north columns pooled)."""
+    half = min(GCV_ROWS, rows, grid.height) // 2
+    centre = grid.height // 2
+    start, stop = max(0, centre - half), min(grid.height, centre + max(half, 1))
+    y = _read_block(pairs, grid, start, stop).reshape(len(pairs), -1)
+    keep = np.isfinite(y).sum(axis=0) >= 3
+    if not keep.any():
+        return 1.0
+    y = y[:, keep]
+    first = inversion.solve_grouped(a, y, np.ones(len(pairs)), 1.0, d, 2)
+    w = inversion.weights_from_sigmas(inversion.pair_sigmas(a, y, first))
+    return inversion.choose_lambda(a, y, d, w, robust)
+
+
+def _invert_block(pairs, grid, a, d, edges, lam, robust, min_pairs, start, stop, writers) -> None:
+    block = _read_block(pairs, grid, start, stop)
+    n_pairs, _, n_rows, n_cols = block.shape
+    y = block.reshape(n_pairs, 2 * n_rows * n_cols)
+    result = inversion.invert(a, y, d, lam=lam, robust=robust, min_pairs=min_pairs)
+    k = a.shape[1]
+    v = result.v.reshape(k, 2, n_rows, n_cols)
+    east, north = v[:, 0], v[:, 1]
+    window = grid.rows(start, stop)
+    writers["velocity_east"].write(east.astype(np.float32), window=window)
+    writers["velocity_north"].write(north.astype(np.float32), window=window)
+    writers["speed"].write(np.hypot(east, north).astype(np.float32), window=window)
+    disp = inversion.cumulative_displacement(result.v, edges, DAYS_PER_YEAR).reshape(k, 2, n_rows, n_cols)
+    writers["displacement_east"].write(disp[:, 0].astype(np.float32), window=window)
+    writers["displacement_north"].write(disp[:, 1].astype(np.float32), window=window)
+    rms = result.residual_rms.reshape(2, n_rows, n_cols)
+    n_used = result.n_used.reshape(2, n_rows, n_cols)
+    valid = np.isfinite(y[:, : n_rows * n_cols])
+    gaps = inversion.uncovered_steps(a, valid).reshape(n_rows, n_cols).astype(np.float32)
+    finite = np.isfinite(rms)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pooled = np.sqrt(np.where(finite, rms ** 2, 0.0).sum(axis=0) / finite.sum(axis=0))
+    solved = np.isfinite(pooled)
+    quality = np.stack([pooled, np.where(solved, n_used.min(axis=0), np.nan),
+                        np.where(solved, gaps, np.nan)]).astype(np.float32)
+    writers["quality"].write(quality, window=window)
+
+
+def series_dates(path: str) -> List[str]:
+    """The ``SM_SERIES_DATES`` of a time-series raster written here."""
+    from ..io import open_raster
+
+    with open_raster(path) as ds:
+        return [d for d in ds.tags().get("SM_SERIES_DATES", "").split(",") if d]

@@ -1,0 +1,75 @@
+"""surfacemotion:invertpairs in-process and with qgis_process.bin (issue 14, point 3)."""
+import json
+import os
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.io import open_raster
+from test_series_inversion import DATES, PAIRS, _displacement, write_network
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("invertpairs")
+    paths = write_network(str(folder))
+    table = folder / "pairs.csv"
+    pd.DataFrame({"path": [os.path.basename(p) for p in paths]}).to_csv(table, index=False)
+    return paths, str(table)
+
+
+def _east_px_per_step(path):
+    with open_raster(path) as ds:
+        east = ds.read().astype(float)
+    return east * np.diff(DATES)[:, None, None] / 365.25 / 2.0  # pixel 2 m
+
+
+def test_invertpairs_runs_and_loads_one_group_speed_first(network, run_algorithm, tmp_path):
+    paths, _ = network
+    results, context, feedback = run_algorithm("surfacemotion:invertpairs", {
+        "INPUT": paths, "STEP_DAYS": 0, "REGULARISATION": 0, "ROBUST": True, "MIN_PAIRS": 3, "PREFIX": "pm",
+        "OUTPUT_FOLDER": str(tmp_path / "out")})
+    layers = results["OUTPUT_LAYERS"]
+    assert [os.path.basename(p) for p in layers] == [
+        "pm_speed.tif", "pm_velocity_east.tif", "pm_velocity_north.tif", "pm_displacement_east.tif",
+        "pm_displacement_north.tif", "pm_quality.tif"]
+    loading = context.layersToLoadOnCompletion()
+    assert set(loading) == set(layers)
+    assert loading[layers[0]].name == "pm speed"
+    assert f"{len(PAIRS)} pairs, 2020-01-01 … 2020-08-03" in feedback.textLog()
+    assert "generalised cross-validation" in feedback.textLog()
+    truth = np.array([_displacement(lo, hi) for lo, hi in zip(DATES[:-1], DATES[1:])])
+    recovered = _east_px_per_step(layers[1])
+    assert np.sqrt(np.nanmean((recovered - truth[:, None, None]) ** 2)) < 0.1
+    assert os.path.isfile(layers[0][:-4] + ".qml")
+
+
+def test_invertpairs_regular_step_and_fixed_lambda(network, run_algorithm, tmp_path):
+    _, table = network
+    results, _, feedback = run_algorithm("surfacemotion:invertpairs", {
+        "PAIRS": table, "STEP_DAYS": 30, "REGULARISATION": 0.1, "ROBUST": False, "MIN_PAIRS": 3,
+        "PREFIX": "m", "OUTPUT_FOLDER": str(tmp_path / "out")})
+    with open_raster(results["OUTPUT_LAYERS"][0]) as ds:
+        assert ds.count == 8 and ds.descriptions[0] == "2020-01-16 (m/yr)"
+        assert ds.tags()["SM_SERIES_LAMBDA"] == "0.1"
+        speed = ds.read(1).astype(float)
+    # first step 0-30 days at 0.05 px/day east and 0.025 north: speed = hypot · 2 m · 365.25
+    np.testing.assert_allclose(np.nanmedian(speed), np.hypot(0.05, 0.025) * 2 * 365.25, rtol=0.05)
+    assert "generalised" not in feedback.textLog()
+
+
+def test_invertpairs_runs_from_the_command_line(network, tmp_path, qgis_process_env):
+    _, table = network
+    arguments = ["--json", "run", "surfacemotion:invertpairs", "--", f"PAIRS={table}", "STEP_DAYS=0",
+                 "REGULARISATION=0", "ROBUST=true", "MIN_PAIRS=3", "PREFIX=cli",
+                 f"OUTPUT_FOLDER={tmp_path / 'cli'}"]
+    done = subprocess.run(["qgis_process.bin", *arguments], env=qgis_process_env, capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    results = json.loads(done.stdout)["results"]
+    speed = results["OUTPUT_LAYERS"][0]
+    assert os.path.basename(speed) == "cli_speed.tif"
+    with open_raster(speed) as ds:
+        assert ds.tags()["SM_SERIES_KIND"] == "speed" and ds.count == len(DATES) - 1

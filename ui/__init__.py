@@ -1,0 +1,1 @@
+"""Desktop widgets of the plugin (QGIS GUI): the pixel time-series panel; icons and QML styles."""
