@@ -34,6 +34,10 @@ ROBUST_TOLERANCE = 0.1
 ROBUST_MAX_ITERATIONS = 10
 #: λ values tried by GCV (dimensionless, see the module docstring).
 GCV_LAMBDAS = np.logspace(-3, 2, 26)
+#: solve_grouped factorises per NaN pattern while there are at most this many patterns, or one per
+#: COLUMNS_PER_GROUP columns; beyond, the batched solve is quicker.
+MAX_GROUPS = 256
+COLUMNS_PER_GROUP = 32
 #: Bytes of normal matrices built at once by the batched solve.
 _BATCH_BYTES = 64 * 1024 * 1024
 
@@ -104,6 +108,12 @@ def solve_grouped(a: np.ndarray, y: np.ndarray, pair_weights: np.ndarray, lam: f
     out = np.full((a.shape[1], y.shape[1]), np.nan)
     reg = lam ** 2 * d.T @ d
     patterns, labels = mask_groups(valid)
+    if len(patterns) > max(MAX_GROUPS, y.shape[1] // COLUMNS_PER_GROUP):
+        # scattered masks (few columns per pattern): the batched solve is faster than one factorisation each
+        enough = valid.sum(axis=0) >= max(1, min_pairs)
+        out[:, enough] = solve_weighted(a, np.nan_to_num(y[:, enough]), valid[:, enough] * pair_weights[:, None],
+                                        lam, d)
+        return out
     order = np.argsort(labels, kind="stable")
     bounds = np.searchsorted(labels[order], np.arange(len(patterns) + 1))
     for g, rows in enumerate(patterns):
