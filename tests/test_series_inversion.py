@@ -204,3 +204,11 @@ def test_driver_refuses_one_pair(network_dir, tmp_path):
     with pytest.raises(UserInputError, match="at least two"):
         invert_network(pairs, str(tmp_path / "o"))
     assert not (tmp_path / "o").exists()
+
+
+def test_nan_median_rows_equals_numpy():
+    x = np.random.default_rng(5).normal(size=(7, 9))
+    x[x > 1.0] = np.nan
+    x[3] = np.nan
+    expected = np.array([np.nan if np.isnan(row).all() else np.nanmedian(row) for row in x])
+    np.testing.assert_array_equal(inv.nan_median_rows(x), expected)
