@@ -151,7 +151,7 @@ def main() -> None:
     prepare = time.time() - t
     robust = not args.no_robust
     wall, inner, rss = run_case(paths, os.path.join(folder, "out"), args.step, args.lam, robust)
-    print(f"| pairs | size | dates | steps | robust | λ | prepare (s) | invert (s) | process (s) | peak RSS (MB) |")
+    print("| pairs | size | dates | steps | robust | λ | prepare (s) | invert (s) | process (s) | peak RSS (MB) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     steps = len(days) - 1 if not args.step else int(np.ceil(days[-1] / args.step))
     print(f"| {len(paths)} | {args.size}² | {args.dates} | {steps} | {robust} | "
