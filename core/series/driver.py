@@ -13,7 +13,8 @@ Reads only the rows of one block from every pair (bounded memory), inverts east 
 
 Band descriptions ``YYYY-MM-DD (unit)``; tags ``SM_SERIES_KIND``, ``SM_SERIES_UNIT``, ``SM_SERIES_DATES``,
 ``SM_SERIES_SOURCES`` (JSON), ``SM_SERIES_LAMBDA``, ``SM_SERIES_UNCOVERED`` (dates of steps no pair of the
-network overlaps: they come from the regularisation only; also band tag ``SM_COVERED`` = 0/1).
+network overlaps: they come from the regularisation only; absent when every step is covered; also band
+tag ``SM_COVERED`` = 0/1).
 """
 from __future__ import annotations
 
