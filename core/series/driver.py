@@ -33,7 +33,7 @@ from .network import PairRaster, check_common_grid, sources_tag
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 #: Bytes of pair data (both components, float64, with working copies) a block may hold.
-BLOCK_BUDGET_BYTES = 512 * 1024 * 1024
+BLOCK_BUDGET_BYTES = 256 * 1024 * 1024
 _WORK_COPIES = 8
 #: Rows read around the grid's centre to choose λ by GCV.
 GCV_ROWS = 32
