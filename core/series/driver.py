@@ -13,7 +13,8 @@ Reads only the rows of one block from every pair (bounded memory), inverts east 
 
 Band descriptions ``YYYY-MM-DD (unit)``; tags ``SM_SERIES_KIND``, ``SM_SERIES_UNIT``, ``SM_SERIES_DATES``,
 ``SM_SERIES_SOURCES`` (JSON), ``SM_SERIES_LAMBDA``, ``SM_SERIES_UNCOVERED`` (dates of steps no pair of the
-network overlaps: they come from the regularisation only; also band tag ``SM_COVERED`` = 0/1).
+network overlaps: they come from the regularisation only; absent when every step is covered; also band
+tag ``SM_COVERED`` = 0/1).
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ from .network import PairRaster, check_common_grid, sources_tag
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 #: Bytes of pair data (both components, float64, with working copies) a block may hold.
-BLOCK_BUDGET_BYTES = 768 * 1024 * 1024
+BLOCK_BUDGET_BYTES = 256 * 1024 * 1024
 _WORK_COPIES = 8
 #: Rows read around the grid's centre to choose λ by GCV.
 GCV_ROWS = 32
