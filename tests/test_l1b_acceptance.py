@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 import pytest
-from osgeo import gdal, osr
+from osgeo import gdal
 from shapely.geometry import Point, Polygon
 
 from core.errors import UserInputError
@@ -76,13 +76,12 @@ def test_egm96_dem_gives_the_ortho_of_the_equivalent_ellipsoid_dem(job):
     assert np.nanpercentile(np.abs(first - second), 99) < 2.0
 
 
-def _egm2008_grid_installed() -> bool:
-    return any(os.path.exists(os.path.join(folder, EGM2008_GRID)) for folder in osr.GetPROJSearchPaths() or [])
+def test_dem_declared_egm2008_without_its_grid_is_refused(job, tmp_path, monkeypatch):
+    """PROJ's search path is emptied for the test, so the refusal is checked on a machine that has the
+    grid installed too (the provider-setting folder, tmp_path, holds no grid)."""
+    import core.ortho.vdatum as vdatum
 
-
-def test_dem_declared_egm2008_without_its_grid_is_refused(job, tmp_path):
-    if _egm2008_grid_installed():
-        pytest.skip(f"{EGM2008_GRID} is installed here: the refusal cannot happen")
+    monkeypatch.setattr(vdatum, "proj_search_paths", lambda: [])
     from core.ortho.orthorectify import orthorectify_scene
 
     for dem, datum in ((job.dems["egm2008"], "crs"), (job.dems["ellipsoid"], "egm2008")):

@@ -78,16 +78,8 @@ def l1b_job(tmp_path_factory):
 
 
 def test_the_l1b_model_validates_in_the_designer_and_in_the_toolbox(provider):
-    for model in (file_model(), registered_model(provider), registered_model(provider).createInstance()):
-        assert model.validate() == (True, [])
-        children = model.childAlgorithms()
-        assert sorted(child.algorithmId() for child in children.values()) == sorted(STEPS)
-        for child_id, child in children.items():
-            assert model.validateChildAlgorithm(child_id) == (True, [])
-            sources = child.parameterSources()
-            for definition in child.algorithm().parameterDefinitions():
-                assert (definition.isDestination() or definition.name() in sources
-                        or definition.flags() & definition.FlagOptional), (child_id, definition.name())
+    test_model.assert_validates([file_model(), registered_model(provider),
+                                 registered_model(provider).createInstance()], STEPS)
 
 
 def test_inputs_in_workflow_order_and_one_dem_for_ortho_and_ramp(provider):

@@ -135,10 +135,11 @@ def _inside_function(lonlat_wkt: str, crs_wkt: str) -> Callable:
     return lambda x, y: vectorized.contains(polygons, np.asarray(x), np.asarray(y))
 
 
-def fit_once(reference: str, secondary: str, dem: str, grid: Grid, folder: str, index: int, *, datum: str,
+def fit_once(reference: str, secondary: str, models, dem: str, grid: Grid, folder: str, index: int, *, datum: str,
              height_offset: float, geoid_folder, aoi_wkt, aoi_crs, chip_size: int, search_range: int, step: int,
              unstable_mask: Optional[Callable], cancelled: Optional[Callable]) -> ShiftFit:
-    """Orthorectify both scenes on ``dem``, correlate them and fit the DEM's shift (m)."""
+    """Orthorectify both scenes on ``dem``, correlate them and fit the DEM's shift (m); ``models`` are
+    the scenes' :class:`RpcModel` (read once per run)."""
     orthos = []
     for name, scene in (("reference", reference), ("secondary", secondary)):
         check_canceled(cancelled)
@@ -169,8 +170,7 @@ def fit_once(reference: str, secondary: str, dem: str, grid: Grid, folder: str, 
     half = SLOPE_BASE / 2.0
     grad_east = (height(x + half, y) - height(x - half, y)) / SLOPE_BASE
     grad_north = (height(x, y + half) - height(x, y - half)) / SLOPE_BASE
-    t_ref = parallax_sensitivity(RpcModel(read_rpc(reference)), x, y, h, to_lonlat, from_lonlat)
-    t_sec = parallax_sensitivity(RpcModel(read_rpc(secondary)), x, y, h, to_lonlat, from_lonlat)
+    t_ref, t_sec = (parallax_sensitivity(model, x, y, h, to_lonlat, from_lonlat) for model in models)
     return fit_dem_shift(dx * pixel_x, -dy * pixel_y, t_sec[0] - t_ref[0], t_sec[1] - t_ref[1],
                          grad_east, grad_north, x, y)
 
@@ -220,11 +220,12 @@ def align_dem_to_pair(dem: str, reference: str, secondary: str, out_path: str, r
     grid = job_grid([reference, secondary], dem, aoi_wkt=aoi_wkt, aoi_crs=aoi_crs, resolution=resolution,
                     vertical_datum=datum, height_offset=height_offset, geoid_folder=geoid_folder)
     unstable_mask = None if not unstable_wkt else _inside_function(unstable_wkt, grid.crs.to_wkt())
+    models = [RpcModel(read_rpc(scene)) for scene in (reference, secondary)]
     result = PairAlignment(out_path)
     with temporary_folder(os.path.dirname(os.path.abspath(out_path)), "dem_alignment") as folder:
         current = dem
         for index in range(1, max(1, int(iterations)) + 1):
-            fit = fit_once(reference, secondary, current, grid, folder, index, datum=datum,
+            fit = fit_once(reference, secondary, models, current, grid, folder, index, datum=datum,
                            height_offset=height_offset, geoid_folder=geoid_folder, aoi_wkt=aoi_wkt,
                            aoi_crs=aoi_crs, chip_size=chip_size, search_range=search_range, step=step,
                            unstable_mask=unstable_mask, cancelled=is_canceled)
