@@ -212,3 +212,25 @@ def test_nan_median_rows_equals_numpy():
     x[3] = np.nan
     expected = np.array([np.nan if np.isnan(row).all() else np.nanmedian(row) for row in x])
     np.testing.assert_array_equal(inv.nan_median_rows(x), expected)
+
+
+def test_driver_bounds_gdal_block_cache_and_restores_it(network_dir, tmp_path, monkeypatch):
+    """GDAL's block cache stays at GDAL_CACHE_BYTES while blocks are inverted (not GDAL's 5 % of the RAM,
+    which would grow with the number of pair files), and is back to its size afterwards."""
+    from osgeo import gdal
+
+    from core.series import driver
+
+    before = gdal.GetCacheMax()
+    seen = []
+    original = driver._invert_block
+
+    def recording(*args, **kwargs):
+        seen.append(gdal.GetCacheMax())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(driver, "_invert_block", recording)
+    pairs = read_network(sorted(str(p) for p in network_dir.glob("*_disp.tif")))
+    invert_network(pairs, str(tmp_path / "out"), prefix="cache", block_rows=6, lam=0.3)
+    assert seen and set(seen) == {driver.GDAL_CACHE_BYTES}
+    assert gdal.GetCacheMax() == before

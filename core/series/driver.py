@@ -24,6 +24,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
+import rasterio
 
 from ..dates import DAYS_PER_YEAR
 from ..errors import UserInputError, check_canceled
@@ -35,6 +36,10 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 #: Bytes of pair data (both components, float64, with working copies) a block may hold.
 BLOCK_BUDGET_BYTES = 256 * 1024 * 1024
 _WORK_COPIES = 8
+#: GDAL block cache (bytes) while a network is inverted: GDAL's default (5 % of the RAM) would hold
+#: decompressed tiles of every pair file and grow with the network; this bound keeps the peak memory
+#: independent of the number of pairs (rasterio restores the previous size afterwards).
+GDAL_CACHE_BYTES = 256 * 1024 * 1024
 #: Rows read around the grid's centre to choose λ by GCV.
 GCV_ROWS = 32
 QUANTITIES = (
@@ -91,7 +96,15 @@ def invert_network(pairs: Sequence[PairRaster], out_folder: str, prefix: str = "
     """Invert ``pairs`` (one grid) into the time-series rasters; returns {quantity: path} (+ "quality").
 
     ``step_days`` 0: steps between consecutive unique acquisition dates; ``lam`` None or 0: GCV.
+    GDAL's block cache is bounded to :data:`GDAL_CACHE_BYTES` meanwhile.
     """
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
+        return _invert_network(pairs, out_folder, prefix, step_days, lam, robust, min_pairs, progress,
+                               is_canceled, log, block_rows)
+
+
+def _invert_network(pairs, out_folder, prefix, step_days, lam, robust, min_pairs, progress, is_canceled, log,
+                    block_rows) -> Dict[str, str]:
     log = log or (lambda message: None)
     pairs = list(pairs)
     _validate(pairs, int(min_pairs))
