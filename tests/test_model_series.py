@@ -7,6 +7,7 @@ The pairs are the synthetic redundant disparity network of tests/test_series_inv
 import csv
 import json
 import os
+import subprocess
 
 import numpy as np
 import pytest
@@ -44,14 +45,16 @@ def network(tmp_path_factory):
     return write_network(str(folder)), write_aoi(folder)
 
 
-def _pairs_input(model, name="pairs"):
+def _pairs_input(model, name: str = "pairs") -> None:
+    """Add a multiple-raster model input ``name`` (the pair rasters)."""
     from qgis.core import QgsProcessing, QgsProcessingModelParameter, QgsProcessingParameterMultipleLayers
 
     model.addModelParameter(QgsProcessingParameterMultipleLayers(name, name, QgsProcessing.TypeRaster),
                             QgsProcessingModelParameter(name))
 
 
-def _invert_step(folder):
+def _invert_step(folder: str):
+    """The invertpairs step on the model's pairs: per-date steps, GCV lambda, robust, prefix mdl."""
     from qgis.core import QgsProcessingModelChildParameterSource as S
 
     return _child("surfacemotion:invertpairs", "invert", {
@@ -61,7 +64,8 @@ def _invert_step(folder):
         "OUTPUT_FOLDER": S.fromStaticValue(folder)})
 
 
-def _run(model, parameters):
+def _run(model, parameters: dict) -> dict:
+    """Run ``model`` in-process (processing.run); removes the layers it loaded into the project."""
     import processing
     from qgis.core import QgsProcessingContext, QgsProcessingFeedback, QgsProject
 
@@ -99,6 +103,7 @@ def check_inversion(folder, prefix="mdl"):
 
 
 def test_a_model_running_invertpairs_on_its_input_pairs(provider, network, tmp_path):
+    """A one-step model (model input pair rasters -> invertpairs) validates and recovers the synthetic history."""
     from qgis.core import QgsProcessingModelAlgorithm
 
     paths, _ = network
@@ -123,23 +128,50 @@ def expected_aoi_rows(paths):
     return out
 
 
-def test_a_model_feeding_the_same_pairs_to_invertpairs_and_aoitimeline(provider, network, tmp_path):
-    """One pair input and one AOI input feed both steps; the timeline table equals numpy on the AOI pixels."""
+def series_model(folder):
+    """One pair input and one AOI input feeding both invertpairs and aoitimeline (outputs under ``folder``)."""
     from qgis.core import (QgsProcessing, QgsProcessingModelAlgorithm, QgsProcessingModelChildParameterSource as S,
                            QgsProcessingModelParameter, QgsProcessingParameterFeatureSource)
 
-    paths, aoi = network
     model = QgsProcessingModelAlgorithm("invert and timeline", "test")
     _pairs_input(model)
     model.addModelParameter(QgsProcessingParameterFeatureSource("aoi", "aoi", [QgsProcessing.TypeVector]),
                             QgsProcessingModelParameter("aoi"))
-    model.addChildAlgorithm(_invert_step(str(tmp_path / "inv")))
+    model.addChildAlgorithm(_invert_step(os.path.join(folder, "inv")))
     model.addChildAlgorithm(_child("surfacemotion:aoitimeline", "timeline", {
         "INPUT": S.fromModelParameter("pairs"), "AOI": S.fromModelParameter("aoi"),
-        "OUTPUT": S.fromStaticValue(str(tmp_path / "timeline.gpkg")),
-        "OUTPUT_CSV": S.fromStaticValue(str(tmp_path / "timeline.csv"))}))
-    assert_validates([model], ["surfacemotion:invertpairs", "surfacemotion:aoitimeline"])
+        "OUTPUT": S.fromStaticValue(os.path.join(folder, "timeline.gpkg")),
+        "OUTPUT_CSV": S.fromStaticValue(os.path.join(folder, "timeline.csv"))}))
+    return model
+
+
+STEPS = ["surfacemotion:invertpairs", "surfacemotion:aoitimeline"]
+
+
+def test_a_model_feeding_the_same_pairs_to_invertpairs_and_aoitimeline(provider, network, tmp_path):
+    """The timeline table equals numpy on the AOI pixels; the inversion equals the truth."""
+    paths, aoi = network
+    model = series_model(str(tmp_path))
+    assert_validates([model], STEPS)
     _run(model, {"pairs": paths, "aoi": aoi})
+    check_inversion(str(tmp_path / "inv"))
+    check_timeline_csv(str(tmp_path / "timeline.csv"), paths)
+
+
+def test_the_model_saved_as_a_file_runs_with_qgis_process(provider, network, tmp_path, qgis_process_env):
+    """The same model written as a .model3 file (what the Model Designer saves) reopens, validates and runs
+    through qgis_process.bin with the same numbers."""
+    from qgis.core import QgsProcessingModelAlgorithm
+
+    paths, aoi = network
+    path = str(tmp_path / "series.model3")
+    assert series_model(str(tmp_path)).toFile(path)
+    reopened = QgsProcessingModelAlgorithm()
+    assert reopened.fromFile(path)
+    assert_validates([reopened], STEPS)
+    arguments = ["qgis_process.bin", "--json", "run", path, "--", f"aoi={aoi}"] + [f"pairs={p}" for p in paths]
+    done = subprocess.run(arguments, env=qgis_process_env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     check_inversion(str(tmp_path / "inv"))
     check_timeline_csv(str(tmp_path / "timeline.csv"), paths)
 
