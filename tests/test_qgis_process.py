@@ -114,3 +114,23 @@ def test_shipped_model_recovers_the_landslide_speed(model_run):
                                        "east velocity (m/yr, grid x)", "north velocity (m/yr, grid y)")
             assert np.isnan(ds.nodata)
             assert ds.transform.a == pytest.approx(12.0) and ds.transform.e == pytest.approx(-12.0)
+
+
+def test_invertpairs_and_aoitimeline_numbers_from_the_command_line(qgis_process_env, tmp_path):
+    """The series steps through qgis_process.bin on the synthetic disparity network: the inverted velocity per
+    step equals the synthetic truth; the AOI timeline equals numpy on the AOI pixels (tests/test_model_series.py)."""
+    from test_model_series import check_inversion, check_timeline_csv, write_aoi
+    from test_series_inversion import write_network
+
+    paths = write_network(str(tmp_path))
+    aoi = write_aoi(tmp_path)
+    layers = run_json(qgis_process_env, "surfacemotion:invertpairs", {
+        "INPUT": paths, "STEP_DAYS": 0, "REGULARISATION": 0, "ROBUST": "true", "MIN_PAIRS": 3, "PREFIX": "cli",
+        "OUTPUT_FOLDER": str(tmp_path / "inv")})["OUTPUT_LAYERS"]
+    assert os.path.basename(layers[0]) == "cli_speed.tif"
+    check_inversion(str(tmp_path / "inv"), prefix="cli")
+    results = run_json(qgis_process_env, "surfacemotion:aoitimeline", {
+        "INPUT": paths, "AOI": aoi, "OUTPUT": str(tmp_path / "timeline.gpkg"),
+        "OUTPUT_CSV": str(tmp_path / "timeline.csv")})
+    assert results["N_ROWS"] == len(paths)
+    check_timeline_csv(results["OUTPUT_CSV"], paths)
