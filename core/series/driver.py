@@ -1,6 +1,6 @@
 """Blockwise inversion of a pair network on its common grid into time-series GeoTIFFs (issue 14 contract).
 
-Reads only the rows of one block from every pair (bounded memory), inverts east and north velocity
+Reads one TILE × TILE window of every pair at a time (each tile once; bounded memory), inverts east and north velocity
 (m/yr, grid x / grid y) with :func:`core.series.inversion.invert`, and writes in one
 :class:`core.io.OutputSet` (all or nothing):
 
@@ -30,18 +30,24 @@ from ..dates import DAYS_PER_YEAR
 from ..errors import UserInputError, check_canceled
 from ..io import OutputSet, output_folder
 from . import inversion
+from rasterio.windows import Window
+
 from .network import PairRaster, check_common_grid, sources_tag
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-#: Bytes of pair data (both components, float64, with working copies) a block may hold.
-BLOCK_BUDGET_BYTES = 256 * 1024 * 1024
-_WORK_COPIES = 8
+#: Blocks are windows of TILE × TILE pixels, the tiles of the shared writer (core.io.write), so that every
+#: tile of every pair is decompressed once and every output tile is written whole.
+TILE = 256
+#: Bytes the solve of one chunk of pixel columns may use: the inversion's working copies measured at
+#: about 12 float64 values per pair and column (tracemalloc, 200 pairs × 39 steps).
+CHUNK_BUDGET_BYTES = 256 * 1024 * 1024
+_WORK_COPIES = 12
 #: GDAL block cache (bytes) while a network is inverted: GDAL's default (5 % of the RAM) would hold
 #: decompressed tiles of every pair file and grow with the network; this bound keeps the peak memory
 #: independent of the number of pairs (rasterio restores the previous size afterwards).
 GDAL_CACHE_BYTES = 256 * 1024 * 1024
-#: Rows read around the grid's centre to choose λ by GCV.
-GCV_ROWS = 32
+#: Side (pixels) of the window at the grid's centre read to choose λ by GCV.
+GCV_WINDOW = 128
 QUANTITIES = (
     ("velocity_east", "m/yr", "itslive_component"),
     ("velocity_north", "m/yr", "itslive_component"),
@@ -60,16 +66,22 @@ def _iso_day(days: float) -> str:
     return (_EPOCH + timedelta(days=float(days))).strftime("%Y-%m-%d")
 
 
-def block_rows_for(n_pairs: int, width: int, budget: int = BLOCK_BUDGET_BYTES) -> int:
-    """Rows per block so that the block's pair data and working copies stay within ``budget`` bytes."""
-    per_row = n_pairs * width * 2 * 8 * _WORK_COPIES
-    return max(1, min(512, budget // max(per_row, 1)))
+def chunk_columns_for(n_pairs: int, budget: int = CHUNK_BUDGET_BYTES) -> int:
+    """Pixel columns (pixel × component) inverted at once so that their working copies fit ``budget``."""
+    return max(256, budget // max(n_pairs * 8 * _WORK_COPIES, 1))
 
 
-def _read_block(pairs: Sequence[PairRaster], grid, start: int, stop: int) -> np.ndarray:
-    """(n_pairs, 2, rows, cols) velocities (m/yr), NaN where either component is missing."""
-    window = grid.rows(start, stop)
-    out = np.empty((len(pairs), 2, stop - start, grid.width))
+def block_windows(grid, block_rows: Optional[int] = None) -> List[Window]:
+    """The blocks, row-major: TILE × TILE windows, or full-width strips of ``block_rows`` rows."""
+    rows = int(block_rows or TILE)
+    cols = grid.width if block_rows else TILE
+    return [Window(c, r, min(cols, grid.width - c), min(rows, grid.height - r))
+            for r in range(0, grid.height, rows) for c in range(0, grid.width, cols)]
+
+
+def _read_block(pairs: Sequence[PairRaster], window: Window) -> np.ndarray:
+    """(n_pairs, 2, rows, cols) float32 velocities (m/yr), NaN where either component is missing."""
+    out = np.empty((len(pairs), 2, int(window.height), int(window.width)), np.float32)
     for j, pair in enumerate(pairs):
         east, north = pair.read_velocity(window)
         bad = ~(np.isfinite(east) & np.isfinite(north))
@@ -121,14 +133,14 @@ def _invert_network(pairs, out_folder, prefix, step_days, lam, robust, min_pairs
     if uncovered:
         log(f"{len(uncovered)} of {len(centres)} steps are covered by no pair (regularisation only): "
             + ", ".join(uncovered[:10]) + (" …" if len(uncovered) > 10 else ""))
-    rows = int(block_rows or block_rows_for(len(pairs), grid.width))
     if not lam:
-        lam = _choose_lambda(pairs, grid, a, d, rows, robust)
+        lam = _choose_lambda(pairs, grid, a, d, robust)
         log(f"λ chosen by generalised cross-validation: {lam:g}")
     common = {"SM_SERIES_SOURCES": sources_tag(pairs), "SM_SERIES_LAMBDA": repr(float(lam)),
               "SM_SERIES_UNCOVERED": ",".join(uncovered), "SM_SERIES_ROBUST": str(bool(robust))}
     band_tags = [{"SM_COVERED": str(int(c > 0)), "SM_PAIRS_OVERLAPPING": str(int(c))} for c in coverage]
-    blocks = [(s, min(grid.height, s + rows)) for s in range(0, grid.height, rows)]
+    blocks = block_windows(grid, block_rows)
+    chunk = chunk_columns_for(len(pairs))
     paths = {}
     with output_folder(out_folder) as folder, OutputSet() as outputs, contextlib.ExitStack() as stack:
         writers = {}
@@ -144,9 +156,9 @@ def _invert_network(pairs, out_folder, prefix, step_days, lam, robust, min_pairs
         writers["quality"] = stack.enter_context(outputs.raster(
             paths["quality"], grid, QUALITY_DESCRIPTIONS, style="velocity_speed", require_valid=None,
             tags=dict(common, SM_SERIES_KIND="quality")))
-        for done, (start, stop) in enumerate(blocks, start=1):
+        for done, window in enumerate(blocks, start=1):
             check_canceled(is_canceled)
-            _invert_block(pairs, grid, a, d, edges, float(lam), robust, int(min_pairs), start, stop, writers)
+            _invert_block(pairs, a, d, edges, float(lam), robust, int(min_pairs), window, chunk, writers)
             if progress is not None:
                 progress(100.0 * done / len(blocks))
     return paths
@@ -156,30 +168,39 @@ _EMPTY_HINT = ("No pixel has enough valid pairs: check that the pair rasters ove
                "or lower the minimum number of pairs per pixel.")
 
 
-def _choose_lambda(pairs, grid, a, d, rows, robust) -> float:
-    """GCV λ on the rows around the grid's centre (east and north columns pooled)."""
-    half = min(GCV_ROWS, rows, grid.height) // 2
-    centre = grid.height // 2
-    start, stop = max(0, centre - half), min(grid.height, centre + max(half, 1))
-    y = _read_block(pairs, grid, start, stop).reshape(len(pairs), -1)
+def _choose_lambda(pairs, grid, a, d, robust) -> float:
+    """GCV λ on a GCV_WINDOW² window at the grid's centre (east and north columns pooled)."""
+    h, w = min(GCV_WINDOW, grid.height), min(GCV_WINDOW, grid.width)
+    window = Window((grid.width - w) // 2, (grid.height - h) // 2, w, h)
+    y = _read_block(pairs, window).reshape(len(pairs), -1).astype(np.float64)
     keep = np.isfinite(y).sum(axis=0) >= 3
     if not keep.any():
         return 1.0
     y = y[:, keep]
     first = inversion.solve_grouped(a, y, np.ones(len(pairs)), 1.0, d, 2)
-    w = inversion.weights_from_sigmas(inversion.pair_sigmas(a, y, first))
-    return inversion.choose_lambda(a, y, d, w, robust)
+    w_pair = inversion.weights_from_sigmas(inversion.pair_sigmas(a, y, first))
+    return inversion.choose_lambda(a, y, d, w_pair, robust)
 
 
-def _invert_block(pairs, grid, a, d, edges, lam, robust, min_pairs, start, stop, writers) -> None:
-    block = _read_block(pairs, grid, start, stop)
+def _invert_columns(a, y, d, lam, robust, min_pairs, chunk) -> inversion.InversionResult:
+    """:func:`inversion.invert` over ``chunk`` columns of y at a time (bounded working memory)."""
+    k, n = a.shape[1], y.shape[1]
+    v, n_used, rms = np.empty((k, n)), np.empty(n, np.int64), np.empty(n)
+    for c0 in range(0, n, chunk):
+        part = inversion.invert(a, y[:, c0:c0 + chunk].astype(np.float64), d, lam=lam, robust=robust,
+                                min_pairs=min_pairs)
+        v[:, c0:c0 + chunk], n_used[c0:c0 + chunk], rms[c0:c0 + chunk] = part.v, part.n_used, part.residual_rms
+    return inversion.InversionResult(v, n_used, rms, np.ones(a.shape[0]), 0)
+
+
+def _invert_block(pairs, a, d, edges, lam, robust, min_pairs, window, chunk, writers) -> None:
+    block = _read_block(pairs, window)
     n_pairs, _, n_rows, n_cols = block.shape
     y = block.reshape(n_pairs, 2 * n_rows * n_cols)
-    result = inversion.invert(a, y, d, lam=lam, robust=robust, min_pairs=min_pairs)
+    result = _invert_columns(a, y, d, lam, robust, min_pairs, chunk)
     k = a.shape[1]
     v = result.v.reshape(k, 2, n_rows, n_cols)
     east, north = v[:, 0], v[:, 1]
-    window = grid.rows(start, stop)
     writers["velocity_east"].write(east.astype(np.float32), window=window)
     writers["velocity_north"].write(north.astype(np.float32), window=window)
     writers["speed"].write(np.hypot(east, north).astype(np.float32), window=window)
