@@ -357,7 +357,7 @@ def timescan(inputs: Sequence[str], output_folder: str, metrics: Sequence[str] =
         bands = []
         with contextlib.ExitStack() as stack:
             # a small GDAL cache: block-aligned windows decompress every tile once
-            stack.enter_context(rasterio.Env(GDAL_CACHEMAX=64))
+            stack.enter_context(rasterio.Env(GDAL_CACHEMAX=64 * 1024 * 1024))  # bytes: rasterio passes it to GDALSetCacheMax
             reader = stack.enter_context(StackReader(layers, unit))
             blocks = block_windows(grid.height, grid.width, reader.block_shape(), len(layers), memory_mb, workers)
             writers = {}
