@@ -34,7 +34,7 @@ def check_installed(installed) -> None:
     assert INSTALLED_PINNED <= set(installed), sorted(INSTALLED_PINNED - set(installed))
     names = {dependencies.requirement_name(r).lower() for r in installed}
     assert INSTALLED_BY_NAME <= names, sorted(INSTALLED_BY_NAME - names)
-    assert not {dependencies.requirement_name(r).lower() for r in installed} & NEVER_INSTALLED
+    assert not names & NEVER_INSTALLED
 
 
 # --------------------------------------------------------------------------- unit tests

@@ -13,7 +13,7 @@
 """
 from .files import (AtomicFile, OutputSet, atomic_file, ensure_writable_dir, output_folder,
                     remove_stale_temporaries, temporary_folder, write_failure, write_text)
-from .grid import Grid, row_blocks, window_text
+from .grid import Grid, aligned_windows, row_blocks, window_text
 from .memory import available_memory_bytes, require_memory
 from .read import (RasterReader, band_index_by_description, band_value_range, open_raster, read_failure,
                    require_content, require_crs, require_single_band, valid_mask_from_nodata)
@@ -25,7 +25,7 @@ from . import verify
 
 __all__ = [
     "AtomicFile", "OutputSet", "atomic_file", "ensure_writable_dir", "output_folder", "remove_stale_temporaries",
-    "temporary_folder", "write_failure", "write_text", "Grid", "row_blocks", "window_text", "RasterReader",
+    "temporary_folder", "write_failure", "write_text", "Grid", "aligned_windows", "row_blocks", "window_text", "RasterReader",
     "band_index_by_description", "open_raster", "read_failure", "require_crs", "require_single_band",
     "valid_mask_from_nodata", "available_memory_bytes", "require_memory", "band_value_range", "require_content",
     "RESAMPLING", "SOURCE_NODATA", "GridResampler", "resample_to_grid", "STYLES_DIR", "style_path",

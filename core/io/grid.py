@@ -1,8 +1,8 @@
-"""Pixel grids: CRS, geotransform and size of a raster, and row blocks over them."""
+"""Pixel grids: CRS, geotransform and size of a raster, and row blocks or block-aligned windows over them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Optional, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 from affine import Affine
 from rasterio.crs import CRS
@@ -63,3 +63,22 @@ def window_text(window) -> str:
     row0, col0 = int(window.row_off), int(window.col_off)
     return (f"rows {row0}-{row0 + int(window.height) - 1}, "
             f"columns {col0}-{col0 + int(window.width) - 1}")
+
+
+def aligned_windows(height: int, width: int, block_shape: Tuple[int, int], max_pixels: int) -> List[Window]:
+    """Row-major windows covering the grid, aligned to a raster's internal blocks ``block_shape`` (rows,
+    cols) so that every tile or strip is decompressed once, each of at most about ``max_pixels`` pixels
+    (at least one block): full-width strips when the raster is striped or whole rows of tiles fit,
+    else windows of whole tiles."""
+    block_rows, block_cols = max(1, block_shape[0]), max(1, block_shape[1])
+    max_pixels = max(1, int(max_pixels))
+    if block_cols >= width or max_pixels >= block_rows * width:
+        rows = max(1, max_pixels // width)
+        if rows >= block_rows:
+            rows -= rows % block_rows
+        cols = width
+    else:
+        rows = min(block_rows, max(1, max_pixels // block_cols))
+        cols = max(block_cols, (max_pixels // rows) // block_cols * block_cols)
+    return [Window(col, row, min(cols, width - col), min(rows, height - row))
+            for row in range(0, height, rows) for col in range(0, width, cols)]

@@ -38,7 +38,7 @@ from rasterio.windows import Window
 from ..choices import Choices
 from ..dates import decimal_year
 from ..errors import UserInputError, check_canceled
-from ..io import OutputSet
+from ..io import OutputSet, aligned_windows
 from ..io import output_folder as run_folder
 from .common import OUTPUT_TYPES
 from .stack import StackReader, collect_layers, require_plausible_unit, require_same_grid, require_stack
@@ -309,18 +309,8 @@ def block_windows(height: int, width: int, block_shape: Tuple[int, int], dates: 
     """Windows covering the grid, aligned to the inputs' internal blocks (so every tile or
     strip is decompressed once) and small enough that ``workers`` blocks in flight stay
     within ``memory_mb`` (about 16 float32-sized working copies of a block at the peak)."""
-    block_rows, block_cols = max(1, block_shape[0]), max(1, block_shape[1])
-    max_pixels = max(1, int(memory_mb * 2 ** 20 / (dates * 4 * 16 * max(1, workers))))
-    if block_cols >= width or max_pixels >= block_rows * width:  # strips, or whole rows of tiles fit
-        rows = max(1, max_pixels // width)
-        if rows >= block_rows:
-            rows -= rows % block_rows
-        cols = width
-    else:
-        rows = min(block_rows, max(1, max_pixels // block_cols))
-        cols = max(block_cols, (max_pixels // rows) // block_cols * block_cols)
-    return [Window(col, row, min(cols, width - col), min(rows, height - row))
-            for row in range(0, height, rows) for col in range(0, width, cols)]
+    max_pixels = int(memory_mb * 2 ** 20 / (dates * 4 * 16 * max(1, workers)))
+    return aligned_windows(height, width, block_shape, max_pixels)
 
 
 def timescan(inputs: Sequence[str], output_folder: str, metrics: Sequence[str] = DEFAULT_METRICS,
@@ -357,7 +347,8 @@ def timescan(inputs: Sequence[str], output_folder: str, metrics: Sequence[str] =
         bands = []
         with contextlib.ExitStack() as stack:
             # a small GDAL cache: block-aligned windows decompress every tile once
-            stack.enter_context(rasterio.Env(GDAL_CACHEMAX=64 * 1024 * 1024))  # bytes: rasterio passes it to GDALSetCacheMax
+            # (in bytes: rasterio hands the value to GDALSetCacheMax)
+            stack.enter_context(rasterio.Env(GDAL_CACHEMAX=64 * 1024 * 1024))
             reader = stack.enter_context(StackReader(layers, unit))
             blocks = block_windows(grid.height, grid.width, reader.block_shape(), len(layers), memory_mb, workers)
             writers = {}

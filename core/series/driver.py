@@ -1,6 +1,6 @@
 """Blockwise inversion of a pair network on its common grid into time-series GeoTIFFs (issue 14 contract).
 
-Reads one TILE × TILE window of every pair at a time (each tile once; bounded memory), inverts east and north velocity
+Reads one tile-aligned window of every pair at a time (each tile once; bounded memory), inverts east and north velocity
 (m/yr, grid x / grid y) with :func:`core.series.inversion.invert`, and writes in one
 :class:`core.io.OutputSet` (all or nothing):
 
@@ -21,23 +21,23 @@ from __future__ import annotations
 import contextlib
 import os
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import rasterio
+from rasterio.windows import Window
 
 from ..dates import DAYS_PER_YEAR
 from ..errors import UserInputError, check_canceled
-from ..io import OutputSet, output_folder
+from ..io import OutputSet, aligned_windows, open_raster, output_folder
 from . import inversion
-from rasterio.windows import Window
-
 from .network import PairRaster, check_common_grid, sources_tag
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-#: Blocks are windows of TILE × TILE pixels, the tiles of the shared writer (core.io.write), so that every
-#: tile of every pair is decompressed once and every output tile is written whole.
-TILE = 256
+#: Pixels per block: windows aligned to the first pair's internal blocks (256 × 256 tiles for the pairs of
+#: this plugin, the tiles of the shared writer), so that every tile of every pair is decompressed once and
+#: every output tile is written whole.
+BLOCK_PIXELS = 256 * 256
 #: Bytes the solve of one chunk of pixel columns may use: the inversion's working copies measured at
 #: about 12 float64 values per pair and column (tracemalloc, 200 pairs × 39 steps).
 CHUNK_BUDGET_BYTES = 256 * 1024 * 1024
@@ -71,12 +71,15 @@ def chunk_columns_for(n_pairs: int, budget: int = CHUNK_BUDGET_BYTES) -> int:
     return max(256, budget // max(n_pairs * 8 * _WORK_COPIES, 1))
 
 
-def block_windows(grid, block_rows: Optional[int] = None) -> List[Window]:
-    """The blocks, row-major: TILE × TILE windows, or full-width strips of ``block_rows`` rows."""
-    rows = int(block_rows or TILE)
-    cols = grid.width if block_rows else TILE
-    return [Window(c, r, min(cols, grid.width - c), min(rows, grid.height - r))
-            for r in range(0, grid.height, rows) for c in range(0, grid.width, cols)]
+def block_windows(pairs: Sequence[PairRaster], grid, block_rows: Optional[int] = None) -> List[Window]:
+    """The blocks, row-major: windows of about BLOCK_PIXELS aligned to the first pair's internal blocks,
+    or full-width strips of ``block_rows`` rows."""
+    if block_rows:
+        return [grid.rows(start, min(grid.height, start + int(block_rows)))
+                for start in range(0, grid.height, int(block_rows))]
+    with open_raster(pairs[0].path) as ds:
+        block_shape = ds.block_shapes[0]
+    return aligned_windows(grid.height, grid.width, block_shape, BLOCK_PIXELS)
 
 
 def _read_block(pairs: Sequence[PairRaster], window: Window) -> np.ndarray:
@@ -139,7 +142,7 @@ def _invert_network(pairs, out_folder, prefix, step_days, lam, robust, min_pairs
     common = {"SM_SERIES_SOURCES": sources_tag(pairs), "SM_SERIES_LAMBDA": repr(float(lam)),
               "SM_SERIES_UNCOVERED": ",".join(uncovered), "SM_SERIES_ROBUST": str(bool(robust))}
     band_tags = [{"SM_COVERED": str(int(c > 0)), "SM_PAIRS_OVERLAPPING": str(int(c))} for c in coverage]
-    blocks = block_windows(grid, block_rows)
+    blocks = block_windows(pairs, grid, block_rows)
     chunk = chunk_columns_for(len(pairs))
     paths = {}
     with output_folder(out_folder) as folder, OutputSet() as outputs, contextlib.ExitStack() as stack:
@@ -182,33 +185,34 @@ def _choose_lambda(pairs, grid, a, d, robust) -> float:
     return inversion.choose_lambda(a, y, d, w_pair, robust)
 
 
-def _invert_columns(a, y, d, lam, robust, min_pairs, chunk) -> inversion.InversionResult:
-    """:func:`inversion.invert` over ``chunk`` columns of y at a time (bounded working memory)."""
+def _invert_columns(a, y, d, lam, robust, min_pairs, chunk) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(v, pairs used, residual RMS) of :func:`inversion.invert` run on ``chunk`` columns of y at a time
+    (bounded working memory)."""
     k, n = a.shape[1], y.shape[1]
     v, n_used, rms = np.empty((k, n)), np.empty(n, np.int64), np.empty(n)
     for c0 in range(0, n, chunk):
         part = inversion.invert(a, y[:, c0:c0 + chunk].astype(np.float64), d, lam=lam, robust=robust,
                                 min_pairs=min_pairs)
         v[:, c0:c0 + chunk], n_used[c0:c0 + chunk], rms[c0:c0 + chunk] = part.v, part.n_used, part.residual_rms
-    return inversion.InversionResult(v, n_used, rms, np.ones(a.shape[0]), 0)
+    return v, n_used, rms
 
 
 def _invert_block(pairs, a, d, edges, lam, robust, min_pairs, window, chunk, writers) -> None:
     block = _read_block(pairs, window)
     n_pairs, _, n_rows, n_cols = block.shape
     y = block.reshape(n_pairs, 2 * n_rows * n_cols)
-    result = _invert_columns(a, y, d, lam, robust, min_pairs, chunk)
+    v_all, n_used_all, rms_all = _invert_columns(a, y, d, lam, robust, min_pairs, chunk)
     k = a.shape[1]
-    v = result.v.reshape(k, 2, n_rows, n_cols)
+    v = v_all.reshape(k, 2, n_rows, n_cols)
     east, north = v[:, 0], v[:, 1]
     writers["velocity_east"].write(east.astype(np.float32), window=window)
     writers["velocity_north"].write(north.astype(np.float32), window=window)
     writers["speed"].write(np.hypot(east, north).astype(np.float32), window=window)
-    disp = inversion.cumulative_displacement(result.v, edges, DAYS_PER_YEAR).reshape(k, 2, n_rows, n_cols)
+    disp = inversion.cumulative_displacement(v_all, edges, DAYS_PER_YEAR).reshape(k, 2, n_rows, n_cols)
     writers["displacement_east"].write(disp[:, 0].astype(np.float32), window=window)
     writers["displacement_north"].write(disp[:, 1].astype(np.float32), window=window)
-    rms = result.residual_rms.reshape(2, n_rows, n_cols)
-    n_used = result.n_used.reshape(2, n_rows, n_cols)
+    rms = rms_all.reshape(2, n_rows, n_cols)
+    n_used = n_used_all.reshape(2, n_rows, n_cols)
     valid = np.isfinite(y[:, : n_rows * n_cols])
     gaps = inversion.uncovered_steps(a, valid).reshape(n_rows, n_cols).astype(np.float32)
     finite = np.isfinite(rms)
