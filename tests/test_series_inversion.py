@@ -234,3 +234,44 @@ def test_driver_bounds_gdal_block_cache_and_restores_it(network_dir, tmp_path, m
     invert_network(pairs, str(tmp_path / "out"), prefix="cache", block_rows=6, lam=0.3)
     assert seen and set(seen) == {driver.GDAL_CACHE_BYTES}
     assert gdal.GetCacheMax() == before
+
+
+@pytest.mark.parametrize("step_days", [0.0, 7.0])
+def test_compiled_robust_loop_equals_numpy_loop(monkeypatch, step_days):
+    from core.series import robust_kernel
+
+    a, d, _, y, _ = _setup(step_days)
+    results = {}
+    for use_numba in (True, False):
+        monkeypatch.setattr(robust_kernel, "USE_NUMBA", use_numba)
+        results[use_numba] = inv.invert(a, y, d, lam=0.5, robust=True, min_pairs=3, tolerance=1e-5)
+    compiled, numpy_loop = results[True], results[False]
+    assert compiled.iterations >= 2  # the outliers need several reweightings
+    np.testing.assert_allclose(compiled.v, numpy_loop.v, rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(compiled.n_used, numpy_loop.n_used)
+    np.testing.assert_allclose(compiled.residual_rms, numpy_loop.residual_rms, rtol=1e-9)
+
+
+@pytest.mark.parametrize("use_numba", [True, False])
+def test_robust_result_of_a_column_does_not_depend_on_its_neighbours(monkeypatch, use_numba):
+    """Convergence is per pixel column (as TICOI's per-pixel loop): a pixel inverted alone or in a block
+    gives the same series."""
+    from core.series import robust_kernel
+
+    monkeypatch.setattr(robust_kernel, "USE_NUMBA", use_numba)
+    a, d, _, y, _ = _setup()
+    sigmas = np.full(len(y), 0.01)  # pair weights from the residual spread would depend on the block
+    block = inv.invert(a, y, d, lam=0.5, sigmas=sigmas, robust=True, min_pairs=3, tolerance=1e-5)
+    for col in (0, 17, 123):
+        alone = inv.invert(a, y[:, col:col + 1], d, lam=0.5, sigmas=sigmas, robust=True, min_pairs=3,
+                           tolerance=1e-5)
+        np.testing.assert_allclose(alone.v[:, 0], block.v[:, col], rtol=1e-10, atol=1e-13)
+        assert alone.n_used[0] == block.n_used[col]
+
+
+def test_spans_of_design_rows():
+    from core.series.robust_kernel import spans
+
+    a = np.array([[0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0], [0.0, 0.2, 0.3, 0.5], [0.0, 0.0, 0.0, 0.0]])
+    first, last = spans(a)
+    assert first.tolist() == [0, 3, 1, 0] and last.tolist() == [2, 4, 4, 0]
