@@ -15,9 +15,9 @@ cross-validation function on a sample of pixel groups. Robust: iteratively rewei
 Tukey's biweight (c = 4.685) on the standardised residual u = r·√w / (MAD/0.6745), per pixel column (as TICOI's
 per-pixel loop) until the mean |change| of its v between two iterations is below ``tolerance`` (0.1) times
 the mean |v|, or after 10 iterations. Relative, not TICOI's 0.1 m/yr: a result must not depend on the unit
-of y (px/day and m/yr gave different series), and on the synthetic network of the tests (seeds 1-3, y in m/yr)
-the absolute 0.1 ran 4-10 iterations to a 7-19 % larger RMS error (4.9-5.2 m/yr) than the relative stop (4.3-4.8; bench/robust_stop.py), the
-Tukey scale shrinking onto good pairs as the iterations go on.
+of y (px/day and m/yr gave different series), and on the synthetic network of the tests (seeds 1-3, y in
+m/yr) the absolute 0.1 ran 4-10 iterations to a 7-19 % larger RMS error (4.9-5.2 m/yr) than the relative
+stop (4.3-4.8; bench/robust_stop.py), the Tukey scale shrinking onto good pairs as the iterations go on.
 
 Solving: every column of ``Y`` (n_pairs × n_pixels, NaN = no observation) is one pixel and component.
 Columns with the same NaN pattern share one Cholesky factorisation (:func:`solve_grouped`); the robust
