@@ -308,6 +308,12 @@ def output_folder_for(folder: str, keep_on_failure: bool = False, feedback=None)
         yield path
 
 
+def advanced(parameter):
+    """``parameter`` flagged advanced (folded away in the dialog)."""
+    parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+    return parameter
+
+
 def enum_parameter(algorithm, name: str, description: str, choices: Choices, default: Optional[str] = None,
                    **options) -> QgsProcessingParameterEnum:
     """An enum parameter whose options are the (translated) labels of a core choice list."""

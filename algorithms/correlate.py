@@ -9,7 +9,6 @@ from qgis.core import (
     QgsProcessingOutputMultipleLayers,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterFolderDestination,
     QgsProcessingParameterNumber,
@@ -29,8 +28,8 @@ from ..core.io import open_raster
 from ..core.offsets.batch import correlate_pair_table, pair_tags
 from ..core.offsets.disparity import DISPARITY_STYLE
 from ..core.offsets.pairs import pair_table_from_text, read_pair_table
-from .base import (MAX_DAYS, MapGroup, SurfaceMotionAlgorithm, core_errors_as_processing_errors, enum_parameter,
-                   enum_value,
+from .base import (MAX_DAYS, MapGroup, SurfaceMotionAlgorithm, advanced, core_errors_as_processing_errors,
+                   enum_parameter, enum_value,
                    load_disparity_on_completion, output_folder_for, polygons_in_crs, run_core, style_on_completion,
                    tif_output)
 
@@ -101,11 +100,6 @@ CORRELATION_PARAMETER_HELP = {
 }
 
 
-def _advanced(parameter):
-    parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-    return parameter
-
-
 def note_missing_numba(algorithm, feedback) -> None:
     """Tell the user when the correlator's compiled kernels are unavailable (numba missing): the
     results are the same, the run is several times slower."""
@@ -130,50 +124,50 @@ def add_correlation_parameters(algorithm) -> None:
         QgsProcessingParameterNumber.Integer, 8, minValue=1, maxValue=1000))
     algorithm.addParameter(QgsProcessingParameterNumber(
         "STEP", tr("Output grid spacing (px)"), QgsProcessingParameterNumber.Integer, 4, minValue=1, maxValue=1000))
-    algorithm.addParameter(_advanced(enum_parameter(algorithm, "SUBPIXEL", "Sub-pixel method", SUBPIXEL_METHODS,
+    algorithm.addParameter(advanced(enum_parameter(algorithm, "SUBPIXEL", "Sub-pixel method", SUBPIXEL_METHODS,
                                                     DEFAULT_SUBPIXEL)))
-    algorithm.addParameter(_advanced(QgsProcessingParameterNumber(
+    algorithm.addParameter(advanced(QgsProcessingParameterNumber(
         "SMOOTHING", tr("Anti-aliasing smoothing: Gaussian sigma (px, 0 = off)"),
         QgsProcessingParameterNumber.Double, DEFAULT_SMOOTHING, minValue=0.0, maxValue=5.0)))
-    algorithm.addParameter(_advanced(enum_parameter(algorithm, "PREFILTER", "Pre-filter", PREFILTERS,
+    algorithm.addParameter(advanced(enum_parameter(algorithm, "PREFILTER", "Pre-filter", PREFILTERS,
                                                     DEFAULT_PREFILTER)))
-    algorithm.addParameter(_advanced(QgsProcessingParameterNumber(
+    algorithm.addParameter(advanced(QgsProcessingParameterNumber(
         "PREFILTER_SIZE", tr("Pre-filter size: Wallis window or Gaussian sigma (px, 0 = default)"),
         QgsProcessingParameterNumber.Double, 0.0, minValue=0.0, maxValue=50.0)))
-    algorithm.addParameter(_advanced(QgsProcessingParameterNumber(
+    algorithm.addParameter(advanced(QgsProcessingParameterNumber(
         "MIN_TEXTURE", tr("Minimum texture: chip standard deviation / image noise (0 = off)"),
         QgsProcessingParameterNumber.Double, DEFAULT_MIN_TEXTURE, minValue=0.0, maxValue=100.0)))
-    algorithm.addParameter(_advanced(QgsProcessingParameterNumber(
+    algorithm.addParameter(advanced(QgsProcessingParameterNumber(
         "MEDIAN_TEST", tr("Normalised median test threshold (0 = off)"),
         QgsProcessingParameterNumber.Double, DEFAULT_MEDIAN_TEST, minValue=0.0, maxValue=100.0)))
-    algorithm.addParameter(_advanced(QgsProcessingParameterNumber(
+    algorithm.addParameter(advanced(QgsProcessingParameterNumber(
         "FORWARD_BACKWARD", tr("Forward-backward check: largest residual (px, 0 = off)"),
         QgsProcessingParameterNumber.Double, 0.0, minValue=0.0, maxValue=1000.0)))
     algorithm.addParameter(QgsProcessingParameterFeatureSource(
         "MASK", tr("Area to correlate (polygons)"), [QgsProcessing.TypeVectorPolygon],
         optional=True))
-    algorithm.addParameter(_advanced(QgsProcessingParameterRasterLayer(
+    algorithm.addParameter(advanced(QgsProcessingParameterRasterLayer(
         "APRIORI", tr("A-priori offsets or velocities (2 bands: dx, dy px or vx, vy m/yr)"),
         optional=True)))
-    algorithm.addParameter(_advanced(enum_parameter(algorithm, "APRIORI_UNITS", "A-priori units", APRIORI_UNITS,
+    algorithm.addParameter(advanced(enum_parameter(algorithm, "APRIORI_UNITS", "A-priori units", APRIORI_UNITS,
                                                     "pixels")))
-    algorithm.addParameter(_advanced(QgsProcessingParameterNumber(
+    algorithm.addParameter(advanced(QgsProcessingParameterNumber(
         "APRIORI_DT", tr("Time between the images for an a-priori velocity (days, 0 = from the file names)"),
         QgsProcessingParameterNumber.Double, 0.0, minValue=0.0, maxValue=MAX_DAYS)))
-    algorithm.addParameter(_advanced(QgsProcessingParameterNumber(
+    algorithm.addParameter(advanced(QgsProcessingParameterNumber(
         "PYRAMID_LEVELS", tr("Coarse-to-fine pyramid levels (0 = off)"),
         QgsProcessingParameterNumber.Integer, 0, minValue=0, maxValue=6)))
-    algorithm.addParameter(_advanced(QgsProcessingParameterNumber(
+    algorithm.addParameter(advanced(QgsProcessingParameterNumber(
         "MIN_VALID_FRACTION", tr("Minimum valid fraction of a chip with nodata (0-1; 1 = chips touching nodata "
                                  "are invalid)"),
         QgsProcessingParameterNumber.Double, DEFAULT_MIN_VALID_FRACTION, minValue=0.01, maxValue=1.0)))
-    algorithm.addParameter(_advanced(QgsProcessingParameterNumber(
+    algorithm.addParameter(advanced(QgsProcessingParameterNumber(
         "CHIP_LADDER", tr("Fallback chip ladder: larger chips (2x, 4x, ...) tried where a chip fails (0 = off)"),
         QgsProcessingParameterNumber.Integer, DEFAULT_CHIP_LADDER, minValue=0, maxValue=3)))
-    algorithm.addParameter(_advanced(QgsProcessingParameterNumber(
+    algorithm.addParameter(advanced(QgsProcessingParameterNumber(
         "COHERENCE", tr("Displacement coherence test tolerance (px, 0 = off)"),
         QgsProcessingParameterNumber.Double, DEFAULT_COHERENCE, minValue=0.0, maxValue=1000.0)))
-    algorithm.addParameter(_advanced(QgsProcessingParameterNumber(
+    algorithm.addParameter(advanced(QgsProcessingParameterNumber(
         "MIN_PEAK_RATIO", tr("Minimum peak ratio: best / second-best ZNCC peak (0 = off)"),
         QgsProcessingParameterNumber.Double, DEFAULT_MIN_PEAK_RATIO, minValue=0.0, maxValue=100.0)))
 
@@ -205,7 +199,7 @@ def correlation_settings(algorithm, parameters, context) -> dict:
 
 def add_strain_bands_parameter(algorithm) -> None:
     """STRAIN_BANDS (advanced, default off), the last parameter of both correlation algorithms."""
-    algorithm.addParameter(_advanced(QgsProcessingParameterBoolean(
+    algorithm.addParameter(advanced(QgsProcessingParameterBoolean(
         "STRAIN_BANDS", algorithm.tr("Deformation bands d(dx)/dx, d(dx)/dy, d(dy)/dx, d(dy)/dy (sub-pixel 'affine')"),
         False)))
 
@@ -328,10 +322,10 @@ class CorrelatePairsAlgorithm(SurfaceMotionAlgorithm):
         add_correlation_parameters(self)
         self.addParameter(QgsProcessingParameterBoolean(
             self.OVERWRITE, self.tr("Overwrite existing outputs"), False))
-        self.addParameter(_advanced(QgsProcessingParameterNumber(
+        self.addParameter(advanced(QgsProcessingParameterNumber(
             self.PARALLEL_PAIRS, self.tr("Pairs correlated in parallel"), QgsProcessingParameterNumber.Integer,
             1, minValue=1, maxValue=64)))
-        self.addParameter(_advanced(QgsProcessingParameterString(
+        self.addParameter(advanced(QgsProcessingParameterString(
             self.DASK_SCHEDULER, self.tr("Dask scheduler address (e.g. tcp://host:8786)"),
             optional=True)))
         self.addParameter(QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, self.tr("Output folder")))

@@ -11,10 +11,10 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..core.series.driver import QUANTITIES, invert_network
+from ..core.series.driver import QUANTITIES, WEIGHT_RESIDUALS, WEIGHTS, invert_network
 from ..core.series.network import check_common_grid, read_network
-from .base import (MapGroup, SurfaceMotionAlgorithm, core_errors_as_processing_errors, layer_paths,
-                   load_on_completion, output_folder_for, run_core)
+from .base import (MapGroup, SurfaceMotionAlgorithm, advanced, core_errors_as_processing_errors, enum_parameter,
+                   enum_value, layer_paths, load_on_completion, output_folder_for, run_core)
 
 #: Longest regular step (days) and largest λ the parameters accept.
 MAX_STEP_DAYS = 3650.0
@@ -33,6 +33,11 @@ class InvertPairsAlgorithm(SurfaceMotionAlgorithm):
                      "acquisition dates.",
         "REGULARISATION": "Weight λ of the first-order smoothness (dimensionless, 0.01-10 is the useful "
                           "range); 0 = chosen by generalised cross-validation.",
+        "WEIGHTS": "Residual spread: 1/σ² per pair, σ = 1.4826 MAD of the pair's residuals over the block. "
+                   "Uncertainty band: (σ_ref/σ)² per pixel and pair from the pairs' uncertainty bands (m/yr; "
+                   "disparity px converted with the pixel size and dt), σ_ref their median.",
+        "DASK_SCHEDULER": "Address of a dask.distributed scheduler to invert the blocks on a cluster instead; "
+                          "its workers must see the pair rasters by the same paths and have this plugin installed.",
         "ROBUST": "Iteratively down-weight outlying pairs per pixel (Tukey biweight, c = 4.685).",
         "MIN_PAIRS": "Pixels with fewer valid pairs than this are nodata.",
         "PREFIX": "Start of the output file names ({prefix}_speed.tif ...).",
@@ -51,9 +56,10 @@ class InvertPairsAlgorithm(SurfaceMotionAlgorithm):
             "with dates from the pair table) into a velocity time series per pixel. Unknowns: the mean "
             "velocity of each time step (regular, or between consecutive acquisition dates); each pair "
             "measures the overlap-weighted mean of the steps it spans. Weighted least squares (weights from "
-            "the residual spread of each pair) with first-order smoothness (λ given or by generalised "
-            "cross-validation), then robust reweighting (Tukey biweight). Pixels with the same data mask "
-            "share one factorisation; the grid is processed in row blocks.\n"
+            "the residual spread of each pair, or from the pairs' uncertainty bands) with first-order smoothness (λ given or by generalised "
+            "cross-validation), then robust reweighting (Tukey biweight, per pixel). Pixels with the same data mask "
+            "share one factorisation; the grid is processed in blocks, on a Dask cluster if one is given. Pairs "
+            "may be ITS_LIVE downloads (their _vx.tif: one pair per band).\n"
             "Outputs (float32, one band per step, band description = date and unit): {prefix}_velocity_east, "
             "_velocity_north and _speed (m/yr, at step centres), _displacement_east and _displacement_north "
             "(cumulative m, at step ends) and _quality (residual RMS m/yr, pairs used, uncovered steps). "
@@ -71,12 +77,16 @@ class InvertPairsAlgorithm(SurfaceMotionAlgorithm):
         self.addParameter(QgsProcessingParameterNumber(
             "REGULARISATION", self.tr("Regularisation λ (0 = generalised cross-validation)"),
             QgsProcessingParameterNumber.Double, 0.0, minValue=0.0, maxValue=MAX_LAMBDA))
+        self.addParameter(enum_parameter(self, "WEIGHTS", "Weights of the observations", WEIGHTS,
+                                         WEIGHT_RESIDUALS))
         self.addParameter(QgsProcessingParameterBoolean(
             "ROBUST", self.tr("Robust reweighting of outlying pairs"), True))
         self.addParameter(QgsProcessingParameterNumber(
             "MIN_PAIRS", self.tr("Minimum number of valid pairs per pixel"),
             QgsProcessingParameterNumber.Integer, 3, minValue=1, maxValue=MAX_MIN_PAIRS))
         self.addParameter(QgsProcessingParameterString("PREFIX", self.tr("Output file name prefix"), "series"))
+        self.addParameter(advanced(QgsProcessingParameterString(
+            "DASK_SCHEDULER", self.tr("Dask scheduler address (e.g. tcp://host:8786)"), optional=True)))
         self.addParameter(QgsProcessingParameterFolderDestination("OUTPUT_FOLDER", self.tr("Output folder")))
         self.addOutput(QgsProcessingOutputMultipleLayers("OUTPUT_LAYERS", self.tr("Time-series rasters")))
 
@@ -104,6 +114,8 @@ class InvertPairsAlgorithm(SurfaceMotionAlgorithm):
                              step_days=self.parameterAsDouble(parameters, "STEP_DAYS", context),
                              lam=lam or None, robust=self.parameterAsBool(parameters, "ROBUST", context),
                              min_pairs=self.parameterAsInt(parameters, "MIN_PAIRS", context),
+                             weights=enum_value(self, parameters, "WEIGHTS", context, WEIGHTS),
+                             scheduler=self.parameterAsString(parameters, "DASK_SCHEDULER", context).strip() or None,
                              log=feedback.pushInfo)
         order = ["speed"] + [kind for kind, _, _ in QUANTITIES if kind != "speed"] + ["quality"]
         styles = {kind: style for kind, _, style in QUANTITIES}

@@ -223,13 +223,13 @@ def test_driver_bounds_gdal_block_cache_and_restores_it(network_dir, tmp_path, m
 
     before = gdal.GetCacheMax()
     seen = []
-    original = driver._invert_block
+    original = driver._read_block
 
     def recording(*args, **kwargs):
         seen.append(gdal.GetCacheMax())
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(driver, "_invert_block", recording)
+    monkeypatch.setattr(driver, "_read_block", recording)
     pairs = read_network(sorted(str(p) for p in network_dir.glob("*_disp.tif")))
     invert_network(pairs, str(tmp_path / "out"), prefix="cache", block_rows=6, lam=0.3)
     assert seen and set(seen) == {driver.GDAL_CACHE_BYTES}

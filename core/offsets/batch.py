@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 import queue
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
 import pandas as pd
 
-from ..dependencies import INSTALL_ACTION
+from ..cluster import POLL_SECONDS, connect, run_tasks
 from ..errors import Cancelled, UserInputError, check_canceled
 from ..io import is_complete_raster, output_folder
 from .correlate import DEFAULT_SUBPIXEL, CorrelationSummary, correlate_files
@@ -23,8 +22,8 @@ from .disparity import TAG_DT_DAYS, TAG_REF_DATE, TAG_REF_ID, TAG_SEC_DATE, TAG_
 from .planetscope import days_between, find_scene_ids, iso_utc
 
 
-#: How often the Dask futures and the threads' progress are polled (s): cancel is noticed within this time.
-_POLL_SECONDS = 0.2
+#: How often the threads' progress is polled (s): cancel is noticed within this time.
+_POLL_SECONDS = POLL_SECONDS
 
 
 def pair_tags(ref_path: str, sec_path: str) -> Dict[str, str]:
@@ -204,41 +203,16 @@ def _run_in_threads(jobs, settings: dict, workers: int, record, progress, is_can
 
 def _run_on_dask(jobs, settings: dict, scheduler: str, record, progress, is_canceled) -> None:
     """Pairs as tasks on a dask.distributed scheduler; cancel drops the queued ones."""
+    client = connect(scheduler)
     try:
-        from dask.distributed import Client
-    except ImportError as exc:
-        raise UserInputError(
-            "Running pairs on a Dask cluster needs dask.distributed: install python3-distributed "
-            f"(Debian/Ubuntu), or run {INSTALL_ACTION} in QGIS, which installs it into this profile.") from exc
-    try:
-        client = Client(scheduler, timeout="10s", set_as_default=False)
-    except Exception as exc:  # OSError/TimeoutError from the comm layer
-        raise UserInputError(
-            f"Cannot reach the Dask scheduler at '{scheduler}' ({exc}). Check the address "
-            "(e.g. tcp://host:8786) and that the scheduler is running.") from exc
-    try:
-        futures = {client.submit(correlate_pair_job, ref, sec, output, settings, pure=False):
-                   (index, ref, sec, output) for index, ref, sec, output in jobs}
-        pending = list(futures)
-        done = 0
-        while pending:
-            if is_canceled is not None and is_canceled():
-                client.cancel(pending)
-                check_canceled(is_canceled)
-            finished = [future for future in pending if future.done()]
-            if not finished:
-                time.sleep(_POLL_SECONDS)
-                continue
-            for future in finished:
-                pending.remove(future)
-                try:
-                    outcome = future.result()
-                except Exception as exc:  # the worker died or could not import the package
-                    outcome = "failed", f"Dask worker error: {exc}", None
-                record(*futures[future], *outcome)
-                done += 1
-                if progress is not None:
-                    progress(100.0 * done / len(futures))
+        arguments = [(ref, sec, output, settings) for _, ref, sec, output in jobs]
+        for done, (index, outcome, error) in enumerate(
+                run_tasks(client, correlate_pair_job, arguments, is_canceled, max_pending=len(arguments)), start=1):
+            if error is not None:
+                outcome = "failed", f"Dask worker error: {error}", None
+            record(*jobs[index], *outcome)
+            if progress is not None:
+                progress(100.0 * done / len(jobs))
     finally:
         client.close()
 

@@ -256,9 +256,11 @@ def tukey_weights(u: np.ndarray, c: float = TUKEY_C) -> np.ndarray:
     return np.nan_to_num(w)
 
 
-def robust_weights(a: np.ndarray, y: np.ndarray, v: np.ndarray, pair_weights: np.ndarray) -> np.ndarray:
-    """Tukey weights of every observation from its standardised residual (per column scale MAD/0.6745)."""
-    r = (y - a @ v) * np.sqrt(pair_weights)[:, None]
+def robust_weights(a: np.ndarray, y: np.ndarray, v: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Tukey weights of every observation from its residual standardised by √weight (a weight per pair, or
+    per observation n_pairs × n) and the column's scale MAD/0.6745."""
+    weights = np.asarray(weights, float)
+    r = (y - a @ v) * np.sqrt(weights if weights.ndim == 2 else weights[:, None])
     columns = np.ascontiguousarray(r.T)
     med = nan_median_rows(columns)
     scale = nan_median_rows(np.abs(columns - med[:, None])) / MAD_TO_SIGMA
@@ -268,11 +270,15 @@ def robust_weights(a: np.ndarray, y: np.ndarray, v: np.ndarray, pair_weights: np
 
 def invert(a: np.ndarray, y: np.ndarray, d: np.ndarray, lam: Optional[float] = None,
            sigmas: Optional[np.ndarray] = None, robust: bool = True, min_pairs: int = 2,
-           tolerance: float = ROBUST_TOLERANCE) -> InversionResult:
-    """Invert every column of ``y`` (n_pairs × n, NaN = no observation): weights (from ``sigmas`` per pair,
-    else the residual spread), λ (given, else GCV), then the robust loop. Columns with fewer than
-    ``min_pairs`` observations are NaN."""
+           tolerance: float = ROBUST_TOLERANCE, obs_weights: Optional[np.ndarray] = None) -> InversionResult:
+    """Invert every column of ``y`` (n_pairs × n, NaN = no observation): weights (``obs_weights`` per
+    observation, e.g. :func:`weights_from_obs_sigmas` of the uncertainty bands; else from ``sigmas`` per
+    pair; else the residual spread of each pair), λ (given, else GCV), then the robust loop. Columns with
+    fewer than ``min_pairs`` observations are NaN."""
     y = np.asarray(y, float)
+    if obs_weights is not None:
+        return _invert_observation_weighted(a, y, d, lam, np.asarray(obs_weights, float), robust, min_pairs,
+                                            tolerance)
     if sigmas is None:
         first = solve_grouped(a, y, np.ones(a.shape[0]), 1.0 if lam is None else lam, d, min_pairs)
         w_pair = weights_from_sigmas(pair_sigmas(a, y, first))
@@ -290,6 +296,42 @@ def invert(a: np.ndarray, y: np.ndarray, d: np.ndarray, lam: Optional[float] = N
         v[:, cols], w_obs[:, cols], steps = robust_loop(a, y[:, cols], v[:, cols], w_pair, lam, d,
                                                                 tolerance)
         iterations = int(steps.max())
+    return _result(a, y, v, valid, enough, w_obs, w_pair, iterations)
+
+
+def weights_from_obs_sigmas(sigmas: np.ndarray, reference: float) -> np.ndarray:
+    """w = (σ_ref / σ)² per observation, σ floored at 0.1 σ_ref; unknown σ (NaN, ≤ 0) gets σ_ref (w = 1).
+
+    ``reference`` is one σ for the whole run (the driver: the median over the λ window), so that a pixel's
+    weights, and its series, do not depend on the block it is solved in."""
+    sig = np.asarray(sigmas, float)
+    good = np.isfinite(sig) & (sig > 0)
+    sig = np.where(good, np.maximum(sig, 0.1 * reference), reference)
+    return (reference / sig) ** 2
+
+
+def _invert_observation_weighted(a, y, d, lam, weights, robust, min_pairs, tolerance) -> InversionResult:
+    """:func:`invert` with a weight per observation (no shared factorisation: the batched solve)."""
+    valid = np.isfinite(y)
+    weights = np.where(valid, weights, 0.0)
+    pair_level = np.array([np.median(row[ok]) if ok.any() else 1.0 for row, ok in zip(weights, valid)])
+    if lam is None:
+        lam = choose_lambda(a, y, d, pair_level, robust)
+    enough = valid.sum(axis=0) >= max(1, min_pairs)
+    v = np.full((a.shape[1], y.shape[1]), np.nan)
+    cols = np.flatnonzero(enough)
+    w_obs = weights.copy()
+    iterations = 0
+    if cols.size:
+        v[:, cols] = solve_weighted(a, np.nan_to_num(y[:, cols]), weights[:, cols], lam, d)
+        if robust:
+            v[:, cols], w_obs[:, cols], steps = robust_loop(a, y[:, cols], v[:, cols], weights[:, cols], lam, d,
+                                                            tolerance)
+            iterations = int(steps.max())
+    return _result(a, y, v, valid, enough, w_obs, pair_level, iterations)
+
+
+def _result(a, y, v, valid, enough, w_obs, pair_weights, iterations) -> InversionResult:
     r = np.where(valid, y - a @ np.nan_to_num(v), 0.0)
     used = (w_obs > 0) & valid
     n_used = used.sum(axis=0)
@@ -297,33 +339,34 @@ def invert(a: np.ndarray, y: np.ndarray, d: np.ndarray, lam: Optional[float] = N
         rms = np.sqrt((r ** 2 * used).sum(axis=0) / n_used)
     rms[~enough] = np.nan
     n_used[~enough] = 0
-    return InversionResult(v, n_used, rms, w_pair, iterations)
+    return InversionResult(v, n_used, rms, pair_weights, iterations)
 
 
-def robust_loop(a: np.ndarray, y: np.ndarray, v: np.ndarray, pair_weights: np.ndarray, lam: float,
+def robust_loop(a: np.ndarray, y: np.ndarray, v: np.ndarray, weights: np.ndarray, lam: float,
                 d: np.ndarray, tolerance: float = ROBUST_TOLERANCE) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Iteratively reweighted least squares from ``v`` (K × n) for every column of ``y`` (n_pairs × n, NaN =
     no observation), each column until its own mean |change| is below ``tolerance`` × its mean |v| (a column's
     result does not depend on the other columns of the block) or ROBUST_MAX_ITERATIONS.
 
-    Returns (v, observation weights = Tukey weight of the final v × pair weight, 0 where y is NaN,
-    iterations per column). Compiled (:mod:`.robust_kernel`) when numba is installed, else batched numpy.
+    ``weights``: per pair (n_pairs) or per observation (n_pairs × n). Returns (v, observation weights =
+    Tukey weight of the final v × weight, 0 where y is NaN, iterations per column). Compiled (:mod:`.robust_kernel`) when numba is installed, else batched numpy.
     """
     from .robust_kernel import robust_loop_compiled
 
     reg = lam ** 2 * d.T @ d + _ridge(a.shape[1])
-    done = robust_loop_compiled(a, y, v, pair_weights, reg, tolerance, ROBUST_MAX_ITERATIONS, TUKEY_C,
+    weights = np.asarray(weights, float)
+    base = np.broadcast_to(weights if weights.ndim == 2 else weights[:, None], y.shape)
+    done = robust_loop_compiled(a, y, v, base, reg, tolerance, ROBUST_MAX_ITERATIONS, TUKEY_C,
                                 MAD_TO_SIGMA)
     if done is not None:
         return done
-    valid = np.isfinite(y)
-    w_obs = valid * pair_weights[:, None]
+    w_obs = np.isfinite(y) * base
     y0 = np.nan_to_num(y)
     v = np.array(v, float)
     iterations = np.zeros(y.shape[1], np.int64)
     active = np.arange(y.shape[1])
     for step in range(1, ROBUST_MAX_ITERATIONS + 1):
-        w = robust_weights(a, y[:, active], v[:, active], pair_weights) * w_obs[:, active]
+        w = robust_weights(a, y[:, active], v[:, active], base[:, active]) * w_obs[:, active]
         new = solve_weighted(a, y0[:, active], w, lam, d)
         change = np.abs(new - v[:, active]).sum(axis=0)
         size = np.maximum(np.abs(v[:, active]).sum(axis=0), 1e-300 * a.shape[1])
@@ -332,7 +375,7 @@ def robust_loop(a: np.ndarray, y: np.ndarray, v: np.ndarray, pair_weights: np.nd
         active = active[change >= tolerance * size]
         if not active.size:
             break
-    return v, robust_weights(a, y, v, pair_weights) * w_obs, iterations
+    return v, robust_weights(a, y, v, base) * w_obs, iterations
 
 
 def choose_lambda(a: np.ndarray, y: np.ndarray, d: np.ndarray, pair_weights: np.ndarray, robust: bool) -> float:

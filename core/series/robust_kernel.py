@@ -32,13 +32,14 @@ def spans(a: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     return first.astype(np.int64), last.astype(np.int64)
 
 
-def robust_loop_compiled(a: np.ndarray, y: np.ndarray, v: np.ndarray, pair_weights: np.ndarray,
+def robust_loop_compiled(a: np.ndarray, y: np.ndarray, v: np.ndarray, weights: np.ndarray,
                          reg: np.ndarray, tolerance: float, max_iterations: int, c: float, mad_to_sigma: float,
                          threads: Optional[int] = None) -> Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(v, final observation weights, iterations per column) of the robust loop, None without numba.
 
-    ``y`` n_pairs × n (NaN = no observation), ``v`` K × n the starting solution; the returned weights
-    are the Tukey weights of the final v times the pair weights (0 where y is NaN).
+    ``y`` n_pairs × n (NaN = no observation), ``v`` K × n the starting solution, ``weights`` n_pairs × n
+    the observations' weights; the returned weights are the Tukey weights of the final v times those (0
+    where y is NaN).
     """
     kernel = _kernel() if USE_NUMBA else None
     if kernel is None:
@@ -47,15 +48,15 @@ def robust_loop_compiled(a: np.ndarray, y: np.ndarray, v: np.ndarray, pair_weigh
     lo, hi = spans(a)
     y = np.ascontiguousarray(y, np.float64)
     v_out = np.ascontiguousarray(v, np.float64).copy()
-    weights = np.zeros(y.shape)
+    final_weights = np.zeros(y.shape)
     iterations = np.zeros(y.shape[1], np.int64)
-    pair_weights = np.ascontiguousarray(pair_weights, np.float64)
+    weights_in = np.ascontiguousarray(weights, np.float64)
     reg = np.ascontiguousarray(reg, np.float64)
 
     def run(start: int) -> None:
         stop = min(start + _TASK_COLUMNS, y.shape[1])
-        kernel(a, lo, hi, y, pair_weights, reg, float(tolerance), int(max_iterations), float(c),
-               float(mad_to_sigma), v_out, weights, iterations, start, stop)
+        kernel(a, lo, hi, y, weights_in, reg, float(tolerance), int(max_iterations), float(c),
+               float(mad_to_sigma), v_out, final_weights, iterations, start, stop)
 
     starts = range(0, y.shape[1], _TASK_COLUMNS)
     workers = max(1, min(threads or os.cpu_count() or 1, len(starts)))
@@ -65,11 +66,11 @@ def robust_loop_compiled(a: np.ndarray, y: np.ndarray, v: np.ndarray, pair_weigh
     else:
         with ThreadPoolExecutor(workers) as pool:
             list(pool.map(run, starts))
-    return v_out, weights, iterations
+    return v_out, final_weights, iterations
 
 
-def _column_weights(a, lo, hi, y, col, pair_weights, v, c, mad_to_sigma, residual, scratch, out):
-    """Tukey weight × pair weight of each observation of column ``col`` for the solution ``v`` (K)."""
+def _column_weights(a, lo, hi, y, col, base, v, c, mad_to_sigma, residual, scratch, out):
+    """Tukey weight × base weight of each observation of column ``col`` for the solution ``v`` (K)."""
     n_pairs = a.shape[0]
     m = 0
     for j in range(n_pairs):
@@ -81,7 +82,7 @@ def _column_weights(a, lo, hi, y, col, pair_weights, v, c, mad_to_sigma, residua
         predicted = 0.0
         for k in range(lo[j], hi[j]):
             predicted += a[j, k] * v[k]
-        residual[j] = (value - predicted) * np.sqrt(pair_weights[j])
+        residual[j] = (value - predicted) * np.sqrt(base[j, col])
         scratch[m] = residual[j]
         m += 1
     if m == 0:
@@ -97,7 +98,7 @@ def _column_weights(a, lo, hi, y, col, pair_weights, v, c, mad_to_sigma, residua
         u = r / scale if scale > 0 else 0.0
         if abs(u) < c:
             t = 1.0 - (u / c) ** 2
-            out[j] = t * t * pair_weights[j]
+            out[j] = t * t * base[j, col]
 
 
 def _solve_column(a, lo, hi, y, col, w, reg, normal, rhs, out):
@@ -140,7 +141,7 @@ def _solve_column(a, lo, hi, y, col, w, reg, normal, rhs, out):
         out[i] = t / normal[i, i]
 
 
-def _robust(a, lo, hi, y, pair_weights, reg, tolerance, max_iterations, c, mad_to_sigma, v, weights, iterations,
+def _robust(a, lo, hi, y, base, reg, tolerance, max_iterations, c, mad_to_sigma, v, weights, iterations,
             start, stop):  # pragma: no cover (compiled)
     """Numba body of :func:`robust_loop_compiled` over columns [start, stop)."""
     n_pairs, k_steps = a.shape
@@ -156,7 +157,7 @@ def _robust(a, lo, hi, y, pair_weights, reg, tolerance, max_iterations, c, mad_t
             current[k] = v[k, col]
         done = 0
         for it in range(1, max_iterations + 1):
-            _column_weights(a, lo, hi, y, col, pair_weights, current, c, mad_to_sigma, residual, scratch, w)
+            _column_weights(a, lo, hi, y, col, base, current, c, mad_to_sigma, residual, scratch, w)
             _solve_column(a, lo, hi, y, col, w, reg, normal, rhs, new)
             change = 0.0
             size = 0.0
@@ -167,7 +168,7 @@ def _robust(a, lo, hi, y, pair_weights, reg, tolerance, max_iterations, c, mad_t
             done = it
             if change < tolerance * max(size, 1e-300 * k_steps):
                 break
-        _column_weights(a, lo, hi, y, col, pair_weights, current, c, mad_to_sigma, residual, scratch, w)
+        _column_weights(a, lo, hi, y, col, base, current, c, mad_to_sigma, residual, scratch, w)
         for k in range(k_steps):
             v[k, col] = current[k]
         for j in range(n_pairs):
