@@ -23,7 +23,8 @@ with one 2–98 % percentile range shared by all frames, shown grey (no data bla
 date (YYYY-MM-DD, UTC) burnt in at the top left. An optional velocity raster (its speed band,
 m/yr) is drawn over every frame semi-transparently with a blue–cyan–yellow–red colour ramp from
 0 to ``velocity_max`` m/yr. The GIF is written with the Sentinel-1 animation's writer
-(core/sentinel1/animation.py); an MP4 (H.264) is written too when ``ffmpeg`` is on PATH.
+(core/sentinel1/animation.py); an MP4 (H.264) is written too when ``ffmpeg`` is on PATH (or
+the imageio-ffmpeg package is installed).
 """
 from __future__ import annotations
 
@@ -308,8 +309,16 @@ def label_scale(shape: Tuple[int, int]) -> int:
 # --------------------------------------------------------------------------- outputs
 
 def ffmpeg_path() -> Optional[str]:
-    """ffmpeg on PATH, or None."""
-    return shutil.which("ffmpeg")
+    """ffmpeg on PATH, else the binary of the imageio-ffmpeg package when installed (``pip install
+    imageio-ffmpeg``: a static ffmpeg with libx264, also on Windows and macOS QGIS), else None."""
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    try:
+        import imageio_ffmpeg
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError, OSError):
+        return None
 
 
 def write_mp4(images: Sequence, path: str, frame_ms: int, ffmpeg: str) -> None:
@@ -392,7 +401,8 @@ def make_timelapse(scene_paths: Sequence[str], output_gif: str, band: int = 1, c
     if mp4:
         ffmpeg = ffmpeg_path()
         if ffmpeg is None:
-            notes.append("ffmpeg is not on PATH: no MP4 was written (the GIF was).")
+            notes.append("ffmpeg is not on PATH (nor the imageio-ffmpeg package installed): no MP4 was written "
+                         "(the GIF was).")
         else:
             path_mp4 = os.path.splitext(output_gif)[0] + ".mp4"
             try:
