@@ -29,7 +29,8 @@ class TimelapseAlgorithm(SurfaceMotionAlgorithm):
         "MAX_SIZE": "Longer side of the frames in pixels; the scenes are averaged down to it.",
         "FRAME_MS": "How long each frame is shown, in milliseconds.",
         "SHOW_DATES": "Write the date (YYYY-MM-DD, UTC) at the top left of each frame.",
-        "WRITE_MP4": "Also write an MP4 (same name, .mp4) when ffmpeg is on PATH or the imageio-ffmpeg package is installed; without either the log says so.",
+        "WRITE_MP4": "Also write an MP4 (same name, .mp4) when ffmpeg is on PATH or the imageio-ffmpeg package "
+                     "is installed; without either the log says so.",
         "OUTPUT": "The animated GIF file.",
         "OUTPUT_MP4": "The MP4 file, when one was written.",
     }
@@ -50,7 +51,8 @@ class TimelapseAlgorithm(SurfaceMotionAlgorithm):
             "Frames are averaged down so the longer side has at most the maximum frame size, stretched with one "
             "2-98 % percentile range for all frames (grey, no data black), with the date (YYYY-MM-DD, UTC) at "
             "the top left. An optional velocity raster is drawn over them semi-transparently (blue, 0 m/yr, to "
-            "red, the maximum speed). An MP4 is written too when ffmpeg is on PATH or imageio-ffmpeg is installed (optional).")
+            "red, the maximum speed). An MP4 is written too when ffmpeg is on PATH or imageio-ffmpeg is "
+            "installed (optional).")
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         from ..core.series.timelapse import CORRECTIONS
