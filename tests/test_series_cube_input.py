@@ -62,8 +62,8 @@ def write_download(folder, variables=("vx", "vy", "vx_error", "vy_error"), aggre
 
 def expected_dates():
     """(ref, sec) per layer, by hand: mid_date ∓ date_dt / 2."""
-    return [(mid.replace(tzinfo=UTC) - dt.timedelta(days=days / 2), mid.replace(tzinfo=UTC) + dt.timedelta(days=days / 2))
-            for mid, days in LAYERS]
+    moments = [(mid.replace(tzinfo=UTC), dt.timedelta(days=days / 2)) for mid, days in LAYERS]
+    return [(mid - half, mid + half) for mid, half in moments]
 
 
 def test_download_is_one_pair_per_band_sorted_by_date(tmp_path):
@@ -243,18 +243,7 @@ def test_asp_and_disparity_without_uncertainty_have_no_sigma(tmp_path):
 
 # --------------------------------------------------------------------------- a real download, end to end
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    from itslive_server import ITSLiveServer, build_cube
-
-    root = str(tmp_path_factory.mktemp("itslive_root"))
-    build_cube(root)
-    instance = ITSLiveServer(root).start()
-    yield instance
-    instance.stop()
-
-
-def test_itslivedownload_output_read_as_a_network(server, tmp_path):
+def test_itslivedownload_output_read_as_a_network(cube_server, tmp_path):
     """The loopback cube (built from the real Alaska mosaics, pairs of 16-365 days) downloaded without
     aggregation: every layer kept is one pair with mid ∓ dt / 2 dates, the cube's vx / vy and errors."""
     import xarray as xr
@@ -263,7 +252,7 @@ def test_itslivedownload_output_read_as_a_network(server, tmp_path):
     from core.itslive.download import download_cubes
     from itslive_server import CUBE_NAME
 
-    cube = xr.open_zarr(os.path.join(server.root, "cubes", CUBE_NAME), consolidated=True)
+    cube = xr.open_zarr(os.path.join(cube_server.root, "cubes", CUBE_NAME), consolidated=True)
     x, y = cube["x"].values, cube["y"].values
     cols, rows = slice(20, 30), slice(110, 118)
     corners_x = [x[cols][0] - 60.0, x[cols][-1] + 60.0, x[cols][-1] + 60.0, x[cols][0] - 60.0]
@@ -272,7 +261,7 @@ def test_itslivedownload_output_read_as_a_network(server, tmp_path):
     ring = [[float(a), float(b)] for a, b in zip(lon, lat)]
     # the window read back is located from the output's geotransform below
     aoi = {"type": "Polygon", "coordinates": [ring + [ring[0]]]}
-    info = CubeInfo(f"{server.url}/cubes/{CUBE_NAME}", 3413, {}, "test")
+    info = CubeInfo(f"{cube_server.url}/cubes/{CUBE_NAME}", 3413, {}, "test")
     request = DownloadRequest(aoi, dt.datetime(2012, 1, 1), dt.datetime(2013, 1, 1),
                               ("vx", "vy", "vx_error", "vy_error"))
     result = download_cubes([info], request, str(tmp_path))[0]

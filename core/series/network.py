@@ -142,9 +142,9 @@ class PairRaster:
 
         ITS_LIVE: band ``band`` of the vx / vy error files. Velocity rasters: their uncertainty band (m/yr)
         for both components. Disparity rasters: the uncertainty σ_px (reference px, the same for dx and dy,
-        independent) propagated through the reference pixel geometry and divided by |dt| in years:
-        σ_east = σ_px · √(a² + b²) / |dt|, σ_north = σ_px · √(d² + e²) / |dt| (= pixel size · σ_px / |dt| for
-        square pixels). ASP -F.tif: None.
+        independent) propagated through the reference pixel geometry (a, b, d, e) and divided by |dt| in
+        years: σ_east = σ_px · √(a² + b²) / |dt|, σ_north = σ_px · √(d² + e²) / |dt| (= pixel size · σ_px / |dt|
+        for square pixels). ASP -F.tif: None.
         """
         if not self.has_sigma:
             return None

@@ -2,9 +2,9 @@
 
 Inputs are pairs as read by :func:`core.series.network.read_network`: our velocity rasters (bands speed,
 azimuth, v_east, v_north in m/yr), disparity rasters (dx, dy in reference px; converted to m/yr with the
-pair's dt by :meth:`PairRaster.read_velocity`) or the pairs (bands) of an ITS_LIVE download. All must share one grid (same CRS,
-geotransform and size): a stack on different grids is refused (resample the inputs first), because averaging
-pixels of different places silently would be wrong.
+pair's dt by :meth:`PairRaster.read_velocity`) or the pairs (bands) of an ITS_LIVE download. All must share
+one grid (same CRS, geotransform and size): a stack on different grids is refused (resample the inputs
+first), because averaging pixels of different places silently would be wrong.
 
 Statistics (NaN-aware; a pair counts at a pixel where speed, v_east and v_north are all finite, and, when
 weighted, its uncertainty is finite and > 0):
@@ -20,8 +20,8 @@ weighted, its uncertainty is finite and > 0):
 Weights (optional): inverse variance 1/σ² from each pair's uncertainty (:meth:`PairRaster.read_sigma`:
 velocity rasters: a band whose description starts with "uncertainty" in m/yr; disparity rasters:
 "uncertainty (px, 1 sigma)", converted to m/yr with the pixel size and dt; ITS_LIVE downloads: vx_error and
-vy_error), σ = √((σ_east² + σ_north²) / 2). They weight the mean, std, vector mean and the circular statistics; median,
-MAD and count stay unweighted.
+vy_error), σ = √((σ_east² + σ_north²) / 2). They weight the mean, std, vector mean and the circular
+statistics; median, MAD and count stay unweighted.
 
 Memory is bounded whatever the number of inputs: rows are processed in blocks sized so that the block of every
 input fits ``max_block_bytes``; each block reads those rows from every input.
