@@ -241,6 +241,42 @@ def test_asp_and_disparity_without_uncertainty_have_no_sigma(tmp_path):
     assert "band" not in read_pair(plain).source_record()
 
 
+def test_block_readers_equal_the_pair_by_pair_reads(tmp_path, monkeypatch):
+    """A mixed network (ITS_LIVE bands, a velocity raster without uncertainty, a disparity raster with one):
+    read_velocity_block / read_sigma_block equal read_velocity / read_sigma pair by pair, also when the bands
+    of the download are read a few at a time."""
+    import core.series.network as network
+
+    paths = write_download(tmp_path)
+    grid = read_pair(paths["vx"], band=1).grid
+    shape = (grid.height, grid.width)
+    rng = np.random.default_rng(11)
+    v_east = rng.normal(50, 10, shape)
+    velocity = write_raster(str(tmp_path / "v.tif"), grid, [np.hypot(v_east, 1.0), np.zeros(shape), v_east,
+                                                           np.ones(shape)], VELOCITY_DESCRIPTIONS, tags=DATES)
+    unc = rng.uniform(0.1, 0.3, shape)
+    disparity = write_raster(str(tmp_path / "d.tif"), grid, [rng.normal(1, 0.2, shape), rng.normal(-1, 0.2, shape),
+                                                             np.ones(shape), unc], [DX, DY, VALID, UNCERTAINTY],
+                             tags=dict(DATES, SM_REF_DATE="2020-01-10T00:00:00Z"))
+    pairs = read_network([paths["vx"], velocity, disparity])
+    assert [p.kind for p in pairs] == [KIND_ITSLIVE, KIND_ITSLIVE, KIND_DISPARITY, KIND_ITSLIVE, KIND_VELOCITY]
+    window = rasterio.windows.Window(1, 1, 3, 2)
+    for group_bytes in (network.BAND_GROUP_BYTES, 2 * 6 * 4):  # all bands in one read; 2 bands of 6 cells per read
+        monkeypatch.setattr(network, "BAND_GROUP_BYTES", group_bytes)
+        velocities = network.read_velocity_block(pairs, window)
+        sigmas = network.read_sigma_block(pairs, window, np.float64)
+        assert velocities.shape == sigmas.shape == (5, 2, 2, 3) and velocities.dtype == np.float32
+        for j, pair in enumerate(pairs):
+            east, north = pair.read_velocity(window)
+            np.testing.assert_array_equal(velocities[j, 0], east.astype(np.float32))
+            np.testing.assert_array_equal(velocities[j, 1], north.astype(np.float32))
+            if pair.has_sigma:
+                np.testing.assert_array_equal(sigmas[j], np.stack(pair.read_sigma(window)))
+            else:
+                assert np.isnan(sigmas[j]).all()
+    assert np.isnan(network.read_velocity_block(pairs)[0, 0, 3, 0])  # layer 3's vy hole masks its vx
+
+
 # --------------------------------------------------------------------------- a real download, end to end
 
 def test_itslivedownload_output_read_as_a_network(cube_server, tmp_path):

@@ -37,7 +37,7 @@ from rasterio.windows import Window
 
 from ..dates import DAYS_PER_YEAR
 from ..errors import UserInputError
-from ..io import Grid, band_index_by_description, open_raster
+from ..io import Grid, band_index_by_description, open_raster, valid_mask_from_nodata
 from ..offsets.disparity import (DX, DY, TAG_REF_DATE, TAG_REF_ID, TAG_SEC_DATE, TAG_SEC_ID, TAG_STEP,
                                  UNCERTAINTY, read_offsets, reference_pixel_transform)
 from ..offsets.planetscope import days_between, find_scene_ids, iso_utc, parse_iso_utc
@@ -419,6 +419,66 @@ def read_pair(path: str, ref_date: Union[str, datetime, None] = None,
             f"'{os.path.basename(str(path))}' holds {len(pairs)} pairs (an ITS_LIVE download, one per band): "
             "read it as a network (surfacemotion:invertpairs or stackvelocity), or choose one band.")
     return pairs[0]
+
+
+# --------------------------------------------------------------------------- many pairs at once
+
+#: Bytes of one read of many bands of a multi-pair file (bounds the temporary copy of a block read).
+BAND_GROUP_BYTES = 64 << 20
+
+
+def read_velocity_block(pairs: Sequence[PairRaster], window: Optional[Window] = None,
+                        dtype=np.float32) -> np.ndarray:
+    """(n_pairs, 2, rows, cols): :meth:`PairRaster.read_velocity` of every pair over ``window`` ([:, 0] east,
+    [:, 1] north, m/yr, NaN where either is missing).
+
+    The bands of one multi-pair file (ITS_LIVE download) are read together, a few hundred per call: its
+    GeoTIFFs are pixel-interleaved, so a band read alone decompresses the tiles of every band (300 bands of
+    256 × 256: 0.29 s per band read alone).
+    """
+    block = _read_block(pairs, window, dtype, sigma=False)
+    _both_valid(block[:, 0], block[:, 1])
+    return block
+
+
+def read_sigma_block(pairs: Sequence[PairRaster], window: Optional[Window] = None,
+                     dtype=np.float32) -> np.ndarray:
+    """(n_pairs, 2, rows, cols): :meth:`PairRaster.read_sigma` (σ_east, σ_north, m/yr) of every pair over
+    ``window``; all NaN for a pair without uncertainty (see :attr:`PairRaster.has_sigma`)."""
+    return _read_block(pairs, window, dtype, sigma=True)
+
+
+def _read_block(pairs: Sequence[PairRaster], window: Optional[Window], dtype, sigma: bool) -> np.ndarray:
+    grid = pairs[0].grid
+    rows, cols = (grid.height, grid.width) if window is None else (int(window.height), int(window.width))
+    block = np.full((len(pairs), 2, rows, cols), np.nan, dtype)
+    shared = {}  # (east file, north file) -> [(pair index, band)]
+    for index, pair in enumerate(pairs):
+        files = (pair.sigma_paths if sigma else (pair.path, pair.north_path)) if pair.band else ()
+        if files:
+            shared.setdefault(tuple(files), []).append((index, pair.band))
+            continue
+        values = pair.read_sigma(window) if sigma else pair.read_velocity(window)
+        if values is not None:
+            block[index, 0], block[index, 1] = values
+    for files, members in shared.items():
+        for component, path in enumerate(files):
+            _read_bands_into(block, component, path, members, window, rows * cols)
+    return block
+
+
+def _read_bands_into(block: np.ndarray, component: int, path: str, members: List[Tuple[int, int]],
+                     window: Optional[Window], cells: int) -> None:
+    """block[index, component] = band ``band`` of ``path`` for every (index, band) of ``members``."""
+    per_call = max(1, BAND_GROUP_BYTES // (cells * 4))
+    with open_raster(path) as ds:
+        for start in range(0, len(members), per_call):
+            part = members[start:start + per_call]
+            bands = [band for _, band in part]
+            values = ds.read(bands, window=window).astype(block.dtype, copy=False)
+            for k, (index, band) in enumerate(part):
+                block[index, component] = np.where(valid_mask_from_nodata(values[k], ds.nodatavals[band - 1]),
+                                                   values[k], np.nan)
 
 
 # --------------------------------------------------------------------------- a network

@@ -38,7 +38,7 @@ from rasterio.windows import Window
 from ..errors import UserInputError, check_canceled
 from ..io import RasterWriter, row_blocks
 from ..offsets.velocity import VELOCITY_STYLE
-from .network import PairRaster, check_common_grid, sources_tag
+from .network import PairRaster, check_common_grid, read_sigma_block, read_velocity_block, sources_tag
 
 #: 1 / Φ⁻¹(3/4): scales the median absolute deviation to the std of normal data.
 MAD_SCALE = 1.4826
@@ -146,18 +146,11 @@ def _require_sigma(pairs: Sequence[PairRaster]) -> None:
                 "downloads with their vx_error and vy_error).")
 
 
-def _read_input(pair: PairRaster, window: Window, weighted: bool):
-    """(speed, v_east, v_north, sigma or None) of ``window`` in m/yr.
-
-    sigma: the RMS of the pair's two component uncertainties √((σ_east² + σ_north²) / 2) (= σ when the
-    uncertainty is the same in both directions, as for velocity and square-pixel disparity rasters).
-    """
-    v_east, v_north = pair.read_velocity(window)
-    sigma = None
-    if weighted:
-        sigma_east, sigma_north = pair.read_sigma(window)
-        sigma = np.sqrt((sigma_east ** 2 + sigma_north ** 2) / 2.0)
-    return np.hypot(v_east, v_north), v_east, v_north, sigma
+def _combined_sigma(sigmas: np.ndarray) -> np.ndarray:
+    """(n_pairs, rows, cols) σ of the pairs from their (n_pairs, 2, rows, cols) component uncertainties: the
+    RMS √((σ_east² + σ_north²) / 2) (= σ when it is the same in both directions, as for velocity and
+    square-pixel disparity rasters)."""
+    return np.sqrt((sigmas[:, 0] ** 2 + sigmas[:, 1] ** 2) / 2.0)
 
 
 def block_rows(n_inputs: int, width: int, height: int, max_block_bytes: int = DEFAULT_BLOCK_BYTES) -> int:
@@ -191,9 +184,10 @@ def stack_file(pairs: Sequence, out_path: str, weighted: bool = False,
         for row0, row1 in row_blocks(grid.height, rows):
             check_canceled(is_canceled)
             window = Window(0, row0, grid.width, row1 - row0)
-            parts = [_read_input(pair, window, weighted) for pair in pairs]
-            stats = stack_statistics(*(np.stack([p[i] for p in parts]) for i in range(3)),
-                                     sigma=np.stack([p[3] for p in parts]) if weighted else None)
+            velocity = read_velocity_block(pairs, window, np.float64)
+            sigma = _combined_sigma(read_sigma_block(pairs, window, np.float64)) if weighted else None
+            stats = stack_statistics(np.hypot(velocity[:, 0], velocity[:, 1]), velocity[:, 0], velocity[:, 1],
+                                     sigma=sigma)
             for index, (name, _) in enumerate(STACK_BANDS, start=1):
                 dst.write(stats[name].astype(np.float32), index, window=window)
             n_pixels += int((stats["count"] > 0).sum())
