@@ -330,3 +330,27 @@ def test_itslivedownload_output_read_as_a_network(cube_server, tmp_path):
     # sorted by start = mid - dt / 2, mid at noon of day-of-year 46, 136, 316, 226 (Jan 1 + 45, 135, 315, 225 d)
     assert [round(p.dt_days) for p in pairs] == [16, 48, 365, 96]
     assert [p.start.timetuple().tm_yday for p in pairs] == [38, 112, 134, 178]
+
+
+def test_a_download_inverts_as_a_network(tmp_path):
+    """invert_network on the pairs of one download of a steady flow (vx = 120, vy = -45 m/yr in every pair):
+    every step's velocity is that flow, the displacement grows by it, the sources name the bands."""
+    from core.series.driver import invert_network
+
+    steady = _fields()
+    steady["vx"][:] = 120.0
+    steady["vy"][:] = -45.0
+    paths = write_download(tmp_path / "download", variables=("vx", "vy"), data=steady)
+    pairs = read_network([paths["vx"]])
+    out = invert_network(pairs, str(tmp_path / "out"), prefix="cube", lam=0.1, robust=False, min_pairs=1)
+    with rasterio.open(out["velocity_east"]) as ds:
+        east = ds.read()
+        assert ds.count == 5  # steps between the 6 distinct dates
+        assert [s["band"] for s in json.loads(ds.tags()["SM_SERIES_SOURCES"])] == [3, 1, 2]
+    with rasterio.open(out["velocity_north"]) as ds:
+        north = ds.read()
+    np.testing.assert_allclose(east, 120.0, rtol=1e-5)
+    np.testing.assert_allclose(north, -45.0, rtol=1e-5)
+    with rasterio.open(out["displacement_east"]) as ds:
+        # 2019-12-31T21:00 .. 2020-02-18T03:00 = 48.25 days at 120 m/yr (to the end of the last step)
+        np.testing.assert_allclose(ds.read(ds.count), 120.0 * 48.25 / 365.25, rtol=1e-4)
