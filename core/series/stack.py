@@ -1,10 +1,10 @@
 """Per-pixel statistics of a stack of pair velocities (REFERENCE §6.3; surfacemotion:stackvelocity).
 
-Inputs are pair rasters as read by :func:`core.series.network.read_pair`: our velocity rasters (bands speed,
-azimuth, v_east, v_north in m/yr) or disparity rasters (dx, dy in reference px; converted with
-:func:`core.offsets.velocity.offsets_to_velocity` and the pair's dt). All must share one grid (same CRS,
-geotransform and size): a stack on different grids is refused (resample the inputs first), because averaging
-pixels of different places silently would be wrong.
+Inputs are pairs as read by :func:`core.series.network.read_network`: our velocity rasters (bands speed,
+azimuth, v_east, v_north in m/yr), disparity rasters (dx, dy in reference px; converted to m/yr with the
+pair's dt by :meth:`PairRaster.read_velocity`) or the pairs (bands) of an ITS_LIVE download. All must share
+one grid (same CRS, geotransform and size): a stack on different grids is refused (resample the inputs
+first), because averaging pixels of different places silently would be wrong.
 
 Statistics (NaN-aware; a pair counts at a pixel where speed, v_east and v_north are all finite, and, when
 weighted, its uncertainty is finite and > 0):
@@ -17,17 +17,17 @@ weighted, its uncertainty is finite and > 0):
   non-zero speed: C = mean cos θ, S = mean sin θ, R = √(C² + S²), mean = atan2(S, C), std = √(−2 ln R)
   (degrees).
 
-Weights (optional): inverse variance 1/σ² from each pair's uncertainty (velocity rasters: a band whose
-description starts with "uncertainty" in m/yr; disparity rasters: "uncertainty (px, 1 sigma)", converted to
-m/yr with the pixel size and dt). They weight the mean, std, vector mean and the circular statistics; median,
-MAD and count stay unweighted.
+Weights (optional): inverse variance 1/σ² from each pair's uncertainty (:meth:`PairRaster.read_sigma`:
+velocity rasters: a band whose description starts with "uncertainty" in m/yr; disparity rasters:
+"uncertainty (px, 1 sigma)", converted to m/yr with the pixel size and dt; ITS_LIVE downloads: vx_error and
+vy_error), σ = √((σ_east² + σ_north²) / 2). They weight the mean, std, vector mean and the circular
+statistics; median, MAD and count stay unweighted.
 
 Memory is bounded whatever the number of inputs: rows are processed in blocks sized so that the block of every
 input fits ``max_block_bytes``; each block reads those rows from every input.
 """
 from __future__ import annotations
 
-import math
 import os
 import warnings
 from typing import Callable, Dict, Optional, Sequence
@@ -35,12 +35,10 @@ from typing import Callable, Dict, Optional, Sequence
 import numpy as np
 from rasterio.windows import Window
 
-from ..dates import DAYS_PER_YEAR
 from ..errors import UserInputError, check_canceled
-from ..io import RasterWriter, band_index_by_description, open_raster, row_blocks
-from ..offsets.disparity import UNCERTAINTY, reference_pixel_transform
+from ..io import RasterWriter, row_blocks
 from ..offsets.velocity import VELOCITY_STYLE
-from .network import check_common_grid, sources_tag
+from .network import PairRaster, check_common_grid, read_sigma_block, read_velocity_block, sources_tag
 
 #: 1 / Φ⁻¹(3/4): scales the median absolute deviation to the std of normal data.
 MAD_SCALE = 1.4826
@@ -138,42 +136,21 @@ def _azimuth(east: np.ndarray, north: np.ndarray, length: np.ndarray) -> np.ndar
 
 # --------------------------------------------------------------------------- files
 
-def _uncertainty_band(ds, kind: str) -> Optional[int]:
-    if kind == "disparity":
-        return band_index_by_description(ds, UNCERTAINTY)
-    for index, text in enumerate(ds.descriptions, start=1):
-        if (text or "").lower().startswith("uncertainty"):
-            return index
-    return None
+def _require_sigma(pairs: Sequence[PairRaster]) -> None:
+    for pair in pairs:
+        if not pair.has_sigma:
+            raise UserInputError(
+                f"'{os.path.basename(pair.path)}' has no uncertainty band, so inverse-variance weights cannot be "
+                "computed: switch the weights off, or give rasters with an uncertainty (disparity rasters of "
+                "correlatepair with the uncertainty output, velocity rasters with an 'uncertainty' band, ITS_LIVE "
+                "downloads with their vx_error and vy_error).")
 
 
-class _Input:
-    """One pair raster and how to read a block of it as velocities (and their uncertainty)."""
-
-    def __init__(self, pair, weighted: bool):
-        self.pair = pair
-        self.sigma_band = None
-        if weighted:
-            with open_raster(pair.path) as ds:
-                self.sigma_band = _uncertainty_band(ds, pair.kind)
-            if self.sigma_band is None:
-                raise UserInputError(
-                    f"'{os.path.basename(pair.path)}' has no uncertainty band, so inverse-variance weights "
-                    "cannot be computed: switch the weights off, or give rasters with an 'uncertainty' band "
-                    "(disparity rasters of correlatepair with the uncertainty output).")
-        px = reference_pixel_transform(pair.grid.transform, pair.step) if pair.kind != "velocity" else None
-        self.metres_per_px = math.sqrt(abs(px.a * px.e - px.b * px.d)) if px is not None else 1.0
-
-    def read(self, window: Window):
-        """(speed, v_east, v_north, sigma or None) of ``window`` in m/yr (sigma: 1-sigma velocity error)."""
-        v_east, v_north = self.pair.read_velocity(window)
-        sigma = None
-        if self.sigma_band is not None:
-            with open_raster(self.pair.path) as ds:
-                sigma = ds.read_float(self.sigma_band, window=window)
-            if self.pair.kind != "velocity":  # px of the reference image -> m/yr
-                sigma = sigma * self.metres_per_px / (abs(self.pair.dt_days) / DAYS_PER_YEAR)
-        return np.hypot(v_east, v_north), v_east, v_north, sigma
+def _combined_sigma(sigmas: np.ndarray) -> np.ndarray:
+    """(n_pairs, rows, cols) σ of the pairs from their (n_pairs, 2, rows, cols) component uncertainties: the
+    RMS √((σ_east² + σ_north²) / 2) (= σ when it is the same in both directions, as for velocity and
+    square-pixel disparity rasters)."""
+    return np.sqrt((sigmas[:, 0] ** 2 + sigmas[:, 1] ** 2) / 2.0)
 
 
 def block_rows(n_inputs: int, width: int, height: int, max_block_bytes: int = DEFAULT_BLOCK_BYTES) -> int:
@@ -199,16 +176,18 @@ def stack_file(pairs: Sequence, out_path: str, weighted: bool = False,
     tags = {TAG_SERIES_KIND: "velocity_stack", TAG_SERIES_UNIT: "m/yr", TAG_SERIES_SOURCES: sources_tag(pairs),
             TAG_WEIGHTED: "yes" if weighted else "no"}
     n_pixels = 0
-    inputs = [_Input(pair, weighted) for pair in pairs]
+    if weighted:
+        _require_sigma(pairs)
     hint = "No pixel has a valid velocity in any input pair; check the inputs (and their uncertainty band)."
     with RasterWriter(out_path, grid, STACK_DESCRIPTIONS, tags=tags, style=STACK_STYLE, require_valid=hint,
                       valid_bands=(5,)) as dst:
         for row0, row1 in row_blocks(grid.height, rows):
             check_canceled(is_canceled)
             window = Window(0, row0, grid.width, row1 - row0)
-            parts = [item.read(window) for item in inputs]
-            stats = stack_statistics(*(np.stack([p[i] for p in parts]) for i in range(3)),
-                                     sigma=np.stack([p[3] for p in parts]) if weighted else None)
+            velocity = read_velocity_block(pairs, window, np.float64)
+            sigma = _combined_sigma(read_sigma_block(pairs, window, np.float64)) if weighted else None
+            stats = stack_statistics(np.hypot(velocity[:, 0], velocity[:, 1]), velocity[:, 0], velocity[:, 1],
+                                     sigma=sigma)
             for index, (name, _) in enumerate(STACK_BANDS, start=1):
                 dst.write(stats[name].astype(np.float32), index, window=window)
             n_pixels += int((stats["count"] > 0).sum())
