@@ -12,7 +12,7 @@ from qgis.core import (
 )
 
 from ..core.series.driver import QUANTITIES, WEIGHT_RESIDUALS, WEIGHTS, invert_network
-from ..core.series.network import check_common_grid, read_network
+from ..core.series.network import merge_networks, read_network
 from .base import (MapGroup, SurfaceMotionAlgorithm, advanced, core_errors_as_processing_errors, enum_parameter,
                    enum_value, layer_paths, load_on_completion, output_folder_for, run_core)
 
@@ -102,9 +102,7 @@ class InvertPairsAlgorithm(SurfaceMotionAlgorithm):
                 "The output file name prefix '{}' is empty or holds a character not allowed in file names."
             ).format(prefix))
         with core_errors_as_processing_errors():
-            pairs = read_network(inputs) if inputs else []
-            if table:
-                pairs = _merge(pairs, read_network(table))
+            pairs = merge_networks(read_network(inputs) if inputs else [], read_network(table) if table else [])
         feedback.pushInfo(self.tr("{} pairs, {} … {}").format(
             len(pairs), min(p.start for p in pairs).date(), max(p.end for p in pairs).date()))
         lam = self.parameterAsDouble(parameters, "REGULARISATION", context)
@@ -126,13 +124,3 @@ class InvertPairsAlgorithm(SurfaceMotionAlgorithm):
                                styles[kind], group=group)
         return {"OUTPUT_FOLDER": folder, "OUTPUT_LAYERS": [paths[kind] for kind in order]}
 
-
-def _merge(first, second):
-    """Pairs of the layers then of the table, each file once, on one grid, sorted by date."""
-    seen, merged = set(), []
-    for pair in list(first) + list(second):
-        if pair.path not in seen:
-            seen.add(pair.path)
-            merged.append(pair)
-    check_common_grid(merged)
-    return sorted(merged, key=lambda p: (p.start, p.end, p.path))

@@ -9,7 +9,7 @@ from qgis.core import (
 )
 
 from ..core.offsets.velocity import VELOCITY_STYLE
-from ..core.series.network import read_network
+from ..core.series.network import merge_networks, read_network
 from ..core.series.stack import stack_file
 from .base import MapGroup, SurfaceMotionAlgorithm, core_errors_as_processing_errors, layer_paths, run_core, \
     style_on_completion, tif_output
@@ -33,10 +33,7 @@ def pairs_from_parameters(algorithm, parameters, context):
             "No pair raster was given: choose velocity or disparity rasters in 'Pair rasters', or a pair table "
             "(CSV with a path column)."))
     with core_errors_as_processing_errors():
-        pairs = read_network(table) if table else []
-        known = {pair.path for pair in pairs}
-        extra = [path for path in paths if path not in known]
-        return sorted(pairs + (read_network(extra) if extra else []), key=lambda p: (p.start, p.end, p.path))
+        return merge_networks(read_network(table) if table else [], read_network(paths) if paths else [])
 
 
 def add_pair_input_parameters(algorithm) -> None:

@@ -60,6 +60,29 @@ def test_invertpairs_regular_step_and_fixed_lambda(network, run_algorithm, tmp_p
     assert "generalised" not in feedback.textLog()
 
 
+def test_invertpairs_uncertainty_weights_and_dask_give_the_core_numbers(run_algorithm, tmp_path):
+    """WEIGHTS = uncertainty band and DASK_SCHEDULER through Processing: the rasters equal the core's."""
+    distributed = pytest.importorskip("distributed")
+    from core.series.driver import invert_network
+    from core.series.network import read_network
+    from test_series_driver_modes import _heteroscedastic_network
+
+    paths = _heteroscedastic_network(str(tmp_path))[0]
+    core = invert_network(read_network(paths), str(tmp_path / "core"), prefix="c", lam=0.3, robust=True,
+                          min_pairs=3, weights="uncertainty")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        results, _, feedback = run_algorithm("surfacemotion:invertpairs", {
+            "INPUT": paths, "REGULARISATION": 0.3, "ROBUST": True, "MIN_PAIRS": 3, "WEIGHTS": 1,
+            "DASK_SCHEDULER": cluster.scheduler_address, "PREFIX": "c", "OUTPUT_FOLDER": str(tmp_path / "qgis")})
+    assert "Uncertainty weights: w = (σ_ref/σ)²" in feedback.textLog()
+    for path in results["OUTPUT_LAYERS"]:
+        kind = os.path.basename(path)[2:-4]
+        with open_raster(path) as ds, open_raster(core[kind]) as expected:
+            assert ds.tags()["SM_SERIES_WEIGHTS"] == "uncertainty"
+            np.testing.assert_array_equal(ds.read(), expected.read(), err_msg=kind)
+
+
 def test_invertpairs_runs_from_the_command_line(network, tmp_path, qgis_process_env):
     _, table = network
     arguments = ["--json", "run", "surfacemotion:invertpairs", "--", f"PAIRS={table}", "STEP_DAYS=0",

@@ -34,7 +34,7 @@ from ..dates import DAYS_PER_YEAR
 from ..errors import UserInputError, check_canceled
 from ..io import OutputSet, aligned_windows, open_raster, output_folder
 from . import inversion
-from .network import PairRaster, check_common_grid, sources_tag
+from .network import PairRaster, check_common_grid, read_sigma_block, read_velocity_block, sources_tag
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 #: Pixels per block: windows aligned to the first pair's internal blocks (256 × 256 tiles for the pairs of
@@ -93,14 +93,7 @@ def block_windows(pairs: Sequence[PairRaster], grid, block_rows: Optional[int] =
 
 def _read_block(pairs: Sequence[PairRaster], window: Window) -> np.ndarray:
     """(n_pairs, 2, rows, cols) float32 velocities (m/yr), NaN where either component is missing."""
-    out = np.empty((len(pairs), 2, int(window.height), int(window.width)), np.float32)
-    for j, pair in enumerate(pairs):
-        east, north = pair.read_velocity(window)
-        bad = ~(np.isfinite(east) & np.isfinite(north))
-        east[bad] = np.nan
-        north[bad] = np.nan
-        out[j, 0], out[j, 1] = east, north
-    return out
+    return read_velocity_block(pairs, window)
 
 
 def _validate(pairs: Sequence[PairRaster], min_pairs: int) -> None:
@@ -241,10 +234,10 @@ def _reference_sigma(pairs, grid, log) -> float:
     if len(with_sigma) < len(pairs):
         log(f"{len(pairs) - len(with_sigma)} of {len(pairs)} pairs have no uncertainty band: their observations "
             "get the median uncertainty of the others.")
-    sigmas = _read_sigma_block(pairs, _centre_window(grid))
+    sigmas = read_sigma_block(pairs, _centre_window(grid))
     finite = sigmas[np.isfinite(sigmas) & (sigmas > 0)]
     if not finite.size:
-        sigmas = np.concatenate([_read_sigma_block(with_sigma, w).ravel()
+        sigmas = np.concatenate([read_sigma_block(with_sigma, w).ravel()
                                  for w in block_windows(with_sigma, grid)[:4]])
         finite = sigmas[np.isfinite(sigmas) & (sigmas > 0)]
     if not finite.size:
@@ -253,16 +246,6 @@ def _reference_sigma(pairs, grid, log) -> float:
     reference = float(np.median(finite))
     log(f"Uncertainty weights: w = (σ_ref/σ)², σ_ref = {reference:.4g} m/yr (median uncertainty).")
     return reference
-
-
-def _read_sigma_block(pairs, window: Window) -> np.ndarray:
-    """(n_pairs, 2, rows, cols) float32 uncertainties (m/yr), NaN where unknown (or the pair has none)."""
-    out = np.full((len(pairs), 2, int(window.height), int(window.width)), np.nan, np.float32)
-    for j, pair in enumerate(pairs):
-        sigma = pair.read_sigma(window)
-        if sigma is not None:
-            out[j, 0], out[j, 1] = sigma
-    return out
 
 
 def _choose_lambda(pairs, grid, a, d, robust, sigma_ref=None) -> float:
@@ -275,7 +258,7 @@ def _choose_lambda(pairs, grid, a, d, robust, sigma_ref=None) -> float:
     y = y[:, keep]
     if sigma_ref is not None:
         w_obs = inversion.weights_from_obs_sigmas(
-            _read_sigma_block(pairs, window).reshape(len(pairs), -1)[:, keep], sigma_ref)
+            read_sigma_block(pairs, window).reshape(len(pairs), -1)[:, keep], sigma_ref)
         w_pair = np.median(w_obs, axis=1)
     else:
         first = inversion.solve_grouped(a, y, np.ones(len(pairs)), 1.0, d, 2)
@@ -307,7 +290,7 @@ def invert_block(job: BlockJob, window: Window) -> Dict[str, np.ndarray]:
         obs_weights = None
         if job.sigma_ref is not None:
             obs_weights = inversion.weights_from_obs_sigmas(
-                _read_sigma_block(job.pairs, window).reshape(n_pairs, -1), job.sigma_ref)
+                read_sigma_block(job.pairs, window).reshape(n_pairs, -1), job.sigma_ref)
     v_all, n_used_all, rms_all = _invert_columns(job, y, obs_weights)
     k = job.a.shape[1]
     v = v_all.reshape(k, 2, n_rows, n_cols)

@@ -523,15 +523,22 @@ def read_network(source: Union[Sequence[str], pd.DataFrame, str]) -> List[PairRa
     An ITS_LIVE download (its _vx.tif, its _vy.tif or both) gives one pair per band. Pairs come back sorted
     by (start, end) date; the same pair twice (same file and band) is read once.
     """
-    pairs, seen = [], set()
-    for path, ref, sec in _rows_of(source):
-        for pair in read_pairs(path, ref, sec):
-            if pair.key not in seen:
-                seen.add(pair.key)
-                pairs.append(pair)
+    pairs = [pair for path, ref, sec in _rows_of(source) for pair in read_pairs(path, ref, sec)]
     if not pairs:
         raise UserInputError("No pair raster given: the network needs at least two pairs.")
-    check_common_grid(pairs)
+    return merge_networks(pairs)
+
+
+def merge_networks(*networks: Sequence[PairRaster]) -> List[PairRaster]:
+    """The pairs of ``networks`` (e.g. the layers and the pair table of a dialog), each pair once (same file
+    and band; the first occurrence wins, with its dates), checked to share one grid, sorted by date."""
+    pairs, seen = [], set()
+    for pair in (pair for network in networks for pair in network):
+        if pair.key not in seen:
+            seen.add(pair.key)
+            pairs.append(pair)
+    if pairs:
+        check_common_grid(pairs)
     return sorted(pairs, key=lambda p: (p.start, p.end, p.path, p.band))
 
 
