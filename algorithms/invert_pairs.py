@@ -26,7 +26,8 @@ class InvertPairsAlgorithm(SurfaceMotionAlgorithm):
     group_id = "postprocessing"
     PARAMETER_HELP = {
         "INPUT": "Disparity rasters of surfacemotion:correlatepair(s) or velocity rasters of "
-                 "surfacemotion:velocity, all on one grid, with their dates in their tags or file names.",
+                 "surfacemotion:velocity, all on one grid, with their dates in their tags or file names; or the _vx.tif of an "
+                 "ITS_LIVE download (surfacemotion:itslivedownload without aggregation): one pair per band.",
         "PAIRS": "A CSV with a 'path' column (the pair rasters, relative to the CSV) and, for rasters without "
                  "dates (an ASP -F.tif), 'ref_date' and 'sec_date' (ISO, UTC); added to the layers.",
         "STEP_DAYS": "Length of the regular time steps in days; 0 = the steps between consecutive unique "
@@ -67,7 +68,7 @@ class InvertPairsAlgorithm(SurfaceMotionAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802 (QGIS API name)
         self.addParameter(QgsProcessingParameterMultipleLayers(
-            "INPUT", self.tr("Pair rasters (disparity or velocity)"), QgsProcessing.TypeRaster, optional=True))
+            "INPUT", self.tr("Pair rasters (disparity, velocity or an ITS_LIVE _vx.tif)"), QgsProcessing.TypeRaster, optional=True))
         self.addParameter(QgsProcessingParameterFile(
             "PAIRS", self.tr("…or a pair table (CSV with path, ref_date, sec_date)"), extension="csv",
             optional=True))
