@@ -96,3 +96,27 @@ def test_invertpairs_runs_from_the_command_line(network, tmp_path, qgis_process_
     assert os.path.basename(speed) == "cli_speed.tif"
     with open_raster(speed) as ds:
         assert ds.tags()["SM_SERIES_KIND"] == "speed" and ds.count == len(DATES) - 1
+
+
+def test_invertpairs_of_an_itslive_download_as_layer_or_table(run_algorithm, tmp_path):
+    """An ITS_LIVE download (its _vx.tif) in INPUT or in the pair table is one pair per band; with the
+    uncertainty weights (its _vx_error / _vy_error) a steady flow comes back in every step."""
+    from test_series_cube_input import LAYERS, _fields, write_download
+
+    steady = _fields()
+    steady["vx"][:] = 120.0
+    steady["vy"][:] = -45.0
+    paths = write_download(tmp_path / "download", data=steady)
+    table = tmp_path / "pairs.csv"
+    pd.DataFrame({"path": [paths["vx"]]}).to_csv(table, index=False)
+    for name, given in (("layer", {"INPUT": [paths["vy"]]}), ("table", {"PAIRS": str(table)})):
+        results, _, feedback = run_algorithm("surfacemotion:invertpairs", dict(
+            given, REGULARISATION=0.1, ROBUST=False, MIN_PAIRS=1, WEIGHTS=1, PREFIX="c",
+            OUTPUT_FOLDER=str(tmp_path / name)))
+        assert f"{len(LAYERS)} pairs, " in feedback.textLog(), name
+        with open_raster(results["OUTPUT_LAYERS"][1]) as ds:  # velocity east
+            assert ds.tags()["SM_SERIES_WEIGHTS"] == "uncertainty"
+            sources = json.loads(ds.tags()["SM_SERIES_SOURCES"])
+            east = ds.read().astype(float)
+        assert sorted(s["band"] for s in sources) == [1, 2, 3]
+        np.testing.assert_allclose(east, 120.0, rtol=1e-5)
