@@ -171,36 +171,43 @@ def download_products(session: Session, products: Sequence[Product], folder: str
         product.validate()
     report = DownloadReport()
     partial_folder = os.path.join(folder, PARTIAL_FOLDER)
-    for number, product in enumerate(products):
-        check_canceled(is_canceled)
-        target = os.path.join(folder, f"{product.id}.zip")
-        if os.path.isfile(target) and archive_problem(target, product) is None:
-            report.skipped += 1
-            report.paths.append(target)
-            if log is not None:
-                log(f"{product.id}.zip is already complete; skipped")
-            continue
-        os.makedirs(partial_folder, exist_ok=True)
-        part = _part_path(folder, product)
-        before = os.path.getsize(part) if os.path.exists(part) else 0
+    try:
+        for number, product in enumerate(products):
+            check_canceled(is_canceled)
+            _download_one(session, product, folder, report, number, len(products), progress, is_canceled, log)
+    finally:
+        with contextlib.suppress(OSError):
+            os.rmdir(partial_folder)  # only when empty: parts of an interrupted run stay for the next
+    return report
 
-        def step(done: int, total: int, number=number) -> None:
-            if progress is not None and total:
-                progress(100.0 * (number + min(1.0, done / total)) / len(products))
 
-        report.resumes += fetch_part(session, product, part, step, is_canceled)
-        report.bytes += os.path.getsize(part) - before
-        _install(part, target, product)
-        report.fetched += 1
+def _download_one(session: Session, product: Product, folder: str, report: DownloadReport, number: int, count: int,
+                  progress, is_canceled, log) -> None:
+    target = os.path.join(folder, f"{product.id}.zip")
+    if os.path.isfile(target) and archive_problem(target, product) is None:
+        report.skipped += 1
         report.paths.append(target)
         if log is not None:
-            log(f"Downloaded {product.id}.zip ({os.path.getsize(target) / 1e6:.1f} MB"
-                + (f", {product.checksum.split(':')[0].upper()} verified)" if product.checksum else ")"))
-        if progress is not None:
-            progress(100.0 * (number + 1) / len(products))
-    with contextlib.suppress(OSError):
-        os.rmdir(partial_folder)
-    return report
+            log(f"{product.id}.zip is already complete; skipped")
+        return
+    part = _part_path(folder, product)
+    os.makedirs(os.path.dirname(part), exist_ok=True)
+    before = os.path.getsize(part) if os.path.exists(part) else 0
+
+    def step(done: int, total: int) -> None:
+        if progress is not None and total:
+            progress(100.0 * (number + min(1.0, done / total)) / count)
+
+    report.resumes += fetch_part(session, product, part, step, is_canceled)
+    report.bytes += os.path.getsize(part) - before
+    _install(part, target, product)
+    report.fetched += 1
+    report.paths.append(target)
+    if log is not None:
+        log(f"Downloaded {product.id}.zip ({os.path.getsize(target) / 1e6:.1f} MB"
+            + (f", {product.checksum.split(':')[0].upper()} verified)" if product.checksum else ")"))
+    if progress is not None:
+        progress(100.0 * (number + 1) / count)
 
 
 def _install(part: str, target: str, product: Product) -> None:
