@@ -89,10 +89,13 @@ class Session:
         secrets = (self.credentials.secrets() if self.credentials else []) + ([self._token] if self._token else [])
         return redact(text, *secrets) if secrets else str(text)
 
+    def has_credentials(self) -> bool:
+        return self.credentials is not None and bool(self.credentials.username or self.credentials.password)
+
     def authorization(self) -> Optional[str]:
         """The Authorization header value, None without credentials."""
         c = self.credentials
-        if c is None or not (c.username or c.password):
+        if not self.has_credentials():
             return None
         if c.token_url:
             if self._token is None:
@@ -198,7 +201,7 @@ class Session:
         host = _host(url)
         if status in (401, 403):
             hint = ("no credentials were given: choose a QGIS authentication configuration (method Basic) with "
-                    "your account" if self.authorization() is None else
+                    "your account" if not self.has_credentials() else
                     "the credentials were refused: check the user name and password in the QGIS authentication "
                     "configuration (Settings → Options → Authentication)")
             return HttpError(self.scrub(f"{host} refused the {what} (HTTP {status}): {hint}. {detail}".strip()),
