@@ -242,15 +242,13 @@ def local_product_record(path: str) -> Dict:
         return manifest_record(text, name, path, product_footprint(path))
     if not zipfile.is_zipfile(path):
         raise UserInputError(f"'{path}' is not a readable zip file (incomplete download?). Download it again.")
-    with zipfile.ZipFile(path) as archive:
+    with zipfile.ZipFile(path) as archive, tempfile.TemporaryDirectory() as scratch:
         members = [m for m in archive.namelist() if m.endswith(".SAFE/manifest.safe")]
         if not members:
             raise UserInputError(f"'{os.path.basename(path)}' holds no .SAFE product (no manifest.safe).")
         text = archive.read(members[0]).decode("utf-8", "replace")
-    with tempfile.TemporaryDirectory() as scratch:  # product_footprint reads a .SAFE folder
-        with open(os.path.join(scratch, "manifest.safe"), "w", encoding="utf-8") as handle:
-            handle.write(text)
-        footprint = product_footprint(scratch)
+        archive.extract(members[0], scratch)  # product_footprint reads a .SAFE folder
+        footprint = product_footprint(os.path.dirname(os.path.join(scratch, members[0])))
     return manifest_record(text, name, path, footprint)
 
 
