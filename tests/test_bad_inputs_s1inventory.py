@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from bad_inputs import Case, case_ids, check_case
-from stac_server import PASSWORD, USER
+from stac_server import PASSWORD
 
 #: The running server, the auth configuration id and the inventory layer (set by the fixture).
 STATE = {}
@@ -66,8 +66,8 @@ CASES = [
 @pytest.fixture
 def s1_case(provider, run_algorithm, tmp_path_factory):
     from processing.core.ProcessingConfig import ProcessingConfig
-    from qgis.core import QgsApplication, QgsAuthMethodConfig
     from stac_server import StacServer
+    from test_s1_download import basic_auth_config
 
     from surface_motion.algorithms.settings import DEFAULTS
 
@@ -79,19 +79,10 @@ def s1_case(provider, run_algorithm, tmp_path_factory):
     run_algorithm("surfacemotion:s1inventory", {"AOI_EXTENT": EXTENT, "START_DATE": "2021-06-01",
                                                "END_DATE": "2021-07-01", "OUTPUT": str(folder / "p.gpkg"),
                                                "MOSAICS": str(folder / "m.gpkg")})
-    manager = QgsApplication.authManager()
-    if not manager.masterPasswordIsSet():
-        assert manager.setMasterPassword("master-for-tests", True)
-    config = QgsAuthMethodConfig("Basic")
-    config.setName("S1 bad-input account")
-    config.setConfig("username", USER)
-    config.setConfig("password", "not-" + PASSWORD)
-    stored = manager.storeAuthenticationConfig(config)
-    assert stored[0] if isinstance(stored, tuple) else stored
-    server.log.clear()
-    STATE.update(server=server, auth=config.id(), layer=str(folder / "p.gpkg"), mosaics=str(folder / "m.gpkg"))
-    yield server
-    manager.removeAuthenticationConfig(config.id())
+    with basic_auth_config("S1 bad-input account", "not-" + PASSWORD) as config_id:
+        server.log.clear()
+        STATE.update(server=server, auth=config_id, layer=str(folder / "p.gpkg"), mosaics=str(folder / "m.gpkg"))
+        yield server
     for key in keys:
         ProcessingConfig.setSettingValue(key, DEFAULTS[key])
     server.stop()

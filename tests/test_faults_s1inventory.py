@@ -6,7 +6,8 @@ import shutil
 
 import pytest
 from faults import leftovers
-from stac_server import PASSWORD, USER, StacServer
+from stac_server import StacServer
+from test_s1_download import basic_auth_config
 from test_s1_inventory import SAFE
 
 from test_bad_inputs_s1inventory import EXTENT
@@ -29,22 +30,11 @@ def server(provider):
 
 @pytest.fixture
 def layer_and_account(server, run_algorithm, tmp_path):
-    from qgis.core import QgsApplication, QgsAuthMethodConfig
-
     run_algorithm("surfacemotion:s1inventory", {"AOI_EXTENT": EXTENT, "START_DATE": "2021-06-01",
                                                "END_DATE": "2021-07-01", "OUTPUT": str(tmp_path / "p.gpkg"),
                                                "MOSAICS": str(tmp_path / "m.gpkg")})
-    manager = QgsApplication.authManager()
-    if not manager.masterPasswordIsSet():
-        assert manager.setMasterPassword("master-for-tests", True)
-    config = QgsAuthMethodConfig("Basic")
-    config.setName("S1 fault account")
-    config.setConfig("username", USER)
-    config.setConfig("password", PASSWORD)
-    stored = manager.storeAuthenticationConfig(config)
-    assert stored[0] if isinstance(stored, tuple) else stored
-    yield str(tmp_path / "p.gpkg"), config.id()
-    manager.removeAuthenticationConfig(config.id())
+    with basic_auth_config("S1 fault account") as config_id:
+        yield str(tmp_path / "p.gpkg"), config_id
 
 
 def test_s1download_on_a_full_disk_writes_nothing(layer_and_account, run_algorithm, tmp_path, monkeypatch):

@@ -3,12 +3,12 @@ Basic credentials, 401, 500, timeouts, truncated transfers resumed with Range, a
 Range, cancel then resume in the next run, checksum mismatches, and nothing partial left under a
 product's name."""
 import base64
-import datetime as dt
+import contextlib
 import hashlib
 import os
 
 import pytest
-from stac_server import AOI, PASSWORD, TOKEN, USER, StacServer
+from stac_server import PASSWORD, TOKEN, USER, StacServer
 
 from core.errors import Cancelled, UserInputError
 from core.sentinel1.download import PARTIAL_FOLDER, Product, download_products
@@ -181,21 +181,30 @@ def inventory(provider, server, run_algorithm, tmp_path):
         ProcessingConfig.setSettingValue(key, DEFAULTS[key])
 
 
-@pytest.fixture
-def auth_config():
+@contextlib.contextmanager
+def basic_auth_config(name: str, password: str = PASSWORD):
+    """A QGIS authentication configuration (method Basic) with the test account; its id."""
     from qgis.core import QgsApplication, QgsAuthMethodConfig
 
     manager = QgsApplication.authManager()
     if not manager.masterPasswordIsSet():
         assert manager.setMasterPassword("master-for-tests", True)
     config = QgsAuthMethodConfig("Basic")
-    config.setName("CDSE test account")
+    config.setName(name)
     config.setConfig("username", USER)
-    config.setConfig("password", PASSWORD)
+    config.setConfig("password", password)
     stored = manager.storeAuthenticationConfig(config)
     assert stored[0] if isinstance(stored, tuple) else stored
-    yield config.id()
-    manager.removeAuthenticationConfig(config.id())
+    try:
+        yield config.id()
+    finally:
+        manager.removeAuthenticationConfig(config.id())
+
+
+@pytest.fixture
+def auth_config():
+    with basic_auth_config("CDSE test account") as config_id:
+        yield config_id
 
 
 def test_s1download_fetches_the_preselected_products_with_the_auth_config(inventory, server, auth_config,

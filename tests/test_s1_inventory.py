@@ -7,7 +7,7 @@ import shutil
 import zipfile
 
 import pytest
-from stac_server import AOI, AOI_BOX, PRODUCTS, StacServer
+from stac_server import AOI, AOI_BOX, StacServer
 
 from core.errors import UserInputError
 from core.sentinel1.http import HttpError, Session

@@ -20,7 +20,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional
 
-from ..errors import Cancelled, UserInputError, check_canceled
+from ..errors import UserInputError, check_canceled
 from ..planet.client import MAX_RETRIES, RETRY_STATUSES, redact, retry_wait
 
 #: Longest wait between two tries (s) honoured from Retry-After.
@@ -234,5 +234,3 @@ def _network_message(url: str, exc: BaseException, timeout: float, retries: int,
     return (f"{_host(url)} cannot be reached for the {what} ({type(reason).__name__}: {reason}; after {retries} "
             "retries). Check the network connection, the URL setting and QGIS's proxy settings.")
 
-
-__all__ = ["Credentials", "HttpError", "Session", "Cancelled"]
