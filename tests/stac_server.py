@@ -12,7 +12,11 @@
   with ``Authorization: Bearer <token>`` or Basic user:password; ``Range`` answered with 206;
 * faults per path prefix: ``inject(prefix, status, count)``, ``stall(prefix, seconds, count)``,
   ``truncate(prefix, bytes, count)`` (announce the whole length, close after ``bytes``),
-  ``ignore_range`` (answer 200 with everything to a Range request).
+  ``ignore_range`` (answer 200 with everything to a Range request);
+* ``GET /redirect/<id>.zip`` (authorised) → 302 to ``http://localhost:<port>/storage/<id>.zip``, which
+  refuses any Authorization header (as a signed S3 URL does); ``GET /login-redirect/<id>.zip`` → 302 to
+  ``localhost …/login/<id>.zip``, which answers 401 with a Basic challenge until given the account
+  (NASA Earthdata's login host).
 
 Every request is logged (method, path, headers, body, Range).
 """
@@ -324,6 +328,26 @@ class StacServer(LoopbackServer):
             name = parsed.path[len("/download/"):-len(".zip")]
             if name not in self.by_name:
                 return self._json(handler, 404, {"detail": "product not found"})
+            return self._archive(handler, parsed.path, self.by_name[name]["archive"])
+        if parsed.path.startswith("/relay/") and method == "GET":  # a redirect within the same host
+            return self._json(handler, 302, {}, {"Location": "/download/" + parsed.path.split("/", 2)[2]})
+        if parsed.path.startswith(("/redirect/", "/login-redirect/")) and method == "GET":
+            # the product host sends the client to another host (localhost instead of 127.0.0.1): a signed
+            # storage URL that refuses any Authorization header, or a login host that asks for Basic
+            if parsed.path.startswith("/redirect/") and not self.authorised(auth):
+                return self._json(handler, 401, {"detail": "not authenticated"})
+            port = self.url.rsplit(":", 1)[1]
+            target = "storage" if parsed.path.startswith("/redirect/") else "login"
+            name = parsed.path.split("/", 2)[2]
+            return self._json(handler, 302, {}, {"Location": f"http://localhost:{port}/{target}/{name}"})
+        if parsed.path.startswith(("/storage/", "/login/")) and method == "GET":
+            if parsed.path.startswith("/storage/") and auth:
+                return self._json(handler, 400, {"detail": "Only one auth mechanism allowed"})
+            if parsed.path.startswith("/login/") and not auth.startswith("Basic ") or (auth and not
+                                                                                      self.authorised(auth)):
+                return self._json(handler, 401, {"detail": "login required"},
+                                  {"WWW-Authenticate": 'Basic realm="login"'})
+            name = parsed.path.split("/", 2)[2][:-len(".zip")]
             return self._archive(handler, parsed.path, self.by_name[name]["archive"])
         return self._json(handler, 404, {"detail": f"{parsed.path} not found"})
 

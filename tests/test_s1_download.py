@@ -65,6 +65,42 @@ def test_basic_credentials_are_sent_as_such(server, tmp_path):
     assert base64.b64decode(header[6:]).decode() == f"{USER}:{PASSWORD}" and not server.requests_to("/token")
 
 
+def test_credentials_never_follow_a_redirect_to_another_host(server, tmp_path):
+    product = products(server, 1)
+    product[0].url = product[0].url.replace("/download/", "/redirect/")
+    download_products(session(server), product, str(tmp_path))
+    assert md5(tmp_path / (product[0].id + ".zip")) == server.products[0]["md5"]
+    first, second = server.requests_to("/redirect/")[0], server.requests_to("/storage/")[0]
+    assert first["headers"]["Authorization"] == f"Bearer {TOKEN}" and first["headers"]["Host"].startswith("127.0.0.1")
+    assert "Authorization" not in second["headers"] and second["headers"]["Host"].startswith("localhost")
+
+
+def test_a_redirect_within_the_host_gets_the_token_again_when_asked(server, tmp_path):
+    product = products(server, 1)
+    product[0].url = product[0].url.replace("/download/", "/relay/")
+    download_products(session(server), product, str(tmp_path))
+    assert md5(tmp_path / (product[0].id + ".zip")) == server.products[0]["md5"]
+    asked, given = server.requests_to("/download/")
+    assert "Authorization" not in asked["headers"] and given["headers"]["Authorization"] == f"Bearer {TOKEN}"
+
+
+def test_same_site_rule():
+    from core.sentinel1.http import _same_site
+
+    assert _same_site("https://download.dataspace.copernicus.eu/x", "https://zipper.dataspace.copernicus.eu/y")
+    assert not _same_site("https://datapool.asf.alaska.edu/x", "https://bucket.s3.amazonaws.com/y")
+    assert not _same_site("http://127.0.0.1:80/x", "http://localhost:80/y")
+
+
+def test_a_login_host_that_asks_gets_the_basic_credentials(server, tmp_path):
+    product = products(server, 1)
+    product[0].url = product[0].url.replace("/download/", "/login-redirect/")
+    download_products(session(server, token=False), product, str(tmp_path))
+    assert md5(tmp_path / (product[0].id + ".zip")) == server.products[0]["md5"]
+    logins = server.requests_to("/login/")
+    assert "Authorization" not in logins[0]["headers"] and logins[1]["headers"]["Authorization"].startswith("Basic ")
+
+
 def test_a_truncated_transfer_resumes_with_range(server, tmp_path):
     server.truncate("/download/", 100_000, count=2)
     product = products(server, 1)

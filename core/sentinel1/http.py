@@ -1,11 +1,13 @@
 """The HTTP plumbing of the Sentinel-1 catalogue search and download (standard library only):
 JSON requests and streamed downloads with retries (429, 5xx, timeouts, broken connections),
-cancel checks, credentials sent only to the host they belong to, and errors that say what to do.
+cancel checks, credentials sent only to the site they belong to, and errors that say what to do.
 
 Credentials: HTTP Basic (ASF / NASA Earthdata), or a bearer token obtained from an OAuth2
 token endpoint with the user name and password (Copernicus Data Space: ``grant_type=password``,
-``client_id=cdse-public``). The Authorization header goes to the first host and, on a 401
-challenge, to the host that asked; never along a redirect to another host (e.g. a signed S3 URL).
+``client_id=cdse-public``). The Authorization header goes to the URL's host; after a redirect it is
+sent again only when the target answers 401 and is the same site (same host, or same parent domain)
+or, for Basic, a login host that asks (NASA Earthdata); never to another host that does not ask
+(e.g. a signed S3 URL).
 """
 from __future__ import annotations
 
@@ -164,10 +166,14 @@ class Session:
         try:
             return self.opener.open(request, timeout=self.timeout)
         except urllib.error.HTTPError as exc:
-            if exc.code == 401 and exc.url and _host(exc.url) != _host(url) and auth and auth.startswith("Basic"):
-                # a login host reached through a redirect asks for the credentials (NASA Earthdata)
+            if exc.code == 401 and auth and exc.url and exc.url != url and (
+                    auth.startswith("Basic") or _same_site(exc.url, url)):
+                # a redirect target asks for the credentials: a login host answering a Basic challenge
+                # (NASA Earthdata), or the same site (CDSE's download → zipper.dataspace.copernicus.eu)
                 retry = urllib.request.Request(exc.url, method="GET")
                 retry.add_header("User-Agent", USER_AGENT)
+                for name, value in headers.items():
+                    retry.add_header(name, value)
                 retry.add_unredirected_header("Authorization", auth)
                 return self.opener.open(retry, timeout=self.timeout)
             raise
@@ -210,6 +216,16 @@ class Session:
         return HttpError(self.scrub(f"{host} answered HTTP {status} to the {what}{tries}: {detail or 'no detail'}. "
                                     + ("Try again later." if status >= 500 or status == 429 else
                                        "Check the parameters and the URL setting.")), status)
+
+
+def _same_site(first: str, second: str) -> bool:
+    """Same host, or host names under the same parent domain (a.example.eu, b.example.eu)."""
+    one, two = urllib.parse.urlsplit(first).hostname or "", urllib.parse.urlsplit(second).hostname or ""
+    if one == two:
+        return True
+    if any(part.replace(".", "").isdigit() or ":" in part for part in (one, two)):
+        return False  # IP addresses: only the same one
+    return one.split(".")[-2:] == two.split(".")[-2:] and one.count(".") >= 1
 
 
 def _host(url: str) -> str:
