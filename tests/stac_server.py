@@ -179,6 +179,7 @@ class StacServer(LoopbackServer):
         self.log = []
         self.faults, self.stalls, self.truncations = [], [], []
         self.ignore_range = False
+        self.token = TOKEN
         self.searches = {}
         self.lock = threading.Lock()
         super().__init__()
@@ -194,6 +195,10 @@ class StacServer(LoopbackServer):
     def stall(self, prefix: str, seconds: float, count: int = 1) -> None:
         self.stalls.append([prefix, seconds, count])
 
+    def expire_token(self) -> None:
+        """The token given so far is refused from now on; the token endpoint hands out a new one."""
+        self.token = self.token + "-renewed"
+
     def truncate(self, prefix: str, after_bytes: int, count: int = 1) -> None:
         self.truncations.append([prefix, after_bytes, count])
 
@@ -207,7 +212,7 @@ class StacServer(LoopbackServer):
 
     # ----- auth
     def authorised(self, header: str) -> bool:
-        if header == f"Bearer {TOKEN}":
+        if header == f"Bearer {self.token}":
             return True
         if header.startswith("Basic "):
             return base64.b64decode(header[6:]).decode("utf-8", "replace") == f"{USER}:{PASSWORD}"
@@ -314,7 +319,7 @@ class StacServer(LoopbackServer):
             form = urllib.parse.parse_qs(body.decode())
             good = (form.get("grant_type") == ["password"] and form.get("client_id") == ["cdse-public"]
                     and form.get("username") == [USER] and form.get("password") == [PASSWORD])
-            return self._json(handler, 200 if good else 401, {"access_token": TOKEN, "expires_in": 600} if good
+            return self._json(handler, 200 if good else 401, {"access_token": self.token, "expires_in": 600} if good
                               else {"error": "invalid_grant", "error_description": "Invalid user credentials"})
         if parsed.path.startswith("/v1/search"):
             if self.require_auth_search and not self.authorised(auth):

@@ -59,6 +59,18 @@ def test_token_download_writes_verified_archives_and_never_logs_the_password(ser
     assert all(PASSWORD not in line and TOKEN not in line for line in lines) and "MD5 verified" in lines[0]
 
 
+def test_an_expired_token_is_renewed_once(server, tmp_path):
+    downloader = session(server)
+    first, second = products(server, 2)
+    download_products(downloader, [first], str(tmp_path))
+    server.expire_token()
+    download_products(downloader, [second], str(tmp_path))
+    assert len(server.requests_to("/token")) == 2 and md5(tmp_path / (second.id + ".zip")) == \
+        server.products[1]["md5"]
+    assert [e["headers"]["Authorization"] for e in server.requests_to("/download/")] == [
+        f"Bearer {TOKEN}", f"Bearer {TOKEN}", f"Bearer {TOKEN}-renewed"]
+
+
 def test_basic_credentials_are_sent_as_such(server, tmp_path):
     download_products(session(server, token=False), products(server, 1), str(tmp_path))
     header = server.requests_to("/download/")[0]["headers"]["Authorization"]

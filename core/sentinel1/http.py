@@ -130,9 +130,10 @@ class Session:
 
     def open(self, url: str, body: Optional[bytes] = None, headers: Optional[Dict[str, str]] = None,
              method: Optional[str] = None, what: str = "request", authorize: bool = True):
-        """The response to one request, retried on 429/5xx, timeouts and connection errors; a 401/403
-        or other 4xx raises :class:`HttpError` at once."""
-        attempt = 0
+        """The response to one request, retried on 429/5xx, timeouts and connection errors; a 401 with a
+        bearer token fetches a new token once (tokens expire); a 401/403 or other 4xx raises
+        :class:`HttpError` at once."""
+        attempt, refreshed = 0, False
         while True:
             attempt += 1
             check_canceled(self.is_canceled)
@@ -142,6 +143,10 @@ class Session:
             except urllib.error.HTTPError as exc:
                 status, retry_after = exc.code, exc.headers.get("Retry-After") if exc.headers else None
                 detail = _body_text(exc)
+                if status == 401 and authorize and self._token is not None and not refreshed:
+                    self._token, refreshed = None, True  # the token expired (CDSE's last 10 min): a new one
+                    attempt -= 1
+                    continue
                 if status not in RETRY_STATUSES or attempt > self.retries:
                     raise self._status_error(url, status, detail, attempt, what) from None
             except (urllib.error.URLError, socket.timeout, TimeoutError, ConnectionError,
