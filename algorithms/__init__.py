@@ -15,6 +15,7 @@ from .planet_order import PlanetOrderAlgorithm
 from .postprocess import PolyfitAlgorithm, VelocityAlgorithm
 from .sentinel1 import (S1AnimationAlgorithm, S1GrdToArdAlgorithm, S1MosaicAlgorithm, S1MtSpeckleAlgorithm,
                         S1TimescanAlgorithm, S1TimeSeriesAlgorithm)
+from .s1_inventory import S1DownloadAlgorithm, S1InventoryAlgorithm
 from .stack_velocity import StackVelocityAlgorithm
 from .timelapse import TimelapseAlgorithm
 
@@ -37,5 +38,5 @@ ALGORITHM_CLASSES = (
     StrainRatesAlgorithm, FluxDivergenceAlgorithm, TrackParticlesAlgorithm,
     ItsLiveFindCubesAlgorithm, ItsLiveDownloadAlgorithm, ItsLivePointSeriesAlgorithm,
     S1TimeSeriesAlgorithm, S1MtSpeckleAlgorithm, S1TimescanAlgorithm, S1AnimationAlgorithm, S1MosaicAlgorithm,
-    S1GrdToArdAlgorithm,
+    S1GrdToArdAlgorithm, S1InventoryAlgorithm, S1DownloadAlgorithm,
 )

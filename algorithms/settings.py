@@ -30,6 +30,12 @@ SETTINGS = [
     ("SURFACEMOTION_PLANET_API_KEY",
      "Planet API key (plain text: prefer a QGIS authentication configuration; empty: PL_API_KEY)", ""),
     ("SURFACEMOTION_PLANET_URL", "Planet API base URL", "https://api.planet.com"),
+    # Sentinel-1 inventory and download (mirrors of the same APIs work too).
+    ("SURFACEMOTION_S1_STAC_URL", "Sentinel-1 STAC API URL", "https://stac.dataspace.copernicus.eu/v1"),
+    ("SURFACEMOTION_S1_ASF_URL", "Sentinel-1 ASF search API URL",
+     "https://api.daac.asf.alaska.edu/services/search/param"),
+    ("SURFACEMOTION_S1_TOKEN_URL", "Sentinel-1 OAuth2 token URL (Copernicus Data Space)",
+     "https://identity.dataspace.copernicus.eu/auth/realms/CDSE/protocol/openid-connect/token"),
     # Orthorectification: folder holding PROJ geoid grids (us_nga_egm08_25.tif for EGM2008 DEMs), searched
     # before PROJ's own search path.
     ("SURFACEMOTION_GEOID_FOLDER",

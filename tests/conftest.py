@@ -20,7 +20,7 @@ for path in (REPO, PLUGIN_PARENT):
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 #: Algorithms and shipped models the provider registers (one number for every test that counts them:
 #: a new algorithm must be added here on purpose, with its fault, bad-input and help cases).
-ALGORITHM_COUNT = 30
+ALGORITHM_COUNT = 32
 
 
 def is_loopback(address) -> bool:
