@@ -296,3 +296,26 @@ def test_spans_of_design_rows():
     a = np.array([[0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0], [0.0, 0.2, 0.3, 0.5], [0.0, 0.0, 0.0, 0.0]])
     first, last = spans(a)
     assert first.tolist() == [0, 3, 1, 0] and last.tolist() == [2, 4, 4, 0]
+
+
+def test_series_do_not_depend_on_the_column_chunks(network_dir, tmp_path, monkeypatch):
+    """Pair weights come from the whole block and the robust loop converges per pixel, so chunking the
+    block's columns (memory) does not change the numbers."""
+    from core.series import driver
+
+    pairs = read_network(sorted(str(p) for p in network_dir.glob("*_disp.tif")))
+    whole = invert_network(pairs, str(tmp_path / "whole"), prefix="w", lam=0.3)
+    monkeypatch.setattr(driver, "chunk_columns_for", lambda n_pairs: 37)
+    chunked = invert_network(pairs, str(tmp_path / "chunked"), prefix="w", lam=0.3)
+    for kind in whole:
+        with open_raster(whole[kind]) as a, open_raster(chunked[kind]) as b:
+            np.testing.assert_allclose(b.read(), a.read(), rtol=1e-5, atol=1e-6, err_msg=kind)
+
+
+def test_uncovered_steps_in_column_chunks_equal_one_product():
+    rng = np.random.default_rng(2)
+    a, _, _, y, _ = _setup()
+    valid = np.isfinite(y) & (rng.random(y.shape) > 0.3)
+    expected = ((valid.T.astype(np.float64) @ (a > 0)) == 0).sum(axis=1)
+    np.testing.assert_array_equal(inv.uncovered_steps(a, valid, columns=7), expected)
+    assert expected.max() > 0

@@ -43,12 +43,14 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 BLOCK_PIXELS = 256 * 256
 #: Bytes the solve of one chunk of pixel columns may use: the inversion's working copies measured at
 #: about 12 float64 values per pair and column (tracemalloc, 200 pairs × 39 steps).
-CHUNK_BUDGET_BYTES = 256 * 1024 * 1024
+CHUNK_BUDGET_BYTES = 128 * 1024 * 1024
 _WORK_COPIES = 12
+#: Pixel columns of a block (evenly spaced) whose residual spread gives the pair weights of the whole block.
+SIGMA_SAMPLE_COLUMNS = 4096
 #: GDAL block cache (bytes) while a network is inverted: GDAL's default (5 % of the RAM) would hold
 #: decompressed tiles of every pair file and grow with the network; this bound keeps the peak memory
 #: independent of the number of pairs (rasterio restores the previous size afterwards).
-GDAL_CACHE_BYTES = 256 * 1024 * 1024
+GDAL_CACHE_BYTES = 64 * 1024 * 1024
 #: Side (pixels) of the window at the grid's centre read to choose λ by GCV.
 GCV_WINDOW = 128
 QUANTITIES = (
@@ -266,14 +268,23 @@ def _choose_lambda(pairs, grid, a, d, robust, sigma_ref=None) -> float:
     return inversion.choose_lambda(a, y, d, w_pair, robust)
 
 
+def _block_pair_sigmas(job: BlockJob, y) -> np.ndarray:
+    """σ_j of every pair from the spread of its residuals over the block (an unweighted solve of at most
+    :data:`SIGMA_SAMPLE_COLUMNS` columns taken evenly across the block), the same for every chunk."""
+    sample = y[:, ::max(1, -(-y.shape[1] // SIGMA_SAMPLE_COLUMNS))].astype(np.float64)
+    first = inversion.solve_grouped(job.a, sample, np.ones(len(job.a)), job.lam, job.d, job.min_pairs)
+    return inversion.pair_sigmas(job.a, sample, first)
+
+
 def _invert_columns(job: BlockJob, y, obs_weights) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(v, pairs used, residual RMS) of :func:`inversion.invert` run on ``job.chunk`` columns of y at a time
-    (bounded working memory)."""
+    (bounded working memory), with the pair weights of the whole block."""
     k, n = job.a.shape[1], y.shape[1]
     v, n_used, rms = np.empty((k, n)), np.empty(n, np.int64), np.empty(n)
+    sigmas = _block_pair_sigmas(job, y) if obs_weights is None else None
     for c0 in range(0, n, job.chunk):
         part = inversion.invert(job.a, y[:, c0:c0 + job.chunk].astype(np.float64), job.d, lam=job.lam,
-                                robust=job.robust, min_pairs=job.min_pairs,
+                                sigmas=sigmas, robust=job.robust, min_pairs=job.min_pairs,
                                 obs_weights=None if obs_weights is None else obs_weights[:, c0:c0 + job.chunk])
         v[:, c0:c0 + job.chunk], n_used[c0:c0 + job.chunk], rms[c0:c0 + job.chunk] = (
             part.v, part.n_used, part.residual_rms)

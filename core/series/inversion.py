@@ -389,9 +389,15 @@ def choose_lambda(a: np.ndarray, y: np.ndarray, d: np.ndarray, pair_weights: np.
     return gcv_lambda(a, kept, pair_weights, d)[0]
 
 
-def uncovered_steps(a: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Per column of ``valid`` (n_pairs × n): how many steps no valid pair overlaps."""
-    return ((valid.T.astype(np.float64) @ (a > 0)) == 0).sum(axis=1)
+def uncovered_steps(a: np.ndarray, valid: np.ndarray, columns: int = 8192) -> np.ndarray:
+    """Per column of ``valid`` (n_pairs × n): how many steps no valid pair overlaps (``columns`` at a time:
+    float32 counts, exact, in bounded memory)."""
+    overlaps = (a > 0).astype(np.float32)
+    out = np.empty(valid.shape[1], np.int64)
+    for c0 in range(0, valid.shape[1], columns):
+        part = valid[:, c0:c0 + columns].T.astype(np.float32)
+        out[c0:c0 + columns] = ((part @ overlaps) == 0).sum(axis=1)
+    return out
 
 
 def cumulative_displacement(v: np.ndarray, edges: np.ndarray, days_per_year: float) -> np.ndarray:

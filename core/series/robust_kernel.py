@@ -18,8 +18,8 @@ from ..offsets.jit import LazyKernel
 
 #: Use the compiled loop when numba is installed (tests switch it off to compare).
 USE_NUMBA = True
-#: Columns per thread task.
-_TASK_COLUMNS = 4096
+#: Fewest columns per thread (the columns are split evenly over the cores).
+_MIN_TASK_COLUMNS = 256
 
 
 def spans(a: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
@@ -54,12 +54,13 @@ def robust_loop_compiled(a: np.ndarray, y: np.ndarray, v: np.ndarray, weights: n
     reg = np.ascontiguousarray(reg, np.float64)
 
     def run(start: int) -> None:
-        stop = min(start + _TASK_COLUMNS, y.shape[1])
+        stop = min(start + task, y.shape[1])
         kernel(a, lo, hi, y, weights_in, reg, float(tolerance), int(max_iterations), float(c),
                float(mad_to_sigma), v_out, final_weights, iterations, start, stop)
 
-    starts = range(0, y.shape[1], _TASK_COLUMNS)
-    workers = max(1, min(threads or os.cpu_count() or 1, len(starts)))
+    workers = max(1, min(threads or os.cpu_count() or 1, -(-y.shape[1] // _MIN_TASK_COLUMNS)))
+    task = -(-y.shape[1] // workers)
+    starts = range(0, y.shape[1], task)
     if workers == 1:
         for start in starts:
             run(start)
