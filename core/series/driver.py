@@ -51,6 +51,11 @@ SIGMA_SAMPLE_COLUMNS = 4096
 #: decompressed tiles of every pair file and grow with the network; this bound keeps the peak memory
 #: independent of the number of pairs (rasterio restores the previous size afterwards).
 GDAL_CACHE_BYTES = 64 * 1024 * 1024
+#: The time-series outputs are band-interleaved: each band's tiles are written (and drawn by QGIS, one band
+#: at a time) on their own; pixel-interleaved tiles of many bands would be re-read and re-compressed for
+#: every band written once the small GDAL cache above cannot hold a window of all bands (500 pairs, 59
+#: steps: 3.4 times slower).
+SERIES_CREATION = {"interleave": "band"}
 #: Side (pixels) of the window at the grid's centre read to choose λ by GCV.
 GCV_WINDOW = 128
 QUANTITIES = (
@@ -183,7 +188,7 @@ def _invert_network(pairs, out_folder, prefix, step_days, lam, robust, min_pairs
             tags = dict(common, SM_SERIES_KIND=kind, SM_SERIES_UNIT=unit, SM_SERIES_DATES=",".join(dates))
             writers[kind] = stack.enter_context(outputs.raster(
                 path, grid, [f"{date} ({unit})" for date in dates], tags=tags, band_tags=band_tags, style=style,
-                require_valid=_EMPTY_HINT if kind == "speed" else None))
+                require_valid=_EMPTY_HINT if kind == "speed" else None, creation=SERIES_CREATION))
             paths[kind] = path
         paths["quality"] = os.path.join(folder, f"{prefix}_quality.tif")
         writers["quality"] = stack.enter_context(outputs.raster(
