@@ -109,7 +109,7 @@ def test_three_pipelines_on_shared_io():
                       if os.path.isfile(os.path.join(REPO, "core", name, "__init__.py")))
     assert packages == ["dem", "io", "itslive", "offsets", "ortho", "planet", "sentinel1", "series"]
     loose = sorted(os.path.basename(p) for p in glob.glob(os.path.join(REPO, "core", "*.py")))
-    assert loose == ["__init__.py", "choices.py", "dates.py", "dependencies.py", "errors.py"]
+    assert loose == ["__init__.py", "choices.py", "cluster.py", "dates.py", "dependencies.py", "errors.py"]
 
 
 def test_no_import_points_upward():
